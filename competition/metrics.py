@@ -1,0 +1,32 @@
+"""Validation metrics for metrics.json: accuracy, per-class precision/recall/F1, confusion matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
+
+from competition.config import NUM_CLASSES
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    classes = list(range(NUM_CLASSES))
+    predicted = probabilities.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=classes, zero_division=0
+    )
+    matrix = confusion_matrix(labels, predicted, labels=classes)
+    errors = matrix - np.diag(np.diag(matrix))
+    true_cls, pred_cls = np.unravel_index(errors.argmax(), errors.shape)
+    return {
+        "n": int(len(labels)),
+        "accuracy": float((predicted == labels).mean()),
+        "loss": float(log_loss(labels, probabilities, labels=classes)),
+        "errors": int((predicted != labels).sum()),
+        "macro_f1": float(f1.mean()),
+        "per_class": {
+            str(c): {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support)
+        },
+        "most_confused": {"true": int(true_cls), "predicted": int(pred_cls), "count": int(errors.max())},
+        "confusion_matrix": matrix.tolist(),  # rows: true label, columns: predicted
+    }

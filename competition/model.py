@@ -1,0 +1,69 @@
+"""The one model definition that training, tuning and export share.
+
+`make_cnn` is plain model code: conv blocks (Conv2D -> MaxPool -> BatchNorm -> Dropout), then dense
+layers, then a softmax. The report's model and every tuned model are calls of it; tuning only picks
+its arguments. The model takes raw 0..255 pixels (a Rescaling layer scales them to [0, 1], the
+report's MinMaxScaler), so nothing outside it, an exported TFLite file included, repeats the
+preprocessing.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+from competition.config import IMAGE_SIZE, NUM_CLASSES
+
+
+def make_cnn(
+    conv_filters: Sequence[int] = (32, 64),
+    kernel_size: int = 5,
+    conv_dropout: float = 0.25,
+    fc_units: Sequence[int] = (256,),
+    fc_dropout: float = 0.5,
+    name: str = "cnn",
+) -> keras.Model:
+    layers = [keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels"), keras.layers.Rescaling(1 / 255)]
+    for filters in conv_filters:
+        layers += [
+            keras.layers.Conv2D(filters, kernel_size, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dropout(conv_dropout),
+        ]
+    layers.append(keras.layers.Flatten())
+    for units in fc_units:
+        layers += [keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(fc_dropout)]
+    layers.append(keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"))
+    return keras.Sequential(layers, name=name)
+
+
+def report_model() -> keras.Model:
+    """The report's model 1 and 2: 858,122 parameters."""
+    return make_cnn((32, 64), 5, 0.25, (256,), 0.5, name="report")
+
+
+# Architectures selectable by name (--arch).
+ARCHITECTURES = {"report": report_model}
+
+
+def build(arch: str) -> keras.Model:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch]()
+
+
+def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
+    """The report's compile: Adam, categorical cross-entropy, accuracy, precision, recall, F1."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="categorical_crossentropy",
+        metrics=[
+            "accuracy",
+            keras.metrics.Precision(name="precision"),  # threshold 0.5 on the softmax, as the report
+            keras.metrics.Recall(name="recall"),
+            keras.metrics.F1Score(average="micro", threshold=0.5, name="f1"),
+        ],
+    )
+    return model

@@ -1,0 +1,80 @@
+"""Run folders under models/: each run is self-describing and appears whole or not at all.
+
+A run is built in a hidden `.tmp-<id>` folder and renamed to `<id>` once everything is in it, so a
+crash or Ctrl-C never leaves a folder that looks like a finished run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Iterator
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+FINGERPRINT_FILE = "data_fingerprint.json"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+LOG_FILE = "train.log"
+
+log = logging.getLogger("competition")
+
+
+def new_run_id(name: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+
+
+@contextlib.contextmanager
+def run_folder(models_dir: str | Path, run_id: str) -> Iterator[Path]:
+    """Yield a temporary folder to fill; on success it becomes models_dir/run_id."""
+    models = Path(models_dir)
+    models.mkdir(parents=True, exist_ok=True)
+    final = models / run_id
+    if final.exists():
+        raise FileExistsError(f"{final} exists already")
+    tmp = models / f".tmp-{run_id}"
+    tmp.mkdir()
+    handler = logging.FileHandler(tmp / LOG_FILE)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    try:
+        yield tmp
+        handler.close()
+        log.removeHandler(handler)
+        os.replace(tmp, final)
+    finally:
+        handler.close()
+        log.removeHandler(handler)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def is_run(path: Path) -> bool:
+    return path.is_dir() and not path.name.startswith(".") and (path / MODEL_FILE).is_file()
+
+
+def resolve_run(models_dir: str | Path, run: str | None = None) -> Path:
+    """A run folder: `run` as a path or an id under models_dir, or else the newest run there."""
+    models = Path(models_dir)
+    if run:
+        for candidate in (Path(run), models / run):
+            if is_run(candidate):
+                return candidate
+        raise FileNotFoundError(f"no run {run!r}: expected a folder with {MODEL_FILE}, as a path or under {models}")
+    runs = sorted(p for p in models.iterdir() if is_run(p)) if models.is_dir() else []
+    if not runs:
+        raise FileNotFoundError(f"no trained run in {models}: run `make train` (or `make demo`) first")
+    return runs[-1]  # ids start with a timestamp, so the last is the newest
+
+
+def setup_console_logging() -> None:
+    """One summary line per phase on the console; run_folder() adds the run's log file."""
+    if not log.handlers:
+        console = logging.StreamHandler()
+        console.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(console)
+    log.setLevel(logging.INFO)
+    log.propagate = False

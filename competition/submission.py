@@ -1,0 +1,103 @@
+"""Predict test.csv with a trained run and write a checked Kaggle submission.
+
+    python -m competition.submission                       # the newest run in models/
+    python -m competition.submission --run 20261127-0930-report-aug --out submission.csv
+
+Writes `ImageId,Label` (ImageId 1..N, one row per test image, labels 0..9) into the run's folder
+unless --out says otherwise, and prints where it wrote and which model made it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from competition.config import DATA_DIR, MODELS_DIR, NUM_CLASSES
+from competition.data import DataError, load_test
+from competition.io import atomic_path
+from competition.runs import METRICS_FILE, MODEL_FILE, resolve_run
+
+SUBMISSION_FILE = "submission.csv"
+HEADER = ["ImageId", "Label"]
+
+
+class SubmissionError(ValueError):
+    """A submission Kaggle would reject or mis-score."""
+
+
+def check_submission(frame: pd.DataFrame, n_test: int, source: str = "submission") -> None:
+    """Raise SubmissionError unless frame is exactly one valid row per test image, in order."""
+    if list(frame.columns) != HEADER:
+        raise SubmissionError(f"{source}: header must be {','.join(HEADER)}, got {','.join(map(str, frame.columns))}")
+    if len(frame) != n_test:
+        raise SubmissionError(f"{source}: {len(frame)} rows, expected one per test image ({n_test})")
+    for name in HEADER:
+        if frame[name].dtype.kind not in "iu":
+            raise SubmissionError(f"{source}: column {name} must hold integers, got {frame[name].dtype}")
+    ids = frame["ImageId"].to_numpy()
+    wrong = np.flatnonzero(ids != np.arange(1, n_test + 1))
+    if wrong.size:
+        row = wrong[0]
+        raise SubmissionError(f"{source}, line {row + 2}: ImageId {ids[row]}, expected {row + 1} (1..{n_test} in order)")
+    labels = frame["Label"].to_numpy()
+    wrong = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
+    if wrong.size:
+        row = wrong[0]
+        raise SubmissionError(f"{source}, line {row + 2}: Label {labels[row]}, expected 0..{NUM_CLASSES - 1}")
+
+
+def predict_labels(model_path: Path, images: np.ndarray) -> np.ndarray:
+    import keras  # heavy: imported only when predicting
+
+    model = keras.models.load_model(model_path)
+    return model.predict(images.astype(np.float32), batch_size=256, verbose=0).argmax(axis=1)
+
+
+def write_submission(labels: np.ndarray, out: Path, n_test: int) -> pd.DataFrame:
+    frame = pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels.astype(np.int64)})
+    check_submission(frame, n_test, str(out))
+    with atomic_path(out) as tmp:
+        frame.to_csv(tmp, index=False)
+    return frame
+
+
+def run(run: str | None, data_dir: str, models_dir: str, out: str | None) -> Path:
+    folder = resolve_run(models_dir, run)
+    test = load_test(data_dir)
+    labels = predict_labels(folder / MODEL_FILE, test.images)
+    target = Path(out) if out else folder / SUBMISSION_FILE
+    frame = write_submission(labels, target, len(test))
+
+    metrics_path = folder / METRICS_FILE
+    val_acc = json.loads(metrics_path.read_text())["validation"]["accuracy"] if metrics_path.is_file() else None
+    counts = np.bincount(frame["Label"], minlength=NUM_CLASSES)
+    print(f"model: {folder / MODEL_FILE}" + (f" (val accuracy {val_acc:.5f})" if val_acc is not None else ""))
+    print(f"submission: {len(frame)} rows from {test.source} -> {target}")
+    print(f"labels 0..9: {' '.join(map(str, counts))}")
+    if test.demo:
+        print("note: DEMO data (scikit-learn digits): this submission is not for Kaggle")
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", default=None, help="run id or folder (default: the newest run)")
+    parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with test.csv (default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--out", default=None, help="where to write (default: RUN/submission.csv)")
+    args = parser.parse_args(argv)
+    try:
+        run(args.run, args.data_dir, args.models_dir, args.out)
+    except (DataError, SubmissionError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Train a model on train.csv and write a self-describing run folder under models/.
+
+    python -m competition.train                 # the report's model 1 (no augmentation)
+    python -m competition.train --augment       # the report's model 2 (rotation, shift, zoom)
+    python -m competition.train --epochs 1 --data_dir data/demo
+
+The run folder models/<time>-<name>/ holds model.keras, config.json (the resolved config),
+data_fingerprint.json, history.csv (one row per epoch), metrics.json (validation accuracy,
+per-class precision/recall/F1, confusion matrix) and train.log. It appears only when the run ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from competition import model as models
+from competition.augment import make_dataset
+from competition.config import NUM_CLASSES, TrainConfig
+from competition.data import DataError, Digits, load_train
+from competition.io import write_json
+from competition.metrics import classification_metrics
+from competition.runs import (
+    CONFIG_FILE,
+    FINGERPRINT_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    new_run_id,
+    run_folder,
+    setup_console_logging,
+)
+
+log = logging.getLogger("competition")
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One line per epoch with units, for the console and the run's train.log."""
+
+    def __init__(self, epochs: int, n_train: int):
+        super().__init__()
+        self.epochs, self.n_train = epochs, n_train
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        seconds = time.perf_counter() - self.start
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        log.info(
+            f"epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', float('nan')):.4f} "
+            f"acc {logs.get('accuracy', float('nan')):.4f} val_loss {logs.get('val_loss', float('nan')):.4f} "
+            f"val_acc {logs.get('val_accuracy', float('nan')):.4f} lr {lr:.0e}, "
+            f"{seconds:.1f}s, {self.n_train / seconds:.0f} img/s"
+        )
+
+
+def split(digits: Digits, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The report's split: train_test_split(test_size=0.1, random_state=15)."""
+    return train_test_split(digits.images, digits.labels, test_size=cfg.val_size, random_state=cfg.split_seed)
+
+
+def onehot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+def callbacks(cfg: TrainConfig, folder: Path, n_train: int) -> list[keras.callbacks.Callback]:
+    return [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            mode="min",
+            patience=cfg.early_stopping_patience,
+            min_delta=cfg.early_stopping_min_delta,
+            restore_best_weights=True,
+        ),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience),
+        keras.callbacks.CSVLogger(str(folder / HISTORY_FILE)),
+        EpochLog(cfg.epochs, n_train),
+    ]
+
+
+def run(cfg: TrainConfig) -> Path:
+    """Train as cfg says; return the finished run folder."""
+    setup_console_logging()
+    keras.utils.set_random_seed(cfg.seed)
+    start = time.perf_counter()
+    digits = load_train(cfg.data_dir)
+    x_train, x_val, y_train, y_val = split(digits, cfg)
+    kind = "DEMO data (scikit-learn digits, not the competition's)" if digits.demo else "competition data"
+    log.info(
+        f"data: {len(x_train)} train / {len(x_val)} val images from {digits.source} [{kind}], "
+        f"{time.perf_counter() - start:.1f}s"
+    )
+
+    model = models.compile_model(models.build(cfg.arch), cfg.learning_rate)
+    train_ds = make_dataset(
+        x_train, onehot(y_train), cfg.batch_size, cfg.seed,
+        cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac,
+    )
+    val = (x_val.astype(np.float32), onehot(y_val))
+
+    run_id = new_run_id(cfg.name)
+    with run_folder(cfg.models_dir, run_id) as folder:
+        log.info(f"run: {run_id}, arch {cfg.arch} ({model.count_params():,} parameters), "
+                 f"augment {'on' if cfg.augment else 'off'}, up to {cfg.epochs} epochs of batch {cfg.batch_size}")
+        write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "keras": keras.__version__,
+                                          "backend": keras.backend.backend()})
+        write_json(folder / FINGERPRINT_FILE, {**digits.fingerprint(), "n_train": len(x_train), "n_val": len(x_val)})
+
+        fit_start = time.perf_counter()
+        history = model.fit(
+            train_ds,
+            validation_data=val,
+            epochs=cfg.epochs,
+            callbacks=callbacks(cfg, folder, len(x_train)),
+            shuffle=False,  # the dataset shuffles itself
+            verbose=1 if sys.stdout.isatty() else 0,
+        )
+        fit_seconds = time.perf_counter() - fit_start
+        epochs_run = len(history.history["loss"])
+        log.info(f"train: {epochs_run} epochs, {fit_seconds:.0f}s, "
+                 f"{epochs_run * len(x_train) / fit_seconds:.0f} img/s")
+
+        model.save(folder / MODEL_FILE)
+        metrics = classification_metrics(y_val, model.predict(val[0], batch_size=256, verbose=0))
+        val_losses = history.history["val_loss"]
+        write_json(folder / METRICS_FILE, {
+            "run_id": run_id,
+            "demo_data": digits.demo,
+            "validation": metrics,
+            "epochs_run": epochs_run,
+            "best_epoch": int(np.argmin(val_losses)) + 1,
+            "best_val_loss": float(np.min(val_losses)),
+            "train_seconds": round(fit_seconds, 1),
+            "train_images_per_second": round(epochs_run * len(x_train) / fit_seconds, 1),
+            "parameters": model.count_params(),
+        })
+        log.info(f"eval: val accuracy {metrics['accuracy']:.5f} ({metrics['errors']} errors in {metrics['n']}), "
+                 f"val loss {metrics['loss']:.4f}, most confused {metrics['most_confused']['true']}->"
+                 f"{metrics['most_confused']['predicted']}")
+    final = Path(cfg.models_dir) / run_id
+    log.info(f"saved: {final}")
+    return final
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    for field in dataclasses.fields(TrainConfig):
+        flag = f"--{field.name}"
+        if field.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
+                                help="(default: %(default)s)")
+        else:
+            kind = {"int": int, "float": float, "str": str}[field.type]
+            parser.add_argument(flag, type=kind, default=field.default, help="(default: %(default)s)")
+    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    if cfg.arch not in models.ARCHITECTURES:
+        parser.error(f"--arch {cfg.arch!r}: choose from {', '.join(models.ARCHITECTURES)}")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 < cfg.val_size < 1:
+        parser.error("--epochs and --batch_size must be at least 1, --val_size between 0 and 1")
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    try:
+        run(cfg)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: no run folder was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
