@@ -24,6 +24,7 @@ TEST_COLUMNS = PIXEL_COLUMNS
 COMPETITION_ZIP = "digit-recognizer.zip"
 # A folder holding this file was made by `make demo-data`: every run on it says so.
 DEMO_MARKER = "DEMO_DATA.md"
+DEMO_TEST_LABELS = "test_labels.csv"  # the demo set can score itself; Kaggle's test labels are hidden
 
 
 class DataError(ValueError):
@@ -58,9 +59,12 @@ def find_csv(data_dir: str | Path, name: str) -> str:
             return str(candidate)
     archive = folder / COMPETITION_ZIP
     if archive.is_file():
-        with zipfile.ZipFile(archive) as zf:
-            if name in zf.namelist():
-                return f"{archive}::{name}"
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                if name in zf.namelist():
+                    return f"{archive}::{name}"
+        except zipfile.BadZipFile as err:
+            raise DataError(f"{archive}: cannot be read: {err}") from None
     raise DataError(
         f"{folder}: no {name}, {name}.gz or {COMPETITION_ZIP} containing {name}. "
         "Run `make data` (Kaggle) or `make demo-data` (offline demo set), or pass --data_dir."
@@ -126,7 +130,7 @@ def validate(frame: pd.DataFrame, columns: list[str], source: str) -> np.ndarray
         if frame[name].dtype.kind not in "iu":
             row = _first_non_integer(frame[name])
             raise DataError(
-                f"{_where(source, row, name)}: expected an integer, got {frame[name].iloc[row]!r}"
+                f"{_where(source, row, name)}: expected an integer, got {str(frame[name].iloc[row])!r}"
             )
 
     values = frame.to_numpy(dtype=np.int64)
@@ -141,10 +145,13 @@ def validate(frame: pd.DataFrame, columns: list[str], source: str) -> np.ndarray
 
 
 def _first_non_integer(series: pd.Series) -> int:
-    """Row of the first value that is not written as a whole number (e.g. '1.5', 'abc', '3.0')."""
-    text = series.astype(str).str.strip()
-    bad = ~text.str.fullmatch(r"[+-]?\d+")
-    return int(np.flatnonzero(bad.to_numpy())[0])
+    """Row of the first value that is not a whole number (e.g. 1.5 or 'abc')."""
+    if series.dtype.kind == "f":
+        bad = (series != np.floor(series)).to_numpy()
+    else:
+        bad = ~series.astype(str).str.strip().str.fullmatch(r"[+-]?\d+").to_numpy(dtype=bool)
+    hits = np.flatnonzero(bad)
+    return int(hits[0]) if hits.size else 0  # a column of whole numbers written as decimals ("3.0")
 
 
 def _where(source: str, row: int, column: str) -> str:

@@ -20,7 +20,7 @@ from scipy import ndimage
 from sklearn.datasets import load_digits
 
 from competition.config import DEMO_DATA_DIR, IMAGE_SIZE
-from competition.data import DEMO_MARKER, PIXEL_COLUMNS
+from competition.data import DEMO_MARKER, DEMO_TEST_LABELS, PIXEL_COLUMNS
 from competition.io import atomic_path, write_text
 
 TEST_FRACTION = 0.2
@@ -61,7 +61,7 @@ def write_demo_data(out_dir: str | Path, seed: int = 0) -> dict[str, int]:
     test_labels = pd.DataFrame({"ImageId": np.arange(1, n_test + 1), "Label": labels[test_idx]})
 
     write_text(out / DEMO_MARKER, MARKER_TEXT)
-    for name, frame in (("train.csv", train), ("test.csv", test), ("test_labels.csv", test_labels)):
+    for name, frame in (("train.csv", train), ("test.csv", test), (DEMO_TEST_LABELS, test_labels)):
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
     return {"train": len(train), "test": len(test)}

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -43,13 +44,13 @@ def run_folder(models_dir: str | Path, run_id: str) -> Iterator[Path]:
     log.addHandler(handler)
     try:
         yield tmp
-        handler.close()
         log.removeHandler(handler)
+        handler.close()
         os.replace(tmp, final)
     finally:
-        handler.close()
         log.removeHandler(handler)
-        shutil.rmtree(tmp, ignore_errors=True)
+        handler.close()
+        shutil.rmtree(tmp, ignore_errors=True)  # a failed run leaves nothing behind
 
 
 def is_run(path: Path) -> bool:
@@ -70,10 +71,22 @@ def resolve_run(models_dir: str | Path, run: str | None = None) -> Path:
     return runs[-1]  # ids start with a timestamp, so the last is the newest
 
 
+class _Console(logging.StreamHandler):
+    """Writes to whatever sys.stdout is now (pytest and notebooks swap it)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _):
+        pass
+
+
 def setup_console_logging() -> None:
     """One summary line per phase on the console; run_folder() adds the run's log file."""
-    if not log.handlers:
-        console = logging.StreamHandler()
+    if not any(isinstance(h, _Console) for h in log.handlers):
+        console = _Console()
         console.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(console)
     log.setLevel(logging.INFO)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from competition.config import DATA_DIR, MODELS_DIR, NUM_CLASSES
-from competition.data import DataError, load_test
+from competition.data import DEMO_TEST_LABELS, DataError, load_test
 from competition.io import atomic_path
 from competition.runs import METRICS_FILE, MODEL_FILE, resolve_run
 
@@ -81,6 +81,10 @@ def run(run: str | None, data_dir: str, models_dir: str, out: str | None) -> Pat
     print(f"labels 0..9: {' '.join(map(str, counts))}")
     if test.demo:
         print("note: DEMO data (scikit-learn digits): this submission is not for Kaggle")
+        truth = Path(data_dir) / DEMO_TEST_LABELS
+        if truth.is_file():  # only the demo set has its test labels; the competition hides them
+            accuracy = (pd.read_csv(truth)["Label"].to_numpy() == frame["Label"].to_numpy()).mean()
+            print(f"demo test accuracy: {accuracy:.4f} against {truth}")
     return target
 
 

@@ -92,24 +92,21 @@ def run(cfg: TrainConfig) -> Path:
     """Train as cfg says; return the finished run folder."""
     setup_console_logging()
     keras.utils.set_random_seed(cfg.seed)
-    start = time.perf_counter()
-    digits = load_train(cfg.data_dir)
-    x_train, x_val, y_train, y_val = split(digits, cfg)
-    kind = "DEMO data (scikit-learn digits, not the competition's)" if digits.demo else "competition data"
-    log.info(
-        f"data: {len(x_train)} train / {len(x_val)} val images from {digits.source} [{kind}], "
-        f"{time.perf_counter() - start:.1f}s"
-    )
-
-    model = models.compile_model(models.build(cfg.arch), cfg.learning_rate)
-    train_ds = make_dataset(
-        x_train, onehot(y_train), cfg.batch_size, cfg.seed,
-        cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac,
-    )
-    val = (x_val.astype(np.float32), onehot(y_val))
-
     run_id = new_run_id(cfg.name)
     with run_folder(cfg.models_dir, run_id) as folder:
+        start = time.perf_counter()
+        digits = load_train(cfg.data_dir)
+        x_train, x_val, y_train, y_val = split(digits, cfg)
+        kind = "DEMO data (scikit-learn digits, not the competition's)" if digits.demo else "competition data"
+        log.info(f"data: {len(x_train)} train / {len(x_val)} val images from {digits.source} [{kind}], "
+                 f"{time.perf_counter() - start:.1f}s")
+
+        model = models.compile_model(models.build(cfg.arch), cfg.learning_rate)
+        train_ds = make_dataset(
+            x_train, onehot(y_train), cfg.batch_size, cfg.seed,
+            cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac,
+        )
+        val = (x_val.astype(np.float32), onehot(y_val))
         log.info(f"run: {run_id}, arch {cfg.arch} ({model.count_params():,} parameters), "
                  f"augment {'on' if cfg.augment else 'off'}, up to {cfg.epochs} epochs of batch {cfg.batch_size}")
         write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "keras": keras.__version__,

@@ -1,0 +1,68 @@
+import numpy as np
+import tensorflow as tf
+
+from competition.augment import make_dataset, random_affine, transforms_from, warp
+
+
+def digit():
+    image = np.zeros((1, 28, 28, 1), np.float32)
+    image[0, 8:20, 12:16, 0] = 255  # a vertical bar: a "1"
+    return image
+
+
+def centre_of_mass(image):
+    """(row, column) of the ink's centre in a (28, 28, 1) image."""
+    ink = image[..., 0]
+    rows, cols = np.indices(ink.shape)
+    return (rows * ink).sum() / ink.sum(), (cols * ink).sum() / ink.sum()
+
+
+def apply(image, angle=0.0, zoom=1.0, dx=0.0, dy=0.0):
+    params = tf.constant([[angle, zoom, dx, dy]], tf.float32)
+    return warp(tf.constant(image), transforms_from(params)).numpy()
+
+
+def test_identity_transform_changes_nothing():
+    image = digit()
+    np.testing.assert_allclose(apply(image), image, atol=1e-4)
+    np.testing.assert_allclose(random_affine(tf.constant(image), 0.0, 0.0, 0.0).numpy(), image, atol=1e-4)
+
+
+def test_shift_moves_the_digit_by_whole_pixels():
+    image = digit()
+    moved = apply(image, dx=3, dy=-2)
+    np.testing.assert_allclose(moved[0, 6:18, 15:19, 0], 255, atol=1e-3)
+    assert moved.sum() == image.sum()  # nothing fell off the frame
+
+
+def test_rotation_turns_a_bar_and_zoom_scales_it():
+    bar = digit()
+    turned = apply(bar, angle=np.pi / 2)[0, ..., 0]
+    rows, cols = np.nonzero(turned > 128)
+    assert np.ptp(cols) > np.ptp(rows)  # vertical became horizontal
+    big = apply(bar, zoom=1.5)[0, ..., 0]
+    assert (big > 128).sum() > 1.8 * (bar[0, ..., 0] > 128).sum()
+
+
+def test_augmented_batches_stay_in_range_and_differ_from_the_originals():
+    images = np.repeat(digit().astype(np.uint8), 64, axis=0)
+    labels = np.eye(10, dtype=np.float32)[np.zeros(64, int)]
+    x, y = next(iter(make_dataset(images, labels, 64, seed=1, augment=True)))
+    x = x.numpy()
+    assert x.shape == (64, 28, 28, 1) and x.dtype == np.float32
+    assert x.min() >= 0 and x.max() <= 255.001
+    assert not np.allclose(x, images)  # each digit was moved
+    assert len({round(float(v), 3) for v in x.sum(axis=(1, 2, 3))}) > 32  # by different amounts
+    np.testing.assert_array_equal(y.numpy(), labels)
+    # Ranges are bounded: the bar's centre stays within the 10% shift and zoom of where it was.
+    cy, cx = centre_of_mass(digit()[0])
+    for image in x[:16]:
+        my, mx = centre_of_mass(image)
+        assert abs(my - cy) < 5 and abs(mx - cx) < 5
+
+
+def test_no_augmentation_passes_pixels_through():
+    images = np.random.default_rng(0).integers(0, 256, (10, 28, 28, 1)).astype(np.uint8)
+    labels = np.eye(10, dtype=np.float32)
+    x, _ = next(iter(make_dataset(images, labels, 10, seed=0, augment=False)))
+    assert sorted(x.numpy().sum(axis=(1, 2, 3))) == sorted(images.astype(np.float32).sum(axis=(1, 2, 3)))

@@ -1,0 +1,57 @@
+"""Command lines: bad input means a clear message, a non-zero exit and nothing written."""
+
+import subprocess
+import sys
+
+from competition import submission, train
+from competition.config import ROOT
+from competition.demo_data import main as demo_main
+
+
+def test_train_on_bad_data_writes_nothing(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("label,pixel0\n1,2\n")
+    models = tmp_path / "models"
+    code = train.main(["--data_dir", str(data), "--models_dir", str(models), "--epochs", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "train.csv, line 1 (header), column 3: expected 'pixel1'" in err
+    assert not models.exists() or not any(models.iterdir())
+
+
+def test_submission_without_a_run_says_what_to_do(tmp_path, demo_dir, capsys):
+    out = tmp_path / "submission.csv"
+    code = submission.main(["--data_dir", str(demo_dir), "--models_dir", str(tmp_path / "models"),
+                            "--out", str(out)])
+    assert code == 2 and not out.exists()
+    assert "make train" in capsys.readouterr().err
+
+
+def test_bad_flags_are_refused(capsys):
+    for argv in (["--arch", "vgg"], ["--epochs", "0"], ["--epochs", "two"]):
+        try:
+            train.parse_args(argv)
+        except SystemExit as exit_:
+            assert exit_.code == 2
+        else:
+            raise AssertionError(f"{argv} was accepted")
+    assert "--arch 'vgg': choose from report" in capsys.readouterr().err
+
+
+def test_flags_override_config_typed():
+    cfg = train.parse_args(["--epochs", "3", "--learning_rate", "0.001", "--augment", "--seed", "7"])
+    assert (cfg.epochs, cfg.learning_rate, cfg.augment, cfg.seed) == (3, 0.001, True, 7)
+    assert train.parse_args(["--no-augment"]).augment is False
+
+
+def test_help_shows_defaults():
+    result = subprocess.run([sys.executable, "-m", "competition.train", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, check=True)
+    assert "--batch_size BATCH_SIZE" in result.stdout and "(default: 32)" in result.stdout
+
+
+def test_demo_data_cli(tmp_path, capsys):
+    assert demo_main(["--out", str(tmp_path)]) == 0
+    assert "1438 train / 359 test" in capsys.readouterr().out
+    assert (tmp_path / "train.csv").is_file() and not list(tmp_path.glob(".*.tmp"))

@@ -1,0 +1,48 @@
+import keras
+import numpy as np
+import pytest
+
+from competition import model as models
+
+
+def layer_kinds(model):
+    return [type(layer).__name__ for layer in model.layers]
+
+
+def test_report_model_layer_for_layer():
+    model = models.report_model()
+    assert model.count_params() == 858_122  # the report's figure
+    assert layer_kinds(model) == [
+        "Rescaling",
+        "Conv2D", "MaxPooling2D", "BatchNormalization", "Dropout",
+        "Conv2D", "MaxPooling2D", "BatchNormalization", "Dropout",
+        "Flatten", "Dense", "Dropout", "Dense",
+    ]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size, c.padding) for c in convs] == [(32, (5, 5), "same"), (64, (5, 5), "same")]
+    assert model.get_layer(index=9).output.shape[-1] == 3136  # Flatten, as the report says
+    assert [d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)] == [0.25, 0.25, 0.5]
+    assert model.layers[-1].activation.__name__ == "softmax"
+
+
+def test_reports_tuned_model_builds_to_its_parameter_count():
+    model = models.make_cnn(conv_filters=(64, 64, 128, 128), kernel_size=5, fc_units=(256,))
+    assert model.count_params() == 755_914
+    non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    assert non_trainable == 768
+
+
+def test_model_takes_raw_pixels():
+    """Rescaling is inside the model: 0..255 input gives the same output as the scaled maths."""
+    model = models.report_model()
+    x = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1)).astype(np.float32)
+    rescale = model.layers[0]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(rescale(x)), x / 255, rtol=1e-6)
+    probs = model.predict(x, verbose=0)
+    assert probs.shape == (2, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="unknown architecture 'resnet'; choose from report"):
+        models.build("resnet")

@@ -1,0 +1,104 @@
+"""End to end on the demo set: one epoch, a run folder, a checked submission."""
+
+import csv
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from competition import submission, train
+from competition.config import TrainConfig
+from competition.runs import resolve_run
+from competition.submission import SubmissionError, check_submission
+
+
+def test_run_folder_holds_everything(trained_run, demo_dir):
+    files = {p.name for p in trained_run.iterdir()}
+    assert {"model.keras", "config.json", "data_fingerprint.json", "history.csv", "metrics.json",
+            "train.log"} <= files
+    assert not [p for p in trained_run.parent.iterdir() if p.name.startswith(".tmp")]
+
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["augment"] is True and config["epochs"] == 1 and config["data_dir"] == str(demo_dir)
+    assert config["backend"] == "tensorflow"
+
+    fingerprint = json.loads((trained_run / "data_fingerprint.json").read_text())
+    assert fingerprint["demo"] is True and fingerprint["rows"] == 1438
+    assert fingerprint["n_train"] + fingerprint["n_val"] == 1438 and len(fingerprint["sha256"]) == 64
+
+    with open(trained_run / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    assert len(history) == 1 and {"loss", "val_loss", "val_accuracy", "val_f1"} <= set(history[0])
+
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    val = metrics["validation"]
+    matrix = np.array(val["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == val["n"] == fingerprint["n_val"]
+    assert val["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+    assert sum(c["support"] for c in val["per_class"].values()) == val["n"]
+    assert metrics["demo_data"] is True and metrics["epochs_run"] == 1
+
+    log = (trained_run / "train.log").read_text()
+    assert "DEMO data" in log and "epoch 1/1" in log and "val accuracy" in log
+
+
+def test_validation_split_is_the_reports(demo_dir):
+    """train_test_split(test_size=0.1, random_state=15): same split every time, 10% held out."""
+    from competition.data import load_train
+
+    digits = load_train(demo_dir)
+    a = train.split(digits, TrainConfig())
+    b = train.split(digits, TrainConfig())
+    assert len(a[1]) == int(np.ceil(0.1 * len(digits)))
+    np.testing.assert_array_equal(a[3], b[3])
+    c = train.split(digits, TrainConfig(split_seed=16))
+    assert not np.array_equal(a[3], c[3])
+
+
+def test_submission_from_newest_run(trained_run, demo_dir, tmp_path, capsys):
+    out = tmp_path / "submission.csv"
+    assert submission.main(["--data_dir", str(demo_dir), "--models_dir", str(trained_run.parent),
+                            "--out", str(out)]) == 0
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["ImageId", "Label"]
+    assert frame["ImageId"].tolist() == list(range(1, 360))  # the demo test set's 359 rows
+    assert frame["Label"].between(0, 9).all()
+    printed = capsys.readouterr().out
+    assert str(trained_run / "model.keras") in printed and str(out) in printed and "DEMO" in printed
+    assert "demo test accuracy:" in printed
+    # One epoch on 1,294 digits already beats chance on the demo test labels.
+    truth = pd.read_csv(demo_dir / "test_labels.csv")
+    assert (frame["Label"] == truth["Label"]).mean() > 0.2
+
+
+def test_resolve_run_picks_the_newest_finished_run(tmp_path):
+    for name in ("20260101-000000-a", "20260102-000000-b", ".tmp-20260103-000000-c"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.keras").write_bytes(b"")
+    (tmp_path / "20260104-000000-no-model").mkdir()
+    assert resolve_run(tmp_path).name == "20260102-000000-b"
+    assert resolve_run(tmp_path, "20260101-000000-a").name == "20260101-000000-a"
+    with pytest.raises(FileNotFoundError, match="no run 'zzz'"):
+        resolve_run(tmp_path, "zzz")
+    with pytest.raises(FileNotFoundError, match="make train"):
+        resolve_run(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (pd.DataFrame({"ImageId": [1, 2], "Label": [3, 4]}), r"2 rows, expected one per test image \(3\)"),
+        (pd.DataFrame({"Id": [1, 2, 3], "Label": [3, 4, 5]}), r"header must be ImageId,Label"),
+        (pd.DataFrame({"ImageId": [1, 3, 2], "Label": [3, 4, 5]}), r"line 3: ImageId 3, expected 2"),
+        (pd.DataFrame({"ImageId": [1, 2, 3], "Label": [3, 10, 5]}), r"line 3: Label 10, expected 0..9"),
+        (pd.DataFrame({"ImageId": [1, 2, 3], "Label": [3.0, 1.5, 5.0]}), r"Label must hold integers"),
+    ],
+)
+def test_check_submission_refuses_what_kaggle_would(frame, message):
+    with pytest.raises(SubmissionError, match=message):
+        check_submission(frame, 3)
+
+
+def test_check_submission_accepts_a_valid_one():
+    check_submission(pd.DataFrame({"ImageId": [1, 2, 3], "Label": [0, 9, 5]}), 3)
