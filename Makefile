@@ -10,7 +10,7 @@ ARGS ?=
 RUN ?=
 RUN_FLAG := $(if $(RUN),--run $(RUN))
 
-.PHONY: help setup demo-data demo train train-aug submission bench test clean
+.PHONY: help setup demo-data demo train train-aug tune train-best submission bench test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,12 +22,26 @@ $(VENV)/.installed: requirements.txt
 
 setup: $(VENV)/.installed ## create .venv and install requirements.txt
 
+# Kaggle (credentials: see README): make data [SOURCE=zip-or-folder], make submit [RUN=id] [MESSAGE="..."]
+SOURCE ?=
+MESSAGE ?=
+.PHONY: data submit submissions
+
+data: $(VENV)/.installed ## put the competition's CSVs in DATA_DIR, from Kaggle (or SOURCE=zip or folder)
+	$(PY) -m competition.get_data --data_dir $(DATA_DIR) $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
+
+submit: $(VENV)/.installed ## check RUN's submission.csv against test.csv, submit it to Kaggle, print the score
+	$(PY) -m competition.submit --data_dir $(DATA_DIR) $(RUN_FLAG) $(if $(MESSAGE),--message "$$MESSAGE") $(ARGS)
+
+submissions: $(VENV)/.installed ## list past Kaggle submissions and their public scores
+	$(PY) -m competition.submit --list $(ARGS)
+
 demo-data: $(VENV)/.installed ## write the offline demo set (scikit-learn digits, Kaggle format) to data/demo
 	$(PY) -m competition.demo_data --out $(DEMO_DIR)
 
 demo: demo-data ## set up, train the augmented model on the demo set, write its submission.csv
 	$(PY) -m competition.train --data_dir $(DEMO_DIR) --name demo --augment --epochs 20 --learning_rate 0.001 $(ARGS)
-	$(PY) -m competition.submission --data_dir $(DEMO_DIR)
+	$(PY) -m competition.submission --data_dir $(DEMO_DIR) --name demo
 
 train: $(VENV)/.installed ## train the report's model 1 (no augmentation) on DATA_DIR (default data/)
 	$(PY) -m competition.train --data_dir $(DATA_DIR) --name report-baseline $(ARGS)
@@ -35,7 +49,17 @@ train: $(VENV)/.installed ## train the report's model 1 (no augmentation) on DAT
 train-aug: $(VENV)/.installed ## train the report's model 2 (rotation/shift/zoom augmentation)
 	$(PY) -m competition.train --data_dir $(DATA_DIR) --name report-aug --augment $(ARGS)
 
-submission: $(VENV)/.installed ## predict test.csv with RUN (default: newest run) into RUN/submission.csv
+# Tuning: make tune [WORKERS=N] [ARGS="--fresh" or budget flags]; SEARCH picks the search folder.
+WORKERS ?= 0
+SEARCH ?= hyperband
+
+tune: $(VENV)/.installed ## search the report's hyperparameter space (Hyperband, resumable; WORKERS=N for a local cluster)
+	$(PY) -m competition.tune --data_dir $(DATA_DIR) --workers $(WORKERS) $(ARGS)
+
+train-best: $(VENV)/.installed ## retrain the search's best hyperparameters (augmented) into models/<time>-tuned
+	$(PY) -m competition.train --data_dir $(DATA_DIR) --name tuned --augment --hparams models/search-$(SEARCH)/best_hyperparameters.json $(ARGS)
+
+submission: $(VENV)/.installed ## predict test.csv with RUN (default: newest tuned run, else newest) into RUN/submission.csv
 	$(PY) -m competition.submission --data_dir $(DATA_DIR) $(RUN_FLAG) $(ARGS)
 
 bench: $(VENV)/.installed ## training images/s with and without augmentation (needs ../shared data)

@@ -5,6 +5,7 @@ Command lines override a few keys; the resolved TrainConfig is saved beside ever
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 from pathlib import Path
@@ -49,5 +50,58 @@ class TrainConfig:
     shift_frac: float = 0.1
     zoom_frac: float = 0.1
 
+    hparams: str = ""  # a search's best_hyperparameters.json: train that model instead of --arch
+    threads: int = 0  # TensorFlow intra-op threads; 0 = all cores
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """A keras-tuner search of the report's space (../shared/REPORT.md, model 3).
+
+    The defaults finish in about an hour on a 2-core CPU: Hyperband with max_epochs 9 and factor 3
+    plans 23 trials and 75 epochs. The report's own search (90 trials, 5.5 hours for its author) is
+    --max_epochs 40 --factor 3 --iterations 1 --budget_minutes 0.
+    """
+
+    name: str = ""  # the search lives in models/search-<name>/; default: the tuner's name
+    tuner: str = "hyperband"  # hyperband | random | bayesian
+    data_dir: str = str(DATA_DIR)
+    models_dir: str = str(MODELS_DIR)
+    max_epochs: int = 9  # Hyperband: epochs of the longest trials; others: epochs of every trial
+    factor: int = 3  # Hyperband's reduction factor
+    iterations: int = 1  # Hyperband iterations (whole sweeps of its brackets)
+    max_trials: int = 20  # random and bayesian only
+    budget_minutes: float = 60.0  # start no trial after this long (0: no limit); a rerun resumes
+    val_size: float = 0.1
+    split_seed: int = 15
+    seed: int = 0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    augment: bool = True  # as in training
+    rotation_deg: float = 10.0
+    shift_frac: float = 0.1
+    zoom_frac: float = 0.1
+    threads: int = 0  # TensorFlow intra-op threads; 0 = all cores
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One typed --flag per field of a config dataclass, its default shown in --help."""
+    for field in dataclasses.fields(cls):
+        flag = f"--{field.name}"
+        if field.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
+                                help="(default: %(default)s)")
+        else:
+            kind = {"int": int, "float": float, "str": str}[field.type]
+            parser.add_argument(flag, type=kind, default=field.default, help="(default: %(default)s)")
+
+
+def from_flags(args: argparse.Namespace, cls: type):
+    names = {field.name for field in dataclasses.fields(cls)}
+    return cls(**{key: value for key, value in vars(args).items() if key in names})

@@ -21,6 +21,7 @@ FINGERPRINT_FILE = "data_fingerprint.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 LOG_FILE = "train.log"
+TUNED_NAME = "tuned"  # runs of the searched model, preferred by default
 
 log = logging.getLogger("competition")
 
@@ -57,8 +58,9 @@ def is_run(path: Path) -> bool:
     return path.is_dir() and not path.name.startswith(".") and (path / MODEL_FILE).is_file()
 
 
-def resolve_run(models_dir: str | Path, run: str | None = None) -> Path:
-    """A run folder: `run` as a path or an id under models_dir, or else the newest run there."""
+def resolve_run(models_dir: str | Path, run: str | None = None, name: str | None = None) -> Path:
+    """A run folder: `run` (a path, or an id under models_dir); else the newest run called `name`;
+    else the newest tuned run (`make train-best`); else the newest run."""
     models = Path(models_dir)
     if run:
         for candidate in (Path(run), models / run):
@@ -66,9 +68,13 @@ def resolve_run(models_dir: str | Path, run: str | None = None) -> Path:
                 return candidate
         raise FileNotFoundError(f"no run {run!r}: expected a folder with {MODEL_FILE}, as a path or under {models}")
     runs = sorted(p for p in models.iterdir() if is_run(p)) if models.is_dir() else []
+    if name:
+        runs = [p for p in runs if p.name.endswith(f"-{name}")]
     if not runs:
-        raise FileNotFoundError(f"no trained run in {models}: run `make train` (or `make demo`) first")
-    return runs[-1]  # ids start with a timestamp, so the last is the newest
+        what = f"run named {name!r}" if name else "trained run"
+        raise FileNotFoundError(f"no {what} in {models}: run `make train` (or `make demo`) first")
+    tuned = [p for p in runs if p.name.endswith(f"-{TUNED_NAME}")]
+    return (tuned or runs)[-1]  # ids start with a timestamp, so the last is the newest
 
 
 class _Console(logging.StreamHandler):

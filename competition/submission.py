@@ -1,6 +1,7 @@
 """Predict test.csv with a trained run and write a checked Kaggle submission.
 
-    python -m competition.submission                       # the newest run in models/
+    python -m competition.submission                       # the newest tuned run, else the newest
+    python -m competition.submission --name report-aug     # the newest run of that name
     python -m competition.submission --run 20261127-0930-report-aug --out submission.csv
 
 Writes `ImageId,Label` (ImageId 1..N, one row per test image, labels 0..9) into the run's folder
@@ -66,8 +67,8 @@ def write_submission(labels: np.ndarray, out: Path, n_test: int) -> pd.DataFrame
     return frame
 
 
-def run(run: str | None, data_dir: str, models_dir: str, out: str | None) -> Path:
-    folder = resolve_run(models_dir, run)
+def run(run: str | None, data_dir: str, models_dir: str, out: str | None, name: str | None = None) -> Path:
+    folder = resolve_run(models_dir, run, name)
     test = load_test(data_dir)
     labels = predict_labels(folder / MODEL_FILE, test.images)
     target = Path(out) if out else folder / SUBMISSION_FILE
@@ -90,13 +91,15 @@ def run(run: str | None, data_dir: str, models_dir: str, out: str | None) -> Pat
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default=None, help="run id or folder (default: the newest run)")
+    parser.add_argument("--run", default=None,
+                        help="run id or folder (default: the newest tuned run, else the newest run)")
+    parser.add_argument("--name", default=None, help="the newest run with this name, e.g. report-aug or demo")
     parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with test.csv (default: %(default)s)")
     parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
     parser.add_argument("--out", default=None, help="where to write (default: RUN/submission.csv)")
     args = parser.parse_args(argv)
     try:
-        run(args.run, args.data_dir, args.models_dir, args.out)
+        run(args.run, args.data_dir, args.models_dir, args.out, args.name)
     except (DataError, SubmissionError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

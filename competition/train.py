@@ -12,7 +12,7 @@ per-class precision/recall/F1, confusion matrix) and train.log. It appears only 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
 import logging
 import sys
 import time
@@ -23,8 +23,9 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from competition import model as models
+from competition import search_space
 from competition.augment import make_dataset
-from competition.config import NUM_CLASSES, TrainConfig
+from competition.config import NUM_CLASSES, TrainConfig, add_flags, from_flags
 from competition.data import DataError, Digits, load_train
 from competition.io import write_json
 from competition.metrics import classification_metrics
@@ -88,9 +89,29 @@ def callbacks(cfg: TrainConfig, folder: Path, n_train: int) -> list[keras.callba
     ]
 
 
+def set_threads(threads: int) -> None:
+    """Cap TensorFlow's intra-op threads (several workers on one machine); 0 leaves all cores."""
+    if threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+
+
+def build_model(cfg: TrainConfig) -> tuple[keras.Model, dict | None]:
+    """The compiled model cfg names, and the hyperparameter values it came from (tuned runs)."""
+    values = None
+    if cfg.hparams:
+        values = json.loads(Path(cfg.hparams).read_text())["hyperparameters"]
+        model = models.make_cnn(**search_space.cnn_kwargs(values), name="tuned")
+    else:
+        model = models.build(cfg.arch)
+    return models.compile_model(model, cfg.learning_rate), values
+
+
 def run(cfg: TrainConfig) -> Path:
     """Train as cfg says; return the finished run folder."""
     setup_console_logging()
+    set_threads(cfg.threads)
     keras.utils.set_random_seed(cfg.seed)
     run_id = new_run_id(cfg.name)
     with run_folder(cfg.models_dir, run_id) as folder:
@@ -101,24 +122,27 @@ def run(cfg: TrainConfig) -> Path:
         log.info(f"data: {len(x_train)} train / {len(x_val)} val images from {digits.source} [{kind}], "
                  f"{time.perf_counter() - start:.1f}s")
 
-        model = models.compile_model(models.build(cfg.arch), cfg.learning_rate)
+        model, hyperparameters = build_model(cfg)
         train_ds = make_dataset(
             x_train, onehot(y_train), cfg.batch_size, cfg.seed,
             cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac,
         )
         val = (x_val.astype(np.float32), onehot(y_val))
-        log.info(f"run: {run_id}, arch {cfg.arch} ({model.count_params():,} parameters), "
+        what = f"tuned model from {cfg.hparams}" if cfg.hparams else f"arch {cfg.arch}"
+        log.info(f"run: {run_id}, {what} ({model.count_params():,} parameters), "
                  f"augment {'on' if cfg.augment else 'off'}, up to {cfg.epochs} epochs of batch {cfg.batch_size}")
-        write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "keras": keras.__version__,
+        write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "hyperparameters": hyperparameters,
+                                          "keras": keras.__version__,
                                           "backend": keras.backend.backend()})
         write_json(folder / FINGERPRINT_FILE, {**digits.fingerprint(), "n_train": len(x_train), "n_val": len(x_val)})
 
+        fit_callbacks = callbacks(cfg, folder, len(x_train))
         fit_start = time.perf_counter()
         history = model.fit(
             train_ds,
             validation_data=val,
             epochs=cfg.epochs,
-            callbacks=callbacks(cfg, folder, len(x_train)),
+            callbacks=fit_callbacks,
             shuffle=False,  # the dataset shuffles itself
             verbose=1 if sys.stdout.isatty() else 0,
         )
@@ -130,18 +154,21 @@ def run(cfg: TrainConfig) -> Path:
         model.save(folder / MODEL_FILE)
         metrics = classification_metrics(y_val, model.predict(val[0], batch_size=256, verbose=0))
         val_losses = history.history["val_loss"]
+        stopper = fit_callbacks[0]  # EarlyStopping: its best epoch is the one whose weights were kept
         write_json(folder / METRICS_FILE, {
             "run_id": run_id,
             "demo_data": digits.demo,
             "validation": metrics,
             "epochs_run": epochs_run,
-            "best_epoch": int(np.argmin(val_losses)) + 1,
-            "best_val_loss": float(np.min(val_losses)),
+            "restored_epoch": stopper.best_epoch + 1,
+            "stopped_early": stopper.stopped_epoch > 0,
+            "lowest_val_loss": float(np.min(val_losses)),
+            "lowest_val_loss_epoch": int(np.argmin(val_losses)) + 1,
             "train_seconds": round(fit_seconds, 1),
             "train_images_per_second": round(epochs_run * len(x_train) / fit_seconds, 1),
             "parameters": model.count_params(),
         })
-        log.info(f"eval: val accuracy {metrics['accuracy']:.5f} ({metrics['errors']} errors in {metrics['n']}), "
+        log.info(f"eval (weights of epoch {stopper.best_epoch + 1}): val accuracy {metrics['accuracy']:.5f} ({metrics['errors']} errors in {metrics['n']}), "
                  f"val loss {metrics['loss']:.4f}, most confused {metrics['most_confused']['true']}->"
                  f"{metrics['most_confused']['predicted']}")
     final = Path(cfg.models_dir) / run_id
@@ -153,19 +180,14 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    for field in dataclasses.fields(TrainConfig):
-        flag = f"--{field.name}"
-        if field.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
-                                help="(default: %(default)s)")
-        else:
-            kind = {"int": int, "float": float, "str": str}[field.type]
-            parser.add_argument(flag, type=kind, default=field.default, help="(default: %(default)s)")
-    cfg = TrainConfig(**vars(parser.parse_args(argv)))
+    add_flags(parser, TrainConfig)
+    cfg = from_flags(parser.parse_args(argv), TrainConfig)
     if cfg.arch not in models.ARCHITECTURES:
         parser.error(f"--arch {cfg.arch!r}: choose from {', '.join(models.ARCHITECTURES)}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 < cfg.val_size < 1:
         parser.error("--epochs and --batch_size must be at least 1, --val_size between 0 and 1")
+    if cfg.hparams and not Path(cfg.hparams).is_file():
+        parser.error(f"--hparams {cfg.hparams}: no such file (run `make tune` first)")
     return cfg
 
 

@@ -72,15 +72,23 @@ def test_submission_from_newest_run(trained_run, demo_dir, tmp_path, capsys):
     assert (frame["Label"] == truth["Label"]).mean() > 0.2
 
 
-def test_resolve_run_picks_the_newest_finished_run(tmp_path):
-    for name in ("20260101-000000-a", "20260102-000000-b", ".tmp-20260103-000000-c"):
+def test_resolve_run_prefers_tuned_then_newest(tmp_path):
+    def make(name):
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.keras").write_bytes(b"")
+
+    for name in ("20260101-000000-a", "20260102-000000-b", ".tmp-20260103-000000-c"):
+        make(name)
     (tmp_path / "20260104-000000-no-model").mkdir()
     assert resolve_run(tmp_path).name == "20260102-000000-b"
-    assert resolve_run(tmp_path, "20260101-000000-a").name == "20260101-000000-a"
+    make("20260101-120000-tuned")
+    assert resolve_run(tmp_path).name == "20260101-120000-tuned"  # tuned beats newer untuned
+    assert resolve_run(tmp_path, name="a").name == "20260101-000000-a"
+    assert resolve_run(tmp_path, "20260102-000000-b").name == "20260102-000000-b"
     with pytest.raises(FileNotFoundError, match="no run 'zzz'"):
         resolve_run(tmp_path, "zzz")
+    with pytest.raises(FileNotFoundError, match="no run named 'demo'"):
+        resolve_run(tmp_path, name="demo")
     with pytest.raises(FileNotFoundError, match="make train"):
         resolve_run(tmp_path / "empty")
 
