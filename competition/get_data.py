@@ -1,0 +1,160 @@
+"""Put the competition's CSVs in data/: downloaded from Kaggle, or copied from a local zip or folder.
+
+    python -m competition.get_data                                       # from Kaggle (credentials: README)
+    python -m competition.get_data --source ../shared/data/digit-recognizer
+    python -m competition.get_data --source ~/Downloads/digit-recognizer.zip --force
+
+Writes plain train.csv, test.csv and sample_submission.csv (from the competition's zip, or from a
+folder of .csv or .csv.gz files), checks them as training does (sample_submission.csv as a
+submission), and prints rows and bytes. Everything is staged in a hidden folder inside data/ and
+renamed into place only once all of it is valid, so a failed or interrupted fetch leaves data/ as it
+was. Files already there and valid are kept unless --force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+
+from competition.config import DATA_DIR
+from competition.data import COMPETITION_ZIP, DataError, load_test, load_train
+from competition.kaggle_client import BACKOFF_S, RETRIES, KaggleClient, KaggleError
+from competition.submission import SubmissionError, check_submission
+
+REQUIRED = ("train.csv", "test.csv")
+SAMPLE = "sample_submission.csv"  # in the competition's zip; not needed to train, so optional elsewhere
+
+
+def check_folder(folder: Path) -> list[tuple[str, int, int]]:
+    """(name, rows, bytes) of each plain CSV in folder, after the pipeline's checks; DataError if bad."""
+    train, test = load_train(folder), load_test(folder)
+    found = [("train.csv", len(train)), ("test.csv", len(test))]
+    if (folder / SAMPLE).is_file():
+        try:
+            check_submission(pd.read_csv(folder / SAMPLE), len(test), str(folder / SAMPLE))
+        except (SubmissionError, ValueError) as err:
+            raise DataError(str(err)) from None
+        found.append((SAMPLE, len(test)))
+    return [(name, rows, (folder / name).stat().st_size) for name, rows in found]
+
+
+def installed(data_dir: Path) -> list[tuple[str, int, int]] | None:
+    """The competition's files in data_dir when all three are there, plain and valid; else None."""
+    if not all((data_dir / name).is_file() for name in (*REQUIRED, SAMPLE)):
+        return None
+    try:
+        return check_folder(data_dir)
+    except DataError as err:
+        print(f"data: {err}; fetching again")
+        return None
+
+
+def extract_zip(archive: Path, out: Path) -> None:
+    """The competition's CSVs from its zip into out, by name whatever folder they sit in."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = {Path(m).name: m for m in zf.namelist() if Path(m).name in (*REQUIRED, SAMPLE)}
+            missing = [name for name in REQUIRED if name not in members]
+            if missing:
+                raise DataError(f"{archive}: no {' or '.join(missing)} inside (it holds: "
+                                f"{', '.join(zf.namelist()) or 'nothing'})")
+            for name, member in members.items():
+                with zf.open(member) as src, open(out / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except (zipfile.BadZipFile, EOFError) as err:
+        raise DataError(f"{archive}: not a readable zip ({err})") from None
+
+
+def copy_folder(source: Path, out: Path) -> None:
+    """name.csv or name.csv.gz from source into out as plain name.csv."""
+    for name in (*REQUIRED, SAMPLE):
+        plain, packed = source / name, source / f"{name}.gz"
+        try:
+            if plain.is_file():
+                shutil.copyfile(plain, out / name)
+            elif packed.is_file():
+                with gzip.open(packed) as src, open(out / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            elif name in REQUIRED:
+                raise DataError(f"{source}: no {name} or {name}.gz")
+        except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+            raise DataError(f"{packed if not plain.is_file() else plain}: cannot be read ({err})") from None
+
+
+def run(data_dir: str | Path, source: str | None = None, force: bool = False,
+        retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> list[tuple[str, int, int]]:
+    data = Path(data_dir)
+    if not force and (files := installed(data)):
+        print(f"data: already in {data} and valid (--force fetches again)")
+        _print_files(files)
+        return files
+
+    start = time.perf_counter()
+    data.mkdir(parents=True, exist_ok=True)
+    # Staged beside its destination so that the renames below stay on one file system.
+    with tempfile.TemporaryDirectory(prefix=".get_data-", dir=data) as tmp:
+        staging = Path(tmp)
+        if source is None:
+            client = KaggleClient(retries=retries, backoff_s=backoff_s)
+            print(f"data: downloading {client.competition} from Kaggle as {client.username} ...")
+            archive = staging / "download" / COMPETITION_ZIP
+            size = client.download_data(archive)
+            origin = f"Kaggle ({COMPETITION_ZIP}, {size:,} bytes in {time.perf_counter() - start:.1f}s)"
+            extract_zip(archive, staging)
+        elif Path(source).is_file():
+            extract_zip(Path(source), staging)
+            origin = source
+        elif Path(source).is_dir():
+            copy_folder(Path(source), staging)
+            origin = source
+        else:
+            raise DataError(f"{source}: no such file or folder; expected the competition's zip or a folder "
+                            "with train.csv and test.csv (plain or .gz)")
+        files = check_folder(staging)
+        for name, _, _ in files:
+            (staging / name).replace(data / name)
+    print(f"data: {len(files)} files from {origin} -> {data} ({time.perf_counter() - start:.1f}s)")
+    _print_files(files)
+    return files
+
+
+def _print_files(files: list[tuple[str, int, int]]) -> None:
+    for name, rows, size in files:
+        print(f"  {name:<22} {rows:>7,} rows {size:>12,} bytes")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", default=str(DATA_DIR), help="where the CSVs go (default: %(default)s)")
+    parser.add_argument("--source", default=None,
+                        help="a local copy instead of Kaggle: the competition's zip, or a folder of .csv or "
+                             ".csv.gz files (default: download from Kaggle)")
+    parser.add_argument("--force", action="store_true", help="fetch even when valid files are there already")
+    parser.add_argument("--retries", type=int, default=RETRIES,
+                        help="tries after the first on network errors and 5xx (default: %(default)s)")
+    parser.add_argument("--backoff_s", type=float, default=BACKOFF_S,
+                        help="first wait before a retry, doubled each time (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.retries < 0 or args.backoff_s < 0:
+        parser.error("--retries and --backoff_s must be 0 or more")
+    try:
+        run(args.data_dir, args.source, args.force, args.retries, args.backoff_s)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KaggleError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
