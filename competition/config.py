@@ -32,7 +32,7 @@ class TrainConfig:
     data_dir: str = str(DATA_DIR)
     models_dir: str = str(MODELS_DIR)
     # Split: train_test_split(test_size=0.1, random_state=15), as the report.
-    val_size: float = 0.1
+    val_size: float = 0.1  # 0: train on every row, no validation
     split_seed: int = 15
     seed: int = 0  # weights init, shuffling, augmentation
     # Optimisation: Adam 1e-4, batch 32, up to 40 epochs.
@@ -41,9 +41,11 @@ class TrainConfig:
     learning_rate: float = 1e-4
     # EarlyStopping(val_loss, patience 10, min_delta 0.005, restore best) and
     # ReduceLROnPlateau(val_loss, patience 3), as the report's model 2.
+    early_stopping: bool = True
     early_stopping_patience: int = 10
     early_stopping_min_delta: float = 0.005
     reduce_lr_patience: int = 3
+    lr_decay: float = 0.0  # > 0: learning rate x lr_decay each epoch, in place of ReduceLROnPlateau
     # Augmentation: rotation, shift and zoom, never flips (a flipped 2 is not a 2).
     augment: bool = False
     rotation_deg: float = 10.0

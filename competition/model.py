@@ -44,8 +44,28 @@ def report_model() -> keras.Model:
     return make_cnn((32, 64), 5, 0.25, (256,), 0.5, name="report")
 
 
+def strong_model(dropout: float = 0.4) -> keras.Model:
+    """Beyond the report: the best honest Kaggle design for these digits (C. Deotte, 2018).
+
+    Stacks of 3x3 convolutions with batch norm, a strided 5x5 convolution in place of pooling,
+    dropout 0.4; 327,242 parameters.
+    """
+
+    def conv(filters: int, kernel: int, strides: int = 1, padding: str = "valid") -> list[keras.layers.Layer]:
+        return [keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, activation="relu"),
+                keras.layers.BatchNormalization()]
+
+    layers = [keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels"), keras.layers.Rescaling(1 / 255)]
+    for filters in (32, 64):
+        layers += [*conv(filters, 3), *conv(filters, 3), *conv(filters, 5, strides=2, padding="same"),
+                   keras.layers.Dropout(dropout)]
+    layers += [*conv(128, 4), keras.layers.Flatten(), keras.layers.Dropout(dropout),
+               keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")]
+    return keras.Sequential(layers, name="strong")
+
+
 # Architectures selectable by name (--arch).
-ARCHITECTURES = {"report": report_model}
+ARCHITECTURES = {"report": report_model, "strong": strong_model}
 
 
 def build(arch: str) -> keras.Model:

@@ -66,7 +66,10 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def split(digits: Digits, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The report's split: train_test_split(test_size=0.1, random_state=15)."""
+    """The report's split: train_test_split(test_size=0.1, random_state=15). val_size 0: all rows train."""
+    if cfg.val_size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return digits.images, digits.images[empty], digits.labels, digits.labels[empty]
     return train_test_split(digits.images, digits.labels, test_size=cfg.val_size, random_state=cfg.split_seed)
 
 
@@ -74,19 +77,22 @@ def onehot(labels: np.ndarray) -> np.ndarray:
     return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
 
-def callbacks(cfg: TrainConfig, folder: Path, n_train: int) -> list[keras.callbacks.Callback]:
-    return [
-        keras.callbacks.EarlyStopping(
+def callbacks(cfg: TrainConfig, folder: Path, n_train: int, validate: bool) -> list[keras.callbacks.Callback]:
+    """The report's callbacks (early stopping, LR on plateau), or a per-epoch LR decay (--lr_decay)."""
+    chosen: list[keras.callbacks.Callback] = []
+    if cfg.early_stopping and validate:
+        chosen.append(keras.callbacks.EarlyStopping(
             monitor="val_loss",
             mode="min",
             patience=cfg.early_stopping_patience,
             min_delta=cfg.early_stopping_min_delta,
             restore_best_weights=True,
-        ),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience),
-        keras.callbacks.CSVLogger(str(folder / HISTORY_FILE)),
-        EpochLog(cfg.epochs, n_train),
-    ]
+        ))
+    if cfg.lr_decay:
+        chosen.append(keras.callbacks.LearningRateScheduler(lambda epoch: cfg.learning_rate * cfg.lr_decay**epoch))
+    elif validate:
+        chosen.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience))
+    return [*chosen, keras.callbacks.CSVLogger(str(folder / HISTORY_FILE)), EpochLog(cfg.epochs, n_train)]
 
 
 def set_threads(threads: int) -> None:
@@ -108,8 +114,45 @@ def build_model(cfg: TrainConfig) -> tuple[keras.Model, dict | None]:
     return models.compile_model(model, cfg.learning_rate), values
 
 
-def run(cfg: TrainConfig) -> Path:
-    """Train as cfg says; return the finished run folder."""
+def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_val, y_val) -> dict:
+    """Train model in place (history.csv goes to folder); return a summary of the fit."""
+    validate = len(x_val) > 0
+    train_ds = make_dataset(x_train, onehot(y_train), cfg.batch_size, cfg.seed,
+                            cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
+    fit_callbacks = callbacks(cfg, folder, len(x_train), validate)
+    start = time.perf_counter()
+    history = model.fit(
+        train_ds,
+        validation_data=(x_val.astype(np.float32), onehot(y_val)) if validate else None,
+        epochs=cfg.epochs,
+        callbacks=fit_callbacks,
+        shuffle=False,  # the dataset shuffles itself
+        verbose=1 if sys.stdout.isatty() else 0,
+    )
+    seconds = time.perf_counter() - start
+    epochs_run = len(history.history["loss"])
+    summary = {
+        "epochs_run": epochs_run,
+        "train_seconds": round(seconds, 1),
+        "train_images_per_second": round(epochs_run * len(x_train) / seconds, 1),
+        "parameters": model.count_params(),
+    }
+    stoppers = [c for c in fit_callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
+    if stoppers:  # its best epoch is the one whose weights were kept
+        summary.update(restored_epoch=stoppers[0].best_epoch + 1, stopped_early=stoppers[0].stopped_epoch > 0)
+    if validate:
+        val_losses = history.history["val_loss"]
+        summary.update(lowest_val_loss=float(np.min(val_losses)), lowest_val_loss_epoch=int(np.argmin(val_losses)) + 1)
+    log.info(f"train: {epochs_run} epochs, {seconds:.0f}s, {summary['train_images_per_second']:.0f} img/s")
+    return summary
+
+
+def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Train as cfg says; return the finished run folder.
+
+    `indices` (train rows, validation rows of train.csv) replace the configured split: the folds of
+    cross-validation.
+    """
     setup_console_logging()
     set_threads(cfg.threads)
     keras.utils.set_random_seed(cfg.seed)
@@ -117,60 +160,33 @@ def run(cfg: TrainConfig) -> Path:
     with run_folder(cfg.models_dir, run_id) as folder:
         start = time.perf_counter()
         digits = load_train(cfg.data_dir)
-        x_train, x_val, y_train, y_val = split(digits, cfg)
+        if indices is None:
+            x_train, x_val, y_train, y_val = split(digits, cfg)
+        else:
+            x_train, y_train = digits.images[indices[0]], digits.labels[indices[0]]
+            x_val, y_val = digits.images[indices[1]], digits.labels[indices[1]]
         kind = "DEMO data (scikit-learn digits, not the competition's)" if digits.demo else "competition data"
         log.info(f"data: {len(x_train)} train / {len(x_val)} val images from {digits.source} [{kind}], "
                  f"{time.perf_counter() - start:.1f}s")
 
         model, hyperparameters = build_model(cfg)
-        train_ds = make_dataset(
-            x_train, onehot(y_train), cfg.batch_size, cfg.seed,
-            cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac,
-        )
-        val = (x_val.astype(np.float32), onehot(y_val))
         what = f"tuned model from {cfg.hparams}" if cfg.hparams else f"arch {cfg.arch}"
         log.info(f"run: {run_id}, {what} ({model.count_params():,} parameters), "
                  f"augment {'on' if cfg.augment else 'off'}, up to {cfg.epochs} epochs of batch {cfg.batch_size}")
         write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "hyperparameters": hyperparameters,
-                                          "keras": keras.__version__,
-                                          "backend": keras.backend.backend()})
+                                          "keras": keras.__version__, "backend": keras.backend.backend()})
         write_json(folder / FINGERPRINT_FILE, {**digits.fingerprint(), "n_train": len(x_train), "n_val": len(x_val)})
 
-        fit_callbacks = callbacks(cfg, folder, len(x_train))
-        fit_start = time.perf_counter()
-        history = model.fit(
-            train_ds,
-            validation_data=val,
-            epochs=cfg.epochs,
-            callbacks=fit_callbacks,
-            shuffle=False,  # the dataset shuffles itself
-            verbose=1 if sys.stdout.isatty() else 0,
-        )
-        fit_seconds = time.perf_counter() - fit_start
-        epochs_run = len(history.history["loss"])
-        log.info(f"train: {epochs_run} epochs, {fit_seconds:.0f}s, "
-                 f"{epochs_run * len(x_train) / fit_seconds:.0f} img/s")
-
+        summary = fit(cfg, folder, model, x_train, y_train, x_val, y_val)
         model.save(folder / MODEL_FILE)
-        metrics = classification_metrics(y_val, model.predict(val[0], batch_size=256, verbose=0))
-        val_losses = history.history["val_loss"]
-        stopper = fit_callbacks[0]  # EarlyStopping: its best epoch is the one whose weights were kept
-        write_json(folder / METRICS_FILE, {
-            "run_id": run_id,
-            "demo_data": digits.demo,
-            "validation": metrics,
-            "epochs_run": epochs_run,
-            "restored_epoch": stopper.best_epoch + 1,
-            "stopped_early": stopper.stopped_epoch > 0,
-            "lowest_val_loss": float(np.min(val_losses)),
-            "lowest_val_loss_epoch": int(np.argmin(val_losses)) + 1,
-            "train_seconds": round(fit_seconds, 1),
-            "train_images_per_second": round(epochs_run * len(x_train) / fit_seconds, 1),
-            "parameters": model.count_params(),
-        })
-        log.info(f"eval (weights of epoch {stopper.best_epoch + 1}): val accuracy {metrics['accuracy']:.5f} ({metrics['errors']} errors in {metrics['n']}), "
-                 f"val loss {metrics['loss']:.4f}, most confused {metrics['most_confused']['true']}->"
-                 f"{metrics['most_confused']['predicted']}")
+        metrics = None
+        if len(x_val):
+            metrics = classification_metrics(y_val, model.predict(x_val.astype(np.float32), batch_size=256, verbose=0))
+            kept = f" (weights of epoch {summary['restored_epoch']})" if "restored_epoch" in summary else ""
+            log.info(f"eval{kept}: val accuracy {metrics['accuracy']:.5f} ({metrics['errors']} errors in "
+                     f"{metrics['n']}), val loss {metrics['loss']:.4f}, most confused "
+                     f"{metrics['most_confused']['true']}->{metrics['most_confused']['predicted']}")
+        write_json(folder / METRICS_FILE, {"run_id": run_id, "demo_data": digits.demo, "validation": metrics, **summary})
     final = Path(cfg.models_dir) / run_id
     log.info(f"saved: {final}")
     return final
@@ -184,8 +200,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     cfg = from_flags(parser.parse_args(argv), TrainConfig)
     if cfg.arch not in models.ARCHITECTURES:
         parser.error(f"--arch {cfg.arch!r}: choose from {', '.join(models.ARCHITECTURES)}")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 < cfg.val_size < 1:
-        parser.error("--epochs and --batch_size must be at least 1, --val_size between 0 and 1")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 <= cfg.val_size < 1:
+        parser.error("--epochs and --batch_size must be at least 1, --val_size in [0, 1)")
     if cfg.hparams and not Path(cfg.hparams).is_file():
         parser.error(f"--hparams {cfg.hparams}: no such file (run `make tune` first)")
     return cfg

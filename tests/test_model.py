@@ -44,5 +44,15 @@ def test_model_takes_raw_pixels():
 
 
 def test_unknown_architecture_is_refused():
-    with pytest.raises(ValueError, match="unknown architecture 'resnet'; choose from report"):
+    with pytest.raises(ValueError, match="unknown architecture .resnet.; choose from report, strong"):
         models.build("resnet")
+
+
+def test_strong_model_is_the_kaggle_design():
+    model = models.build("strong")
+    assert model.count_params() == 327_242
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size[0], c.strides[0]) for c in convs] == [
+        (32, 3, 1), (32, 3, 1), (32, 5, 2), (64, 3, 1), (64, 3, 1), (64, 5, 2), (128, 4, 1)]
+    assert not any(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
+    assert {d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)} == {0.4}

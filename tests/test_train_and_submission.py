@@ -110,3 +110,16 @@ def test_check_submission_refuses_what_kaggle_would(frame, message):
 
 def test_check_submission_accepts_a_valid_one():
     check_submission(pd.DataFrame({"ImageId": [1, 2, 3], "Label": [0, 9, 5]}), 3)
+
+
+def test_all_rows_with_a_decaying_learning_rate(demo_dir, tmp_path):
+    """--val_size 0 --lr_decay 0.5: every row trains, no validation, the rate halves each epoch."""
+    cfg = TrainConfig(name="all", arch="strong", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=2,
+                      batch_size=128, learning_rate=1e-3, lr_decay=0.5, val_size=0.0)
+    folder = train.run(cfg)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["validation"] is None and metrics["epochs_run"] == 2
+    assert json.loads((folder / "data_fingerprint.json").read_text())["n_train"] == 1438
+    history = pd.read_csv(folder / "history.csv")
+    assert history["learning_rate"].tolist() == pytest.approx([1e-3, 5e-4])
+    assert "val_loss" not in history.columns or history["val_loss"].isna().all()
