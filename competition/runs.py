@@ -7,6 +7,7 @@ crash or Ctrl-C never leaves a folder that looks like a finished run.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -21,6 +22,7 @@ FINGERPRINT_FILE = "data_fingerprint.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 LOG_FILE = "train.log"
+ENSEMBLE_FILE = "ensemble.json"  # marks an ensemble folder: members' run folders inside
 TUNED_NAME = "tuned"  # runs of the searched model, preferred by default
 
 log = logging.getLogger("competition")
@@ -58,15 +60,20 @@ def is_run(path: Path) -> bool:
     return path.is_dir() and not path.name.startswith(".") and (path / MODEL_FILE).is_file()
 
 
+def is_ensemble(path: Path) -> bool:
+    return path.is_dir() and (path / ENSEMBLE_FILE).is_file()
+
+
 def resolve_run(models_dir: str | Path, run: str | None = None, name: str | None = None) -> Path:
     """A run folder: `run` (a path, or an id under models_dir); else the newest run called `name`;
     else the newest tuned run (`make train-best`); else the newest run."""
     models = Path(models_dir)
     if run:
         for candidate in (Path(run), models / run):
-            if is_run(candidate):
+            if is_run(candidate) or is_ensemble(candidate):
                 return candidate
-        raise FileNotFoundError(f"no run {run!r}: expected a folder with {MODEL_FILE}, as a path or under {models}")
+        raise FileNotFoundError(f"no run {run!r}: expected a folder with {MODEL_FILE} or {ENSEMBLE_FILE}, "
+                                f"as a path or under {models}")
     runs = sorted(p for p in models.iterdir() if is_run(p)) if models.is_dir() else []
     if name:
         runs = [p for p in runs if p.name.endswith(f"-{name}")]
@@ -75,6 +82,20 @@ def resolve_run(models_dir: str | Path, run: str | None = None, name: str | None
         raise FileNotFoundError(f"no {what} in {models}: run `make train` (or `make demo`) first")
     tuned = [p for p in runs if p.name.endswith(f"-{TUNED_NAME}")]
     return (tuned or runs)[-1]  # ids start with a timestamp, so the last is the newest
+
+
+def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...]) -> bool:
+    """For work that resumes (searches, folds, ensembles): True when path records the same settings
+    for `keys`, False when there is no record yet; ValueError naming the differences otherwise."""
+    if not path.is_file():
+        return False
+    saved = json.loads(path.read_text())
+    changed = [key for key in keys if saved.get(key) != settings.get(key)]
+    if changed:
+        diffs = ", ".join(f"{key} {saved.get(key)} -> {settings.get(key)}" for key in changed)
+        raise ValueError(f"{path.parent} holds work with other settings ({diffs}): "
+                         "pass --fresh to start over, or --name for a new one")
+    return True
 
 
 class _Console(logging.StreamHandler):

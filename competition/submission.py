@@ -21,6 +21,7 @@ import pandas as pd
 from competition.config import DATA_DIR, MODELS_DIR, NUM_CLASSES
 from competition.data import DEMO_TEST_LABELS, DataError, load_test
 from competition.io import atomic_path
+from competition.predict import model_paths, probabilities
 from competition.runs import METRICS_FILE, MODEL_FILE, resolve_run
 
 SUBMISSION_FILE = "submission.csv"
@@ -52,13 +53,6 @@ def check_submission(frame: pd.DataFrame, n_test: int, source: str = "submission
         raise SubmissionError(f"{source}, line {row + 2}: Label {labels[row]}, expected 0..{NUM_CLASSES - 1}")
 
 
-def predict_labels(model_path: Path, images: np.ndarray) -> np.ndarray:
-    import keras  # heavy: imported only when predicting
-
-    model = keras.models.load_model(model_path)
-    return model.predict(images.astype(np.float32), batch_size=256, verbose=0).argmax(axis=1)
-
-
 def write_submission(labels: np.ndarray, out: Path, n_test: int) -> pd.DataFrame:
     frame = pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels.astype(np.int64)})
     check_submission(frame, n_test, str(out))
@@ -67,17 +61,22 @@ def write_submission(labels: np.ndarray, out: Path, n_test: int) -> pd.DataFrame
     return frame
 
 
-def run(run: str | None, data_dir: str, models_dir: str, out: str | None, name: str | None = None) -> Path:
+def run(run: str | None, data_dir: str, models_dir: str, out: str | None, name: str | None = None,
+        tta: int = 0) -> Path:
     folder = resolve_run(models_dir, run, name)
     test = load_test(data_dir)
-    labels = predict_labels(folder / MODEL_FILE, test.images)
+    labels = probabilities(folder, test.images, tta).argmax(axis=1)
     target = Path(out) if out else folder / SUBMISSION_FILE
     frame = write_submission(labels, target, len(test))
 
     metrics_path = folder / METRICS_FILE
-    val_acc = json.loads(metrics_path.read_text())["validation"]["accuracy"] if metrics_path.is_file() else None
+    validation = json.loads(metrics_path.read_text()).get("validation") if metrics_path.is_file() else None
+    val_acc = validation["accuracy"] if validation else None
     counts = np.bincount(frame["Label"], minlength=NUM_CLASSES)
-    print(f"model: {folder / MODEL_FILE}" + (f" (val accuracy {val_acc:.5f})" if val_acc is not None else ""))
+    models = model_paths(folder)
+    what = f"{folder / MODEL_FILE}" if len(models) == 1 else f"ensemble of {len(models)} in {folder}"
+    print(f"model: {what}" + (f" (val accuracy {val_acc:.5f})" if val_acc is not None else "")
+          + (f", test-time augmentation x{tta}" if tta else ""))
     print(f"submission: {len(frame)} rows from {test.source} -> {target}")
     print(f"labels 0..9: {' '.join(map(str, counts))}")
     if test.demo:
@@ -97,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with test.csv (default: %(default)s)")
     parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
     parser.add_argument("--out", default=None, help="where to write (default: RUN/submission.csv)")
+    parser.add_argument("--tta", type=int, default=0, help="test-time augmented copies per digit (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        run(args.run, args.data_dir, args.models_dir, args.out, args.name)
+        run(args.run, args.data_dir, args.models_dir, args.out, args.name, args.tta)
     except (DataError, SubmissionError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
     python -m competition.train                 # the report's model 1 (no augmentation)
     python -m competition.train --augment       # the report's model 2 (rotation, shift, zoom)
+    python -m competition.train --preset strong  # beyond the report: see competition/config.py
     python -m competition.train --epochs 1 --data_dir data/demo
 
 The run folder models/<time>-<name>/ holds model.keras, config.json (the resolved config),
@@ -25,7 +26,7 @@ from sklearn.model_selection import train_test_split
 from competition import model as models
 from competition import search_space
 from competition.augment import make_dataset
-from competition.config import NUM_CLASSES, TrainConfig, add_flags, from_flags
+from competition.config import NUM_CLASSES, TrainConfig, parse_train_config
 from competition.data import DataError, Digits, load_train
 from competition.io import write_json
 from competition.metrics import classification_metrics
@@ -196,8 +197,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_flags(parser, TrainConfig)
-    cfg = from_flags(parser.parse_args(argv), TrainConfig)
+    cfg, _ = parse_train_config(parser, argv)
     if cfg.arch not in models.ARCHITECTURES:
         parser.error(f"--arch {cfg.arch!r}: choose from {', '.join(models.ARCHITECTURES)}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or not 0 <= cfg.val_size < 1:

@@ -38,6 +38,7 @@ from competition.augment import make_dataset
 from competition.config import SearchConfig, add_flags, from_flags
 from competition.data import DataError, load_train
 from competition.io import atomic_path, write_json
+from competition.runs import check_same_settings
 from competition.train import onehot, set_threads, split
 
 TUNERS = ("hyperband", "random", "bayesian")
@@ -209,20 +210,6 @@ def best_record(trial, cfg: SearchConfig) -> dict:
     }
 
 
-def check_resumable(folder: Path, cfg: SearchConfig) -> bool:
-    """True when folder holds a search with the same identity; raise if it holds a different one."""
-    path = folder / SEARCH_CONFIG_FILE
-    if not path.is_file():
-        return False
-    saved = json.loads(path.read_text())
-    changed = [key for key in IDENTITY if saved.get(key) != getattr(cfg, key)]
-    if changed:
-        diffs = ", ".join(f"{key} {saved.get(key)} -> {getattr(cfg, key)}" for key in changed)
-        raise ValueError(f"{folder} holds a search with other settings ({diffs}): "
-                         "pass --fresh to start over, or --name for a new search")
-    return True
-
-
 def run(cfg: SearchConfig, fresh: bool = False) -> Path:
     """Run (or resume, or serve as chief, or work for) a search; return its folder."""
     folder = search_dir(cfg)
@@ -230,7 +217,7 @@ def run(cfg: SearchConfig, fresh: bool = False) -> Path:
     worker = "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in role
     if fresh and not worker and folder.exists():
         shutil.rmtree(folder)
-    resuming = False if worker else check_resumable(folder, cfg)
+    resuming = False if worker else check_same_settings(folder / SEARCH_CONFIG_FILE, cfg.to_dict(), IDENTITY)
     folder.mkdir(parents=True, exist_ok=True)
     if not worker:
         write_json(folder / SEARCH_CONFIG_FILE, cfg.to_dict())

@@ -55,3 +55,10 @@ def test_demo_data_cli(tmp_path, capsys):
     assert demo_main(["--out", str(tmp_path)]) == 0
     assert "1438 train / 359 test" in capsys.readouterr().out
     assert (tmp_path / "train.csv").is_file() and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_preset_sets_defaults_that_flags_override():
+    cfg = train.parse_args(["--preset", "strong", "--epochs", "3"])
+    assert (cfg.arch, cfg.augment, cfg.early_stopping, cfg.epochs) == ("strong", True, False, 3)
+    assert cfg.lr_decay > 0 and cfg.learning_rate == 1e-3
+    assert train.parse_args([]).arch == "report"

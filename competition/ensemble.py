@@ -1,0 +1,125 @@
+"""Train K members of one configuration with different seeds and average their probabilities.
+
+    python -m competition.ensemble --k 5 --preset strong                # members share the validation split
+    python -m competition.ensemble --k 15 --preset strong --val_size 0  # final members on every row
+    python -m competition.submission --run ensemble-strong [--tta 4]   # its submission, as from a run
+
+models/ensemble-<name>/ holds one ordinary run folder per member (member-<i>, seed seed+i-1),
+ensemble.json (which members) and metrics.json: the ensemble's validation accuracy, each member's,
+the gain over the best member, and how often the members agree. Members that exist are reused, so
+an interrupted ensemble continues where it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from competition import train
+from competition.config import TrainConfig, parse_train_config
+from competition.cv import IDENTITY
+from competition.data import DataError, load_test, load_train
+from competition.io import write_json
+from competition.metrics import classification_metrics
+from competition.predict import member_probabilities
+from competition.runs import ENSEMBLE_FILE, METRICS_FILE, check_same_settings, resolve_run
+
+SETTINGS_FILE = "ensemble_config.json"
+
+
+def agreement(member_probs: np.ndarray) -> dict:
+    """How alike the members' labels are: all agree, and the mean agreement of each pair."""
+    labels = member_probs.argmax(axis=2)  # (members, N)
+    pairs = [float((a == b).mean()) for a, b in itertools.combinations(labels, 2)]
+    return {
+        "all_agree": float((labels == labels[0]).all(axis=0).mean()),
+        "mean_pairwise": float(np.mean(pairs)) if pairs else 1.0,
+        "n": int(labels.shape[1]),
+    }
+
+
+def evaluate(folder: Path, member_names: list[str], images: np.ndarray, labels: np.ndarray | None, tta: int) -> dict:
+    probs = member_probabilities(folder, images, tta)
+    result = {"agreement": agreement(probs)}
+    if labels is not None:
+        members = [classification_metrics(labels, p)["accuracy"] for p in probs]
+        ensemble = classification_metrics(labels, probs.mean(axis=0))
+        best = int(np.argmax(members))
+        result.update(
+            validation=ensemble,
+            member_accuracy=dict(zip(member_names, members)),
+            best_member=member_names[best],
+            gain_over_best_member=ensemble["accuracy"] - members[best],
+        )
+    return result
+
+
+def run(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False) -> Path:
+    folder = Path(cfg.models_dir) / f"ensemble-{cfg.name}"
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    settings = {**cfg.to_dict(), "k": k}
+    check_same_settings(folder / SETTINGS_FILE, settings, IDENTITY)  # k may grow: members are reused
+    write_json(folder / SETTINGS_FILE, settings)
+
+    names, seconds = [], 0.0
+    for i in range(1, k + 1):
+        name = f"member-{i}"
+        try:
+            member = resolve_run(folder, name=name)
+            print(f"ensemble: {name} already trained, reusing {member.name}", flush=True)
+        except FileNotFoundError:
+            print(f"ensemble: training {name} of {k} (seed {cfg.seed + i - 1})", flush=True)
+            member = train.run(dataclasses.replace(cfg, name=name, models_dir=str(folder), seed=cfg.seed + i - 1))
+        names.append(member.name)
+        seconds += json.loads((member / METRICS_FILE).read_text())["train_seconds"]
+    write_json(folder / ENSEMBLE_FILE, {"members": names, "config": cfg.to_dict()})
+
+    digits = load_train(cfg.data_dir)
+    _, x_val, _, y_val = train.split(digits, cfg)
+    if len(x_val):
+        result = evaluate(folder, names, x_val, y_val, tta)
+    else:  # members saw every row: only their agreement on test.csv can be measured
+        result = evaluate(folder, names, load_test(cfg.data_dir).images, None, tta)
+    metrics = {"members": len(names), "tta": tta, "demo_data": digits.demo, "train_minutes": round(seconds / 60, 1),
+               **result}
+    write_json(folder / METRICS_FILE, metrics)
+
+    agree = result["agreement"]
+    print(f"ensemble: {len(names)} members, {metrics['train_minutes']} min of training; members all agree on "
+          f"{agree['all_agree']:.4f} of {agree['n']} digits (pairs: {agree['mean_pairwise']:.4f})")
+    if "validation" in result:
+        print(f"ensemble: val accuracy {result['validation']['accuracy']:.5f}, best member "
+              f"{max(result['member_accuracy'].values()):.5f} ({result['best_member']}), "
+              f"gain {100 * result['gain_over_best_member']:+.3f} points")
+    print(f"ensemble: {folder}; its submission: python -m competition.submission --run {folder}")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--k", type=int, default=5, help="number of members (default: %(default)s)")
+    parser.add_argument("--tta", type=int, default=0,
+                        help="test-time augmented copies per digit when evaluating (default: %(default)s)")
+    parser.add_argument("--fresh", action="store_true", help="delete this ensemble's members and start over")
+    cfg, args = parse_train_config(parser, argv)
+    if args.k < 1 or args.tta < 0:
+        parser.error("--k must be at least 1 and --tta at least 0")
+    cfg = dataclasses.replace(cfg, name=cfg.name if cfg.name != TrainConfig.name else (args.preset or "report"))
+    try:
+        run(cfg, args.k, args.tta, args.fresh)
+    except (DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Cross-validation and ensembles on the demo set: one epoch per model, real folders and figures."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from competition import cv, ensemble, submission
+from competition.ensemble import agreement
+
+
+def quick(demo_dir, models_dir):
+    return ["--data_dir", str(demo_dir), "--models_dir", str(models_dir), "--epochs", "1", "--batch_size", "128",
+            "--learning_rate", "0.003"]
+
+
+def test_fold_indices_cover_every_row_once_stratified():
+    labels = np.repeat(np.arange(10), 20)
+    folds = cv.fold_indices(labels, 4, seed=0)
+    held_out = np.concatenate([val for _, val in folds])
+    assert sorted(held_out) == list(range(200))
+    for train_idx, val_idx in folds:
+        assert not set(train_idx) & set(val_idx)
+        assert np.bincount(labels[val_idx], minlength=10).tolist() == [5] * 10
+
+
+def test_cv_reports_mean_and_spread_and_reuses_folds(demo_dir, tmp_path, capsys):
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--folds", "1", "2", "--name", "t"]) == 0
+    summary = json.loads((tmp_path / "cv-t" / "cv.json").read_text())
+    accuracies = [f["accuracy"] for f in summary["folds"]]
+    assert [f["fold"] for f in summary["folds"]] == [1, 2]
+    assert summary["mean_accuracy"] == pytest.approx(np.mean(accuracies))
+    assert summary["std_accuracy"] == pytest.approx(np.std(accuracies, ddof=1))
+    assert sum(f["n"] for f in summary["folds"]) in (958, 959)  # two thirds of 1,438 rows held out
+    capsys.readouterr()
+
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t"]) == 0  # the third fold only
+    out = capsys.readouterr().out
+    assert out.count("already trained, reusing") == 2 and "3 of 3 folds" in out
+    assert len(json.loads((tmp_path / "cv-t" / "cv.json").read_text())["folds"]) == 3
+
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t", "--seed", "9"]) == 2  # other settings
+    assert "--fresh" in capsys.readouterr().err
+
+
+def test_agreement_counts_unanimous_digits():
+    probs = np.zeros((3, 4, 10))
+    probs[:, :, 1] = 1  # all say 1 ...
+    probs[2, 3] = np.eye(10)[7]  # ... except member 3 on digit 4
+    assert agreement(probs) == {"all_agree": 0.75, "mean_pairwise": pytest.approx((1 + 0.75 + 0.75) / 3), "n": 4}
+
+
+def test_ensemble_averages_members_and_submits(demo_dir, tmp_path, capsys):
+    assert ensemble.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "e"]) == 0
+    folder = tmp_path / "ensemble-e"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    members = metrics["member_accuracy"]
+    assert len(members) == 2 and metrics["members"] == 2
+    assert metrics["gain_over_best_member"] == pytest.approx(metrics["validation"]["accuracy"] - max(members.values()))
+    assert 0 <= metrics["agreement"]["all_agree"] <= 1 and metrics["agreement"]["n"] == 144
+    seeds = [json.loads((folder / m / "config.json").read_text())["seed"] for m in members]
+    assert seeds == [0, 1]
+    capsys.readouterr()
+
+    assert ensemble.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "e"]) == 0  # grows: reuses 2
+    assert capsys.readouterr().out.count("already trained, reusing") == 2
+    assert len(json.loads((folder / "ensemble.json").read_text())["members"]) == 3
+
+    out = tmp_path / "submission.csv"
+    assert submission.main(["--run", str(folder), "--data_dir", str(demo_dir), "--out", str(out), "--tta", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "ensemble of 3" in printed and "test-time augmentation x1" in printed
+    frame = pd.read_csv(out)
+    assert len(frame) == 359 and frame["Label"].between(0, 9).all()
