@@ -62,11 +62,48 @@ train-best: $(VENV)/.installed ## retrain the search's best hyperparameters (aug
 submission: $(VENV)/.installed ## predict test.csv with RUN (default: newest tuned run, else newest) into RUN/submission.csv
 	$(PY) -m competition.submission --data_dir $(DATA_DIR) $(RUN_FLAG) $(ARGS)
 
+# Report: make report [RUN=id] [ARGS="--data_dir DIR"]; setup-browser is for its browser test.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+.PHONY: report setup-browser
+
+report: $(VENV)/.installed ## figures and one HTML page for RUN (default: newest tuned, else newest) in RUN/report/
+	$(PY) -m competition.report $(RUN_FLAG) $(ARGS)
+
+setup-browser: ## install Debian's chromium (headless, for the report's browser test) if missing
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+# Edge (Raspberry Pi): make tflite [RUN=id] [ARGS="--calibration_size 1000"], make check-edge [RUN=id].
+# test-edge runs edge/tests without TensorFlow, in one venv per interpreter, on build/edge-fixtures.
+EDGE_FIXTURES := build/edge-fixtures
+.PHONY: tflite check-edge test-edge test-pi
+
+tflite: $(VENV)/.installed ## export RUN (default: newest tuned, else newest) to float32, dynamic-range, float16 and int8 TFLite in RUN/tflite/
+	$(PY) -m edge.export $(RUN_FLAG) $(ARGS)
+
+check-edge: $(VENV)/.installed ## each TFLite variant vs the Keras model: accuracy, agreement, size, latency; fails if int8 drops > 0.3 points
+	$(PY) -m edge.check $(RUN_FLAG) $(ARGS)
+
+$(EDGE_FIXTURES)/manifest.json: $(VENV)/.installed scripts/edge_fixtures.py edge/export.py
+	$(PY) scripts/edge_fixtures.py --out $(EDGE_FIXTURES)
+
+.venv-%/.installed: edge/tests/requirements-%.txt
+	$(PYTHON) -m venv .venv-$*
+	.venv-$*/bin/python -m pip install -r $<
+	touch $@
+
+test-edge: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed .venv-tflite/.installed ## the edge tests without TensorFlow: ai-edge-litert (numpy 2), tflite-runtime 2.14 (numpy<2)
+	EDGE_EXPECT_INTERPRETER=ai_edge_litert .venv-litert/bin/python -m pytest -q edge/tests
+	EDGE_EXPECT_INTERPRETER=tflite_runtime .venv-tflite/bin/python -m pytest -q edge/tests
+
+test-pi: $(EDGE_FIXTURES)/manifest.json .venv-tflite/.installed ## an emulated Raspberry Pi 4 (qemu, aarch64 Python 3.11, tflite-runtime) classifies stored digits with the int8 model
+	$(PY) scripts/emulated_pi.py --fixtures $(EDGE_FIXTURES) --x86_python .venv-tflite/bin/python $(ARGS)
+
 bench: $(VENV)/.installed ## training images/s with and without augmentation (needs ../shared data)
 	$(PY) scripts/bench_train.py $(ARGS)
 
-test: $(VENV)/.installed ## run the test suite
+test: $(VENV)/.installed ## run the test suite (then the edge suites, without TensorFlow)
 	$(PY) -m pytest -q tests
+	$(MAKE) --no-print-directory test-edge
 
 clean: ## remove .venv (models/ and data/ are kept)
 	rm -rf $(VENV)

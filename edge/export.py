@@ -1,0 +1,216 @@
+"""Export a trained run to TFLite for the Raspberry Pi: four variants and a manifest.
+
+    python -m edge.export                          # the newest tuned run in models/, else the newest
+    python -m edge.export --run 20261127-081500-report-aug --calibration_size 1000
+
+Writes into RUN/tflite/:
+  model_float32.tflite        the model as trained
+  model_dynamic_range.tflite  int8 weights, float activations (quantized on the fly)
+  model_float16.tflite        float16 weights
+  model_int8.tflite           full integer: int8 weights and activations, uint8 input and output,
+                              calibrated on --calibration_size images of the run's training split
+  manifest.json               source run and its sha256, and per variant its bytes, sha256, input
+                              and output dtype and quantization (scale, zero point), and its ops
+
+Every variant takes raw 0..255 pixels (N, 28, 28, 1) like model.keras; the int8 model's uint8
+input has scale 1 and zero point 0, so raw pixels go in unchanged. Each is checked to hold only
+TFLite builtin ops (no Select TF ops), so the plain interpreter on a Pi runs it. The one edge module
+that imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from competition.config import MODELS_DIR, ROOT, TrainConfig
+from competition.data import DataError, load_train
+from competition.io import atomic_path, write_json
+from competition.runs import CONFIG_FILE, MODEL_FILE, resolve_run
+
+VARIANTS = ("float32", "dynamic_range", "float16", "int8")
+EXPORT_DIR = "tflite"
+MANIFEST_FILE = "manifest.json"
+
+
+class ExportError(RuntimeError):
+    """A conversion that would not run on a plain TFLite interpreter."""
+
+
+def variant_file(variant: str) -> str:
+    return f"model_{variant}.tflite"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_config(folder: Path) -> TrainConfig:
+    saved = json.loads((folder / CONFIG_FILE).read_text())
+    fields = TrainConfig.__dataclass_fields__
+    return TrainConfig(**{k: v for k, v in saved.items() if k in fields})
+
+
+def run_data_dir(folder: Path, data_dir: str | None) -> Path:
+    """The data the run was trained on (as its config.json says), unless data_dir is given."""
+    chosen = Path(data_dir or run_config(folder).data_dir)
+    return chosen if chosen.is_absolute() or chosen.exists() else ROOT / chosen
+
+
+def calibration_images(folder: Path, data_dir: Path, size: int, seed: int = 0) -> np.ndarray:
+    """A random sample of the run's training split (never its validation images)."""
+    from competition.train import split
+
+    x_train, _, _, _ = split(load_train(data_dir), run_config(folder))
+    pick = np.random.default_rng(seed).choice(len(x_train), size=min(size, len(x_train)), replace=False)
+    return x_train[pick].astype(np.float32)
+
+
+def convert(model, variant: str, calibration: np.ndarray | None = None) -> bytes:
+    """One TFLite flatbuffer of the Keras model, restricted to builtin ops."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "dynamic_range":
+        # Per-tensor dense weights keep FULLY_CONNECTED at version 9: per-channel makes it version
+        # 12, which tflite-runtime 2.14 (the last for Python 3.11 on a Pi) cannot load.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    elif variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the converter's notes, and "Saved artifact at /tmp/..."
+        return converter.convert()
+
+
+def model_ops(flatbuffer: bytes) -> list[dict]:
+    """Each operator code in a .tflite file: name (builtin or custom) and version."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    ops = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())  # the schema keeps both
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            ops.append({"name": code.CustomCode().decode(), "version": code.Version(), "builtin": False})
+        else:
+            ops.append({"name": names[builtin], "version": code.Version(), "builtin": True})
+    return sorted(ops, key=lambda op: op["name"])
+
+
+def check_builtin_ops(flatbuffer: bytes, label: str) -> list[dict]:
+    ops = model_ops(flatbuffer)
+    custom = [op["name"] for op in ops if not op["builtin"]]
+    if custom:
+        raise ExportError(f"{label}: custom or Select TF ops {', '.join(custom)}: a plain TFLite "
+                          "interpreter cannot run it")
+    return ops
+
+
+def tensor_info(detail: dict) -> dict:
+    scale, zero_point = detail["quantization"]
+    return {"dtype": np.dtype(detail["dtype"]).name, "shape": [int(d) for d in detail["shape_signature"]],
+            "scale": float(scale), "zero_point": int(zero_point)}
+
+
+def io_details(flatbuffer: bytes) -> tuple[dict, dict]:
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    return tensor_info(interpreter.get_input_details()[0]), tensor_info(interpreter.get_output_details()[0])
+
+
+def export(folder: Path, data_dir: str | None = None, calibration_size: int = 500,
+           variants: tuple[str, ...] = VARIANTS, out_dir: Path | None = None) -> Path:
+    """Write the variants and manifest.json for a run folder; return the manifest's path."""
+    import keras
+    import tensorflow as tf
+
+    out = out_dir or folder / EXPORT_DIR
+    model = keras.models.load_model(folder / MODEL_FILE)
+    calibration, data = None, None
+    if "int8" in variants:
+        data = run_data_dir(folder, data_dir)
+        calibration = calibration_images(folder, data, calibration_size)
+    entries = []
+    for variant in variants:
+        start = time.perf_counter()
+        flatbuffer = convert(model, variant, calibration)
+        ops = check_builtin_ops(flatbuffer, variant)
+        target = out / variant_file(variant)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(flatbuffer)
+        inputs, outputs = io_details(flatbuffer)
+        entries.append({"variant": variant, "file": target.name, "bytes": len(flatbuffer), "sha256": sha256(target),
+                        "input": inputs, "output": outputs, "ops": ops})
+        quantized = f" (scale {inputs['scale']:g}, zero point {inputs['zero_point']})" if inputs["scale"] else ""
+        print(f"{variant}: {len(flatbuffer):,} bytes, input {inputs['dtype']}{quantized}, {len(ops)} builtin ops, "
+              f"{time.perf_counter() - start:.1f}s -> {target}")
+    manifest = {
+        "source_run": folder.name,
+        "source_model": str(folder / MODEL_FILE),
+        "source_sha256": sha256(folder / MODEL_FILE),
+        "tensorflow": tf.__version__,
+        "calibration": None if calibration is None else {
+            "images": len(calibration), "data_dir": str(data), "from": "the run's training split, sample seed 0"},
+        "variants": entries,
+    }
+    write_json(out / MANIFEST_FILE, manifest)
+    print(f"manifest: {out / MANIFEST_FILE}")
+    return out / MANIFEST_FILE
+
+
+def keras_probabilities(folder: Path, images: np.ndarray) -> np.ndarray:
+    """The run's Keras model on raw pixels: the float reference the variants are checked against."""
+    import keras
+
+    model = keras.models.load_model(folder / MODEL_FILE)
+    return model.predict(images.astype(np.float32), batch_size=256, verbose=0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", default=None, help="run id or folder (default: the newest tuned run, else the newest)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--data_dir", default=None, help="calibration data (default: the run's own, from config.json)")
+    parser.add_argument("--calibration_size", type=int, default=500,
+                        help="training images that calibrate the int8 model (default: %(default)s)")
+    parser.add_argument("--out_dir", default=None, help="where to write (default: RUN/tflite)")
+    args = parser.parse_args(argv)
+    if args.calibration_size < 1:
+        parser.error("--calibration_size must be at least 1")
+    try:
+        folder = resolve_run(args.models_dir, args.run)
+        print(f"run: {folder}")
+        export(folder, args.data_dir, args.calibration_size, out_dir=Path(args.out_dir) if args.out_dir else None)
+    except (DataError, ExportError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Turn a photo or scan of one handwritten digit into an MNIST-like 28x28 digit.
+
+MNIST's own recipe: light ink on black; the digit cropped to its ink, scaled to fit a 20x20 box
+keeping its aspect ratio (anti-aliased), then placed in a 28x28 field so that its centre of mass is
+the centre. Before that, an image of any size and mode is made grey, inverted when it is dark ink
+on a light background (paper), and stretched so the background is 0 and the ink 255.
+
+Pillow and numpy only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_SIZE = 28
+BOX_SIZE = 20  # MNIST fits each digit in 20x20, leaving a 4-pixel margin
+MIN_CONTRAST = 32  # grey levels between background and ink below which the image holds no digit
+INK_THRESHOLD = 0.2  # after stretching, fainter pixels count as background (paper grain, noise)
+
+
+class ImageError(ValueError):
+    """An image that cannot be read, or holds no digit."""
+
+
+def load_digit(path: str | Path) -> np.ndarray:
+    """The image file at `path` as an MNIST-like uint8 (28, 28) array of raw pixels 0..255."""
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)  # phone photos carry their rotation in EXIF
+            grey = _to_grey(image)
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise ImageError(f"{path}: not a readable image (PNG, JPEG, ...): {err}") from None
+    try:
+        return mnist_like(grey)
+    except ImageError as err:
+        raise ImageError(f"{path}: {err}") from None
+
+
+def _to_grey(image: Image.Image) -> np.ndarray:
+    """Float greyscale 0..255; transparent areas become white paper."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(paper, rgba)
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def mnist_like(grey: np.ndarray) -> np.ndarray:
+    """A greyscale image (H, W) of one digit, any polarity, as MNIST's uint8 (28, 28)."""
+    ink = _light_on_dark(np.asarray(grey, dtype=np.float32))
+    rows, cols = np.nonzero(ink > INK_THRESHOLD)
+    if rows.size == 0:
+        raise ImageError("no digit found: the image is empty")
+    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    return _centre_by_mass(_fit_box(crop))
+
+
+def _light_on_dark(grey: np.ndarray) -> np.ndarray:
+    """Ink 0..1 on a 0 background, inverting dark-on-light images (judged by the border)."""
+    if grey.ndim != 2 or min(grey.shape) < 1:
+        raise ImageError(f"expected a 2-D greyscale image, got shape {grey.shape}")
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    if np.median(border) > 127:  # light paper: the ink is the dark part
+        grey = 255 - grey
+        border = 255 - border
+    background = float(np.median(border))
+    peak = float(grey.max())
+    if peak - background < MIN_CONTRAST:
+        raise ImageError(f"no digit found: the image is blank (contrast {peak - background:.0f} of 255)")
+    ink = np.clip((grey - background) / (peak - background), 0, 1)
+    ink[ink < INK_THRESHOLD] = 0
+    return ink
+
+
+def _fit_box(crop: np.ndarray) -> np.ndarray:
+    """Scale so the longer side is BOX_SIZE, keeping aspect; anti-aliased, values 0..255."""
+    height, width = crop.shape
+    scale = BOX_SIZE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = Image.fromarray(np.round(crop * 255).astype(np.uint8))
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
+
+
+def _centre_by_mass(digit: np.ndarray) -> np.ndarray:
+    """Place digit in a 28x28 field with its centre of mass at the field's centre."""
+    height, width = digit.shape
+    total = digit.sum()
+    ys, xs = np.indices(digit.shape)
+    centre_y = (ys * digit).sum() / total if total else (height - 1) / 2
+    centre_x = (xs * digit).sum() / total if total else (width - 1) / 2
+    middle = (IMAGE_SIZE - 1) / 2
+    top = int(np.clip(round(middle - centre_y), 0, IMAGE_SIZE - height))
+    left = int(np.clip(round(middle - centre_x), 0, IMAGE_SIZE - width))
+    field = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    field[top:top + height, left:left + width] = digit
+    return np.clip(np.round(field), 0, 255).astype(np.uint8)

@@ -1,0 +1,88 @@
+"""Image files made MNIST-like: any size, mode and polarity in; a centred 28x28 digit out."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import model_path
+from edge.classifier import DigitClassifier
+from edge.image import ImageError, load_digit, mnist_like
+
+
+def paper_photo(digit: np.ndarray, scale: int = 9, seed: int = 0) -> np.ndarray:
+    """A digit as a phone would see it: big, dark ink on grey-white paper, off centre, noisy."""
+    big = np.kron(digit.reshape(28, 28).astype(np.float32), np.ones((scale, scale)))
+    page = np.full((big.shape[0] + 60, big.shape[1] + 100), 0.0, np.float32)
+    page[20:20 + big.shape[0], 70:70 + big.shape[1]] = big  # shifted right and down
+    noise = np.random.default_rng(seed).normal(0, 6, page.shape)
+    return np.clip(225 - page * (190 / 255) + noise, 0, 255).astype(np.uint8)  # ink ~35, paper ~225
+
+
+def centre_of_mass(image: np.ndarray) -> tuple[float, float]:
+    ys, xs = np.indices(image.shape)
+    return (ys * image).sum() / image.sum(), (xs * image).sum() / image.sum()
+
+
+def test_paper_photo_comes_back_as_the_mnist_digit(tmp_path, digits):
+    digit = digits[0][0]
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(paper_photo(digit)).convert("RGB").save(path, quality=90)
+    result = load_digit(path)
+    assert result.shape == (28, 28) and result.dtype == np.uint8
+    assert result.max() > 200 and result[0].max() == 0 and result[:, 0].max() == 0  # light ink, dark margin
+    rows, cols = np.nonzero(result > 40)
+    assert max(np.ptp(rows), np.ptp(cols)) + 1 <= 21  # fitted to the 20x20 box (plus anti-aliasing)
+    assert np.allclose(centre_of_mass(result.astype(float)), 13.5, atol=0.6)  # centred by mass, as MNIST
+    # The same as the clean digit put through the same recipe: paper, noise, size and offset are gone.
+    assert np.corrcoef(result.ravel(), mnist_like(digit.reshape(28, 28)).ravel())[0, 1] > 0.9
+
+
+def test_photos_classify_as_the_clean_digits_do(tmp_path, fixtures, digits):
+    """The demo digits are centred by their box, MNIST's by mass: compare like with like."""
+    classifier = DigitClassifier(model_path(fixtures, "int8"))
+    clean, from_photos = [], []
+    for i, digit in enumerate(digits[0][:40]):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(paper_photo(digit, scale=3 + i % 5, seed=i)).save(path)
+        from_photos.append(classifier.classify(load_digit(path)).label)
+        clean.append(classifier.classify(mnist_like(digit.reshape(28, 28))).label)
+    assert np.mean(np.array(from_photos) == np.array(clean)) >= 0.9
+
+
+def test_light_ink_on_dark_is_not_inverted_and_colour_is_greyed(tmp_path, digits):
+    digit = digits[0][1].reshape(28, 28)
+    red = np.zeros((28 * 4, 28 * 4, 3), np.uint8)
+    red[..., 0] = np.kron(digit, np.ones((4, 4), np.uint8))  # red ink on black, RGB
+    path = tmp_path / "red.png"
+    Image.fromarray(red).save(path)
+    assert np.corrcoef(load_digit(path).ravel(), mnist_like(digit).ravel())[0, 1] > 0.95
+
+
+def test_transparent_background_counts_as_paper(tmp_path, digits):
+    digit = digits[0][2].reshape(28, 28)
+    rgba = np.zeros((56, 56, 4), np.uint8)  # black ink, transparent elsewhere
+    rgba[..., 3] = np.kron(digit, np.ones((2, 2), np.uint8))
+    path = tmp_path / "ink.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    assert np.corrcoef(load_digit(path).ravel(), mnist_like(digit).ravel())[0, 1] > 0.95
+
+
+def test_wide_digit_keeps_its_aspect():
+    stroke = np.zeros((50, 200), np.float32)
+    stroke[20:30, 10:190] = 255  # a dash, 18 times wider than tall
+    result = mnist_like(stroke)
+    rows, cols = np.nonzero(result)
+    assert np.ptp(cols) + 1 == 20 and np.ptp(rows) + 1 <= 3
+
+
+def test_blank_unreadable_and_missing_images_are_clear_errors(tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 250).save(blank)
+    with pytest.raises(ImageError, match="blank.png: no digit found"):
+        load_digit(blank)
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(ImageError, match="notes.png: not a readable image"):
+        load_digit(text)
+    with pytest.raises(ImageError, match="absent.png: no such file"):
+        load_digit(tmp_path / "absent.png")

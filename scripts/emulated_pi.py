@@ -1,0 +1,172 @@
+"""An emulated Raspberry Pi 4 classifies stored digits with the int8 model; its labels must match x86's.
+
+    python scripts/emulated_pi.py [--fixtures build/edge-fixtures] [--digits 12]
+
+Set-up, cached in build/pi/ and skipped when there:
+  - qemu-user-static from Debian (apt-get install), when qemu-aarch64-static is missing
+  - an aarch64 Python 3.11: Debian's arm64 packages (dpkg --add-architecture arm64; apt-get
+    download python3.11-minimal:arm64 libc6:arm64 ...), unpacked with dpkg -x into build/pi/root
+  - aarch64 wheels of the interpreter (default tflite-runtime 2.14 with numpy<2, as on Raspberry
+    Pi OS bookworm's Python 3.11), pip-downloaded for manylinux aarch64 and unpacked beside it
+Then `python3.11 -m edge.classify model_int8.tflite --csv digits.csv` runs under
+`qemu-aarch64-static -cpu cortex-a72` (the Pi 4's core), the same command runs on x86 with
+--x86_python, and the labels are compared. Exit 0 when they match, 1 when not, 2 on set-up errors.
+
+--interpreter "ai-edge-litert==2.3.0" runs LiteRT instead. LiteRT 2.2 and later crash under
+qemu-user 7.2 while probing the CPU: qemu shows the guest the host's x86 /proc/cpuinfo. --pi_cpuinfo
+bind-mounts a Pi 4's /proc/cpuinfo for the emulated run (unshare; needs root), and then they run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / "build" / "pi"
+DEBIAN_PACKAGES = [  # python3.11 and what it and the interpreters' shared objects link against
+    "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "libc6", "libgcc-s1",
+    "libstdc++6", "zlib1g", "libexpat1", "libffi8", "libbz2-1.0", "liblzma5",
+]
+WHEEL_PLATFORMS = ["manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64",
+                   "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
+PI4_CPUINFO = "".join(
+    f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n"
+    "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n" for i in range(4)
+) + "Hardware\t: BCM2835\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n"
+
+
+class SetupError(RuntimeError):
+    pass
+
+
+def sh(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.run(cmd, check=True, **kwargs)
+
+
+def apt_ready(state: dict) -> None:
+    """arm64 package lists, fetched once per run (a fresh machine has none)."""
+    if state.get("apt"):
+        return
+    if os.geteuid() != 0:
+        raise SetupError("setting up the emulated Pi needs root (apt-get, dpkg --add-architecture)")
+    foreign = subprocess.run(["dpkg", "--print-foreign-architectures"], capture_output=True, text=True).stdout
+    if "arm64" not in foreign.split():
+        sh("dpkg", "--add-architecture", "arm64")
+    sh("apt-get", "update", "-qq")
+    state["apt"] = True
+
+
+def qemu(state: dict) -> str:
+    if not shutil.which("qemu-aarch64-static"):
+        apt_ready(state)
+        sh("apt-get", "install", "-y", "-qq", "--no-install-recommends", "qemu-user-static",
+           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    return shutil.which("qemu-aarch64-static")
+
+
+def python_root(state: dict) -> Path:
+    """Debian bookworm's aarch64 python3.11 (what Raspberry Pi OS bookworm ships), unpacked."""
+    root, debs = CACHE / "root", CACHE / "debs"
+    if (root / ".complete").is_file():
+        return root
+    debs.mkdir(parents=True, exist_ok=True)
+    apt_ready(state)
+    sh("apt-get", "download", "-qq", *(f"{name}:arm64" for name in DEBIAN_PACKAGES), cwd=debs)
+    shutil.rmtree(root, ignore_errors=True)
+    for deb in sorted(debs.glob("*.deb")):
+        sh("dpkg", "-x", str(deb), str(root))
+    (root / ".complete").touch()
+    return root
+
+
+def site_packages(interpreter: str) -> Path:
+    """aarch64 wheels of the interpreter and numpy, unpacked into one folder for PYTHONPATH."""
+    requirements = [interpreter, "numpy<2"] if interpreter.startswith("tflite-runtime") else [interpreter]
+    site = CACHE / ("site-" + "".join(c if c.isalnum() or c in ".-" else "_" for c in interpreter))
+    if (site / ".complete").is_file():
+        return site
+    wheels = site.with_name(site.name + "-wheels")
+    platforms = [arg for platform in WHEEL_PLATFORMS for arg in ("--platform", platform)]
+    sh(sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", *platforms, "--python-version", "3.11",
+       "--implementation", "cp", "--abi", "cp311", "-d", str(wheels), *requirements)
+    shutil.rmtree(site, ignore_errors=True)
+    for wheel in sorted(wheels.glob("*.whl")):
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(site)
+    (site / ".complete").touch()
+    return site
+
+
+def stored_digits(fixtures: Path, count: int) -> Path:
+    """The first `count` validation digits of the fixtures, as a labelled CSV."""
+    lines = (fixtures / "digits.csv").read_text().splitlines()
+    target = CACHE / "digits.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines[:count + 1]) + "\n")
+    return target
+
+
+def labels_from(command: list[str], what: str, **kwargs) -> list[int]:
+    print(f"\n{what}:\n+ {' '.join(command)}", flush=True)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, **kwargs)
+    sys.stdout.write(result.stderr)
+    if result.returncode != 0:
+        raise SetupError(f"{what} failed with exit code {result.returncode}")
+    return [int(line.split(",")[1]) for line in result.stdout.splitlines()[1:]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fixtures", default=str(ROOT / "build" / "edge-fixtures"),
+                        help="folder with model_int8.tflite and digits.csv (default: %(default)s)")
+    parser.add_argument("--digits", type=int, default=12, help="stored digits to classify (default: %(default)s)")
+    parser.add_argument("--interpreter", default="tflite-runtime==2.14.0",
+                        help="what the Pi runs, a pip requirement (default: %(default)s)")
+    parser.add_argument("--pi_cpuinfo", action="store_true", help="show the emulated run a Pi 4's /proc/cpuinfo")
+    parser.add_argument("--x86_python", default=sys.executable, help="Python for the x86 run (default: this one)")
+    args = parser.parse_args(argv)
+    fixtures = Path(args.fixtures)
+    model = fixtures / "model_int8.tflite"
+    try:
+        if not model.is_file():
+            raise SetupError(f"{model}: missing; `make test-edge` (scripts/edge_fixtures.py) builds it")
+        state: dict = {}
+        emulator, root, site = qemu(state), python_root(state), site_packages(args.interpreter)
+        digits = stored_digits(fixtures, args.digits)
+        classify = ["-m", "edge.classify", str(model), "--csv", str(digits), "--threads", "4"]
+        x86 = labels_from([args.x86_python, *classify], "x86_64")
+        pi = [emulator, "-cpu", "cortex-a72", "-L", str(root), "-E", f"PYTHONPATH={site}:{ROOT}",
+              str(root / "usr/bin/python3.11"), *classify]
+        if args.pi_cpuinfo:
+            cpuinfo = CACHE / "cpuinfo-pi4"
+            cpuinfo.write_text(PI4_CPUINFO)
+            pi = ["unshare", "--mount", "sh", "-c", f'mount --bind {cpuinfo} /proc/cpuinfo && exec "$@"', "sh", *pi]
+        machine = subprocess.run([*pi[:pi.index(str(root / "usr/bin/python3.11")) + 1], "-c",
+                                  "import platform; print(platform.machine(), platform.python_version())"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        arm = labels_from(pi, f"emulated Raspberry Pi 4 ({machine}, {args.interpreter})", timeout=600)
+    except (SetupError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    truth = [int(line.split(",")[0]) for line in digits.read_text().splitlines()[1:]]
+    print(f"\n{'digit':>5} {'true':>5} {'x86_64':>7} {'pi':>4}")
+    for i, row in enumerate(zip(truth, x86, arm), start=1):
+        print(f"{i:>5} {row[0]:>5} {row[1]:>7} {row[2]:>4}" + ("" if row[1] == row[2] else "  <- differs"))
+    same = sum(a == b for a, b in zip(x86, arm))
+    if x86 != arm or len(arm) != len(truth):
+        print("FAIL: the emulated Pi's labels differ from x86's", file=sys.stderr)
+    else:
+        print(f"ok: the emulated Pi 4 gives the x86 labels for all {len(arm)} digits")
+    print(f"test-pi: {same} passed, {len(truth) - same} failed")  # one line a CI log reader counts
+    return 0 if same == len(truth) == len(x86) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""make tflite and make check-edge on the tiny trained run: four variants, builtin ops, the check."""
+
+import json
+
+import numpy as np
+import pytest
+
+from competition.config import TrainConfig
+from competition.data import load_train
+from competition.train import split
+from edge import check, export
+from edge.classifier import DigitClassifier
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run):
+    manifest = export.export(trained_run, calibration_size=100)
+    return trained_run, json.loads(manifest.read_text())
+
+
+def test_export_writes_four_variants_and_a_manifest(exported):
+    folder, manifest = exported
+    assert manifest["source_run"] == folder.name
+    assert manifest["source_sha256"] == export.sha256(folder / "model.keras")
+    assert manifest["calibration"]["images"] == 100
+    variants = {entry["variant"]: entry for entry in manifest["variants"]}
+    assert list(variants) == ["float32", "dynamic_range", "float16", "int8"]
+    for entry in variants.values():
+        path = folder / "tflite" / entry["file"]
+        assert path.stat().st_size == entry["bytes"] and export.sha256(path) == entry["sha256"]
+        assert entry["input"]["shape"] == [-1, 28, 28, 1] and entry["output"]["shape"] == [-1, 10]
+    assert variants["float32"]["bytes"] > 1.9 * variants["float16"]["bytes"] > 3.5 * variants["int8"]["bytes"]
+    for name in ("float32", "dynamic_range", "float16"):
+        assert variants[name]["input"]["dtype"] == variants[name]["output"]["dtype"] == "float32"
+    # Raw 0..255 pixels go into the int8 model unchanged: uint8 with scale 1 and zero point 0.
+    assert variants["int8"]["input"] == {"dtype": "uint8", "shape": [-1, 28, 28, 1], "scale": 1.0, "zero_point": 0}
+    assert variants["int8"]["output"]["dtype"] == "uint8" and variants["int8"]["output"]["scale"] == 1 / 256
+
+
+def test_variants_hold_only_builtin_ops_the_pi_runtime_knows(exported):
+    folder, manifest = exported
+    for entry in manifest["variants"]:
+        ops = export.model_ops((folder / "tflite" / entry["file"]).read_bytes())
+        assert ops == entry["ops"] and all(op["builtin"] for op in ops)
+        assert {"CONV_2D", "FULLY_CONNECTED", "SOFTMAX"} <= {op["name"] for op in ops}
+        # tflite-runtime 2.14 (Python 3.11 on a Pi) knows FULLY_CONNECTED up to version 11
+        assert max(op["version"] for op in ops if op["name"] == "FULLY_CONNECTED") <= 11
+
+
+def test_builtin_check_refuses_select_tf_ops():
+    import tensorflow as tf
+
+    inverse = tf.function(tf.linalg.inv, input_signature=[tf.TensorSpec([3, 3], tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([inverse.get_concrete_function()], inverse)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    with pytest.raises(export.ExportError, match="FlexMatrixInverse"):
+        export.check_builtin_ops(converter.convert(), "inverse")
+
+
+def test_classifier_matches_keras_on_the_validation_split(exported, demo_dir):
+    folder, manifest = exported
+    _, x_val, _, _ = split(load_train(demo_dir), TrainConfig())
+    reference = export.keras_probabilities(folder, x_val)
+    tolerance = {"float32": 1e-4, "float16": 0.01, "dynamic_range": 0.1, "int8": 0.1}
+    for entry in manifest["variants"]:
+        probabilities = DigitClassifier(folder / "tflite" / entry["file"]).predict(x_val)
+        assert np.abs(probabilities - reference).max() < tolerance[entry["variant"]], entry["variant"]
+        if entry["variant"] in ("float32", "float16"):  # after one epoch, close calls abound: only the
+            assert np.mean(probabilities.argmax(1) == reference.argmax(1)) >= 0.95  # float ones keep all
+    # Label agreement of the quantized variants is tested on a trained model in edge/tests.
+
+
+def test_check_edge_prints_the_table_and_writes_json(exported, tmp_path, capsys):
+    folder, _ = exported
+    out = tmp_path / "check.json"
+    code = check.main(["--run", str(folder), "--latency_runs", "5", "--out", str(out), "--max_drop", "100"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert [row["variant"] for row in report["rows"]] == ["keras", "float32", "dynamic_range", "float16", "int8"]
+    assert report["images"] == 144 and report["passed"] is True
+    float32 = report["rows"][1]
+    assert float32["max_prob_diff"] < 1e-4 and float32["latency_ms_1_threads"]["median"] > 0
+    printed = capsys.readouterr().out
+    assert "variant" in printed and "int8" in printed and "ms p50/p99 1 thr" in printed
+
+
+def test_check_edge_fails_when_int8_falls_too_far(exported, monkeypatch, tmp_path, capsys):
+    folder, _ = exported
+    rows = [{"variant": "keras", "accuracy": 0.990}, {"variant": "int8", "accuracy": 0.985}]
+    rows = [{**row, "agreement": 1.0, "max_prob_diff": 0.0, "bytes": 1} for row in rows]
+    monkeypatch.setattr(check, "evaluate", lambda *args: {"rows": rows, "threads": [1], "interpreter": "x"})
+    assert check.main(["--run", str(folder), "--out", str(tmp_path / "c.json")]) == 1
+    assert "0.50 points below" in capsys.readouterr().err
+    assert check.main(["--run", str(folder), "--out", str(tmp_path / "c.json"), "--max_drop", "0.6"]) == 0
+
+
+def test_check_edge_without_an_export_says_what_to_do(demo_dir, tmp_path, capsys):
+    run = tmp_path / "20260101-000000-x"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"")
+    assert check.main(["--run", str(run), "--csv", str(demo_dir / "train.csv")]) == 2
+    assert "run `make tflite` first" in capsys.readouterr().err
+
+
+def test_classifier_quantizes_raw_pixels_for_a_signed_int8_input(exported, demo_dir, tmp_path):
+    """A model with int8 (not uint8) input: raw 0..255 pixels map to q = x / scale + zero_point."""
+    import keras
+    import tensorflow as tf
+
+    folder, manifest = exported
+    _, x_val, _, _ = split(load_train(demo_dir), TrainConfig())
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.models.load_model(folder / "model.keras"))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([image[None].astype(np.float32)] for image in x_val[:50])
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    signed = tmp_path / "int8_io.tflite"
+    signed.write_bytes(converter.convert())
+    classifier = DigitClassifier(signed)
+    assert classifier.input_dtype == np.int8 and classifier._input["quantization"] == (1.0, -128)
+    assert np.array_equal(classifier._preprocess(x_val[:2]), (x_val[:2].astype(np.int16) - 128).astype(np.int8))
+    unsigned = DigitClassifier(folder / "tflite" / "model_int8.tflite")
+    assert np.abs(classifier.predict(x_val) - unsigned.predict(x_val)).max() <= 2 / 256
