@@ -1,0 +1,5 @@
+import sys
+
+from competition.report.build import main
+
+sys.exit(main())
