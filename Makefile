@@ -59,6 +59,16 @@ tune: $(VENV)/.installed ## search the report's hyperparameter space (Hyperband,
 train-best: $(VENV)/.installed ## retrain the search's best hyperparameters (augmented) into models/<time>-tuned
 	$(PY) -m competition.train --data_dir $(DATA_DIR) --name tuned --augment --hparams models/search-$(SEARCH)/best_hyperparameters.json $(ARGS)
 
+# Beyond the report: make cv K=5 ARGS="--preset strong", make ensemble K=5 ARGS="--preset strong".
+K ?= 5
+.PHONY: cv ensemble
+
+cv: $(VENV)/.installed ## K-fold cross-validation of a configuration: per-fold accuracy, mean and spread
+	$(PY) -m competition.cv --data_dir $(DATA_DIR) --k $(K) $(ARGS)
+
+ensemble: $(VENV)/.installed ## train K members (seeds), average their probabilities; reuses members that exist
+	$(PY) -m competition.ensemble --data_dir $(DATA_DIR) --k $(K) $(ARGS)
+
 submission: $(VENV)/.installed ## predict test.csv with RUN (default: newest tuned run, else newest) into RUN/submission.csv
 	$(PY) -m competition.submission --data_dir $(DATA_DIR) $(RUN_FLAG) $(ARGS)
 
