@@ -211,7 +211,7 @@ def analysis_sections(save, run: RunData) -> list[Section]:
 
     image, digit = run.example, run.example_title
     maps = [(save(figures.feature_maps(image, activation, f"{i}. {layer.name} ({type(layer).__name__})", digit),
-                  f"feature_maps_{i}_{layer.name}.png"), f"Layer {i}: {layer.name}, {type(layer).__name__}.")
+                  f"feature_maps_{i}_{type(layer).__name__.lower()}.png"), f"Layer {i}: {layer.name}, {type(layer).__name__}.")
             for i, (layer, activation) in enumerate(layer_outputs(run.model, image), start=1)]
     sections.append(Section("feature-maps", "Feature maps", f"The {digit}, through every conv and pooling layer "
                             "(inference mode); each layer on one colour scale.", figures=maps))
