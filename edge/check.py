@@ -150,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL: int8 accuracy is {drop:.2f} points below the Keras model's (allowed {args.max_drop})",
               file=sys.stderr)
         return 1
-    side = f"{drop:.2f} points below" if drop > 0 else f"{-drop:.2f} points above"
+    if abs(drop) < 0.005:
+        side = "the same as"
+    else:
+        side = f"{drop:.2f} points below" if drop > 0 else f"{-drop:.2f} points above"
     print(f"ok: int8 accuracy is {side} the Keras model's (a drop of up to {args.max_drop} is allowed)")
     return 0
 
