@@ -121,6 +121,11 @@ def from_flags(args: argparse.Namespace, cls: type):
     return cls(**{key: value for key, value in vars(args).items() if key in names})
 
 
+def named_after_preset(cfg: TrainConfig, preset: str | None) -> TrainConfig:
+    """cfg, its name defaulting to the preset's (folders such as models/cv-strong)."""
+    return cfg if cfg.name != TrainConfig.name else dataclasses.replace(cfg, name=preset or "report")
+
+
 def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]:
     """TrainConfig from the command line: --preset NAME sets defaults, other flags override them."""
     add_flags(parser, TrainConfig)

@@ -20,10 +20,10 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from competition import train
-from competition.config import TrainConfig, parse_train_config
+from competition.config import TrainConfig, named_after_preset, parse_train_config
 from competition.data import DataError, load_train
 from competition.io import write_json
-from competition.runs import METRICS_FILE, check_same_settings, resolve_run
+from competition.runs import METRICS_FILE, open_resumable
 
 CV_FILE = "cv.json"
 SETTINGS_FILE = "cv_config.json"
@@ -49,25 +49,16 @@ def summarise(folds: list[dict]) -> dict:
 
 def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int = 0, fresh: bool = False) -> dict:
     folder = Path(cfg.models_dir) / f"cv-{cfg.name}"
-    settings = {**cfg.to_dict(), "k": k, "cv_seed": cv_seed}
-    if fresh and folder.exists():
-        import shutil
-
-        shutil.rmtree(folder)
-    check_same_settings(folder / SETTINGS_FILE, settings, (*IDENTITY, "k", "cv_seed"))
-    write_json(folder / SETTINGS_FILE, settings)
+    open_resumable(folder, SETTINGS_FILE, {**cfg.to_dict(), "k": k, "cv_seed": cv_seed}, (*IDENTITY, "k", "cv_seed"),
+                   fresh)
 
     labels = load_train(cfg.data_dir).labels
     splits = fold_indices(labels, k, cv_seed)
     results = []
     for i in folds or range(1, k + 1):
-        name = f"fold-{i}"
-        try:
-            run_folder = resolve_run(folder, name=name)
-            print(f"cv: {name} already trained, reusing {run_folder.name}", flush=True)
-        except FileNotFoundError:
-            print(f"cv: {name} of {k}: {len(splits[i - 1][0])} train / {len(splits[i - 1][1])} held out", flush=True)
-            run_folder = train.run(dataclasses.replace(cfg, name=name, models_dir=str(folder)), splits[i - 1])
+        train_rows, held_out = splits[i - 1]
+        run_folder = train.run_or_reuse(cfg, folder, f"fold-{i}", splits[i - 1],
+                                        f" (of {k}: {len(train_rows)} train / {len(held_out)} held out)")
         metrics = json.loads((run_folder / METRICS_FILE).read_text())
         results.append({"fold": i, "run": run_folder.name, "accuracy": metrics["validation"]["accuracy"],
                         "n": metrics["validation"]["n"], "train_seconds": metrics["train_seconds"]})
@@ -90,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg, args = parse_train_config(parser, argv)
     if args.k < 2 or any(not 1 <= f <= args.k for f in args.folds or []):
         parser.error("--k must be at least 2 and --folds between 1 and k")
-    cfg = dataclasses.replace(cfg, name=cfg.name if cfg.name != TrainConfig.name else (args.preset or "report"))
+    cfg = named_after_preset(cfg, args.preset)
     try:
         run(cfg, args.k, args.folds, args.cv_seed, args.fresh)
     except (DataError, ValueError) as err:

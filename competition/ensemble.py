@@ -16,20 +16,19 @@ import argparse
 import dataclasses
 import itertools
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from competition import train
-from competition.config import TrainConfig, parse_train_config
+from competition.config import TrainConfig, named_after_preset, parse_train_config
 from competition.cv import IDENTITY
 from competition.data import DataError, load_test, load_train
 from competition.io import write_json
 from competition.metrics import classification_metrics
 from competition.predict import member_probabilities
-from competition.runs import ENSEMBLE_FILE, METRICS_FILE, check_same_settings, resolve_run
+from competition.runs import ENSEMBLE_FILE, METRICS_FILE, open_resumable
 
 SETTINGS_FILE = "ensemble_config.json"
 
@@ -63,21 +62,13 @@ def evaluate(folder: Path, member_names: list[str], images: np.ndarray, labels: 
 
 def run(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False) -> Path:
     folder = Path(cfg.models_dir) / f"ensemble-{cfg.name}"
-    if fresh and folder.exists():
-        shutil.rmtree(folder)
-    settings = {**cfg.to_dict(), "k": k}
-    check_same_settings(folder / SETTINGS_FILE, settings, IDENTITY)  # k may grow: members are reused
-    write_json(folder / SETTINGS_FILE, settings)
+    open_resumable(folder, SETTINGS_FILE, {**cfg.to_dict(), "k": k}, IDENTITY, fresh)  # k may grow: members are reused
 
     names, seconds = [], 0.0
     for i in range(1, k + 1):
-        name = f"member-{i}"
-        try:
-            member = resolve_run(folder, name=name)
-            print(f"ensemble: {name} already trained, reusing {member.name}", flush=True)
-        except FileNotFoundError:
-            print(f"ensemble: training {name} of {k} (seed {cfg.seed + i - 1})", flush=True)
-            member = train.run(dataclasses.replace(cfg, name=name, models_dir=str(folder), seed=cfg.seed + i - 1))
+        seed = cfg.seed + i - 1
+        member = train.run_or_reuse(dataclasses.replace(cfg, seed=seed), folder, f"member-{i}",
+                                    what=f" (of {k}, seed {seed})")
         names.append(member.name)
         seconds += json.loads((member / METRICS_FILE).read_text())["train_seconds"]
     write_json(folder / ENSEMBLE_FILE, {"members": names, "config": cfg.to_dict()})
@@ -112,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg, args = parse_train_config(parser, argv)
     if args.k < 1 or args.tta < 0:
         parser.error("--k must be at least 1 and --tta at least 0")
-    cfg = dataclasses.replace(cfg, name=cfg.name if cfg.name != TrainConfig.name else (args.preset or "report"))
+    cfg = named_after_preset(cfg, args.preset)
     try:
         run(cfg, args.k, args.tta, args.fresh)
     except (DataError, ValueError) as err:

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from competition.io import write_json
+
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 FINGERPRINT_FILE = "data_fingerprint.json"
@@ -96,6 +98,16 @@ def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...]) -> bo
         raise ValueError(f"{path.parent} holds work with other settings ({diffs}): "
                          "pass --fresh to start over, or --name for a new one")
     return True
+
+
+def open_resumable(folder: Path, settings_file: str, settings: dict, keys: tuple[str, ...], fresh: bool) -> bool:
+    """Start or resume work kept in folder (CV folds, ensemble members): --fresh deletes it first;
+    settings must match those recorded for `keys`; the current ones are recorded. True if resuming."""
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    resuming = check_same_settings(folder / settings_file, settings, keys)
+    write_json(folder / settings_file, settings)
+    return resuming
 
 
 class _Console(logging.StreamHandler):

@@ -13,6 +13,7 @@ per-class precision/recall/F1, confusion matrix) and train.log. It appears only 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -37,6 +38,7 @@ from competition.runs import (
     METRICS_FILE,
     MODEL_FILE,
     new_run_id,
+    resolve_run,
     run_folder,
     setup_console_logging,
 )
@@ -191,6 +193,18 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
     final = Path(cfg.models_dir) / run_id
     log.info(f"saved: {final}")
     return final
+
+
+def run_or_reuse(cfg: TrainConfig, folder: Path, name: str, indices=None, what: str = "") -> Path:
+    """The run called `name` under folder, trained first (as cfg, in that folder) if it is missing:
+    the folds of CV and the members of an ensemble, which an interrupted job reuses."""
+    try:
+        found = resolve_run(folder, name=name)
+        print(f"{name}: already trained, reusing {found.name}", flush=True)
+        return found
+    except FileNotFoundError:
+        print(f"{name}: training{what}", flush=True)
+        return run(dataclasses.replace(cfg, name=name, models_dir=str(folder)), indices)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:

@@ -3,7 +3,6 @@ import shutil
 import zipfile
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from competition.data import (
