@@ -1,11 +1,16 @@
-"""K-fold cross-validation of a training configuration: held-out accuracy, its mean and spread.
+"""K-fold cross-validation of a training configuration, optionally several seeds per fold.
 
     python -m competition.cv --k 5 --preset strong
     python -m competition.cv --k 5 --preset strong --folds 1 2     # some folds now, the rest later
+    python -m competition.cv --k 5 --preset strong --seeds 2       # 2 models per fold: an ensemble's CV
+    python -m competition.submission --run cv-strong               # all its models as one ensemble
 
-Folds are stratified over train.csv (--cv_seed). Each fold is an ordinary run folder, named fold-<i>,
-under models/cv-<name>/, so an interrupted CV continues: finished folds are reused. cv.json holds
-per-fold accuracy and training time, the mean, standard deviation, min and max.
+Folds are stratified over train.csv (--cv_seed). Each model is an ordinary run folder under
+models/cv-<name>/ (fold-<i> for the first seed, fold-<i>-seed-<s> for the others), so an interrupted
+CV continues: finished models are reused, and --seeds can grow. cv.json holds each model's held-out
+accuracy and training time; the single-model mean, standard deviation, min and max; with --seeds > 1
+the same for each fold's ensemble of its seeds, its gain and how often its members agree. The CV
+folder is also an ensemble (ensemble.json) of all its models, each trained on (k-1)/k of the rows.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from competition import train
 from competition.config import TrainConfig, named_after_preset, parse_train_config
 from competition.data import DataError, load_train
 from competition.io import write_json
-from competition.runs import METRICS_FILE, open_resumable
+from competition.runs import ENSEMBLE_FILE, METRICS_FILE, open_resumable
 
 CV_FILE = "cv.json"
 SETTINGS_FILE = "cv_config.json"
@@ -35,41 +40,100 @@ def fold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray
     return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
 
 
-def summarise(folds: list[dict]) -> dict:
-    accuracy = np.array([f["accuracy"] for f in folds])
-    return {
+def model_name(fold: int, seed_index: int, seed: int) -> str:
+    return f"fold-{fold}" if seed_index == 0 else f"fold-{fold}-seed-{seed}"
+
+
+def spread(values: list[float]) -> dict:
+    a = np.array(values)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+            "min": float(a.min()), "max": float(a.max()), "n": len(a)}
+
+
+def evaluate_fold(runs: list[Path], images: np.ndarray, labels: np.ndarray, tta: int) -> dict:
+    """Each model's held-out accuracy and, with several, their ensemble's and their agreement."""
+    import keras  # heavy: only once the models are trained
+
+    from competition.ensemble import agreement
+    from competition.predict import model_probabilities
+
+    probs = np.stack([model_probabilities(keras.models.load_model(run / "model.keras"), images, tta) for run in runs])
+    result = {"accuracy": [float((p.argmax(axis=1) == labels).mean()) for p in probs]}
+    if len(runs) > 1:
+        result["ensemble_accuracy"] = float((probs.mean(axis=0).argmax(axis=1) == labels).mean())
+        result["agreement"] = agreement(probs)
+    return result
+
+
+def summarise(folds: list[dict], seeds: int) -> dict:
+    single = spread([a for f in folds for a in f["accuracy"]])
+    seconds = [s for f in folds for s in f["train_seconds"]]
+    summary = {
         "folds": folds,
-        "mean_accuracy": float(accuracy.mean()),
-        "std_accuracy": float(accuracy.std(ddof=1)) if len(accuracy) > 1 else 0.0,
-        "min_accuracy": float(accuracy.min()),
-        "max_accuracy": float(accuracy.max()),
-        "train_minutes": round(sum(f["train_seconds"] for f in folds) / 60, 1),
+        "single": single,
+        "train_minutes": round(sum(seconds) / 60, 1),
+        "minutes_per_model": round(float(np.mean(seconds)) / 60, 1),
     }
-
-
-def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int = 0, fresh: bool = False) -> dict:
-    folder = Path(cfg.models_dir) / f"cv-{cfg.name}"
-    open_resumable(folder, SETTINGS_FILE, {**cfg.to_dict(), "k": k, "cv_seed": cv_seed}, (*IDENTITY, "k", "cv_seed"),
-                   fresh)
-
-    labels = load_train(cfg.data_dir).labels
-    splits = fold_indices(labels, k, cv_seed)
-    results = []
-    for i in folds or range(1, k + 1):
-        train_rows, held_out = splits[i - 1]
-        run_folder = train.run_or_reuse(cfg, folder, f"fold-{i}", splits[i - 1],
-                                        f" (of {k}: {len(train_rows)} train / {len(held_out)} held out)")
-        metrics = json.loads((run_folder / METRICS_FILE).read_text())
-        results.append({"fold": i, "run": run_folder.name, "accuracy": metrics["validation"]["accuracy"],
-                        "n": metrics["validation"]["n"], "train_seconds": metrics["train_seconds"]})
-    summary = {"k": k, "cv_seed": cv_seed, "config": cfg.to_dict(), **summarise(results)}
-    write_json(folder / CV_FILE, summary)
-    for f in results:
-        print(f"cv: fold {f['fold']}: accuracy {f['accuracy']:.5f} ({f['n']} held out), {f['train_seconds'] / 60:.1f} min")
-    print(f"cv: {len(results)} of {k} folds: accuracy {summary['mean_accuracy']:.5f} ± {summary['std_accuracy']:.5f} "
-          f"(min {summary['min_accuracy']:.5f}, max {summary['max_accuracy']:.5f}), "
-          f"{summary['train_minutes']} min of training -> {folder / CV_FILE}")
+    if seeds > 1:
+        ensemble = spread([f["ensemble_accuracy"] for f in folds])
+        summary["ensemble"] = {
+            **ensemble,
+            "members": seeds,
+            "gain_over_member_mean": ensemble["mean"] - single["mean"],
+            "all_agree": float(np.mean([f["agreement"]["all_agree"] for f in folds])),
+        }
     return summary
+
+
+def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int = 0, seeds: int = 1, tta: int = 0,
+        fresh: bool = False) -> dict:
+    folder = Path(cfg.models_dir) / f"cv-{cfg.name}"
+    settings = {**cfg.to_dict(), "k": k, "cv_seed": cv_seed, "seeds": seeds}
+    open_resumable(folder, SETTINGS_FILE, settings, (*IDENTITY, "k", "cv_seed"), fresh)  # seeds may grow
+
+    digits = load_train(cfg.data_dir)
+    splits = fold_indices(digits.labels, k, cv_seed)
+    chosen = folds or list(range(1, k + 1))
+    runs: dict[int, list[Path]] = {i: [] for i in chosen}
+    for s in range(seeds):  # every fold's first model before any second: single-model CV comes first
+        for i in chosen:
+            train_rows, held_out = splits[i - 1]
+            what = f" (of {k}, seed {cfg.seed + s}: {len(train_rows)} train / {len(held_out)} held out)"
+            runs[i].append(train.run_or_reuse(dataclasses.replace(cfg, seed=cfg.seed + s), folder,
+                                              model_name(i, s, cfg.seed + s), splits[i - 1], what))
+    write_json(folder / ENSEMBLE_FILE, {"members": [r.name for i in chosen for r in runs[i]], "config": cfg.to_dict()})
+
+    results = []
+    for i in chosen:
+        held_out = splits[i - 1][1]
+        seconds = [json.loads((r / METRICS_FILE).read_text())["train_seconds"] for r in runs[i]]
+        results.append({"fold": i, "n": len(held_out), "runs": [r.name for r in runs[i]], "train_seconds": seconds,
+                        **evaluate_fold(runs[i], digits.images[held_out], digits.labels[held_out], tta)})
+    summary = {"k": k, "cv_seed": cv_seed, "seeds": seeds, "tta": tta, "demo_data": digits.demo,
+               "config": cfg.to_dict(), **summarise(results, seeds)}
+    write_json(folder / CV_FILE, summary)
+    report(summary, folder)
+    return summary
+
+
+def report(summary: dict, folder: Path) -> None:
+    for f in summary["folds"]:
+        line = f"cv: fold {f['fold']}: accuracy {' '.join(f'{a:.5f}' for a in f['accuracy'])}"
+        if "ensemble_accuracy" in f:
+            line += f", ensemble {f['ensemble_accuracy']:.5f}"
+        print(f"{line} ({f['n']} held out), {sum(f['train_seconds']) / 60:.1f} min")
+    single, n_folds = summary["single"], len(summary["folds"])
+    tta = f", test-time augmentation x{summary['tta']}" if summary["tta"] else ""
+    print(f"cv: {n_folds} of {summary['k']} folds, single model: accuracy {single['mean']:.5f} ± {single['std']:.5f} "
+          f"(min {single['min']:.5f}, max {single['max']:.5f}, {single['n']} models){tta}")
+    if "ensemble" in summary:
+        e = summary["ensemble"]
+        print(f"cv: ensemble of {e['members']} seeds: accuracy {e['mean']:.5f} ± {e['std']:.5f} (min {e['min']:.5f}, "
+              f"max {e['max']:.5f}), {100 * e['gain_over_member_mean']:+.3f} points over its members' mean; "
+              f"all members agree on {e['all_agree']:.4f} of digits")
+    print(f"cv: {summary['train_minutes']} min of training ({summary['minutes_per_model']} per model) -> "
+          f"{folder / CV_FILE}; all {single['n']} models as one ensemble: "
+          f"python -m competition.submission --run {folder}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,13 +141,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=5, help="number of folds (default: %(default)s)")
     parser.add_argument("--folds", type=int, nargs="*", default=None, help="which folds, 1..k (default: all)")
     parser.add_argument("--cv_seed", type=int, default=0, help="seed of the fold assignment (default: %(default)s)")
-    parser.add_argument("--fresh", action="store_true", help="delete this CV's folds and start over")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="models per fold, seeds seed..seed+N-1; > 1 also measures their ensemble (default: 1)")
+    parser.add_argument("--tta", type=int, default=0,
+                        help="test-time augmented copies per digit when evaluating (default: %(default)s)")
+    parser.add_argument("--fresh", action="store_true", help="delete this CV's models and start over")
     cfg, args = parse_train_config(parser, argv)
     if args.k < 2 or any(not 1 <= f <= args.k for f in args.folds or []):
         parser.error("--k must be at least 2 and --folds between 1 and k")
+    if args.seeds < 1 or args.tta < 0:
+        parser.error("--seeds must be at least 1 and --tta at least 0")
     cfg = named_after_preset(cfg, args.preset)
     try:
-        run(cfg, args.k, args.folds, args.cv_seed, args.fresh)
+        run(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh)
     except (DataError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

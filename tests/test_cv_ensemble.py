@@ -28,11 +28,15 @@ def test_fold_indices_cover_every_row_once_stratified():
 def test_cv_reports_mean_and_spread_and_reuses_folds(demo_dir, tmp_path, capsys):
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--folds", "1", "2", "--name", "t"]) == 0
     summary = json.loads((tmp_path / "cv-t" / "cv.json").read_text())
-    accuracies = [f["accuracy"] for f in summary["folds"]]
-    assert [f["fold"] for f in summary["folds"]] == [1, 2]
-    assert summary["mean_accuracy"] == pytest.approx(np.mean(accuracies))
-    assert summary["std_accuracy"] == pytest.approx(np.std(accuracies, ddof=1))
+    accuracies = [a for f in summary["folds"] for a in f["accuracy"]]
+    assert [f["fold"] for f in summary["folds"]] == [1, 2] and len(accuracies) == 2
+    assert summary["single"]["mean"] == pytest.approx(np.mean(accuracies))
+    assert summary["single"]["std"] == pytest.approx(np.std(accuracies, ddof=1))
     assert sum(f["n"] for f in summary["folds"]) in (958, 959)  # two thirds of 1,438 rows held out
+    assert "ensemble" not in summary  # one seed: nothing to ensemble per fold
+    for f in summary["folds"]:  # the held-out accuracy is the one training measured on the same rows
+        run = json.loads((tmp_path / "cv-t" / f["runs"][0] / "metrics.json").read_text())
+        assert run["validation"]["accuracy"] == pytest.approx(f["accuracy"][0]) and run["validation"]["n"] == f["n"]
     capsys.readouterr()
 
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t"]) == 0  # the third fold only
@@ -42,6 +46,28 @@ def test_cv_reports_mean_and_spread_and_reuses_folds(demo_dir, tmp_path, capsys)
 
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t", "--seed", "9"]) == 2  # other settings
     assert "--fresh" in capsys.readouterr().err
+
+
+def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, tmp_path, capsys):
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "s"]) == 0
+    capsys.readouterr()
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "s", "--seeds", "2"]) == 0  # seeds grow
+    assert capsys.readouterr().out.count("already trained, reusing") == 2
+    folder = tmp_path / "cv-s"
+    summary = json.loads((folder / "cv.json").read_text())
+    assert [f["runs"][1].endswith("fold-%d-seed-1" % f["fold"]) for f in summary["folds"]] == [True, True]
+    assert [json.loads((folder / f["runs"][1] / "config.json").read_text())["seed"] for f in summary["folds"]] == [1, 1]
+    ensemble_accuracy = [f["ensemble_accuracy"] for f in summary["folds"]]
+    assert summary["ensemble"]["mean"] == pytest.approx(np.mean(ensemble_accuracy))
+    assert summary["ensemble"]["gain_over_member_mean"] == pytest.approx(
+        summary["ensemble"]["mean"] - summary["single"]["mean"])
+    assert summary["single"]["n"] == 4 and summary["ensemble"]["members"] == 2
+    assert all(0 <= f["agreement"]["all_agree"] <= 1 for f in summary["folds"])
+    assert len(json.loads((folder / "ensemble.json").read_text())["members"]) == 4
+
+    out = tmp_path / "submission.csv"
+    assert submission.main(["--run", str(folder), "--data_dir", str(demo_dir), "--out", str(out)]) == 0
+    assert "ensemble of 4" in capsys.readouterr().out and len(pd.read_csv(out)) == 359
 
 
 def test_agreement_counts_unanimous_digits():
