@@ -73,6 +73,7 @@ def summarise(folds: list[dict], seeds: int) -> dict:
         "single": single,
         "train_minutes": round(sum(seconds) / 60, 1),
         "minutes_per_model": round(float(np.mean(seconds)) / 60, 1),
+        "images_per_second": round(float(np.mean([r for f in folds for r in f["train_images_per_second"]]))),
     }
     if seeds > 1:
         ensemble = spread([f["ensemble_accuracy"] for f in folds])
@@ -106,8 +107,10 @@ def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int =
     results = []
     for i in chosen:
         held_out = splits[i - 1][1]
-        seconds = [json.loads((r / METRICS_FILE).read_text())["train_seconds"] for r in runs[i]]
-        results.append({"fold": i, "n": len(held_out), "runs": [r.name for r in runs[i]], "train_seconds": seconds,
+        trained = [json.loads((r / METRICS_FILE).read_text()) for r in runs[i]]
+        results.append({"fold": i, "n": len(held_out), "runs": [r.name for r in runs[i]],
+                        "train_seconds": [m["train_seconds"] for m in trained],
+                        "train_images_per_second": [m["train_images_per_second"] for m in trained],
                         **evaluate_fold(runs[i], digits.images[held_out], digits.labels[held_out], tta)})
     summary = {"k": k, "cv_seed": cv_seed, "seeds": seeds, "tta": tta, "demo_data": digits.demo,
                "config": cfg.to_dict(), **summarise(results, seeds)}
@@ -121,7 +124,8 @@ def report(summary: dict, folder: Path) -> None:
         line = f"cv: fold {f['fold']}: accuracy {' '.join(f'{a:.5f}' for a in f['accuracy'])}"
         if "ensemble_accuracy" in f:
             line += f", ensemble {f['ensemble_accuracy']:.5f}"
-        print(f"{line} ({f['n']} held out), {sum(f['train_seconds']) / 60:.1f} min")
+        print(f"{line} ({f['n']} held out), {sum(f['train_seconds']) / 60:.1f} min, "
+              f"{np.mean(f['train_images_per_second']):.0f} img/s")
     single, n_folds = summary["single"], len(summary["folds"])
     tta = f", test-time augmentation x{summary['tta']}" if summary["tta"] else ""
     print(f"cv: {n_folds} of {summary['k']} folds, single model: accuracy {single['mean']:.5f} ± {single['std']:.5f} "
@@ -131,7 +135,8 @@ def report(summary: dict, folder: Path) -> None:
         print(f"cv: ensemble of {e['members']} seeds: accuracy {e['mean']:.5f} ± {e['std']:.5f} (min {e['min']:.5f}, "
               f"max {e['max']:.5f}), {100 * e['gain_over_member_mean']:+.3f} points over its members' mean; "
               f"all members agree on {e['all_agree']:.4f} of digits")
-    print(f"cv: {summary['train_minutes']} min of training ({summary['minutes_per_model']} per model) -> "
+    print(f"cv: {summary['train_minutes']} min of training ({summary['minutes_per_model']} per model, "
+          f"{summary['images_per_second']} img/s) -> "
           f"{folder / CV_FILE}; all {single['n']} models as one ensemble: "
           f"python -m competition.submission --run {folder}")
 

@@ -62,6 +62,7 @@ def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, 
     assert summary["ensemble"]["gain_over_member_mean"] == pytest.approx(
         summary["ensemble"]["mean"] - summary["single"]["mean"])
     assert summary["single"]["n"] == 4 and summary["ensemble"]["members"] == 2
+    assert summary["images_per_second"] > 0 and all(len(f["train_images_per_second"]) == 2 for f in summary["folds"])
     assert all(0 <= f["agreement"]["all_agree"] <= 1 for f in summary["folds"])
     assert len(json.loads((folder / "ensemble.json").read_text())["members"]) == 4
 
