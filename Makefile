@@ -10,7 +10,7 @@ ARGS ?=
 RUN ?=
 RUN_FLAG := $(if $(RUN),--run $(RUN))
 
-.PHONY: help setup demo-data demo train train-aug tune train-best submission bench test clean
+.PHONY: help setup demo-data demo train train-aug tune train-best submission bench bench-speed test clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -110,6 +110,9 @@ test-pi: $(EDGE_FIXTURES)/manifest.json .venv-tflite/.installed ## an emulated R
 
 bench: $(VENV)/.installed ## training images/s with and without augmentation (needs ../shared data)
 	$(PY) scripts/bench_train.py $(ARGS)
+
+bench-speed: $(VENV)/.installed ## images/s of the strong model under each speed choice (batch, XLA, threads, pipeline, metrics)
+	$(PY) scripts/bench_speed.py $(ARGS)
 
 test: $(VENV)/.installed ## run the test suite (then the edge suites, without TensorFlow)
 	$(PY) -m pytest -q tests

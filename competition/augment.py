@@ -70,8 +70,12 @@ def make_dataset(
     rotation_deg: float = 10.0,
     shift_frac: float = 0.1,
     zoom_frac: float = 0.1,
+    parallel: bool = True,
 ) -> tf.data.Dataset:
-    """Shuffled float32 batches of raw 0..255 images and one-hot labels, augmented if asked."""
+    """Shuffled float32 batches of raw 0..255 images and one-hot labels, augmented if asked.
+
+    parallel=False (map in series, no prefetch) is only for scripts/bench_speed.py to measure against.
+    """
     ds = tf.data.Dataset.from_tensor_slices((images, onehot))
     ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
 
@@ -81,4 +85,6 @@ def make_dataset(
             x = random_affine(x, rotation_deg, shift_frac, zoom_frac)
         return x, y
 
+    if not parallel:
+        return ds.map(prepare)
     return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

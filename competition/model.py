@@ -74,8 +74,12 @@ def build(arch: str) -> keras.Model:
     return ARCHITECTURES[arch]()
 
 
-def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
-    """The report's compile: Adam, categorical cross-entropy, accuracy, precision, recall, F1."""
+def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool | str = "auto") -> keras.Model:
+    """The report's compile: Adam, categorical cross-entropy, accuracy, precision, recall, F1.
+
+    jit_compile "auto" means no XLA on a CPU-only machine, where scripts/bench_speed.py measured it
+    3-4x slower.
+    """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="categorical_crossentropy",
@@ -85,5 +89,6 @@ def compile_model(model: keras.Model, learning_rate: float) -> keras.Model:
             keras.metrics.Recall(name="recall"),
             keras.metrics.F1Score(average="micro", threshold=0.5, name="f1"),
         ],
+        jit_compile=jit_compile,
     )
     return model

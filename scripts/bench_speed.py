@@ -1,11 +1,14 @@
 """What makes CPU training fast: images/s of one architecture under each choice, measured.
 
-    python scripts/bench_speed.py --arch strong                    # batch sizes, XLA, threads
-    python scripts/bench_speed.py --arch strong --batch_sizes 64 256 --no-xla
+    python scripts/bench_speed.py --arch strong                 # every choice below, about 5 minutes
+    python scripts/bench_speed.py --arch strong --only batch threads
 
-For each setting a fresh model trains a warm-up epoch (tracing, compiling), then --epochs timed
-epochs of --steps batches from the augmented tf.data pipeline; the median images/s is printed, one
-line per setting, and all of them as JSON with --out. Run it on an otherwise idle machine.
+The baseline is how `--preset strong` trains: batch 64, steps run by TensorFlow's graph executor
+(no XLA), all cores, the augmented tf.data pipeline (parallel map, prefetch), the project's metrics.
+Each other setting changes one choice from it. For each, a fresh model trains a warm-up epoch
+(tracing, compiling), then --epochs timed epochs of --images images; the median images/s is printed,
+one line per setting, and all of them as JSON with --out. Thread counts need a fresh TensorFlow, so
+each runs in its own process. Run it on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,44 +34,74 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data" / "digit-recognizer"
+BASELINE = {"batch_size": 64, "xla": False, "pipeline": "parallel", "metrics": "project"}
+# One choice changed at a time.
+CHOICES = {
+    "batch": [{"batch_size": b} for b in (32, 128, 256)],
+    "xla": [{"xla": True}],
+    "pipeline": [{"pipeline": "serial"}, {"pipeline": "no augmentation"}],
+    "metrics": [{"metrics": "accuracy only"}],
+}
+THREADS = (1, 2)
 
 
-def rate(arch: str, images, labels, batch_size: int, xla: bool, steps: int, epochs: int) -> float:
+def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs: int) -> float:
     keras.utils.set_random_seed(0)
     model = models.build(arch)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"],
-                  jit_compile=xla)
-    ds = make_dataset(images, labels, batch_size, seed=0, augment=True).repeat()
+    if setting["metrics"] == "project":  # accuracy, precision, recall, F1, as every run
+        models.compile_model(model, 1e-3, jit_compile=setting["xla"])
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"],
+                      jit_compile=setting["xla"])
+    batch = setting["batch_size"]
+    ds = make_dataset(images, labels, batch, seed=0, augment=setting["pipeline"] != "no augmentation",
+                      parallel=setting["pipeline"] != "serial").repeat()
+    steps = max(images_per_epoch // batch, 10)
     timer = Timer()
-    model.fit(ds, steps_per_epoch=steps, epochs=epochs + 1, callbacks=[timer], verbose=0)
-    return steps * batch_size / statistics.median(timer.seconds[1:])  # the first epoch traces
+    model.fit(ds, steps_per_epoch=steps, epochs=epochs + 1, callbacks=[timer], shuffle=False, verbose=0)
+    return steps * batch / statistics.median(timer.seconds[1:])  # the first epoch traces
+
+
+def describe(setting: dict, threads: int) -> str:
+    return (f"batch {setting['batch_size']}, xla {'on' if setting['xla'] else 'off'}, {threads} threads, "
+            f"pipeline {setting['pipeline']}, metrics {setting['metrics']}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="strong", choices=sorted(models.ARCHITECTURES), help="(default: %(default)s)")
     parser.add_argument("--data_dir", default=str(SHARED_DATA), help="(default: %(default)s)")
-    parser.add_argument("--batch_sizes", type=int, nargs="+", default=[32, 64, 128, 256],
-                        help="(default: %(default)s)")
-    parser.add_argument("--xla", action=argparse.BooleanOptionalAction, default=True,
-                        help="also time XLA-compiled steps (default: %(default)s)")
+    parser.add_argument("--only", nargs="+", choices=["baseline", *CHOICES, "threads"], default=None,
+                        help="measure the baseline and only these choices (default: all)")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads of this process (0: all cores)")
     parser.add_argument("--images", type=int, default=6400, help="images per timed epoch (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per setting (default: %(default)s)")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
 
     digits = load_train(args.data_dir)
     images, labels = digits.images, onehot(digits.labels)
-    threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    threads = args.threads or os.cpu_count()
     print(f"data: {len(images)} images from {digits.source}; arch {args.arch}; {threads} intra-op threads")
+    settings = [BASELINE] + [{**BASELINE, **change} for name in args.only or CHOICES if name in CHOICES
+                             for change in CHOICES[name]]
     results = []
-    for xla in ([False, True] if args.xla else [False]):
-        for batch_size in args.batch_sizes:
-            steps = max(args.images // batch_size, 10)
-            value = rate(args.arch, images, labels, batch_size, xla, steps, args.epochs)
-            results.append({"arch": args.arch, "batch_size": batch_size, "xla": xla, "images_per_second": round(value)})
-            print(f"batch {batch_size:4d}, xla {'on ' if xla else 'off'}: {value:7,.0f} img/s "
-                  f"({42000 / value / 60:.1f} min an epoch of 42,000)", flush=True)
+    for setting in settings:
+        value = rate(args.arch, images, labels, setting, args.images, args.epochs)
+        results.append({**setting, "threads": threads, "images_per_second": round(value)})
+        print(f"{describe(setting, threads)}: {value:6,.0f} img/s ({value / results[0]['images_per_second']:.0%} of "
+              f"the first), {42000 / value / 60:.1f} min an epoch of 42,000", flush=True)
+
+    if not args.threads and (args.only is None or "threads" in args.only):
+        for n in THREADS:  # a fresh process each: TensorFlow fixes its thread pools at start
+            out = Path(args.out or "bench_speed.json").with_suffix(f".threads{n}.json")
+            subprocess.run([sys.executable, __file__, "--arch", args.arch, "--data_dir", args.data_dir,
+                            "--only", "baseline", "--threads", str(n), "--images", str(args.images),
+                            "--epochs", str(args.epochs), "--out", str(out)], check=True)
+            results += json.loads(out.read_text())
+            out.unlink()
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     return 0
