@@ -10,7 +10,8 @@ models/cv-<name>/ (fold-<i> for the first seed, fold-<i>-seed-<s> for the others
 CV continues: finished models are reused, and --seeds can grow. cv.json holds each model's held-out
 accuracy and training time; the single-model mean, standard deviation, min and max; with --seeds > 1
 the same for each fold's ensemble of its seeds, its gain and how often its members agree. The CV
-folder is also an ensemble (ensemble.json) of all its models, each trained on (k-1)/k of the rows.
+folder is also an ensemble (ensemble.json) of all its models, each trained on (k-1)/k of the rows:
+those of folds left out of this invocation (--folds) too.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from competition import train
 from competition.config import TrainConfig, named_after_preset, parse_train_config
 from competition.data import DataError, load_train
 from competition.io import write_json
-from competition.runs import ENSEMBLE_FILE, METRICS_FILE, open_resumable
+from competition.runs import ENSEMBLE_FILE, METRICS_FILE, is_run, open_resumable
 
 CV_FILE = "cv.json"
 SETTINGS_FILE = "cv_config.json"
@@ -102,7 +103,9 @@ def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int =
             what = f" (of {k}, seed {cfg.seed + s}: {len(train_rows)} train / {len(held_out)} held out)"
             runs[i].append(train.run_or_reuse(dataclasses.replace(cfg, seed=cfg.seed + s), folder,
                                               model_name(i, s, cfg.seed + s), splits[i - 1], what))
-    write_json(folder / ENSEMBLE_FILE, {"members": [r.name for i in chosen for r in runs[i]], "config": cfg.to_dict()})
+    # Every model of this CV, those of folds not chosen now included: all were trained as cfg says.
+    members = sorted(p.name for p in folder.iterdir() if is_run(p))
+    write_json(folder / ENSEMBLE_FILE, {"members": members, "config": cfg.to_dict()})
 
     results = []
     for i in chosen:
@@ -137,7 +140,7 @@ def report(summary: dict, folder: Path) -> None:
               f"all members agree on {e['all_agree']:.4f} of digits")
     print(f"cv: {summary['train_minutes']} min of training ({summary['minutes_per_model']} per model, "
           f"{summary['images_per_second']} img/s) -> "
-          f"{folder / CV_FILE}; all {single['n']} models as one ensemble: "
+          f"{folder / CV_FILE}; all the CV's models as one ensemble: "
           f"python -m competition.submission --run {folder}")
 
 

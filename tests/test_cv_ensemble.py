@@ -65,6 +65,11 @@ def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, 
     assert summary["images_per_second"] > 0 and all(len(f["train_images_per_second"]) == 2 for f in summary["folds"])
     assert all(0 <= f["agreement"]["all_agree"] <= 1 for f in summary["folds"])
     assert len(json.loads((folder / "ensemble.json").read_text())["members"]) == 4
+    capsys.readouterr()
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "s", "--seeds", "2", "--folds", "2"]) == 0
+    assert capsys.readouterr().out.count("already trained, reusing") == 2  # evaluates fold 2 only ...
+    assert [f["fold"] for f in json.loads((folder / "cv.json").read_text())["folds"]] == [2]
+    assert len(json.loads((folder / "ensemble.json").read_text())["members"]) == 4  # ... the ensemble keeps all
 
     out = tmp_path / "submission.csv"
     assert submission.main(["--run", str(folder), "--data_dir", str(demo_dir), "--out", str(out)]) == 0
