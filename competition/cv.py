@@ -29,7 +29,8 @@ from competition import train
 from competition.config import TrainConfig, named_after_preset, parse_train_config
 from competition.data import DataError, load_train
 from competition.io import write_json
-from competition.runs import ENSEMBLE_FILE, METRICS_FILE, is_run, open_resumable
+from competition.predict import stacked_probabilities
+from competition.runs import ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE, is_run, open_resumable
 
 CV_FILE = "cv.json"
 SETTINGS_FILE = "cv_config.json"
@@ -53,12 +54,9 @@ def spread(values: list[float]) -> dict:
 
 def evaluate_fold(runs: list[Path], images: np.ndarray, labels: np.ndarray, tta: int) -> dict:
     """Each model's held-out accuracy and, with several, their ensemble's and their agreement."""
-    import keras  # heavy: only once the models are trained
+    from competition.ensemble import agreement  # here: ensemble imports this module
 
-    from competition.ensemble import agreement
-    from competition.predict import model_probabilities
-
-    probs = np.stack([model_probabilities(keras.models.load_model(run / "model.keras"), images, tta) for run in runs])
+    probs = stacked_probabilities([run / MODEL_FILE for run in runs], images, tta)
     result = {"accuracy": [float((p.argmax(axis=1) == labels).mean()) for p in probs]}
     if len(runs) > 1:
         result["ensemble_accuracy"] = float((probs.mean(axis=0).argmax(axis=1) == labels).mean())

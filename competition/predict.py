@@ -44,11 +44,16 @@ def model_probabilities(model, images: np.ndarray, tta: int = 0, seed: int = 0) 
     return probs
 
 
-def member_probabilities(folder: Path, images: np.ndarray, tta: int = 0) -> np.ndarray:
-    """(members, N, 10): each model's probabilities."""
+def stacked_probabilities(model_files: list[Path], images: np.ndarray, tta: int = 0) -> np.ndarray:
+    """(models, N, 10): each model file's probabilities."""
     import keras  # heavy: imported only when predicting
 
-    return np.stack([model_probabilities(keras.models.load_model(path), images, tta) for path in model_paths(folder)])
+    return np.stack([model_probabilities(keras.models.load_model(path), images, tta) for path in model_files])
+
+
+def member_probabilities(folder: Path, images: np.ndarray, tta: int = 0) -> np.ndarray:
+    """(members, N, 10): each model's probabilities."""
+    return stacked_probabilities(model_paths(folder), images, tta)
 
 
 def probabilities(folder: Path, images: np.ndarray, tta: int = 0) -> np.ndarray:

@@ -19,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
               f"the first), {42000 / value / 60:.1f} min an epoch of 42,000", flush=True)
 
     if not args.threads and (args.only is None or "threads" in args.only):
-        for n in THREADS:  # a fresh process each: TensorFlow fixes its thread pools at start
-            out = Path(args.out or "bench_speed.json").with_suffix(f".threads{n}.json")
-            subprocess.run([sys.executable, __file__, "--arch", args.arch, "--data_dir", args.data_dir,
-                            "--only", "baseline", "--threads", str(n), "--images", str(args.images),
-                            "--epochs", str(args.epochs), "--out", str(out)], check=True)
-            results += json.loads(out.read_text())
-            out.unlink()
+        with tempfile.TemporaryDirectory() as tmp:
+            for n in THREADS:  # a fresh process each: TensorFlow fixes its thread pools at start
+                out = Path(tmp) / f"threads{n}.json"
+                subprocess.run([sys.executable, __file__, "--arch", args.arch, "--data_dir", args.data_dir,
+                                "--only", "baseline", "--threads", str(n), "--images", str(args.images),
+                                "--epochs", str(args.epochs), "--out", str(out)], check=True)
+                results += json.loads(out.read_text())
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     return 0
