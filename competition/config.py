@@ -21,6 +21,9 @@ MODELS_DIR = Path(os.environ.get("DIGITS_MODELS_DIR", ROOT / "models"))
 IMAGE_SIZE = 28
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NUM_CLASSES = 10
+# Compute precisions (--precision). Weights stay float32 in both; mixed_bfloat16 runs the
+# convolutions in bfloat16, which CPUs with AVX512-BF16 or AMX do faster (scripts/bench_speed.py).
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 @dataclasses.dataclass
@@ -46,6 +49,9 @@ class TrainConfig:
     early_stopping_min_delta: float = 0.005
     reduce_lr_patience: int = 3
     lr_decay: float = 0.0  # > 0: learning rate x lr_decay each epoch, in place of ReduceLROnPlateau
+    # float32, or mixed_bfloat16: float32 weights, bfloat16 compute (faster on CPUs with AVX512-BF16
+    # or AMX). The saved model is float32 either way.
+    precision: str = "float32"
     # Augmentation: rotation, shift and zoom, never flips (a flipped 2 is not a 2).
     augment: bool = False
     rotation_deg: float = 10.0
@@ -67,7 +73,7 @@ PRESETS = {
     # from scripts/bench_speed.py (XLA 3-4x slower on 2 cores). 5-fold CV: 0.99505 +- 0.00023 held-out
     # accuracy, about 16 min per model of 33,600 rows on this 2-core machine (results/README.md).
     "strong": dict(arch="strong", augment=True, epochs=25, batch_size=64, learning_rate=1e-3, lr_decay=0.9,
-                   early_stopping=False),
+                   early_stopping=False, precision="mixed_bfloat16"),
 }
 
 
@@ -135,4 +141,6 @@ def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) 
     if known.preset:
         parser.set_defaults(**PRESETS[known.preset])
     args = parser.parse_args(argv)
+    if args.precision not in PRECISIONS:
+        parser.error(f"--precision {args.precision!r}: choose from {', '.join(PRECISIONS)}")
     return from_flags(args, TrainConfig), args

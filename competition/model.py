@@ -4,16 +4,18 @@
 layers, then a softmax. The report's model and every tuned model are calls of it; tuning only picks
 its arguments. The model takes raw 0..255 pixels (a Rescaling layer scales them to [0, 1], the
 report's MinMaxScaler), so nothing outside it, an exported TFLite file included, repeats the
-preprocessing.
+preprocessing. Its softmax is always float32, so a model built under `precision("mixed_bfloat16")`
+trains in bfloat16 but still outputs float32 probabilities.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import keras
 
-from competition.config import IMAGE_SIZE, NUM_CLASSES
+from competition.config import IMAGE_SIZE, NUM_CLASSES, PRECISIONS
 
 
 def make_cnn(
@@ -35,8 +37,13 @@ def make_cnn(
     layers.append(keras.layers.Flatten())
     for units in fc_units:
         layers += [keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(fc_dropout)]
-    layers.append(keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities"))
+    layers.append(probabilities())
     return keras.Sequential(layers, name=name)
+
+
+def probabilities() -> keras.layers.Layer:
+    # float32 whatever the compute precision: the softmax and the loss need its range.
+    return keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")
 
 
 def report_model() -> keras.Model:
@@ -60,7 +67,7 @@ def strong_model(dropout: float = 0.4) -> keras.Model:
         layers += [*conv(filters, 3), *conv(filters, 3), *conv(filters, 5, strides=2, padding="same"),
                    keras.layers.Dropout(dropout)]
     layers += [*conv(128, 4), keras.layers.Flatten(), keras.layers.Dropout(dropout),
-               keras.layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")]
+               probabilities()]
     return keras.Sequential(layers, name="strong")
 
 
@@ -72,6 +79,19 @@ def build(arch: str) -> keras.Model:
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[arch]()
+
+
+@contextlib.contextmanager
+def precision(name: str) -> Iterator[None]:
+    """Layers built inside compute in `name` (Keras fixes a layer's dtype policy when it is made)."""
+    if name not in PRECISIONS:
+        raise ValueError(f"unknown precision {name!r}; choose from {', '.join(PRECISIONS)}")
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
 
 
 def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool | str = "auto") -> keras.Model:

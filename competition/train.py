@@ -26,7 +26,7 @@ from sklearn.model_selection import train_test_split
 
 from competition import model as models
 from competition import search_space
-from competition.augment import make_dataset
+from competition.augment import batches_per_epoch, make_dataset
 from competition.config import NUM_CLASSES, TrainConfig, parse_train_config
 from competition.data import DataError, Digits, load_train
 from competition.io import write_json
@@ -107,14 +107,29 @@ def set_threads(threads: int) -> None:
 
 
 def build_model(cfg: TrainConfig) -> tuple[keras.Model, dict | None]:
-    """The compiled model cfg names, and the hyperparameter values it came from (tuned runs)."""
+    """The compiled model cfg names, in cfg's precision, and the hyperparameter values it came from
+    (tuned runs)."""
     values = None
-    if cfg.hparams:
-        values = json.loads(Path(cfg.hparams).read_text())["hyperparameters"]
-        model = models.make_cnn(**search_space.cnn_kwargs(values), name="tuned")
-    else:
-        model = models.build(cfg.arch)
+    with models.precision(cfg.precision):
+        if cfg.hparams:
+            values = json.loads(Path(cfg.hparams).read_text())["hyperparameters"]
+            model = models.make_cnn(**search_space.cnn_kwargs(values), name="tuned")
+        else:
+            model = models.build(cfg.arch)
     return models.compile_model(model, cfg.learning_rate), values
+
+
+def as_float32(cfg: TrainConfig, model: keras.Model) -> keras.Model:
+    """model with float32 compute: what is saved, scored and exported, whatever precision trained it.
+    Mixed precision keeps float32 weights, so they carry over unchanged."""
+    if cfg.precision == "float32":
+        return model
+    twin, _ = build_model(dataclasses.replace(cfg, precision="float32"))
+    twin.set_weights(model.get_weights())
+    twin.optimizer.build(twin.trainable_variables)  # its state too, as a float32 run saves it
+    for mine, theirs in zip(twin.optimizer.variables, model.optimizer.variables, strict=True):
+        mine.assign(theirs)
+    return twin
 
 
 def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_val, y_val) -> dict:
@@ -126,6 +141,7 @@ def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_
     start = time.perf_counter()
     history = model.fit(
         train_ds,
+        steps_per_epoch=batches_per_epoch(len(x_train), cfg.batch_size),
         validation_data=(x_val.astype(np.float32), onehot(y_val)) if validate else None,
         epochs=cfg.epochs,
         callbacks=fit_callbacks,
@@ -175,12 +191,14 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
         model, hyperparameters = build_model(cfg)
         what = f"tuned model from {cfg.hparams}" if cfg.hparams else f"arch {cfg.arch}"
         log.info(f"run: {run_id}, {what} ({model.count_params():,} parameters), "
-                 f"augment {'on' if cfg.augment else 'off'}, up to {cfg.epochs} epochs of batch {cfg.batch_size}")
+                 f"augment {'on' if cfg.augment else 'off'}, up to {cfg.epochs} epochs of batch {cfg.batch_size}, "
+                 f"{cfg.precision}")
         write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "hyperparameters": hyperparameters,
                                           "keras": keras.__version__, "backend": keras.backend.backend()})
         write_json(folder / FINGERPRINT_FILE, {**digits.fingerprint(), "n_train": len(x_train), "n_val": len(x_val)})
 
         summary = fit(cfg, folder, model, x_train, y_train, x_val, y_val)
+        model = as_float32(cfg, model)
         model.save(folder / MODEL_FILE)
         metrics = None
         if len(x_val):

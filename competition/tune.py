@@ -34,7 +34,7 @@ import keras
 import keras_tuner as kt
 
 from competition import search_space
-from competition.augment import make_dataset
+from competition.augment import batches_per_epoch, make_dataset
 from competition.config import SearchConfig, add_flags, from_flags
 from competition.data import DataError, load_train
 from competition.io import atomic_path, write_json
@@ -242,7 +242,8 @@ def run(cfg: SearchConfig, fresh: bool = False) -> Path:
         if resuming:
             print(f"search: resuming, {done} trials already completed", flush=True)
         monitor = SearchMonitor(tuner.oracle, folder, cfg)
-    tuner.search(train_ds, validation_data=val, epochs=cfg.max_epochs, shuffle=False,
+    tuner.search(train_ds, steps_per_epoch=batches_per_epoch(len(x_train), cfg.batch_size), validation_data=val,
+                 epochs=cfg.max_epochs, shuffle=False,
                  verbose=1 if sys.stdout.isatty() and not worker else 0)
 
     if monitor is not None:

@@ -3,8 +3,9 @@
     python scripts/bench_speed.py --arch strong                 # every choice below, about 5 minutes
     python scripts/bench_speed.py --arch strong --only batch threads
 
-The baseline is how `--preset strong` trains: batch 64, steps run by TensorFlow's graph executor
-(no XLA), all cores, the augmented tf.data pipeline (parallel map, prefetch), the project's metrics.
+The baseline is how `--preset strong` trains: batch 64, bfloat16 compute (mixed precision), steps
+run by TensorFlow's graph executor (no XLA), all cores, the augmented tf.data pipeline (parallel map,
+prefetch), the project's metrics.
 Each other setting changes one choice from it. For each, a fresh model trains a warm-up epoch
 (tracing, compiling), then --epochs timed epochs of --images images; the median images/s is printed,
 one line per setting, and all of them as JSON with --out. Thread counts need a fresh TensorFlow, so
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from competition import model as models  # noqa: E402  (first: it sets the Keras backend)
 from competition.augment import make_dataset  # noqa: E402
+from competition.config import PRECISIONS, PRESETS  # noqa: E402
 from competition.data import load_train  # noqa: E402
 from competition.train import onehot  # noqa: E402
 from bench_train import Timer  # noqa: E402  (scripts/ is on the path when run as a script)
@@ -35,10 +37,13 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data" / "digit-recognizer"
-BASELINE = {"batch_size": 64, "xla": False, "pipeline": "parallel", "metrics": "project"}
+STRONG = PRESETS["strong"]
+BASELINE = {"batch_size": STRONG["batch_size"], "precision": STRONG["precision"], "xla": False, "pipeline": "parallel",
+            "metrics": "project"}
 # One choice changed at a time.
 CHOICES = {
-    "batch": [{"batch_size": b} for b in (32, 128, 256)],
+    "batch": [{"batch_size": b} for b in (32, 128, 256) if b != BASELINE["batch_size"]],
+    "precision": [{"precision": p} for p in PRECISIONS if p != BASELINE["precision"]],
     "xla": [{"xla": True}],
     "pipeline": [{"pipeline": "serial"}, {"pipeline": "no augmentation"}],
     "metrics": [{"metrics": "accuracy only"}],
@@ -48,7 +53,8 @@ THREADS = (1, 2)
 
 def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs: int) -> float:
     keras.utils.set_random_seed(0)
-    model = models.build(arch)
+    with models.precision(setting["precision"]):
+        model = models.build(arch)
     if setting["metrics"] == "project":  # accuracy, precision, recall, F1, as every run
         models.compile_model(model, 1e-3, jit_compile=setting["xla"])
     else:
@@ -56,7 +62,7 @@ def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs
                       jit_compile=setting["xla"])
     batch = setting["batch_size"]
     ds = make_dataset(images, labels, batch, seed=0, augment=setting["pipeline"] != "no augmentation",
-                      parallel=setting["pipeline"] != "serial").repeat()
+                      parallel=setting["pipeline"] != "serial")
     steps = max(images_per_epoch // batch, 10)
     timer = Timer()
     model.fit(ds, steps_per_epoch=steps, epochs=epochs + 1, callbacks=[timer], shuffle=False, verbose=0)
@@ -64,7 +70,8 @@ def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs
 
 
 def describe(setting: dict, threads: int) -> str:
-    return (f"batch {setting['batch_size']}, xla {'on' if setting['xla'] else 'off'}, {threads} threads, "
+    return (f"batch {setting['batch_size']}, {setting['precision']}, xla {'on' if setting['xla'] else 'off'}, "
+            f"{threads} threads, "
             f"pipeline {setting['pipeline']}, metrics {setting['metrics']}")
 
 

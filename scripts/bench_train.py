@@ -45,7 +45,7 @@ def train_rate(images, labels, augment: bool, cfg: TrainConfig, steps: int, epoc
     keras.utils.set_random_seed(cfg.seed)
     model = models.compile_model(models.build(cfg.arch), cfg.learning_rate)
     ds = make_dataset(images, labels, cfg.batch_size, cfg.seed, augment,
-                      cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac).repeat()
+                      cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
     timer = Timer()
     model.fit(ds, steps_per_epoch=steps, epochs=epochs + 1, callbacks=[timer], verbose=0)
     per_epoch = timer.seconds[1:]  # the first epoch traces the graph
@@ -54,7 +54,7 @@ def train_rate(images, labels, augment: bool, cfg: TrainConfig, steps: int, epoc
 
 def pipeline_rate(images, labels, augment: bool, cfg: TrainConfig, steps: int) -> float:
     ds = make_dataset(images, labels, cfg.batch_size, cfg.seed, augment,
-                      cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac).repeat()
+                      cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
     it = iter(ds)
     next(it)
     start = time.perf_counter()

@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from competition.augment import make_dataset, random_affine, transforms_from, warp
+from competition.augment import batches_per_epoch, make_dataset, random_affine, transforms_from, warp
 
 
 def digit():
@@ -66,3 +66,23 @@ def test_no_augmentation_passes_pixels_through():
     labels = np.eye(10, dtype=np.float32)
     x, _ = next(iter(make_dataset(images, labels, 10, seed=0, augment=False)))
     assert sorted(x.numpy().sum(axis=(1, 2, 3))) == sorted(images.astype(np.float32).sum(axis=(1, 2, 3)))
+
+
+def test_one_iterator_serves_every_epoch_each_pass_a_fresh_shuffle():
+    """batches_per_epoch batches are one pass over every image (the last batch short); the next
+    batches are the next pass, in another order."""
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1, 1, 1) * np.ones((1, 28, 28, 1), np.uint8)
+    labels = np.eye(10, dtype=np.float32)
+    steps = batches_per_epoch(len(images), 4)
+    assert steps == 3
+    batches = iter(make_dataset(images, labels, 4, seed=0, augment=False))
+    passes = []
+    for _ in range(3):
+        pass_batches = [next(batches) for _ in range(steps)]
+        assert [len(x) for x, _ in pass_batches] == [4, 4, 2]
+        order = np.concatenate([x.numpy()[:, 0, 0, 0] for x, _ in pass_batches]).astype(int)
+        labels_order = np.concatenate([y.numpy().argmax(axis=1) for _, y in pass_batches])
+        np.testing.assert_array_equal(order, labels_order)  # each image kept its label
+        assert sorted(order) == list(range(10))
+        passes.append(order.tolist())
+    assert len({tuple(p) for p in passes}) == 3

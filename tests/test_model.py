@@ -56,3 +56,23 @@ def test_strong_model_is_the_kaggle_design():
         (32, 3, 1), (32, 3, 1), (32, 5, 2), (64, 3, 1), (64, 3, 1), (64, 5, 2), (128, 4, 1)]
     assert not any(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
     assert {d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)} == {0.4}
+
+
+def test_mixed_bfloat16_computes_in_bfloat16_with_float32_weights_and_output():
+    with models.precision("mixed_bfloat16"):
+        model = models.build("strong")
+    assert keras.config.dtype_policy().name == "float32"  # only layers built inside change
+    conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    assert conv.compute_dtype == "bfloat16" and conv.kernel.dtype == "float32"
+    assert model.layers[-1].compute_dtype == "float32"
+    x = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1)).astype(np.float32)
+    probs = model.predict(x, verbose=0)
+    assert probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_unknown_precision_is_refused_and_leaves_the_policy_alone():
+    with pytest.raises(ValueError, match="unknown precision 'float16'; choose from float32, mixed_bfloat16"):
+        with models.precision("float16"):
+            pass
+    assert keras.config.dtype_policy().name == "float32"
