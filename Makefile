@@ -61,13 +61,16 @@ train-best: $(VENV)/.installed ## retrain the search's best hyperparameters (aug
 
 # Beyond the report: make cv K=5 ARGS="--preset strong", make ensemble K=5 ARGS="--preset strong".
 K ?= 5
-.PHONY: cv ensemble
+.PHONY: cv ensemble combine
 
 cv: $(VENV)/.installed ## K-fold cross-validation of a configuration: per-fold accuracy, mean and spread
 	$(PY) -m competition.cv --data_dir $(DATA_DIR) --k $(K) $(ARGS)
 
 ensemble: $(VENV)/.installed ## train K members (seeds), average their probabilities; reuses members that exist
 	$(PY) -m competition.ensemble --data_dir $(DATA_DIR) --k $(K) $(ARGS)
+
+combine: $(VENV)/.installed ## CVS="cv-a cv-b" NAME=n: CVs of the same folds as one ensemble, scored per fold -> models/cv-NAME
+	$(PY) -m competition.combine --data_dir $(DATA_DIR) $(CVS) --name $(NAME) $(ARGS)
 
 submission: $(VENV)/.installed ## predict test.csv with RUN (default: newest tuned run, else newest) into RUN/submission.csv
 	$(PY) -m competition.submission --data_dir $(DATA_DIR) $(RUN_FLAG) $(ARGS)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -27,10 +28,10 @@ from sklearn.model_selection import StratifiedKFold
 
 from competition import train
 from competition.config import TrainConfig, named_after_preset, parse_train_config
-from competition.data import DataError, load_train
+from competition.data import load_train
 from competition.io import write_json
 from competition.predict import stacked_probabilities
-from competition.runs import ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE, is_run, open_resumable
+from competition.runs import ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE, exit_status, is_run, open_resumable
 
 CV_FILE = "cv.json"
 SETTINGS_FILE = "cv_config.json"
@@ -44,6 +45,16 @@ def fold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray
 
 def model_name(fold: int, seed_index: int, seed: int) -> str:
     return f"fold-{fold}" if seed_index == 0 else f"fold-{fold}-seed-{seed}"
+
+
+def fold_runs(folder: Path) -> dict[int, list[Path]]:
+    """Every model of a CV folder, by fold."""
+    runs: dict[int, list[Path]] = {}
+    for path in sorted(p for p in folder.iterdir() if is_run(p)):
+        found = re.search(r"-fold-(\d+)(-seed-\d+)?$", path.name)
+        if found:
+            runs.setdefault(int(found.group(1)), []).append(path)
+    return runs
 
 
 def spread(values: list[float]) -> dict:
@@ -64,7 +75,8 @@ def evaluate_fold(runs: list[Path], images: np.ndarray, labels: np.ndarray, tta:
     return result
 
 
-def summarise(folds: list[dict], seeds: int) -> dict:
+def summarise(folds: list[dict], members: int | str) -> dict:
+    """Single-model and per-fold ensemble figures over folds; `members`: models in each fold's ensemble."""
     single = spread([a for f in folds for a in f["accuracy"]])
     seconds = [s for f in folds for s in f["train_seconds"]]
     summary = {
@@ -74,11 +86,11 @@ def summarise(folds: list[dict], seeds: int) -> dict:
         "minutes_per_model": round(float(np.mean(seconds)) / 60, 1),
         "images_per_second": round(float(np.mean([r for f in folds for r in f["train_images_per_second"]]))),
     }
-    if seeds > 1:
+    if all("ensemble_accuracy" in f for f in folds):
         ensemble = spread([f["ensemble_accuracy"] for f in folds])
         summary["ensemble"] = {
             **ensemble,
-            "members": seeds,
+            "members": members,
             "gain_over_member_mean": ensemble["mean"] - single["mean"],
             "all_agree": float(np.mean([f["agreement"]["all_agree"] for f in folds])),
         }
@@ -105,19 +117,21 @@ def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int =
     members = sorted(p.name for p in folder.iterdir() if is_run(p))
     write_json(folder / ENSEMBLE_FILE, {"members": members, "config": cfg.to_dict()})
 
-    results = []
-    for i in chosen:
-        held_out = splits[i - 1][1]
-        trained = [json.loads((r / METRICS_FILE).read_text()) for r in runs[i]]
-        results.append({"fold": i, "n": len(held_out), "runs": [r.name for r in runs[i]],
-                        "train_seconds": [m["train_seconds"] for m in trained],
-                        "train_images_per_second": [m["train_images_per_second"] for m in trained],
-                        **evaluate_fold(runs[i], digits.images[held_out], digits.labels[held_out], tta)})
+    results = [fold_result(i, runs[i], digits, splits[i - 1][1], tta) for i in chosen]
     summary = {"k": k, "cv_seed": cv_seed, "seeds": seeds, "tta": tta, "demo_data": digits.demo,
                "config": cfg.to_dict(), **summarise(results, seeds)}
     write_json(folder / CV_FILE, summary)
     report(summary, folder)
     return summary
+
+
+def fold_result(fold: int, runs: list[Path], digits, held_out: np.ndarray, tta: int) -> dict:
+    """One fold's line of cv.json: its models, their training time and held-out scores."""
+    trained = [json.loads((r / METRICS_FILE).read_text()) for r in runs]
+    return {"fold": fold, "n": len(held_out), "runs": [r.name for r in runs],
+            "train_seconds": [m["train_seconds"] for m in trained],
+            "train_images_per_second": [m["train_images_per_second"] for m in trained],
+            **evaluate_fold(runs, digits.images[held_out], digits.labels[held_out], tta)}
 
 
 def report(summary: dict, folder: Path) -> None:
@@ -133,7 +147,7 @@ def report(summary: dict, folder: Path) -> None:
           f"(min {single['min']:.5f}, max {single['max']:.5f}, {single['n']} models){tta}")
     if "ensemble" in summary:
         e = summary["ensemble"]
-        print(f"cv: ensemble of {e['members']} seeds: accuracy {e['mean']:.5f} ± {e['std']:.5f} (min {e['min']:.5f}, "
+        print(f"cv: each fold's ensemble of {e['members']} models: accuracy {e['mean']:.5f} ± {e['std']:.5f} (min {e['min']:.5f}, "
               f"max {e['max']:.5f}), {100 * e['gain_over_member_mean']:+.3f} points over its members' mean; "
               f"all members agree on {e['all_agree']:.4f} of digits")
     print(f"cv: {summary['train_minutes']} min of training ({summary['minutes_per_model']} per model, "
@@ -158,12 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1 or args.tta < 0:
         parser.error("--seeds must be at least 1 and --tta at least 0")
     cfg = named_after_preset(cfg, args.preset)
-    try:
-        run(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh)
-    except (DataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: run(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ import numpy as np
 from competition import train
 from competition.config import TrainConfig, named_after_preset, parse_train_config
 from competition.cv import IDENTITY
-from competition.data import DataError, load_test, load_train
+from competition.data import load_test, load_train
 from competition.io import write_json
 from competition.metrics import classification_metrics
 from competition.predict import member_probabilities
-from competition.runs import ENSEMBLE_FILE, METRICS_FILE, open_resumable
+from competition.runs import ENSEMBLE_FILE, METRICS_FILE, exit_status, open_resumable
 
 SETTINGS_FILE = "ensemble_config.json"
 
@@ -104,12 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.k < 1 or args.tta < 0:
         parser.error("--k must be at least 1 and --tta at least 0")
     cfg = named_after_preset(cfg, args.preset)
-    try:
-        run(cfg, args.k, args.tta, args.fresh)
-    except (DataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: run(cfg, args.k, args.tta, args.fresh))
 
 
 if __name__ == "__main__":

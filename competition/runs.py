@@ -14,8 +14,9 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
+from competition.data import DataError
 from competition.io import write_json
 
 MODEL_FILE = "model.keras"
@@ -130,3 +131,14 @@ def setup_console_logging() -> None:
         log.addHandler(console)
     log.setLevel(logging.INFO)
     log.propagate = False
+
+
+def exit_status(work: Callable[[], object]) -> int:
+    """A command's exit status: 0 when work() finishes; 2, the reason on stderr, when the data or the
+    settings are wrong (a malformed CSV, folders that do not match)."""
+    try:
+        work()
+    except (DataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -105,3 +105,38 @@ def test_ensemble_averages_members_and_submits(demo_dir, tmp_path, capsys):
     assert "ensemble of 3" in printed and "test-time augmentation x1" in printed
     frame = pd.read_csv(out)
     assert len(frame) == 359 and frame["Label"].between(0, 9).all()
+
+
+def test_combine_scores_two_cvs_of_the_same_folds_as_one_ensemble(demo_dir, tmp_path, capsys):
+    from competition import combine
+
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "a"]) == 0
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "b", "--seed", "5", "--batch_size", "64"]) == 0
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--folds", "1", "--name", "c"]) == 0
+    capsys.readouterr()
+    args = ["--data_dir", str(demo_dir), "--models_dir", str(tmp_path)]
+    assert combine.main(["cv-a", str(tmp_path / "cv-b"), "--name", "ab", *args]) == 0
+    folder = tmp_path / "cv-ab"
+    summary = json.loads((folder / "cv.json").read_text())
+    assert [f["fold"] for f in summary["folds"]] == [1, 2] and summary["ensemble"]["members"] == 2
+    for f in summary["folds"]:  # fold i of each CV, scored on the rows both held out
+        assert [r.split("-fold-")[1] for r in f["runs"]] == [str(f["fold"])] * 2
+        for name, accuracy in zip(f["runs"], f["accuracy"]):
+            source = "cv-a" if (tmp_path / "cv-a" / name).is_dir() else "cv-b"
+            trained = json.loads((tmp_path / source / name / "metrics.json").read_text())["validation"]
+            assert trained["accuracy"] == pytest.approx(accuracy) and trained["n"] == f["n"]
+    assert summary["ensemble"]["mean"] == pytest.approx(np.mean([f["ensemble_accuracy"] for f in summary["folds"]]))
+    members = json.loads((folder / "ensemble.json").read_text())["members"]
+    assert len(members) == 4 and all((folder / m / "model.keras").is_file() for m in members)
+    assert "each fold's ensemble of 2 models" in capsys.readouterr().out
+
+    out = tmp_path / "submission.csv"
+    assert submission.main(["--run", "cv-ab", "--models_dir", str(tmp_path), "--data_dir", str(demo_dir),
+                            "--out", str(out)]) == 0
+    assert "ensemble of 4" in capsys.readouterr().out and len(pd.read_csv(out)) == 359
+
+    assert combine.main(["cv-a", "cv-c", "--name", "ac", *args]) == 2  # 2 folds vs 3: other rows held out
+    assert "not the same folds" in capsys.readouterr().err
+    assert combine.main(["cv-a", "ensemble-x", "--name", "ax", *args]) == 2
+    assert "not a cross-validation folder" in capsys.readouterr().err
+    assert not (tmp_path / "cv-ac").exists() and not (tmp_path / "cv-ax").exists()

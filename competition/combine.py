@@ -1,0 +1,85 @@
+"""Several cross-validations of the same folds as one ensemble: its CV and its submission.
+
+    python -m competition.combine cv-strong cv-strong-bf16 --name strong-all --tta 4
+    python -m competition.submission --run cv-strong-all --tta 4
+
+The CV folders (under --models_dir, or paths) must share k and the fold assignment (cv_seed). Each
+fold's ensemble averages that fold's models from every folder, all of which held out the same rows,
+so the CV scores the combined ensemble as `cv --seeds` scores one configuration's seeds. The result
+is a folder models/cv-<name>/ with ensemble.json (every model of every folder, as paths relative to
+it) and cv.json (per fold: each model's and the ensemble's held-out accuracy, agreement, training
+time), which `make submission RUN=cv-<name>` predicts with like any ensemble.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from competition.config import DATA_DIR, MODELS_DIR
+from competition.cv import CV_FILE, SETTINGS_FILE, fold_indices, fold_result, fold_runs, report, summarise
+from competition.data import load_train
+from competition.io import write_json
+from competition.runs import ENSEMBLE_FILE, exit_status
+
+
+def cv_settings(folder: Path) -> dict:
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        raise ValueError(f"{folder}: not a cross-validation folder (no {SETTINGS_FILE}; make one with `make cv`)")
+    return json.loads(path.read_text())
+
+
+def run(folders: list[Path], out: Path, data_dir: str, tta: int = 0) -> dict:
+    settings = [cv_settings(f) for f in folders]
+    k, cv_seed = settings[0]["k"], settings[0]["cv_seed"]
+    for folder, s in zip(folders, settings):
+        if (s["k"], s["cv_seed"]) != (k, cv_seed):
+            raise ValueError(f"{folder}: k {s['k']}, cv_seed {s['cv_seed']}; {folders[0]} has k {k}, cv_seed {cv_seed}: "
+                             "not the same folds")
+    runs: dict[int, list[Path]] = {}
+    for folder in folders:
+        for fold, found in fold_runs(folder).items():
+            runs.setdefault(fold, []).extend(found)
+    if not runs:
+        raise ValueError(f"no trained folds in {', '.join(map(str, folders))}")
+
+    digits = load_train(data_dir)
+    splits = fold_indices(digits.labels, k, cv_seed)
+    results = [fold_result(i, runs[i], digits, splits[i - 1][1], tta) for i in sorted(runs)]
+    counts = sorted({len(r) for r in runs.values()})
+    members = counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    summary = {"k": k, "cv_seed": cv_seed, "tta": tta, "demo_data": digits.demo, "combines": [str(f) for f in folders],
+               **summarise(results, members)}
+    out.mkdir(parents=True, exist_ok=True)
+    every = [os.path.relpath(r, out) for fold in sorted(runs) for r in runs[fold]]
+    write_json(out / ENSEMBLE_FILE, {"members": every, "combines": [str(f) for f in folders]})
+    write_json(out / CV_FILE, summary)
+    report(summary, out)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folders", nargs="+", help="CV folders: names under --models_dir (cv-strong) or paths")
+    parser.add_argument("--name", required=True, help="the combined ensemble goes to <models_dir>/cv-<name>/")
+    parser.add_argument("--data_dir", default=str(DATA_DIR), help="(default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--tta", type=int, default=0,
+                        help="test-time augmented copies per digit when evaluating (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.tta < 0:
+        parser.error("--tta must be at least 0")
+    models_dir = Path(args.models_dir)
+    folders = [Path(f) if Path(f).is_dir() else models_dir / f for f in args.folders]
+    out = models_dir / f"cv-{args.name}"
+    if out in folders:
+        parser.error(f"--name {args.name}: that is one of the folders being combined")
+    return exit_status(lambda: run(folders, out, args.data_dir, args.tta))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
