@@ -69,9 +69,10 @@ class TrainConfig:
 PRESETS = {
     "report": {},
     # Beyond the report (issue 6): the strong architecture, trained with a learning rate that decays
-    # each epoch and no early stopping, as the best honest Kaggle solutions do. Batch 64 and no XLA
-    # from scripts/bench_speed.py (XLA 3-4x slower on 2 cores). 5-fold CV: 0.99505 +- 0.00023 held-out
-    # accuracy, about 16 min per model of 33,600 rows on this 2-core machine (results/README.md).
+    # each epoch and no early stopping, as the best honest Kaggle solutions do. Batch 64, no XLA and
+    # bfloat16 from scripts/bench_speed.py (XLA 3-4x slower on 2 cores). 5-fold CV: 0.99524 +- 0.00042
+    # held-out accuracy (float32: 0.99505 +- 0.00023), about 11 min per model of 33,600 rows on this
+    # 2-core machine (results/README.md).
     "strong": dict(arch="strong", augment=True, epochs=25, batch_size=64, learning_rate=1e-3, lr_decay=0.9,
                    early_stopping=False, precision="mixed_bfloat16"),
 }
