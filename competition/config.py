@@ -49,9 +49,7 @@ class TrainConfig:
     early_stopping_min_delta: float = 0.005
     reduce_lr_patience: int = 3
     lr_decay: float = 0.0  # > 0: learning rate x lr_decay each epoch, in place of ReduceLROnPlateau
-    # float32, or mixed_bfloat16: float32 weights, bfloat16 compute (faster on CPUs with AVX512-BF16
-    # or AMX). The saved model is float32 either way.
-    precision: str = "float32"
+    precision: str = "float32"  # one of PRECISIONS; the saved model is float32 either way
     # Augmentation: rotation, shift and zoom, never flips (a flipped 2 is not a 2).
     augment: bool = False
     rotation_deg: float = 10.0

@@ -30,6 +30,7 @@ from competition import train
 from competition.config import TrainConfig, named_after_preset, parse_train_config
 from competition.data import load_train
 from competition.io import write_json
+from competition.metrics import agreement
 from competition.predict import stacked_probabilities
 from competition.runs import ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE, exit_status, is_run, open_resumable
 
@@ -65,8 +66,6 @@ def spread(values: list[float]) -> dict:
 
 def evaluate_fold(runs: list[Path], images: np.ndarray, labels: np.ndarray, tta: int) -> dict:
     """Each model's held-out accuracy and, with several, their ensemble's and their agreement."""
-    from competition.ensemble import agreement  # here: ensemble imports this module
-
     probs = stacked_probabilities([run / MODEL_FILE for run in runs], images, tta)
     result = {"accuracy": [float((p.argmax(axis=1) == labels).mean()) for p in probs]}
     if len(runs) > 1:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import json
 import sys
 from pathlib import Path
@@ -26,22 +25,11 @@ from competition.config import TrainConfig, named_after_preset, parse_train_conf
 from competition.cv import IDENTITY
 from competition.data import load_test, load_train
 from competition.io import write_json
-from competition.metrics import classification_metrics
+from competition.metrics import agreement, classification_metrics
 from competition.predict import member_probabilities
 from competition.runs import ENSEMBLE_FILE, METRICS_FILE, exit_status, open_resumable
 
 SETTINGS_FILE = "ensemble_config.json"
-
-
-def agreement(member_probs: np.ndarray) -> dict:
-    """How alike the members' labels are: all agree, and the mean agreement of each pair."""
-    labels = member_probs.argmax(axis=2)  # (members, N)
-    pairs = [float((a == b).mean()) for a, b in itertools.combinations(labels, 2)]
-    return {
-        "all_agree": float((labels == labels[0]).all(axis=0).mean()),
-        "mean_pairwise": float(np.mean(pairs)) if pairs else 1.0,
-        "n": int(labels.shape[1]),
-    }
 
 
 def evaluate(folder: Path, member_names: list[str], images: np.ndarray, labels: np.ndarray | None, tta: int) -> dict:

@@ -1,6 +1,9 @@
-"""Validation metrics for metrics.json: accuracy, per-class precision/recall/F1, confusion matrix."""
+"""Validation metrics for metrics.json: accuracy, per-class precision/recall/F1, confusion matrix;
+an ensemble's agreement."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
@@ -29,4 +32,15 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
         },
         "most_confused": {"true": int(true_cls), "predicted": int(pred_cls), "count": int(errors.max())},
         "confusion_matrix": matrix.tolist(),  # rows: true label, columns: predicted
+    }
+
+
+def agreement(member_probs: np.ndarray) -> dict:
+    """How alike the members' labels are: all agree, and the mean agreement of each pair."""
+    labels = member_probs.argmax(axis=2)  # (members, N)
+    pairs = [float((a == b).mean()) for a, b in itertools.combinations(labels, 2)]
+    return {
+        "all_agree": float((labels == labels[0]).all(axis=0).mean()),
+        "mean_pairwise": float(np.mean(pairs)) if pairs else 1.0,
+        "n": int(labels.shape[1]),
     }

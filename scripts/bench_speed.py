@@ -71,8 +71,7 @@ def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs
 
 def describe(setting: dict, threads: int) -> str:
     return (f"batch {setting['batch_size']}, {setting['precision']}, xla {'on' if setting['xla'] else 'off'}, "
-            f"{threads} threads, "
-            f"pipeline {setting['pipeline']}, metrics {setting['metrics']}")
+            f"{threads} threads, pipeline {setting['pipeline']}, metrics {setting['metrics']}")
 
 
 def main(argv: list[str] | None = None) -> int:
