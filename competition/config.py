@@ -121,6 +121,13 @@ def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
             parser.add_argument(flag, type=kind, default=field.default, help="(default: %(default)s)")
 
 
+def add_workers_flag(parser: argparse.ArgumentParser) -> None:
+    """--jobs: how many models of a CV or an ensemble train at once (competition.train.run_all)."""
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="models trained at once, each in its own process with its share of the cores "
+                             "(default: %(default)s)")
+
+
 def from_flags(args: argparse.Namespace, cls: type):
     names = {field.name for field in dataclasses.fields(cls)}
     return cls(**{key: value for key, value in vars(args).items() if key in names})

@@ -3,6 +3,7 @@
     python -m competition.cv --k 5 --preset strong
     python -m competition.cv --k 5 --preset strong --folds 1 2     # some folds now, the rest later
     python -m competition.cv --k 5 --preset strong --seeds 2       # 2 models per fold: an ensemble's CV
+    python -m competition.cv --k 5 --preset strong --jobs 2        # 2 models at once: more images/s in all
     python -m competition.submission --run cv-strong               # all its models as one ensemble
 
 Folds are stratified over train.csv (--cv_seed). Each model is an ordinary run folder under
@@ -27,7 +28,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from competition import train
-from competition.config import TrainConfig, named_after_preset, parse_train_config
+from competition.config import TrainConfig, add_workers_flag, named_after_preset, parse_train_config
 from competition.data import load_train
 from competition.io import write_json
 from competition.metrics import agreement
@@ -97,7 +98,7 @@ def summarise(folds: list[dict], members: int | str) -> dict:
 
 
 def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int = 0, seeds: int = 1, tta: int = 0,
-        fresh: bool = False) -> dict:
+        fresh: bool = False, workers: int = 1) -> dict:
     folder = Path(cfg.models_dir) / f"cv-{cfg.name}"
     settings = {**cfg.to_dict(), "k": k, "cv_seed": cv_seed, "seeds": seeds}
     open_resumable(folder, SETTINGS_FILE, settings, (*IDENTITY, "k", "cv_seed"), fresh)  # seeds may grow
@@ -105,13 +106,15 @@ def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int =
     digits = load_train(cfg.data_dir)
     splits = fold_indices(digits.labels, k, cv_seed)
     chosen = folds or list(range(1, k + 1))
-    runs: dict[int, list[Path]] = {i: [] for i in chosen}
-    for s in range(seeds):  # every fold's first model before any second: single-model CV comes first
+    jobs = {}  # (fold, seed) -> its model; every fold's first model before any second: single-model CV first
+    for s in range(seeds):
         for i in chosen:
             train_rows, held_out = splits[i - 1]
             what = f" (of {k}, seed {cfg.seed + s}: {len(train_rows)} train / {len(held_out)} held out)"
-            runs[i].append(train.run_or_reuse(dataclasses.replace(cfg, seed=cfg.seed + s), folder,
-                                              model_name(i, s, cfg.seed + s), splits[i - 1], what))
+            jobs[i, s] = train.Job(dataclasses.replace(cfg, seed=cfg.seed + s), folder, model_name(i, s, cfg.seed + s),
+                                   splits[i - 1], what)
+    trained = dict(zip(jobs, train.run_all(list(jobs.values()), workers)))
+    runs = {i: [trained[i, s] for s in range(seeds)] for i in chosen}
     # Every model of this CV, those of folds not chosen now included: all were trained as cfg says.
     members = sorted(p.name for p in folder.iterdir() if is_run(p))
     write_json(folder / ENSEMBLE_FILE, {"members": members, "config": cfg.to_dict()})
@@ -165,13 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tta", type=int, default=0,
                         help="test-time augmented copies per digit when evaluating (default: %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="delete this CV's models and start over")
+    add_workers_flag(parser)
     cfg, args = parse_train_config(parser, argv)
     if args.k < 2 or any(not 1 <= f <= args.k for f in args.folds or []):
         parser.error("--k must be at least 2 and --folds between 1 and k")
-    if args.seeds < 1 or args.tta < 0:
-        parser.error("--seeds must be at least 1 and --tta at least 0")
+    if args.seeds < 1 or args.tta < 0 or args.jobs < 1:
+        parser.error("--seeds and --jobs must be at least 1, --tta at least 0")
     cfg = named_after_preset(cfg, args.preset)
-    return exit_status(lambda: run(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh))
+    return exit_status(lambda: run(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh, args.jobs))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python -m competition.ensemble --k 5 --preset strong                # members share the validation split
     python -m competition.ensemble --k 15 --preset strong --val_size 0  # final members on every row
+    python -m competition.ensemble --k 4 --preset strong --jobs 2       # 2 members at once
     python -m competition.submission --run ensemble-strong [--tta 4]   # its submission, as from a run
 
 models/ensemble-<name>/ holds one ordinary run folder per member (member-<i>, seed seed+i-1),
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from competition import train
-from competition.config import TrainConfig, named_after_preset, parse_train_config
+from competition.config import TrainConfig, add_workers_flag, named_after_preset, parse_train_config
 from competition.cv import IDENTITY
 from competition.data import load_test, load_train
 from competition.io import write_json
@@ -48,17 +49,15 @@ def evaluate(folder: Path, member_names: list[str], images: np.ndarray, labels: 
     return result
 
 
-def run(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False) -> Path:
+def run(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, workers: int = 1) -> Path:
     folder = Path(cfg.models_dir) / f"ensemble-{cfg.name}"
     open_resumable(folder, SETTINGS_FILE, {**cfg.to_dict(), "k": k}, IDENTITY, fresh)  # k may grow: members are reused
 
-    names, seconds = [], 0.0
-    for i in range(1, k + 1):
-        seed = cfg.seed + i - 1
-        member = train.run_or_reuse(dataclasses.replace(cfg, seed=seed), folder, f"member-{i}",
-                                    what=f" (of {k}, seed {seed})")
-        names.append(member.name)
-        seconds += json.loads((member / METRICS_FILE).read_text())["train_seconds"]
+    jobs = [train.Job(dataclasses.replace(cfg, seed=cfg.seed + i - 1), folder, f"member-{i}",
+                      what=f" (of {k}, seed {cfg.seed + i - 1})") for i in range(1, k + 1)]
+    members = train.run_all(jobs, workers)
+    names = [member.name for member in members]
+    seconds = sum(json.loads((member / METRICS_FILE).read_text())["train_seconds"] for member in members)
     write_json(folder / ENSEMBLE_FILE, {"members": names, "config": cfg.to_dict()})
 
     digits = load_train(cfg.data_dir)
@@ -88,11 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tta", type=int, default=0,
                         help="test-time augmented copies per digit when evaluating (default: %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="delete this ensemble's members and start over")
+    add_workers_flag(parser)
     cfg, args = parse_train_config(parser, argv)
-    if args.k < 1 or args.tta < 0:
-        parser.error("--k must be at least 1 and --tta at least 0")
+    if args.k < 1 or args.jobs < 1 or args.tta < 0:
+        parser.error("--k and --jobs must be at least 1, --tta at least 0")
     cfg = named_after_preset(cfg, args.preset)
-    return exit_status(lambda: run(cfg, args.k, args.tta, args.fresh))
+    return exit_status(lambda: run(cfg, args.k, args.tta, args.fresh, args.jobs))
 
 
 if __name__ == "__main__":

@@ -123,11 +123,12 @@ class _Console(logging.StreamHandler):
         pass
 
 
-def setup_console_logging() -> None:
-    """One summary line per phase on the console; run_folder() adds the run's log file."""
+def setup_console_logging(prefix: str = "") -> None:
+    """One summary line per phase on the console, each after `prefix`; run_folder() adds the run's
+    log file."""
     if not any(isinstance(h, _Console) for h in log.handlers):
         console = _Console()
-        console.setFormatter(logging.Formatter("%(message)s"))
+        console.setFormatter(logging.Formatter(f"{prefix}%(message)s"))
         log.addHandler(console)
     log.setLevel(logging.INFO)
     log.propagate = False

@@ -9,7 +9,9 @@ prefetch), the project's metrics.
 Each other setting changes one choice from it. For each, a fresh model trains a warm-up epoch
 (tracing, compiling), then --epochs timed epochs of --images images; the median images/s is printed,
 one line per setting, and all of them as JSON with --out. Thread counts need a fresh TensorFlow, so
-each runs in its own process. Run it on an otherwise idle machine.
+each runs in its own process; `parallel` runs the baseline in one process per core at once, one
+thread each (how `--jobs` trains a CV or an ensemble), and adds up their images/s. Run it on an
+otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="strong", choices=sorted(models.ARCHITECTURES), help="(default: %(default)s)")
     parser.add_argument("--data_dir", default=str(SHARED_DATA), help="(default: %(default)s)")
-    parser.add_argument("--only", nargs="+", choices=["baseline", *CHOICES, "threads"], default=None,
+    parser.add_argument("--only", nargs="+", choices=["baseline", *CHOICES, "threads", "parallel"], default=None,
                         help="measure the baseline and only these choices (default: all)")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads of this process (0: all cores)")
     parser.add_argument("--images", type=int, default=6400, help="images per timed epoch (default: %(default)s)")
@@ -101,14 +103,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{describe(setting, threads)}: {value:6,.0f} img/s ({value / results[0]['images_per_second']:.0%} of "
               f"the first), {42000 / value / 60:.1f} min an epoch of 42,000", flush=True)
 
+    def baseline_in(threads: int, out: Path) -> list[str]:  # a fresh process: TensorFlow fixes its threads at start
+        return [sys.executable, __file__, "--arch", args.arch, "--data_dir", args.data_dir, "--only", "baseline",
+                "--threads", str(threads), "--images", str(args.images), "--epochs", str(args.epochs), "--out", str(out)]
+
     if not args.threads and (args.only is None or "threads" in args.only):
         with tempfile.TemporaryDirectory() as tmp:
-            for n in THREADS:  # a fresh process each: TensorFlow fixes its thread pools at start
+            for n in THREADS:
                 out = Path(tmp) / f"threads{n}.json"
-                subprocess.run([sys.executable, __file__, "--arch", args.arch, "--data_dir", args.data_dir,
-                                "--only", "baseline", "--threads", str(n), "--images", str(args.images),
-                                "--epochs", str(args.epochs), "--out", str(out)], check=True)
+                subprocess.run(baseline_in(n, out), check=True)
                 results += json.loads(out.read_text())
+    if not args.threads and (args.only is None or "parallel" in args.only):
+        # As `--jobs N` trains a CV or an ensemble: one process a core, one thread each, all at once.
+        n = os.cpu_count() or 1
+        with tempfile.TemporaryDirectory() as tmp:
+            outs = [Path(tmp) / f"worker{i}.json" for i in range(n)]
+            workers = [subprocess.Popen(baseline_in(1, out)) for out in outs]
+            if any(worker.wait() for worker in workers):
+                raise SystemExit("a parallel worker failed")
+            value = sum(json.loads(out.read_text())[0]["images_per_second"] for out in outs)
+        results.append({**BASELINE, "threads": 1, "processes": n, "images_per_second": value})
+        print(f"{n} processes at once, 1 thread each: {value:6,.0f} img/s in all "
+              f"({value / results[0]['images_per_second']:.0%} of the first)", flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -1,12 +1,15 @@
 """Cross-validation and ensembles on the demo set: one epoch per model, real folders and figures."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from competition import cv, ensemble, submission
+from competition import cv, ensemble, submission, train
+from competition.config import TrainConfig
+from competition.data import DataError
 from competition.ensemble import agreement
 
 
@@ -76,6 +79,33 @@ def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, 
     assert "ensemble of 4" in capsys.readouterr().out and len(pd.read_csv(out)) == 359
 
 
+def test_cv_trains_models_at_once_in_workers_sharing_the_cores(demo_dir, tmp_path, capfd):
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "p", "--jobs", "2"]) == 0
+    out = capfd.readouterr().out
+    # each worker's lines name its model (they share one console); its own log is the run's train.log
+    assert "[fold-1] epoch 1/1" in out and "[fold-2] epoch 1/1" in out
+    folder = tmp_path / "cv-p"
+    summary = json.loads((folder / "cv.json").read_text())
+    assert [f["fold"] for f in summary["folds"]] == [1, 2]
+    for f in summary["folds"]:
+        run = folder / f["runs"][0]
+        assert json.loads((run / "config.json").read_text())["threads"] == max(1, os.cpu_count() // 2)
+        assert json.loads((run / "metrics.json").read_text())["validation"]["accuracy"] == pytest.approx(f["accuracy"][0])
+        assert "epoch 1/1" in (run / "train.log").read_text()
+
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "p", "--jobs", "2"]) == 0
+    out = capfd.readouterr().out
+    assert out.count("already trained, reusing") == 2 and ": training" not in out
+
+
+def test_a_worker_failure_reaches_the_caller_and_leaves_no_run(tmp_path):
+    cfg = TrainConfig(data_dir=str(tmp_path / "nowhere"), epochs=1)
+    jobs = [train.Job(cfg, tmp_path / "models", name) for name in ("a", "b")]
+    with pytest.raises(DataError, match="no train.csv"):
+        train.run_all(jobs, workers=2)
+    assert not [p for p in (tmp_path / "models").glob("*") if not p.name.startswith(".")]
+
+
 def test_agreement_counts_unanimous_digits():
     probs = np.zeros((3, 4, 10))
     probs[:, :, 1] = 1  # all say 1 ...
@@ -95,7 +125,8 @@ def test_ensemble_averages_members_and_submits(demo_dir, tmp_path, capsys):
     assert seeds == [0, 1]
     capsys.readouterr()
 
-    assert ensemble.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "e"]) == 0  # grows: reuses 2
+    # grows: reuses 2, trains the third in a worker process
+    assert ensemble.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "e", "--jobs", "2"]) == 0
     assert capsys.readouterr().out.count("already trained, reusing") == 2
     assert len(json.loads((folder / "ensemble.json").read_text())["members"]) == 3
 
