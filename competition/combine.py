@@ -1,6 +1,7 @@
 """Several cross-validations of the same folds as one ensemble: its CV and its submission.
 
     python -m competition.combine cv-strong cv-strong-bf16 --name strong-all --tta 4
+    python -m competition.combine cv-strong-bf16 --also ensemble-strong-full --name final  # + models of every row
     python -m competition.submission --run cv-strong-all --tta 4
 
 The CV folders (under --models_dir, or paths) must share k and the fold assignment (cv_seed). Each
@@ -8,7 +9,9 @@ fold's ensemble averages that fold's models from every folder, all of which held
 so the CV scores the combined ensemble as `cv --seeds` scores one configuration's seeds. The result
 is a folder models/cv-<name>/ with ensemble.json (every model of every folder, as paths relative to
 it) and cv.json (per fold: each model's and the ensemble's held-out accuracy, agreement, training
-time), which `make submission RUN=cv-<name>` predicts with like any ensemble.
+time), which `make submission RUN=cv-<name>` predicts with like any ensemble. --also adds the models of
+other runs or ensembles to its submission but not to its CV: members trained on every row (`make
+ensemble ... --val_size 0`) have no held-out rows to be scored on.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from competition.config import DATA_DIR, MODELS_DIR
 from competition.cv import CV_FILE, SETTINGS_FILE, fold_indices, fold_result, fold_runs, report, summarise
 from competition.data import load_train
 from competition.io import write_json
+from competition.predict import model_paths
 from competition.runs import ENSEMBLE_FILE, exit_status
 
 
@@ -33,8 +37,18 @@ def cv_settings(folder: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def run(folders: list[Path], out: Path, data_dir: str, tta: int = 0) -> dict:
+def models_of(folder: Path) -> list[Path]:
+    """The run folders of a run or an ensemble folder."""
+    found = [path.parent for path in model_paths(folder)]
+    missing = [str(path) for path in found if not path.is_dir()]
+    if missing:
+        raise ValueError(f"{folder}: not a run or an ensemble with all its members ({', '.join(missing)} missing)")
+    return found
+
+
+def run(folders: list[Path], out: Path, data_dir: str, tta: int = 0, also: list[Path] = ()) -> dict:
     settings = [cv_settings(f) for f in folders]
+    extra = [model for folder in also for model in models_of(folder)]
     k, cv_seed = settings[0]["k"], settings[0]["cv_seed"]
     for folder, s in zip(folders, settings):
         if (s["k"], s["cv_seed"]) != (k, cv_seed):
@@ -53,10 +67,11 @@ def run(folders: list[Path], out: Path, data_dir: str, tta: int = 0) -> dict:
     counts = sorted({len(r) for r in runs.values()})
     members = counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     summary = {"k": k, "cv_seed": cv_seed, "tta": tta, "demo_data": digits.demo, "combines": [str(f) for f in folders],
-               **summarise(results, members)}
+               "also": [str(f) for f in also], **summarise(results, members)}
     out.mkdir(parents=True, exist_ok=True)
-    every = [os.path.relpath(r, out) for fold in sorted(runs) for r in runs[fold]]
-    write_json(out / ENSEMBLE_FILE, {"members": every, "combines": [str(f) for f in folders]})
+    every = [os.path.relpath(r, out) for r in [*(r for fold in sorted(runs) for r in runs[fold]), *extra]]
+    write_json(out / ENSEMBLE_FILE, {"members": every, "combines": [str(f) for f in folders],
+                                     "also": [str(f) for f in also]})
     write_json(out / CV_FILE, summary)
     report(summary, out)
     return summary
@@ -70,15 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
     parser.add_argument("--tta", type=int, default=0,
                         help="test-time augmented copies per digit when evaluating (default: %(default)s)")
+    parser.add_argument("--also", nargs="+", default=[],
+                        help="runs or ensembles whose models join the submission but not the CV (trained on every row)")
     args = parser.parse_args(argv)
     if args.tta < 0:
         parser.error("--tta must be at least 0")
     models_dir = Path(args.models_dir)
-    folders = [Path(f) if Path(f).is_dir() else models_dir / f for f in args.folders]
+    folders, also = ([Path(f) if Path(f).is_dir() else models_dir / f for f in names] for names in (args.folders, args.also))
     out = models_dir / f"cv-{args.name}"
-    if out in folders:
+    if out in folders + also:
         parser.error(f"--name {args.name}: that is one of the folders being combined")
-    return exit_status(lambda: run(folders, out, args.data_dir, args.tta))
+    return exit_status(lambda: run(folders, out, args.data_dir, args.tta, also))
 
 
 if __name__ == "__main__":
