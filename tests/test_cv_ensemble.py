@@ -78,18 +78,6 @@ def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, 
     assert submission.main(["--run", str(folder), "--data_dir", str(demo_dir), "--out", str(out)]) == 0
     assert "ensemble of 4" in capsys.readouterr().out and len(pd.read_csv(out)) == 359
 
-    # models trained on every row join the submission, not the CV (they held nothing out)
-    assert ensemble.main([*quick(demo_dir, tmp_path), "--k", "1", "--name", "all", "--val_size", "0"]) == 0
-    assert combine.main(["cv-a", "cv-b", "--also", "ensemble-all", "--name", "ab-all", *args]) == 0
-    with_all = tmp_path / "cv-ab-all"
-    members = json.loads((with_all / "ensemble.json").read_text())["members"]
-    assert len(members) == 5 and (with_all / members[-1]).resolve().parent == (tmp_path / "ensemble-all").resolve()
-    assert json.loads((with_all / "cv.json").read_text())["folds"] == summary["folds"]
-    capsys.readouterr()
-    assert submission.main(["--run", "cv-ab-all", "--models_dir", str(tmp_path), "--data_dir", str(demo_dir),
-                            "--out", str(out)]) == 0
-    assert "ensemble of 5" in capsys.readouterr().out
-
 
 def test_cv_trains_models_at_once_in_workers_sharing_the_cores(demo_dir, tmp_path, capfd):
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "p", "--jobs", "2"]) == 0
