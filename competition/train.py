@@ -64,10 +64,11 @@ class EpochLog(keras.callbacks.Callback):
         logs = logs or {}
         seconds = time.perf_counter() - self.start
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        val = (f" val_loss {logs['val_loss']:.4f} val_acc {logs['val_accuracy']:.4f}"
+               if "val_loss" in logs else "")  # none when training on every row
         log.info(
             f"epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', float('nan')):.4f} "
-            f"acc {logs.get('accuracy', float('nan')):.4f} val_loss {logs.get('val_loss', float('nan')):.4f} "
-            f"val_acc {logs.get('val_accuracy', float('nan')):.4f} lr {lr:.0e}, "
+            f"acc {logs.get('accuracy', float('nan')):.4f}{val} lr {lr:.0e}, "
             f"{seconds:.1f}s, {self.n_train / seconds:.0f} img/s"
         )
 

@@ -40,7 +40,7 @@ def test_run_folder_holds_everything(trained_run, demo_dir):
     assert metrics["demo_data"] is True and metrics["epochs_run"] == 1
 
     log = (trained_run / "train.log").read_text()
-    assert "DEMO data" in log and "epoch 1/1" in log and "val accuracy" in log
+    assert "DEMO data" in log and "epoch 1/1" in log and "val accuracy" in log and "val_acc 0." in log
 
 
 def test_validation_split_is_the_reports(demo_dir):
@@ -123,6 +123,8 @@ def test_all_rows_with_a_decaying_learning_rate(demo_dir, tmp_path):
     history = pd.read_csv(folder / "history.csv")
     assert history["learning_rate"].tolist() == pytest.approx([1e-3, 5e-4])
     assert "val_loss" not in history.columns or history["val_loss"].isna().all()
+    epochs = [line for line in (folder / "train.log").read_text().splitlines() if " epoch " in line]
+    assert len(epochs) == 2 and not any("val_" in line for line in epochs)  # no validation, no "nan" columns
 
 
 def test_mixed_precision_run_saves_the_float32_model_it_scored(demo_dir, tmp_path):
