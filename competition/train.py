@@ -245,9 +245,8 @@ def run_all(jobs: list[Job], workers: int = 1) -> list[Path]:
     """Each job's run folder, in order; missing ones are trained, `workers` at a time.
 
     With workers > 1 each model trains in a fresh process with its share of the cores (cfg.threads
-    unless set): on this project's 2-core machine two 1-thread trainings together do about 26% more
-    images/s than one 2-thread training (scripts/bench_speed.py --only parallel), though each takes
-    longer.
+    unless set): on this project's 2-core machine two 1-thread trainings together do 24-38% more
+    images/s than one 2-thread training (README, Speed), though each takes longer.
     """
     if workers <= 1:
         return [run_or_reuse(job.cfg, job.folder, job.name, job.indices, job.what) for job in jobs]
