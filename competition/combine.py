@@ -90,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.tta < 0:
         parser.error("--tta must be at least 0")
-    models_dir = Path(args.models_dir)
-    folders, also = ([Path(f) if Path(f).is_dir() else models_dir / f for f in names] for names in (args.folders, args.also))
-    out = models_dir / f"cv-{args.name}"
+    def located(name: str) -> Path:  # a path, or a name under --models_dir
+        return Path(name) if Path(name).is_dir() else Path(args.models_dir) / name
+
+    folders, also = [located(f) for f in args.folders], [located(f) for f in args.also]
+    out = Path(args.models_dir) / f"cv-{args.name}"
     if out in folders + also:
         parser.error(f"--name {args.name}: that is one of the folders being combined")
     return exit_status(lambda: run(folders, out, args.data_dir, args.tta, also))

@@ -128,6 +128,11 @@ def add_workers_flag(parser: argparse.ArgumentParser) -> None:
                              "(default: %(default)s)")
 
 
+def threads_each(workers: int) -> int:
+    """Intra-op threads for each of `workers` processes on this machine: the cores shared, not oversubscribed."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def from_flags(args: argparse.Namespace, cls: type):
     names = {field.name for field in dataclasses.fields(cls)}
     return cls(**{key: value for key, value in vars(args).items() if key in names})

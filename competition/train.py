@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import multiprocessing
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,7 +30,7 @@ from sklearn.model_selection import train_test_split
 from competition import model as models
 from competition import search_space
 from competition.augment import batches_per_epoch, make_dataset
-from competition.config import NUM_CLASSES, TrainConfig, parse_train_config
+from competition.config import NUM_CLASSES, TrainConfig, parse_train_config, threads_each
 from competition.data import DataError, Digits, load_train
 from competition.io import write_json
 from competition.metrics import classification_metrics
@@ -151,7 +150,8 @@ def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_
         epochs=cfg.epochs,
         callbacks=fit_callbacks,
         shuffle=False,  # the dataset shuffles itself
-        verbose=1 if sys.stdout.isatty() and not _in_worker else 0,  # workers share the terminal
+        # no progress bar in run_all's workers: they share the terminal
+        verbose=1 if sys.stdout.isatty() and multiprocessing.parent_process() is None else 0,
     )
     seconds = time.perf_counter() - start
     epochs_run = len(history.history["loss"])
@@ -218,18 +218,6 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
     return final
 
 
-def run_or_reuse(cfg: TrainConfig, folder: Path, name: str, indices=None, what: str = "") -> Path:
-    """The run called `name` under folder, trained first (as cfg, in that folder) if it is missing:
-    the folds of CV and the members of an ensemble, which an interrupted job reuses."""
-    try:
-        found = resolve_run(folder, name=name)
-        print(f"{name}: already trained, reusing {found.name}", flush=True)
-        return found
-    except FileNotFoundError:
-        print(f"{name}: training{what}", flush=True)
-        return run(dataclasses.replace(cfg, name=name, models_dir=str(folder)), indices)
-
-
 @dataclasses.dataclass(frozen=True)
 class Job:
     """One model of a CV or an ensemble: run `name` in folder, trained as cfg says if it is missing."""
@@ -242,26 +230,29 @@ class Job:
 
 
 def run_all(jobs: list[Job], workers: int = 1) -> list[Path]:
-    """Each job's run folder, in order; missing ones are trained, `workers` at a time.
+    """Each job's run folder, in order: the folds of a CV, the members of an ensemble. Those that
+    exist are reused (an interrupted job continues); the missing ones are trained, `workers` at a time.
 
     With workers > 1 each model trains in a fresh process with its share of the cores (cfg.threads
     unless set): on this project's 2-core machine two 1-thread trainings together do 24-38% more
     images/s than one 2-thread training (README, Speed), though each takes longer.
     """
-    if workers <= 1:
-        return [run_or_reuse(job.cfg, job.folder, job.name, job.indices, job.what) for job in jobs]
     found: dict[str, Path] = {}
     for job in jobs:
         with contextlib.suppress(FileNotFoundError):
             found[job.name] = resolve_run(job.folder, name=job.name)
             print(f"{job.name}: already trained, reusing {found[job.name].name}", flush=True)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    todo = [dataclasses.replace(job, cfg=dataclasses.replace(job.cfg, threads=job.cfg.threads or threads))
-            for job in jobs if job.name not in found]
+    todo = [job for job in jobs if job.name not in found]
+    if workers <= 1:
+        found.update((job.name, _train(job)) for job in todo)
+        return [found[job.name] for job in jobs]
+
+    threads = threads_each(workers)
     # spawn: a fresh TensorFlow per model, whose thread pools are set before it starts.
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
     try:
-        futures = {job.name: pool.submit(_run_in_worker, job) for job in todo}
+        futures = {job.name: pool.submit(_train_in_worker, dataclasses.replace(
+            job, cfg=dataclasses.replace(job.cfg, threads=job.cfg.threads or threads))) for job in todo}
         for name, future in futures.items():
             found[name] = future.result()
     finally:
@@ -269,14 +260,14 @@ def run_all(jobs: list[Job], workers: int = 1) -> list[Path]:
     return [found[job.name] for job in jobs]
 
 
-_in_worker = False
+def _train(job: Job) -> Path:
+    print(f"{job.name}: training{job.what}", flush=True)
+    return run(dataclasses.replace(job.cfg, name=job.name, models_dir=str(job.folder)), job.indices)
 
 
-def _run_in_worker(job: Job) -> Path:
-    global _in_worker
-    _in_worker = True
+def _train_in_worker(job: Job) -> Path:
     setup_console_logging(prefix=f"[{job.name}] ")  # several models log to one console
-    return run_or_reuse(job.cfg, job.folder, job.name, job.indices, job.what)
+    return _train(job)
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:

@@ -35,7 +35,7 @@ import keras_tuner as kt
 
 from competition import search_space
 from competition.augment import batches_per_epoch, make_dataset
-from competition.config import SearchConfig, add_flags, from_flags
+from competition.config import SearchConfig, add_flags, from_flags, threads_each
 from competition.data import DataError, load_train
 from competition.io import atomic_path, write_json
 from competition.runs import check_same_settings
@@ -287,7 +287,7 @@ def run_local_cluster(cfg: SearchConfig, workers: int) -> int:
     command = [sys.executable, "-m", "competition.tune"]
     chief = subprocess.Popen([*command, *config_argv(cfg)], env={**base, "KERASTUNER_TUNER_ID": "chief"})
     if not cfg.threads:  # share the cores rather than oversubscribe them
-        cfg = dataclasses.replace(cfg, threads=max(1, (os.cpu_count() or 1) // workers))
+        cfg = dataclasses.replace(cfg, threads=threads_each(workers))
     procs = []
     for i in range(workers):
         with open(folder / f"worker-{i}.log", "w") as log_file:
