@@ -140,7 +140,8 @@ def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_
     """Train model in place (history.csv goes to folder); return a summary of the fit."""
     validate = len(x_val) > 0
     train_ds = make_dataset(x_train, onehot(y_train), cfg.batch_size, cfg.seed,
-                            cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
+                            cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac,
+                            elastic_alpha=cfg.elastic_alpha, elastic_sigma=cfg.elastic_sigma)
     fit_callbacks = callbacks(cfg, folder, len(x_train), validate)
     start = time.perf_counter()
     history = model.fit(

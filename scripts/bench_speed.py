@@ -47,10 +47,11 @@ CHOICES = {
     "batch": [{"batch_size": b} for b in (32, 128, 256) if b != BASELINE["batch_size"]],
     "precision": [{"precision": p} for p in PRECISIONS if p != BASELINE["precision"]],
     "xla": [{"xla": True}],
-    "pipeline": [{"pipeline": "serial"}, {"pipeline": "no augmentation"}],
+    "pipeline": [{"pipeline": "serial"}, {"pipeline": "no augmentation"}, {"pipeline": "elastic"}],
     "metrics": [{"metrics": "accuracy only"}],
 }
 THREADS = (1, 2)
+ELASTIC_ALPHA = 36.0  # pipeline "elastic": the affine warp bent by an elastic distortion (--elastic_alpha 36)
 
 
 def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs: int) -> float:
@@ -64,7 +65,8 @@ def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs
                       jit_compile=setting["xla"])
     batch = setting["batch_size"]
     ds = make_dataset(images, labels, batch, seed=0, augment=setting["pipeline"] != "no augmentation",
-                      parallel=setting["pipeline"] != "serial")
+                      parallel=setting["pipeline"] != "serial",
+                      elastic_alpha=ELASTIC_ALPHA if setting["pipeline"] == "elastic" else 0.0)
     steps = max(images_per_epoch // batch, 10)
     timer = Timer()
     model.fit(ds, steps_per_epoch=steps, epochs=epochs + 1, callbacks=[timer], shuffle=False, verbose=0)

@@ -44,8 +44,8 @@ def test_model_takes_raw_pixels():
 
 
 def test_unknown_architecture_is_refused():
-    with pytest.raises(ValueError, match="unknown architecture .resnet.; choose from report, strong"):
-        models.build("resnet")
+    with pytest.raises(ValueError, match="unknown architecture .vit.; choose from report, strong, resnet"):
+        models.build("vit")
 
 
 def test_strong_model_is_the_kaggle_design():
@@ -56,6 +56,19 @@ def test_strong_model_is_the_kaggle_design():
         (32, 3, 1), (32, 3, 1), (32, 5, 2), (64, 3, 1), (64, 3, 1), (64, 5, 2), (128, 4, 1)]
     assert not any(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers)
     assert {d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)} == {0.4}
+
+
+def test_resnet_model_has_two_residual_blocks_and_global_pooling():
+    model = models.build("resnet")
+    assert model.count_params() == 265_770
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    assert [tuple(add.output.shape[1:]) for add in adds] == [(14, 14, 48), (7, 7, 96)]
+    # each shortcut is the identity: the block's input joins its output unchanged
+    assert [add.input[0].shape[-1] for add in adds] == [48, 96]
+    assert any(isinstance(layer, keras.layers.GlobalAveragePooling2D) for layer in model.layers)
+    assert not any(isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.Flatten)) for layer in model.layers)
+    x = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(x, verbose=0).sum(axis=1), 1, rtol=1e-5)
 
 
 def test_mixed_bfloat16_computes_in_bfloat16_with_float32_weights_and_output():
