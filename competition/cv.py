@@ -101,7 +101,8 @@ def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int =
         fresh: bool = False, workers: int = 1) -> dict:
     folder = Path(cfg.models_dir) / f"cv-{cfg.name}"
     settings = {**cfg.to_dict(), "k": k, "cv_seed": cv_seed, "seeds": seeds}
-    open_resumable(folder, SETTINGS_FILE, settings, (*IDENTITY, "k", "cv_seed"), fresh)  # seeds may grow
+    open_resumable(folder, SETTINGS_FILE, settings, (*IDENTITY, "k", "cv_seed"), fresh,  # seeds may grow
+                   defaults=TrainConfig().to_dict())
 
     digits = load_train(cfg.data_dir)
     splits = fold_indices(digits.labels, k, cv_seed)

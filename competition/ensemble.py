@@ -51,7 +51,8 @@ def evaluate(folder: Path, member_names: list[str], images: np.ndarray, labels: 
 
 def run(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, workers: int = 1) -> Path:
     folder = Path(cfg.models_dir) / f"ensemble-{cfg.name}"
-    open_resumable(folder, SETTINGS_FILE, {**cfg.to_dict(), "k": k}, IDENTITY, fresh)  # k may grow: members are reused
+    open_resumable(folder, SETTINGS_FILE, {**cfg.to_dict(), "k": k}, IDENTITY, fresh,  # k may grow: members are reused
+                   defaults=TrainConfig().to_dict())
 
     jobs = [train.Job(dataclasses.replace(cfg, seed=cfg.seed + i - 1), folder, f"member-{i}",
                       what=f" (of {k}, seed {cfg.seed + i - 1})") for i in range(1, k + 1)]

@@ -87,12 +87,14 @@ def resolve_run(models_dir: str | Path, run: str | None = None, name: str | None
     return (tuned or runs)[-1]  # ids start with a timestamp, so the last is the newest
 
 
-def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...]) -> bool:
+def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...], defaults: dict | None = None) -> bool:
     """For work that resumes (searches, folds, ensembles): True when path records the same settings
-    for `keys`, False when there is no record yet; ValueError naming the differences otherwise."""
+    for `keys`, False when there is no record yet; ValueError naming the differences otherwise.
+    A key the record lacks (a setting added since) counts as its value in `defaults`: the work was
+    done the way that default does it."""
     if not path.is_file():
         return False
-    saved = json.loads(path.read_text())
+    saved = {**(defaults or {}), **json.loads(path.read_text())}
     changed = [key for key in keys if saved.get(key) != settings.get(key)]
     if changed:
         diffs = ", ".join(f"{key} {saved.get(key)} -> {settings.get(key)}" for key in changed)
@@ -101,12 +103,14 @@ def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...]) -> bo
     return True
 
 
-def open_resumable(folder: Path, settings_file: str, settings: dict, keys: tuple[str, ...], fresh: bool) -> bool:
+def open_resumable(folder: Path, settings_file: str, settings: dict, keys: tuple[str, ...], fresh: bool,
+                   defaults: dict | None = None) -> bool:
     """Start or resume work kept in folder (CV folds, ensemble members): --fresh deletes it first;
-    settings must match those recorded for `keys`; the current ones are recorded. True if resuming."""
+    settings must match those recorded for `keys` (see check_same_settings); the current ones are
+    recorded. True if resuming."""
     if fresh and folder.exists():
         shutil.rmtree(folder)
-    resuming = check_same_settings(folder / settings_file, settings, keys)
+    resuming = check_same_settings(folder / settings_file, settings, keys, defaults)
     write_json(folder / settings_file, settings)
     return resuming
 

@@ -50,6 +50,17 @@ def test_cv_reports_mean_and_spread_and_reuses_folds(demo_dir, tmp_path, capsys)
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t", "--seed", "9"]) == 2  # other settings
     assert "--fresh" in capsys.readouterr().err
 
+    # A CV recorded before a setting existed resumes: the missing key counts as its default ...
+    record = tmp_path / "cv-t" / "cv_config.json"
+    settings = json.loads(record.read_text())
+    del settings["elastic_alpha"], settings["elastic_sigma"]
+    record.write_text(json.dumps(settings))
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t"]) == 0
+    assert capsys.readouterr().out.count("already trained, reusing") == 3
+    # ... and the new setting, set otherwise, is a change
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t", "--augment", "--elastic_alpha", "36"]) == 2
+    assert "elastic_alpha 0.0 -> 36.0" in capsys.readouterr().err
+
 
 def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, tmp_path, capsys):
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "s"]) == 0
