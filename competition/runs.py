@@ -25,6 +25,7 @@ FINGERPRINT_FILE = "data_fingerprint.json"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 LOG_FILE = "train.log"
+ROWS_FILE = "rows.npz"  # the train.csv rows a run trained and validated on, when chosen for it (CV folds)
 ENSEMBLE_FILE = "ensemble.json"  # marks an ensemble folder: members' run folders inside
 TUNED_NAME = "tuned"  # runs of the searched model, preferred by default
 

@@ -40,6 +40,7 @@ from competition.runs import (
     HISTORY_FILE,
     METRICS_FILE,
     MODEL_FILE,
+    ROWS_FILE,
     new_run_id,
     resolve_run,
     run_folder,
@@ -78,6 +79,30 @@ def split(digits: Digits, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.
         empty = np.zeros(0, dtype=np.int64)
         return digits.images, digits.images[empty], digits.labels, digits.labels[empty]
     return train_test_split(digits.images, digits.labels, test_size=cfg.val_size, random_state=cfg.split_seed)
+
+
+def run_split(folder: Path, digits: Digits) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of digits that the run in folder trained and was validated on: those it recorded
+    (a CV fold's), else its config's split. digits must be the data it trained on."""
+    rows = folder / ROWS_FILE
+    if rows.is_file():
+        with np.load(rows) as saved:
+            train_rows, val_rows = saved["train"], saved["validation"]
+        if max(train_rows.max(initial=-1), val_rows.max(initial=-1)) >= len(digits.labels):
+            raise DataError(f"{rows} names rows past the {len(digits.labels)} of {digits.source}: not this run's data")
+        return (digits.images[train_rows], digits.images[val_rows],
+                digits.labels[train_rows], digits.labels[val_rows])
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    x_train, x_val, y_train, y_val = split(digits, TrainConfig(val_size=config["val_size"],
+                                                               split_seed=config["split_seed"]))
+    recorded = folder / FINGERPRINT_FILE
+    n_val = json.loads(recorded.read_text()).get("n_val", len(x_val)) if recorded.is_file() else len(x_val)
+    if n_val != len(x_val):
+        raise DataError(f"{folder.name} was validated on {n_val} rows, but its config's split (val_size "
+                        f"{config['val_size']}, split_seed {config['split_seed']}) gives {len(x_val)}: its rows were "
+                        f"chosen elsewhere (a cross-validation fold trained before runs kept {ROWS_FILE}), "
+                        "so they cannot be found again")
+    return x_train, x_val, y_train, y_val
 
 
 def onehot(labels: np.ndarray) -> np.ndarray:
@@ -202,6 +227,8 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
         write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "hyperparameters": hyperparameters,
                                           "keras": keras.__version__, "backend": keras.backend.backend()})
         write_json(folder / FINGERPRINT_FILE, {**digits.fingerprint(), "n_train": len(x_train), "n_val": len(x_val)})
+        if indices is not None:  # rows no config can redo: kept, so that reports and edge checks use the same
+            np.savez(folder / ROWS_FILE, train=indices[0], validation=indices[1])
 
         summary = fit(cfg, folder, model, x_train, y_train, x_val, y_val)
         model = as_float32(cfg, model)

@@ -30,17 +30,17 @@ from competition.io import write_json
 from competition.runs import FINGERPRINT_FILE, MODEL_FILE, resolve_run
 from edge.classifier import DigitClassifier
 from edge.classify import InputError, read_csv
-from edge.export import EXPORT_DIR, MANIFEST_FILE, keras_probabilities, run_config, run_data_dir, sha256
+from edge.export import EXPORT_DIR, MANIFEST_FILE, keras_probabilities, run_data_dir, sha256
 
 CHECK_FILE = "check.json"
 
 
 def validation_split(folder: Path, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, str]:
-    """The run's own validation images and labels (the split it was trained with), and a description."""
-    from competition.train import split
+    """The run's own validation images and labels (the rows it was validated on), and a description."""
+    from competition.train import run_split
 
     digits = load_train(run_data_dir(folder, data_dir))
-    _, x_val, _, y_val = split(digits, run_config(folder))
+    _, x_val, _, y_val = run_split(folder, digits)
     if len(x_val) == 0:
         raise InputError(f"{folder.name} trained on every row (val_size 0): it has no validation split; "
                          "pass --csv with labelled digits it has not seen")

@@ -70,10 +70,10 @@ def run_data_dir(folder: Path, data_dir: str | None) -> Path:
 
 
 def calibration_images(folder: Path, data_dir: Path, size: int, seed: int = 0) -> np.ndarray:
-    """A random sample of the run's training split (never its validation images)."""
-    from competition.train import split
+    """A random sample of the run's training rows (never its validation images)."""
+    from competition.train import run_split
 
-    x_train, _, _, _ = split(load_train(data_dir), run_config(folder))
+    x_train, _, _, _ = run_split(folder, load_train(data_dir))
     pick = np.random.default_rng(seed).choice(len(x_train), size=min(size, len(x_train)), replace=False)
     return x_train[pick].astype(np.float32)
 

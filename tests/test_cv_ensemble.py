@@ -9,7 +9,7 @@ import pytest
 
 from competition import cv, ensemble, submission, train
 from competition.config import TrainConfig
-from competition.data import DataError
+from competition.data import DataError, load_train
 from competition.ensemble import agreement
 
 
@@ -40,6 +40,18 @@ def test_cv_reports_mean_and_spread_and_reuses_folds(demo_dir, tmp_path, capsys)
     for f in summary["folds"]:  # the held-out accuracy is the one training measured on the same rows
         run = json.loads((tmp_path / "cv-t" / f["runs"][0] / "metrics.json").read_text())
         assert run["validation"]["accuracy"] == pytest.approx(f["accuracy"][0]) and run["validation"]["n"] == f["n"]
+    # Each fold's run keeps its rows, so that reports and edge checks find them again (its config's
+    # 90/10 split would be other rows, most of them trained on).
+    digits = load_train(demo_dir)
+    folds = cv.fold_indices(digits.labels, 3, seed=0)
+    for f in summary["folds"]:
+        folder = tmp_path / "cv-t" / f["runs"][0]
+        with np.load(folder / "rows.npz") as rows:
+            np.testing.assert_array_equal(rows["validation"], folds[f["fold"] - 1][1])
+            np.testing.assert_array_equal(rows["train"], folds[f["fold"] - 1][0])
+        x_train, x_val, _, y_val = train.run_split(folder, digits)
+        assert len(x_train) + len(x_val) == 1438 and len(x_val) == f["n"]
+        np.testing.assert_array_equal(y_val, digits.labels[folds[f["fold"] - 1][1]])
     capsys.readouterr()
 
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t"]) == 0  # the third fold only

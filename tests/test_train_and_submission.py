@@ -182,3 +182,26 @@ def test_resnet_in_bfloat16_with_elastic_distortion_trains_and_saves_float32(dem
     assert metrics["validation"]["accuracy"] == pytest.approx((predicted == y_val).mean())
     # it learned (chance is 0.1); on training batches, since 44 steps leave batch norm's moving averages raw
     assert pd.read_csv(folder / "history.csv")["accuracy"].iloc[-1] > 0.3
+
+
+def test_run_split_refuses_rows_it_cannot_find_again(trained_run, demo_dir, tmp_path):
+    """A run without rows.npz whose recorded validation size is not its config's split (a CV fold of
+    an older version) is refused, not evaluated on rows it trained on; rows past the data too."""
+    import shutil
+
+    from competition.data import DataError, load_train
+
+    digits = load_train(demo_dir)
+    x_train, x_val, _, _ = train.run_split(trained_run, digits)  # the report's split: 1,294 / 144
+    assert (len(x_train), len(x_val)) == (1294, 144)
+    run = tmp_path / trained_run.name
+    shutil.copytree(trained_run, run)
+    fingerprint = json.loads((run / "data_fingerprint.json").read_text())
+    (run / "data_fingerprint.json").write_text(json.dumps({**fingerprint, "n_val": 479}))
+    with pytest.raises(DataError, match="validated on 479 rows, but its config's split .* gives 144"):
+        train.run_split(run, digits)
+    np.savez(run / "rows.npz", train=np.arange(5, 1438), validation=np.arange(5))
+    assert [len(part) for part in train.run_split(run, digits)] == [1433, 5, 1433, 5]
+    np.savez(run / "rows.npz", train=np.arange(10), validation=np.array([2000]))
+    with pytest.raises(DataError, match="past the 1438"):
+        train.run_split(run, digits)

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from competition.config import MODELS_DIR, NUM_CLASSES, TrainConfig
+from competition.config import MODELS_DIR, NUM_CLASSES
 from competition.data import DataError, Digits, load_train
 from competition.io import write_text
 from competition.report import figures
@@ -118,19 +118,13 @@ class RunData:
 
 
 def load(folder: Path, data_dir: str | None) -> RunData:
-    """The run's config, metrics, model and data, and its validation split recomputed."""
-    from competition.train import split
+    """The run's config, metrics, model and data, and the rows it was validated on."""
+    from competition.train import run_split
 
     config = json.loads((folder / CONFIG_FILE).read_text())
     metrics = json.loads((folder / METRICS_FILE).read_text()) if (folder / METRICS_FILE).is_file() else {}
     digits = load_data(folder, Path(data_dir) if data_dir else local_path(config["data_dir"]))
-    x_train, x_val, y_train, y_val = split(digits, TrainConfig(val_size=config["val_size"],
-                                                               split_seed=config["split_seed"]))
-    recorded = json.loads((folder / FINGERPRINT_FILE).read_text()) if (folder / FINGERPRINT_FILE).is_file() else {}
-    if recorded.get("n_val", len(x_val)) != len(x_val):
-        raise ReportError(f"{folder.name} was validated on {recorded['n_val']} rows, but its config's split "
-                          f"(val_size {config['val_size']}, split_seed {config['split_seed']}) gives {len(x_val)}: "
-                          "its rows were chosen elsewhere (a cross-validation fold?), which the report cannot redo")
+    x_train, x_val, y_train, y_val = run_split(folder, digits)
     model = keras.models.load_model(folder / MODEL_FILE)
     probabilities = (model.predict(x_val.astype(np.float32), batch_size=256, verbose=0) if len(x_val)
                      else np.zeros((0, NUM_CLASSES), np.float32))  # Keras cannot predict on no rows
