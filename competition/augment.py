@@ -84,7 +84,12 @@ def elastic_field(batch: tf.Tensor, alpha: float, sigma: float) -> tf.Tensor:
 
 
 def sample(images: tf.Tensor, xs: tf.Tensor, ys: tf.Tensor) -> tf.Tensor:
-    """Bilinear lookup of (B, 28, 28, 1) images at (B, 28, 28) input coordinates; 0 outside the frame."""
+    """Bilinear lookup of (B, 28, 28, 1) images at (B, 28, 28) input coordinates; 0 outside the frame.
+
+    Written here because TensorFlow has no dense-warp op (tensorflow-addons' dense_image_warp is gone),
+    and keras.ops.image.elastic_transform (Keras 3.15) draws the same noise for x and y, so it only
+    ever moves pixels diagonally, and loops over the batch in Python.
+    """
     padded = tf.pad(images[..., 0], [[0, 0], [1, 1], [1, 1]])  # a border of no ink to fall back on
     size = IMAGE_SIZE + 2
     flat = tf.reshape(padded, (tf.shape(images)[0], size * size))
