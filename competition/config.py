@@ -59,6 +59,10 @@ class TrainConfig:
     # pixels. Ciresan et al. (2010) used alpha 36, sigma 6 for these digits: about 0.9 px a pixel.
     elastic_alpha: float = 0.0
     elastic_sigma: float = 6.0
+    # Semi-supervised (competition/pseudo.py): test.csv's digits, labelled by the models of this run or
+    # ensemble/CV folder, train too; kept where their mean probability reaches pseudo_min_confidence.
+    pseudo: str = ""
+    pseudo_min_confidence: float = 0.9
 
     hparams: str = ""  # a search's best_hyperparameters.json: train that model instead of --arch
     threads: int = 0  # TensorFlow intra-op threads; 0 = all cores
@@ -158,4 +162,11 @@ def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) 
     args = parser.parse_args(argv)
     if args.precision not in PRECISIONS:
         parser.error(f"--precision {args.precision!r}: choose from {', '.join(PRECISIONS)}")
+    if args.pseudo:  # found now, as a path: CV and ensemble members run with their own models_dir
+        from competition.runs import resolve_run  # runs imports data, which imports this module
+
+        try:
+            args.pseudo = str(resolve_run(args.models_dir, args.pseudo).resolve())
+        except FileNotFoundError as err:
+            parser.error(f"--pseudo: {err}")
     return from_flags(args, TrainConfig), args

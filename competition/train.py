@@ -34,6 +34,7 @@ from competition.config import NUM_CLASSES, TrainConfig, parse_train_config, thr
 from competition.data import DataError, Digits, load_train
 from competition.io import write_json
 from competition.metrics import classification_metrics
+from competition.pseudo import pseudo_labelled
 from competition.runs import (
     CONFIG_FILE,
     FINGERPRINT_FILE,
@@ -215,8 +216,18 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
         else:
             x_train, y_train = digits.images[indices[0]], digits.labels[indices[0]]
             x_val, y_val = digits.images[indices[1]], digits.labels[indices[1]]
+        pseudo = None
+        if cfg.pseudo:
+            x_extra, y_extra, pseudo = pseudo_labelled(cfg.pseudo, cfg.data_dir,
+                                                       None if indices is None else indices[1],
+                                                       cfg.pseudo_min_confidence)
+            if indices is None and len(x_val):
+                log.warning("pseudo-labels: their labellers may have trained on this run's validation rows; "
+                            "its validation accuracy is not an independent estimate")
+            x_train, y_train = np.concatenate([x_train, x_extra]), np.concatenate([y_train, y_extra])
         kind = "DEMO data (scikit-learn digits, not the competition's)" if digits.demo else "competition data"
-        log.info(f"data: {len(x_train)} train / {len(x_val)} val images from {digits.source} [{kind}], "
+        extra = f" (+{pseudo['kept']} pseudo-labelled test digits)" if pseudo else ""
+        log.info(f"data: {len(x_train)} train{extra} / {len(x_val)} val images from {digits.source} [{kind}], "
                  f"{time.perf_counter() - start:.1f}s")
 
         model, hyperparameters = build_model(cfg)
@@ -226,7 +237,8 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
                  f"{cfg.precision}")
         write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "hyperparameters": hyperparameters,
                                           "keras": keras.__version__, "backend": keras.backend.backend()})
-        write_json(folder / FINGERPRINT_FILE, {**digits.fingerprint(), "n_train": len(x_train), "n_val": len(x_val)})
+        write_json(folder / FINGERPRINT_FILE, {**digits.fingerprint(), "n_train": len(x_train), "n_val": len(x_val),
+                                                "n_pseudo": pseudo["kept"] if pseudo else 0})
         if indices is not None:  # rows no config can redo: kept, so that reports and edge checks use the same
             np.savez(folder / ROWS_FILE, train=indices[0], validation=indices[1])
 
@@ -240,7 +252,8 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
             log.info(f"eval{kept}: val accuracy {metrics['accuracy']:.5f} ({metrics['errors']} errors in "
                      f"{metrics['n']}), val loss {metrics['loss']:.4f}, most confused "
                      f"{metrics['most_confused']['true']}->{metrics['most_confused']['predicted']}")
-        write_json(folder / METRICS_FILE, {"run_id": run_id, "demo_data": digits.demo, "validation": metrics, **summary})
+        write_json(folder / METRICS_FILE, {"run_id": run_id, "demo_data": digits.demo, "validation": metrics, **summary,
+                                           **({"pseudo_labels": pseudo} if pseudo else {})})
     final = Path(cfg.models_dir) / run_id
     log.info(f"saved: {final}")
     return final
