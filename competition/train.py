@@ -106,6 +106,25 @@ def run_split(folder: Path, digits: Digits) -> tuple[np.ndarray, np.ndarray, np.
     return x_train, x_val, y_train, y_val
 
 
+def training_data(cfg: TrainConfig, digits: Digits, indices: tuple[np.ndarray, np.ndarray] | None):
+    """x_train, x_val, y_train, y_val: cfg's split of digits, or the rows `indices` names (a CV fold's),
+    then with --pseudo test.csv's pseudo-labelled digits added to the training rows; and a summary of
+    those for the run's metrics (None without)."""
+    if indices is None:
+        x_train, x_val, y_train, y_val = split(digits, cfg)
+    else:
+        x_train, y_train = digits.images[indices[0]], digits.labels[indices[0]]
+        x_val, y_val = digits.images[indices[1]], digits.labels[indices[1]]
+    if not cfg.pseudo:
+        return x_train, x_val, y_train, y_val, None
+    x_extra, y_extra, pseudo = pseudo_labelled(cfg.pseudo, cfg.data_dir, None if indices is None else indices[1],
+                                               cfg.pseudo_min_confidence)
+    if indices is None and len(x_val):
+        log.warning("pseudo-labels: their labellers may have trained on this run's validation rows; "
+                    "its validation accuracy is not an independent estimate")
+    return np.concatenate([x_train, x_extra]), x_val, np.concatenate([y_train, y_extra]), y_val, pseudo
+
+
 def onehot(labels: np.ndarray) -> np.ndarray:
     return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
 
@@ -211,22 +230,9 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
     with run_folder(cfg.models_dir, run_id) as folder:
         start = time.perf_counter()
         digits = load_train(cfg.data_dir)
-        if indices is None:
-            x_train, x_val, y_train, y_val = split(digits, cfg)
-        else:
-            x_train, y_train = digits.images[indices[0]], digits.labels[indices[0]]
-            x_val, y_val = digits.images[indices[1]], digits.labels[indices[1]]
-        pseudo = None
-        if cfg.pseudo:
-            x_extra, y_extra, pseudo = pseudo_labelled(cfg.pseudo, cfg.data_dir,
-                                                       None if indices is None else indices[1],
-                                                       cfg.pseudo_min_confidence)
-            if indices is None and len(x_val):
-                log.warning("pseudo-labels: their labellers may have trained on this run's validation rows; "
-                            "its validation accuracy is not an independent estimate")
-            x_train, y_train = np.concatenate([x_train, x_extra]), np.concatenate([y_train, y_extra])
+        x_train, x_val, y_train, y_val, pseudo = training_data(cfg, digits, indices)
         kind = "DEMO data (scikit-learn digits, not the competition's)" if digits.demo else "competition data"
-        extra = f" (+{pseudo['kept']} pseudo-labelled test digits)" if pseudo else ""
+        extra = f" ({pseudo['kept']} of them pseudo-labelled test digits)" if pseudo else ""
         log.info(f"data: {len(x_train)} train{extra} / {len(x_val)} val images from {digits.source} [{kind}], "
                  f"{time.perf_counter() - start:.1f}s")
 

@@ -308,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_flags(parser, SearchConfig)
     parser.add_argument("--fresh", action="store_true", help="delete the search folder and start over")
-    parser.add_argument("--workers", type=int, default=0,
+    # --jobs as in cv and ensemble; --workers in keras-tuner's words
+    parser.add_argument("--workers", "--jobs", dest="workers", type=int, default=0,
                         help="run a chief and this many workers on this machine (default: 0, one process)")
     args = parser.parse_args(argv)
     cfg = from_flags(args, SearchConfig)

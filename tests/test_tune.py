@@ -59,7 +59,7 @@ def test_settings_of_an_existing_search_must_match(demo_dir, tmp_path):
 
 def test_chief_and_two_workers_share_one_search(demo_dir, tmp_path):
     command = tune_command(demo_dir, tmp_path, "--tuner", "random", "--max_trials", "4", "--max_epochs", "1",
-                           "--workers", "2")
+                           "--jobs", "2")  # the Makefile's --workers, named as in cv and ensemble
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     folder = tmp_path / "search-random"
     logs = "".join(p.read_text()[-1500:] for p in folder.glob("worker-*.log"))
