@@ -8,11 +8,7 @@ import pytest
 from competition import cv, pseudo, train
 from competition.data import DataError, load_test, load_train
 from competition.predict import stacked_probabilities
-
-
-def quick(demo_dir, models_dir):
-    return ["--data_dir", str(demo_dir), "--models_dir", str(models_dir), "--epochs", "1", "--batch_size", "128",
-            "--learning_rate", "0.003"]
+from test_cv_ensemble import quick  # one-epoch flags on the demo set
 
 
 def fake_member(folder, name, held_out=None):
