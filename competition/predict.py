@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,7 @@ def _cached(cache: Path, stamp: np.ndarray) -> np.ndarray | None:
     try:
         with np.load(cache) as saved:
             return saved["probs"] if np.array_equal(saved["model_stamp"], stamp) else None
-    except (OSError, ValueError, KeyError):  # absent, or unreadable: recompute and overwrite
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent or unreadable: recompute
         return None
 
 

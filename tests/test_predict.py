@@ -56,6 +56,8 @@ def test_a_changed_model_file_or_a_corrupt_cache_is_recomputed(run_copy, demo_di
 
     cache.write_bytes(b"not an npz")
     np.testing.assert_allclose(stacked_probabilities([model_file], images)[0], probs, atol=1e-6)
+    cache.write_bytes(cache.read_bytes()[:200])  # cut short, as by a full disk
+    np.testing.assert_allclose(stacked_probabilities([model_file], images)[0], probs, atol=1e-6)
     refuse_to_load(monkeypatch)  # rewritten whole, under the new stamp
     np.testing.assert_allclose(stacked_probabilities([model_file], images)[0], probs, atol=1e-6)
     assert not [p for p in cache.parent.iterdir() if p.name.endswith(".tmp")]
