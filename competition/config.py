@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Where the competition's CSVs are read from: --data_dir beats $DIGITS_DATA_DIR beats data/.
 DATA_DIR = Path(os.environ.get("DIGITS_DATA_DIR", ROOT / "data"))
 DEMO_DATA_DIR = ROOT / "data" / "demo"
+# The competition data beside the checkout: the default of the scripts that measure on it.
+SHARED_DATA_DIR = ROOT.parent / "shared" / "data" / "digit-recognizer"
 # Every run writes its own folder here.
 MODELS_DIR = Path(os.environ.get("DIGITS_MODELS_DIR", ROOT / "models"))
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from competition import model as models  # noqa: E402  (first: it sets the Keras backend)
 from competition.augment import make_dataset  # noqa: E402
-from competition.config import PRECISIONS, PRESETS  # noqa: E402
+from competition.config import PRECISIONS, PRESETS, SHARED_DATA_DIR  # noqa: E402
 from competition.data import load_train  # noqa: E402
 from competition.train import onehot  # noqa: E402
 from bench_train import Timer  # noqa: E402  (scripts/ is on the path when run as a script)
@@ -38,7 +38,6 @@ from bench_train import Timer  # noqa: E402  (scripts/ is on the path when run a
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-SHARED_DATA = ROOT.parent / "shared" / "data" / "digit-recognizer"
 STRONG = PRESETS["strong"]
 BASELINE = {"batch_size": STRONG["batch_size"], "precision": STRONG["precision"], "xla": False, "pipeline": "parallel",
             "metrics": "project"}
@@ -81,7 +80,7 @@ def describe(setting: dict, threads: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="strong", choices=sorted(models.ARCHITECTURES), help="(default: %(default)s)")
-    parser.add_argument("--data_dir", default=str(SHARED_DATA), help="(default: %(default)s)")
+    parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR), help="(default: %(default)s)")
     parser.add_argument("--only", nargs="+", choices=["baseline", *CHOICES, "threads", "parallel"], default=None,
                         help="measure the baseline and only these choices (default: all)")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads of this process (0: all cores)")

@@ -20,13 +20,12 @@ sys.path.insert(0, str(ROOT))
 
 from competition import model as models  # noqa: E402  (first: it sets the Keras backend)
 from competition.augment import make_dataset  # noqa: E402
-from competition.config import TrainConfig  # noqa: E402
+from competition.config import SHARED_DATA_DIR, TrainConfig  # noqa: E402
 from competition.data import load_train  # noqa: E402
 from competition.train import onehot  # noqa: E402
 
 import keras  # noqa: E402
 
-SHARED_DATA = ROOT.parent / "shared" / "data" / "digit-recognizer"
 
 
 class Timer(keras.callbacks.Callback):
@@ -65,7 +64,7 @@ def pipeline_rate(images, labels, augment: bool, cfg: TrainConfig, steps: int) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", default=str(SHARED_DATA), help="(default: %(default)s)")
+    parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR), help="(default: %(default)s)")
     parser.add_argument("--steps", type=int, default=200, help="batches per timed epoch (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per measurement (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=2, help="alternating rounds (default: %(default)s)")

@@ -17,18 +17,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from competition.config import SHARED_DATA_DIR  # noqa: E402
 from competition.cv import CV_FILE, fold_indices  # noqa: E402
 from competition.data import load_train  # noqa: E402
 from competition.predict import stacked_probabilities  # noqa: E402
 from competition.pseudo import labellers  # noqa: E402
 
-SHARED_DATA = ROOT.parent / "shared" / "data" / "digit-recognizer"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cv", type=Path, required=True, help="a CV or combine folder (models/cv-<name>)")
-    parser.add_argument("--data_dir", default=str(SHARED_DATA))
+    parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR), help="(default: %(default)s)")
     parser.add_argument("--min_confidence", type=float, default=0.9)
     args = parser.parse_args()
     settings = json.loads((args.cv / CV_FILE).read_text())  # cv and combine both write k, cv_seed
