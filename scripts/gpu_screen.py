@@ -41,7 +41,7 @@ from competition.config import IMAGE_SIZE  # noqa: E402  (keras is imported late
 # Overrides of the strong preset; k and seeds say how many models (k x seeds, trained together).
 VARIANTS = {
     "base": dict(seeds=2),  # the strong preset, as `make cv K=5 ARGS="--preset strong"`
-    "long50": dict(seeds=2, epochs=50, lr_decay=0.9 ** 0.5),  # twice the epochs, same final learning rate
+    "long50": dict(seeds=2, epochs=50, lr_decay=0.9 ** 0.5),  # PRESETS["strong-long"]: twice the epochs, same final rate
     "k10": dict(k=10),  # 37,800 training rows a fold: how much the row count moves the estimate
     "smooth": dict(label_smoothing=0.1),
     "long100": dict(seeds=2, epochs=100, lr_decay=0.9 ** 0.25),

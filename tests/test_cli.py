@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from competition import submission, train
 from competition.config import ROOT
 from competition.demo_data import main as demo_main
@@ -62,3 +64,11 @@ def test_preset_sets_defaults_that_flags_override():
     assert (cfg.arch, cfg.augment, cfg.early_stopping, cfg.epochs) == ("strong", True, False, 3)
     assert cfg.lr_decay > 0 and cfg.learning_rate == 1e-3
     assert train.parse_args([]).arch == "report"
+
+
+def test_long_preset_ends_at_the_strong_presets_learning_rate():
+    strong, long = train.parse_args(["--preset", "strong"]), train.parse_args(["--preset", "strong-long"])
+    assert long.epochs == 2 * strong.epochs and long.arch == strong.arch and long.augment
+    # the same last-epoch learning rate, reached over twice the epochs
+    assert long.lr_decay ** long.epochs == pytest.approx(strong.lr_decay ** strong.epochs)
+    assert train.parse_args(["--preset", "strong-long", "--lr_decay", "0.8"]).lr_decay == 0.8
