@@ -51,6 +51,9 @@ class TrainConfig:
     early_stopping_min_delta: float = 0.005
     reduce_lr_patience: int = 3
     lr_decay: float = 0.0  # > 0: learning rate x lr_decay each epoch, in place of ReduceLROnPlateau
+    # > 0: keep a moving average of the weights with this momentum (0.999: about the last 1,000
+    # steps) and save it in place of the last step's weights; metrics.json scores both.
+    ema: float = 0.0
     precision: str = "float32"  # one of PRECISIONS; the saved model is float32 either way
     # Augmentation: rotation, shift and zoom, never flips (a flipped 2 is not a 2).
     augment: bool = False
@@ -168,6 +171,10 @@ def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) 
     args = parser.parse_args(argv)
     if args.precision not in PRECISIONS:
         parser.error(f"--precision {args.precision!r}: choose from {', '.join(PRECISIONS)}")
+    if not 0 <= args.ema < 1:
+        parser.error(f"--ema {args.ema}: a momentum in [0, 1); 0 is off")
+    if args.ema and args.early_stopping:  # its restored best epoch would silently replace the average
+        parser.error("--ema needs --no-early_stopping (use --lr_decay, as the strong preset does)")
     if args.pseudo:  # found now, as a path: CV and ensemble members run with their own models_dir
         from competition.runs import resolve_run  # runs imports data, which imports this module
 

@@ -121,14 +121,17 @@ def precision(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(before)
 
 
-def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool | str = "auto") -> keras.Model:
+def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool | str = "auto",
+                  ema: float = 0.0) -> keras.Model:
     """The report's compile: Adam, categorical cross-entropy, accuracy, precision, recall, F1.
+
+    ema > 0: Adam also keeps a moving average of the weights, which fit swaps in at its end.
 
     jit_compile "auto" means no XLA on a CPU-only machine, where scripts/bench_speed.py measured it
     3-4x slower.
     """
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate, use_ema=ema > 0, ema_momentum=ema or 0.99),
         loss="categorical_crossentropy",
         metrics=[
             "accuracy",

@@ -74,6 +74,16 @@ class EpochLog(keras.callbacks.Callback):
         )
 
 
+class LastStepWeights(keras.callbacks.Callback):
+    """The weights of the last step, kept before fit swaps in their moving average (--ema)."""
+
+    weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.params["epochs"]:
+            self.weights = self.model.get_weights()
+
+
 def split(digits: Digits, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The report's split: train_test_split(test_size=0.1, random_state=15). val_size 0: all rows train."""
     if cfg.val_size == 0:
@@ -144,6 +154,8 @@ def callbacks(cfg: TrainConfig, folder: Path, n_train: int, validate: bool) -> l
         chosen.append(keras.callbacks.LearningRateScheduler(lambda epoch: cfg.learning_rate * cfg.lr_decay**epoch))
     elif validate:
         chosen.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience))
+    if cfg.ema:
+        chosen.append(LastStepWeights())
     return [*chosen, keras.callbacks.CSVLogger(str(folder / HISTORY_FILE)), EpochLog(cfg.epochs, n_train)]
 
 
@@ -165,7 +177,7 @@ def build_model(cfg: TrainConfig) -> tuple[keras.Model, dict | None]:
             model = models.make_cnn(**search_space.cnn_kwargs(values), name="tuned")
         else:
             model = models.build(cfg.arch)
-    return models.compile_model(model, cfg.learning_rate), values
+    return models.compile_model(model, cfg.learning_rate, ema=cfg.ema), values
 
 
 def as_float32(cfg: TrainConfig, model: keras.Model) -> keras.Model:
@@ -181,8 +193,9 @@ def as_float32(cfg: TrainConfig, model: keras.Model) -> keras.Model:
     return twin
 
 
-def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_val, y_val) -> dict:
-    """Train model in place (history.csv goes to folder); return a summary of the fit."""
+def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_val, y_val) -> tuple[dict, list | None]:
+    """Train model in place (history.csv goes to folder); return a summary of the fit and, with
+    --ema, the last step's weights (the model then holds their average)."""
     validate = len(x_val) > 0
     train_ds = make_dataset(x_train, onehot(y_train), cfg.batch_size, cfg.seed,
                             cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac,
@@ -214,7 +227,19 @@ def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_
         val_losses = history.history["val_loss"]
         summary.update(lowest_val_loss=float(np.min(val_losses)), lowest_val_loss_epoch=int(np.argmin(val_losses)) + 1)
     log.info(f"train: {epochs_run} epochs, {seconds:.0f}s, {summary['train_images_per_second']:.0f} img/s")
-    return summary
+    last_step = [c.weights for c in fit_callbacks if isinstance(c, LastStepWeights)]
+    return summary, last_step[0] if last_step else None
+
+
+def last_step_metrics(model: keras.Model, last_step: list, x_val, y_val) -> dict:
+    """Accuracy and loss of the float32 model with the last step's weights in place of the average."""
+    averaged = model.get_weights()
+    model.set_weights(last_step)
+    try:
+        scored = classification_metrics(y_val, model.predict(x_val.astype(np.float32), batch_size=256, verbose=0))
+    finally:
+        model.set_weights(averaged)
+    return {key: scored[key] for key in ("accuracy", "errors", "loss")}
 
 
 def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
@@ -248,12 +273,16 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
         if indices is not None:  # rows no config can redo: kept, so that reports and edge checks use the same
             np.savez(folder / ROWS_FILE, train=indices[0], validation=indices[1])
 
-        summary = fit(cfg, folder, model, x_train, y_train, x_val, y_val)
+        summary, last_step = fit(cfg, folder, model, x_train, y_train, x_val, y_val)
         model = as_float32(cfg, model)
         model.save(folder / MODEL_FILE)
         metrics = None
         if len(x_val):
             metrics = classification_metrics(y_val, model.predict(x_val.astype(np.float32), batch_size=256, verbose=0))
+            if last_step is not None:  # what the average gained over the weights it averaged
+                summary["last_step_validation"] = last_step_metrics(model, last_step, x_val, y_val)
+                log.info(f"ema: val accuracy {metrics['accuracy']:.5f} averaged, "
+                         f"{summary['last_step_validation']['accuracy']:.5f} at the last step")
             kept = f" (weights of epoch {summary['restored_epoch']})" if "restored_epoch" in summary else ""
             log.info(f"eval{kept}: val accuracy {metrics['accuracy']:.5f} ({metrics['errors']} errors in "
                      f"{metrics['n']}), val loss {metrics['loss']:.4f}, most confused "

@@ -23,6 +23,7 @@ ensemble, and images/s; its "all" entry is each fold's ensemble of every 5-fold 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -42,6 +43,8 @@ from competition.config import IMAGE_SIZE  # noqa: E402  (keras is imported late
 VARIANTS = {
     "base": dict(seeds=2),  # the strong preset, as `make cv K=5 ARGS="--preset strong"`
     "long50": dict(seeds=2, epochs=50, lr_decay=0.9 ** 0.5),  # PRESETS["strong-long"]: twice the epochs, same final rate
+    # --ema 0.999: scored on both the average and the last step's weights of the same models
+    "long50_ema": dict(seeds=2, epochs=50, lr_decay=0.9 ** 0.5, ema=0.999),
     "k10": dict(k=10),  # 37,800 training rows a fold: how much the row count moves the estimate
     "smooth": dict(label_smoothing=0.1),
     "long100": dict(seeds=2, epochs=100, lr_decay=0.9 ** 0.25),
@@ -162,8 +165,11 @@ def run(args) -> int:
 
         template = fresh(0)
         schedule = keras.optimizers.schedules.ExponentialDecay(s["learning_rate"], steps, s["lr_decay"], staircase=True)
-        optimizer = keras.optimizers.Adam(schedule)
+        optimizer = keras.optimizers.Adam(schedule, use_ema=s["ema"] > 0, ema_momentum=s["ema"] or 0.99)
         optimizer.build(template.trainable_variables)
+        # where the optimizer's state keeps the weights' moving average (--ema), in trainable order
+        average_at = [next(i for i, v in enumerate(optimizer.variables) if v is a)
+                      for a in getattr(optimizer, "_model_variables_moving_average", [])]
         stack = lambda values: [jnp.stack(v) for v in zip(*values)]  # noqa: E731
 
         def initial(group: list[tuple[int, int]]):
@@ -195,18 +201,23 @@ def run(args) -> int:
             state, losses = jax.lax.scan(step, state, plan(idx, key))
             return state, losses.mean()
 
-        def predict(state, x):
-            tv, ntv, _ = state
+        def predict(state, x, averaged: bool):
+            tv, ntv, ov = state
+            if averaged:
+                tv = [ov[i] for i in average_at]
             return template.stateless_call(tv, ntv, x, training=False)[0]
+
+        weights = [True, False] if average_at else [False]  # the average first, scored as the model
 
         group_size = args.group or len(members)
         if group_size > 1 or jax.default_backend() != "cpu":
             # All models of a group in one program: one jitted, vmapped scan over the epoch's steps.
-            train_epoch, predict_all = jax.jit(jax.vmap(scanned_epoch)), jax.jit(jax.vmap(predict))
+            train_epoch = jax.jit(jax.vmap(scanned_epoch))
+            predict_all = {a: jax.jit(jax.vmap(functools.partial(predict, averaged=a))) for a in weights}
         else:
             # A quick check on a CPU (--group 1): XLA runs a scan's convolutions about 12x slower than
             # the same step jitted alone, so step one model at a time from Python.
-            step_1, predict_1, plan_1 = jax.jit(step), jax.jit(predict), jax.jit(plan)
+            step_1, plan_1 = jax.jit(step), jax.jit(plan)
             def one(tree):
                 return jax.tree.map(lambda v: v[0], tree)
 
@@ -220,12 +231,16 @@ def run(args) -> int:
                     losses.append(loss)
                 return add(state), jnp.mean(jnp.stack(losses))[None]
 
-            predict_all = lambda state, x: add(predict_1(one(state), x[0]))  # noqa: E731
+            def alone(averaged):
+                predict_1 = jax.jit(functools.partial(predict, averaged=averaged))
+                return lambda state, x: add(predict_1(one(state), x[0]))
+
+            predict_all = {a: alone(a) for a in weights}
         keys = jax.random.split(jax.random.PRNGKey(len(results)), (s["epochs"], len(members)))
         log(f"{name}: {len(members)} models ({s['k']} folds x {s['seeds']} seeds) of {n_train} rows, "
             f"{s['epochs']} epochs of {steps} steps; {json.dumps(VARIANTS[name])}")
         t0 = time.perf_counter()
-        probs = []
+        probs, last_step = [], []
         for g in range(0, len(members), group_size):
             at = slice(g, g + group_size)
             state = initial(members[at])
@@ -237,8 +252,9 @@ def run(args) -> int:
                 if e == 0 or (e + 1) % max(1, s["epochs"] // 5) == 0:
                     log(f"  models {g + 1}-{g + len(loss)} epoch {e + 1}/{s['epochs']}: loss {loss.mean():.4f}, "
                         f"{time.perf_counter() - t0:.0f} s")
-            probs.append(np.concatenate([np.asarray(predict_all(state, images[jnp.asarray(val_idx[at, i:i + 1050])]))
-                                         for i in range(0, n_val, 1050)], axis=1))
+            for averaged, kept in zip(weights, (probs, last_step)):
+                kept.append(np.concatenate([np.asarray(predict_all[averaged](state, images[jnp.asarray(val_idx[at, i:i + 1050])]))
+                                            for i in range(0, n_val, 1050)], axis=1))
         seconds = time.perf_counter() - t0
         probs = np.concatenate(probs)
 
@@ -255,6 +271,9 @@ def run(args) -> int:
             fold_ensemble=[round(a, 5) for a in ensembles], fold_ensemble_mean=float(np.mean(ensembles)),
             fold_ensemble_std=float(np.std(ensembles, ddof=1)) if len(ensembles) > 1 else 0.0,
             seconds=round(seconds, 1), compile_and_first_epoch_s=round(first, 1), images_per_s=round(images_per_s))
+        if last_step:  # the same models' last-step weights: what the average gained, model by model
+            last = (np.concatenate(last_step).argmax(-1) == labels[val_idx]).mean(1)
+            results[name].update(last_step_single=last.round(5).tolist(), last_step_single_mean=float(last.mean()))
         rate, compile_s = images_per_s, first
         for m, (fold, seed) in enumerate(members):
             saved[f"{name}/{fold}/{seed}"] = probs[m].astype(np.float16)
@@ -262,7 +281,8 @@ def run(args) -> int:
         summarise_all(results, saved, labels)
         write(out, results, saved)
         r = results[name]
-        log(f"{name}: single {r['single_mean']:.5f} ± {r['single_std']:.5f}, fold ensemble "
+        last = f" (last-step weights {r['last_step_single_mean']:.5f})" if last_step else ""
+        log(f"{name}: single {r['single_mean']:.5f} ± {r['single_std']:.5f}{last}, fold ensemble "
             f"{r['fold_ensemble_mean']:.5f} ± {r['fold_ensemble_std']:.5f}; {seconds:.0f} s "
             f"({first:.0f} s compile + first epoch), {images_per_s:.0f} img/s")
     if "all" in results:

@@ -153,6 +153,43 @@ def test_mixed_precision_run_saves_the_float32_model_it_scored(demo_dir, tmp_pat
     assert abs(metrics["accuracy"] - pd.read_csv(folder / "history.csv")["val_accuracy"].iloc[-1]) <= 3 / 144
 
 
+def test_ema_saves_the_moving_average_and_scores_the_last_step_too(demo_dir, tmp_path):
+    """--ema: model.keras holds the weights' moving average (float32 after bfloat16 training);
+    metrics.json scores it and, beside it, the last step's weights, which history.csv also scored."""
+    import keras
+
+    from competition.data import load_train
+
+    cfg = TrainConfig(name="ema", arch="strong", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=2,
+                      batch_size=64, learning_rate=1e-3, lr_decay=0.9, early_stopping=False, ema=0.9,
+                      precision="mixed_bfloat16")
+    folder = train.run(cfg)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    model = keras.saving.load_model(folder / "model.keras")
+    assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
+    _, x_val, _, y_val = train.split(load_train(demo_dir), cfg)
+    predicted = model.predict(x_val.astype(np.float32), verbose=0).argmax(axis=1)
+    assert metrics["validation"]["accuracy"] == pytest.approx((predicted == y_val).mean())
+    # the saved weights are the optimizer's average, not the last step's
+    averages = {id(v): a for v, a in zip(model.trainable_variables, model.optimizer._model_variables_moving_average)}
+    assert all(np.array_equal(v.numpy(), averages[id(v)].numpy()) for v in model.trainable_variables)
+    last = metrics["last_step_validation"]
+    assert set(last) == {"accuracy", "errors", "loss"} and last["loss"] != metrics["validation"]["loss"]
+    assert abs(last["accuracy"] - pd.read_csv(folder / "history.csv")["val_accuracy"].iloc[-1]) <= 3 / 144
+    assert "ema: val accuracy" in (folder / "train.log").read_text()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--ema", "1"], "--ema 1.0: a momentum in [0, 1)"),
+    (["--ema", "0.99"], "--ema needs --no-early_stopping"),
+])
+def test_ema_flags_are_checked(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(flags)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert train.parse_args(["--preset", "strong", "--ema", "0.999"]).ema == 0.999
+
+
 def test_unknown_precision_is_refused_on_the_command_line(capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.parse_args(["--precision", "float16"])
