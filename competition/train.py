@@ -154,8 +154,6 @@ def callbacks(cfg: TrainConfig, folder: Path, n_train: int, validate: bool) -> l
         chosen.append(keras.callbacks.LearningRateScheduler(lambda epoch: cfg.learning_rate * cfg.lr_decay**epoch))
     elif validate:
         chosen.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience))
-    if cfg.ema:
-        chosen.append(LastStepWeights())
     return [*chosen, keras.callbacks.CSVLogger(str(folder / HISTORY_FILE)), EpochLog(cfg.epochs, n_train)]
 
 
@@ -201,6 +199,8 @@ def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_
                             cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac,
                             elastic_alpha=cfg.elastic_alpha, elastic_sigma=cfg.elastic_sigma)
     fit_callbacks = callbacks(cfg, folder, len(x_train), validate)
+    last_step = LastStepWeights() if cfg.ema else None
+    fit_callbacks += [last_step] if last_step else []
     start = time.perf_counter()
     history = model.fit(
         train_ds,
@@ -227,8 +227,12 @@ def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_
         val_losses = history.history["val_loss"]
         summary.update(lowest_val_loss=float(np.min(val_losses)), lowest_val_loss_epoch=int(np.argmin(val_losses)) + 1)
     log.info(f"train: {epochs_run} epochs, {seconds:.0f}s, {summary['train_images_per_second']:.0f} img/s")
-    last_step = [c.weights for c in fit_callbacks if isinstance(c, LastStepWeights)]
-    return summary, last_step[0] if last_step else None
+    return summary, last_step.weights if last_step else None
+
+
+def score(model: keras.Model, x_val, y_val) -> dict:
+    """classification_metrics of model's predictions for the validation images."""
+    return classification_metrics(y_val, model.predict(x_val.astype(np.float32), batch_size=256, verbose=0))
 
 
 def last_step_metrics(model: keras.Model, last_step: list, x_val, y_val) -> dict:
@@ -236,7 +240,7 @@ def last_step_metrics(model: keras.Model, last_step: list, x_val, y_val) -> dict
     averaged = model.get_weights()
     model.set_weights(last_step)
     try:
-        scored = classification_metrics(y_val, model.predict(x_val.astype(np.float32), batch_size=256, verbose=0))
+        scored = score(model, x_val, y_val)
     finally:
         model.set_weights(averaged)
     return {key: scored[key] for key in ("accuracy", "errors", "loss")}
@@ -278,7 +282,7 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
         model.save(folder / MODEL_FILE)
         metrics = None
         if len(x_val):
-            metrics = classification_metrics(y_val, model.predict(x_val.astype(np.float32), batch_size=256, verbose=0))
+            metrics = score(model, x_val, y_val)
             if last_step is not None:  # what the average gained over the weights it averaged
                 summary["last_step_validation"] = last_step_metrics(model, last_step, x_val, y_val)
                 log.info(f"ema: val accuracy {metrics['accuracy']:.5f} averaged, "

@@ -37,14 +37,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SCREEN_DATA = ROOT / ".screen" / "train.npz"
 
-from competition.config import IMAGE_SIZE  # noqa: E402  (keras is imported later, once run picks its backend)
+from competition.config import IMAGE_SIZE, PRESETS  # noqa: E402  (keras is imported later, once run picks its backend)
+
+LONG = {key: PRESETS["strong-long"][key] for key in ("epochs", "lr_decay")}  # twice the epochs, same final rate
 
 # Overrides of the strong preset; k and seeds say how many models (k x seeds, trained together).
 VARIANTS = {
     "base": dict(seeds=2),  # the strong preset, as `make cv K=5 ARGS="--preset strong"`
-    "long50": dict(seeds=2, epochs=50, lr_decay=0.9 ** 0.5),  # PRESETS["strong-long"]: twice the epochs, same final rate
+    "long50": dict(seeds=2, **LONG),  # --preset strong-long
     # --ema 0.999: scored on both the average and the last step's weights of the same models
-    "long50_ema": dict(seeds=2, epochs=50, lr_decay=0.9 ** 0.5, ema=0.999),
+    "long50_ema": dict(seeds=2, **LONG, ema=0.999),
     "k10": dict(k=10),  # 37,800 training rows a fold: how much the row count moves the estimate
     "smooth": dict(label_smoothing=0.1),
     "long100": dict(seeds=2, epochs=100, lr_decay=0.9 ** 0.25),
