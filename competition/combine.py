@@ -9,9 +9,9 @@ fold's ensemble averages that fold's models from every folder, all of which held
 so the CV scores the combined ensemble as `cv --seeds` scores one configuration's seeds. The result
 is a folder models/cv-<name>/ with ensemble.json (every model of every folder, as paths relative to
 it) and cv.json (per fold: each model's and the ensemble's held-out accuracy, agreement, training
-time), which `make submission RUN=cv-<name>` predicts with like any ensemble. --also adds the models of
-other runs or ensembles to its submission but not to its CV: members trained on every row (`make
-ensemble ... --val_size 0`) have no held-out rows to be scored on.
+time; with --tta N also cv_tta<N>.json), which `make submission RUN=cv-<name>` predicts with like any
+ensemble. --also adds the models of other runs or ensembles to its submission but not to its CV:
+members trained on every row (`make ensemble ... --val_size 0`) have no held-out rows to be scored on.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from competition.config import DATA_DIR, MODELS_DIR
-from competition.cv import CV_FILE, SETTINGS_FILE, fold_indices, fold_result, fold_runs, report, summarise
+from competition.cv import SETTINGS_FILE, fold_indices, fold_runs, score_folds
 from competition.data import load_train
 from competition.io import write_json
 from competition.predict import model_paths
@@ -63,18 +63,14 @@ def run(folders: list[Path], out: Path, data_dir: str, tta: int = 0, also: list[
 
     digits = load_train(data_dir)
     splits = fold_indices(digits.labels, k, cv_seed)
-    results = [fold_result(i, runs[i], digits, splits[i - 1][1], tta) for i in sorted(runs)]
     counts = sorted({len(r) for r in runs.values()})
     members = counts[0] if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
-    summary = {"k": k, "cv_seed": cv_seed, "tta": tta, "demo_data": digits.demo, "combines": [str(f) for f in folders],
-               "also": [str(f) for f in also], **summarise(results, members)}
     out.mkdir(parents=True, exist_ok=True)
     every = [os.path.relpath(r, out) for r in [*(r for fold in sorted(runs) for r in runs[fold]), *extra]]
     write_json(out / ENSEMBLE_FILE, {"members": every, "combines": [str(f) for f in folders],
                                      "also": [str(f) for f in also]})
-    write_json(out / CV_FILE, summary)
-    report(summary, out)
-    return summary
+    return score_folds(out, runs, digits, splits, tta, members,
+                       {"k": k, "cv_seed": cv_seed, "combines": [str(f) for f in folders], "also": [str(f) for f in also]})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,8 @@ Folds are stratified over train.csv (--cv_seed). Each model is an ordinary run f
 models/cv-<name>/ (fold-<i> for the first seed, fold-<i>-seed-<s> for the others), so an interrupted
 CV continues: finished models are reused, and --seeds can grow. cv.json holds each model's held-out
 accuracy and training time; the single-model mean, standard deviation, min and max; with --seeds > 1
-the same for each fold's ensemble of its seeds, its gain and how often its members agree. The CV
+the same for each fold's ensemble of its seeds, its gain and how often its members agree. With
+--tta N, cv_tta<N>.json holds the same scored with test-time augmentation, beside cv.json. The CV
 folder is also an ensemble (ensemble.json) of all its models, each trained on (k-1)/k of the rows:
 those of folds left out of this invocation (--folds) too.
 """
@@ -39,6 +40,11 @@ CV_FILE = "cv.json"
 SETTINGS_FILE = "cv_config.json"
 # Settings a fold may be reused under: everything that changes what it learns.
 IDENTITY = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("name", "models_dir", "threads"))
+
+
+def cv_file(tta: int) -> str:
+    """cv.json scores the held-out digits as they are; cv_tta<N>.json with N augmented copies of each."""
+    return CV_FILE if tta == 0 else f"cv_tta{tta}.json"
 
 
 def fold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -120,11 +126,20 @@ def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int =
     members = sorted(p.name for p in folder.iterdir() if is_run(p))
     write_json(folder / ENSEMBLE_FILE, {"members": members, "config": cfg.to_dict()})
 
-    results = [fold_result(i, runs[i], digits, splits[i - 1][1], tta) for i in chosen]
-    summary = {"k": k, "cv_seed": cv_seed, "seeds": seeds, "tta": tta, "demo_data": digits.demo,
-               "config": cfg.to_dict(), **summarise(results, seeds)}
-    write_json(folder / CV_FILE, summary)
-    report(summary, folder)
+    return score_folds(folder, runs, digits, splits, tta, seeds,
+                       {"k": k, "cv_seed": cv_seed, "seeds": seeds, "config": cfg.to_dict()})
+
+
+def score_folds(folder: Path, runs: dict[int, list[Path]], digits, splits, tta: int, members: int | str,
+                header: dict) -> dict:
+    """Score each fold's models on its held-out rows into cv.json and, with tta, also into
+    cv_tta<N>.json, so that the augmented figures sit beside the plain ones instead of replacing
+    them. Returns the last summary written (the augmented one, with tta)."""
+    for views in sorted({0, tta}):
+        results = [fold_result(i, runs[i], digits, splits[i - 1][1], views) for i in sorted(runs)]
+        summary = {**header, "tta": views, "demo_data": digits.demo, **summarise(results, members)}
+        write_json(folder / cv_file(views), summary)
+        report(summary, folder)
     return summary
 
 
@@ -155,7 +170,7 @@ def report(summary: dict, folder: Path) -> None:
               f"all members agree on {e['all_agree']:.4f} of digits")
     print(f"cv: {summary['train_minutes']} min of training ({summary['minutes_per_model']} per model, "
           f"{summary['images_per_second']} img/s) -> "
-          f"{folder / CV_FILE}; all the CV's models as one ensemble: "
+          f"{folder / cv_file(summary['tta'])}; all the CV's models as one ensemble: "
           f"python -m competition.submission --run {folder}")
 
 

@@ -11,6 +11,7 @@ from competition import cv, ensemble, submission, train
 from competition.config import TrainConfig
 from competition.data import DataError, load_train
 from competition.ensemble import agreement
+from competition.predict import stacked_probabilities
 
 
 def quick(demo_dir, models_dir):
@@ -91,6 +92,18 @@ def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, 
     assert summary["images_per_second"] > 0 and all(len(f["train_images_per_second"]) == 2 for f in summary["folds"])
     assert all(0 <= f["agreement"]["all_agree"] <= 1 for f in summary["folds"])
     assert len(json.loads((folder / "ensemble.json").read_text())["members"]) == 4
+    # --tta scores into a file of its own: cv.json keeps the plain figures
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "s", "--seeds", "2", "--tta", "2"]) == 0
+    assert json.loads((folder / "cv.json").read_text()) == summary
+    augmented = json.loads((folder / "cv_tta2.json").read_text())
+    assert summary["tta"] == 0 and augmented["tta"] == 2
+    assert [f["runs"] for f in augmented["folds"]] == [f["runs"] for f in summary["folds"]]
+    digits = load_train(demo_dir)
+    for f, (_, held_out) in zip(augmented["folds"], cv.fold_indices(digits.labels, 2, seed=0)):
+        probs = stacked_probabilities([folder / r / "model.keras" for r in f["runs"]], digits.images[held_out], 2)
+        labels = digits.labels[held_out]
+        assert f["accuracy"] == pytest.approx([(p.argmax(axis=1) == labels).mean() for p in probs])
+        assert f["ensemble_accuracy"] == pytest.approx((probs.mean(axis=0).argmax(axis=1) == labels).mean())
     capsys.readouterr()
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "s", "--seeds", "2", "--folds", "2"]) == 0
     assert capsys.readouterr().out.count("already trained, reusing") == 2  # evaluates fold 2 only ...
