@@ -69,8 +69,8 @@ def run(folders: list[Path], out: Path, data_dir: str, tta: int = 0, also: list[
     every = [os.path.relpath(r, out) for r in [*(r for fold in sorted(runs) for r in runs[fold]), *extra]]
     write_json(out / ENSEMBLE_FILE, {"members": every, "combines": [str(f) for f in folders],
                                      "also": [str(f) for f in also]})
-    return score_folds(out, runs, digits, splits, tta, members,
-                       {"k": k, "cv_seed": cv_seed, "combines": [str(f) for f in folders], "also": [str(f) for f in also]})
+    header = {"k": k, "cv_seed": cv_seed, "combines": [str(f) for f in folders], "also": [str(f) for f in also]}
+    return score_folds(out, runs, digits, splits, tta, members, header)
 
 
 def main(argv: list[str] | None = None) -> int:
