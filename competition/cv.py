@@ -42,9 +42,9 @@ SETTINGS_FILE = "cv_config.json"
 IDENTITY = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("name", "models_dir", "threads"))
 
 
-def cv_file(tta: int) -> str:
+def scores_file(tta: int, stem: str = "cv") -> str:
     """cv.json scores the held-out digits as they are; cv_tta<N>.json with N augmented copies of each."""
-    return CV_FILE if tta == 0 else f"cv_tta{tta}.json"
+    return f"{stem}.json" if tta == 0 else f"{stem}_tta{tta}.json"
 
 
 def fold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -138,7 +138,7 @@ def score_folds(folder: Path, runs: dict[int, list[Path]], digits, splits, tta: 
     for views in sorted({0, tta}):
         results = [fold_result(i, runs[i], digits, splits[i - 1][1], views) for i in sorted(runs)]
         summary = {**header, "tta": views, "demo_data": digits.demo, **summarise(results, members)}
-        write_json(folder / cv_file(views), summary)
+        write_json(folder / scores_file(views), summary)
         report(summary, folder)
     return summary
 
@@ -170,7 +170,7 @@ def report(summary: dict, folder: Path) -> None:
               f"all members agree on {e['all_agree']:.4f} of digits")
     print(f"cv: {summary['train_minutes']} min of training ({summary['minutes_per_model']} per model, "
           f"{summary['images_per_second']} img/s) -> "
-          f"{folder / cv_file(summary['tta'])}; all the CV's models as one ensemble: "
+          f"{folder / scores_file(summary['tta'])}; all the CV's models as one ensemble: "
           f"python -m competition.submission --run {folder}")
 
 

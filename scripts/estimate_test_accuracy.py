@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from competition.config import SHARED_DATA_DIR  # noqa: E402
-from competition.cv import CV_FILE, fold_indices  # noqa: E402
+from competition.cv import CV_FILE, fold_indices, scores_file  # noqa: E402
 from competition.data import DataError, load_test, load_train  # noqa: E402
 from competition.io import write_json  # noqa: E402
 from competition.predict import stacked_probabilities  # noqa: E402
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.cv / CV_FILE).is_file():
         parser.error(f"--cv {args.cv}: no {CV_FILE} there; give a folder made by `make cv` or `make combine`")
     settings = json.loads((args.cv / CV_FILE).read_text())  # cv and combine both write k, cv_seed
-    digits, test = load_train(args.data_dir), load_test(args.data_dir)
+    digits = load_train(args.data_dir)
+    test = None if args.shift_check else load_test(args.data_dir)  # the check reads held-out digits only
     folds = []
     for fold, (_, held_out) in enumerate(fold_indices(digits.labels, settings["k"], settings["cv_seed"]), 1):
         try:
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(folds)} folds, warped halves: accuracy {means['true_accuracy']:.5f}, "
               f"estimated DoC {means['doc']:.5f}, ATC {means['atc']:.5f}")
         return 0
-    out = args.cv / (f"test_estimate_tta{args.tta}.json" if args.tta else "test_estimate.json")
+    out = args.cv / scores_file(args.tta, "test_estimate")
     write_json(out, {"cv": str(args.cv), "tta": args.tta, "test_rows": len(test), "mean": means, "folds": folds})
     print(f"{len(folds)} folds: held-out accuracy {means['held_out_accuracy']:.5f}; test estimate DoC "
           f"{means['doc']:.5f}, ATC {means['atc']:.5f} -> {out}")
