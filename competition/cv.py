@@ -36,15 +36,18 @@ from competition.metrics import agreement
 from competition.predict import stacked_probabilities
 from competition.runs import ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE, exit_status, is_run, open_resumable
 
-CV_FILE = "cv.json"
 SETTINGS_FILE = "cv_config.json"
 # Settings a fold may be reused under: everything that changes what it learns.
 IDENTITY = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("name", "models_dir", "threads"))
 
 
 def scores_file(tta: int, stem: str = "cv") -> str:
-    """cv.json scores the held-out digits as they are; cv_tta<N>.json with N augmented copies of each."""
+    """cv.json scores the held-out digits as they are; cv_tta<N>.json with N augmented copies of each.
+    Other per-CV files (the test estimate's) take the same rule under their own stem."""
     return f"{stem}.json" if tta == 0 else f"{stem}_tta{tta}.json"
+
+
+CV_FILE = scores_file(0)
 
 
 def fold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
