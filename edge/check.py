@@ -29,8 +29,9 @@ from competition.data import DataError, load_train
 from competition.io import write_json
 from competition.runs import FINGERPRINT_FILE, MODEL_FILE, resolve_run
 from edge.classifier import DigitClassifier
-from edge.classify import InputError, read_csv
-from edge.export import EXPORT_DIR, MANIFEST_FILE, keras_probabilities, run_data_dir, sha256
+from edge.digits_csv import read_csv
+from edge.errors import InputError
+from edge.exported import EXPORT_DIR, MANIFEST_FILE, keras_probabilities, run_data_dir, sha256
 
 CHECK_FILE = "check.json"
 

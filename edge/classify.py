@@ -13,83 +13,22 @@ leading label column allowed (then the accuracy is printed too). Needs numpy, an
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from edge.classifier import NUM_PIXELS, ClassifierOptions, DigitClassifier
-
-PIXEL_COLUMNS = [f"pixel{i}" for i in range(NUM_PIXELS)]
-
-
-class InputError(ValueError):
-    """A CSV or image that is not what the classifier takes."""
-
-
-def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pixels (N, 784) uint8 and labels (N,) or None from a competition-style CSV."""
-    path = Path(path)
-    try:
-        with open(path) as handle:
-            header = handle.readline().strip().split(",")
-            columns = header[1:] if header[:1] == ["label"] else header
-            if columns != PIXEL_COLUMNS:
-                raise InputError(f"{path}, line 1 (header): expected [label,]pixel0,...,pixel783, "
-                                 f"got {len(header)} columns starting {','.join(header[:3])}")
-            values = [_parse_row(path, number, line, len(header)) for number, line in enumerate(handle, start=2)
-                      if line.strip()]
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: cannot be read: {err}") from None
-    if not values:
-        raise InputError(f"{path}: no data rows after the header; expected at least one")
-    table = np.stack(values)
-    labels = table[:, 0] if len(header) == NUM_PIXELS + 1 else None
-    return table[:, -NUM_PIXELS:].astype(np.uint8), labels
-
-
-def _parse_row(path: Path, number: int, line: str, width: int) -> np.ndarray:
-    fields = line.strip().split(",")
-    if len(fields) != width:
-        raise InputError(f"{path}, line {number}: {len(fields)} values, expected {width}")
-    try:
-        row = np.array(fields, dtype=np.int64)
-    except ValueError:
-        column = next(i for i, f in enumerate(fields) if not f.strip().lstrip("+-").isdigit())
-        raise InputError(f"{path}, line {number}, column {column + 1}: expected an integer, "
-                         f"got {fields[column]!r}") from None
-    limits = np.full(width, 255)
-    if width == NUM_PIXELS + 1:
-        limits[0] = 9
-    bad = np.flatnonzero((row < 0) | (row > limits))
-    if bad.size:
-        column = bad[0]
-        raise InputError(f"{path}, line {number}, column {column + 1}: expected 0..{limits[column]}, "
-                         f"got {row[column]}")
-    return row
-
-
-def write_submission(labels: np.ndarray, out: str | Path) -> None:
-    """ImageId,Label rows, written whole (temporary file, then renamed)."""
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(submission_text(labels))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def submission_text(labels: np.ndarray) -> str:
-    return "ImageId,Label\n" + "".join(f"{i},{label}\n" for i, label in enumerate(labels, start=1))
+from edge.classifier import ClassifierOptions, DigitClassifier
+from edge.digits_csv import read_csv, submission_text, writable_folder, write_submission
+from edge.errors import add_debug_flag, run_command
 
 
 def run(model: str, images: list[str], csv: str | None, out: str | None, threads: int | None,
         top_k: int) -> list[int]:
     """Classify the images or the CSV's rows; print results; return the labels."""
+    if out:
+        writable_folder(Path(out).parent, what=out)  # before the work, so a bad --out costs nothing
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads, top_k=top_k))
     start = time.perf_counter()
     if csv:
@@ -124,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="with --csv: write ImageId,Label here (default: stdout)")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads (default: every core)")
     parser.add_argument("--top_k", type=int, default=3, help="best labels shown per image (default: %(default)s)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if bool(args.images) == bool(args.csv):
         parser.error("give image files or --csv FILE (one of the two)")
@@ -131,12 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out goes with --csv")
     if args.threads is not None and args.threads < 1 or not 1 <= args.top_k <= 10:
         parser.error("--threads must be at least 1, --top_k 1..10")
-    try:
+
+    def command() -> None:
         run(args.model, args.images, args.csv, args.out, args.threads, args.top_k)
-    except (InputError, FileNotFoundError, ValueError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(command, args.debug)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import io
-import json
 import os
 import sys
 import time
@@ -35,38 +33,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from competition.config import MODELS_DIR, ROOT, TrainConfig
+from competition.config import MODELS_DIR
 from competition.data import DataError, load_train
 from competition.io import atomic_path, write_json
-from competition.runs import CONFIG_FILE, MODEL_FILE, resolve_run
-
-VARIANTS = ("float32", "dynamic_range", "float16", "int8")
-EXPORT_DIR = "tflite"
-MANIFEST_FILE = "manifest.json"
+from competition.runs import MODEL_FILE, resolve_run
+from edge.exported import (EXPORT_DIR, MANIFEST_FILE, VARIANTS, keras_probabilities,  # noqa: F401 (tests use
+                           run_data_dir, sha256, variant_file)                          # export.keras_probabilities)
 
 
 class ExportError(RuntimeError):
     """A conversion that would not run on a plain TFLite interpreter."""
-
-
-def variant_file(variant: str) -> str:
-    return f"model_{variant}.tflite"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def run_config(folder: Path) -> TrainConfig:
-    saved = json.loads((folder / CONFIG_FILE).read_text())
-    fields = TrainConfig.__dataclass_fields__
-    return TrainConfig(**{k: v for k, v in saved.items() if k in fields})
-
-
-def run_data_dir(folder: Path, data_dir: str | None) -> Path:
-    """The data the run was trained on (as its config.json says), unless data_dir is given."""
-    chosen = Path(data_dir or run_config(folder).data_dir)
-    return chosen if chosen.is_absolute() or chosen.exists() else ROOT / chosen
 
 
 def calibration_images(folder: Path, data_dir: Path, size: int, seed: int = 0) -> np.ndarray:
@@ -181,14 +157,6 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
     write_json(out / MANIFEST_FILE, manifest)
     print(f"manifest: {out / MANIFEST_FILE}")
     return out / MANIFEST_FILE
-
-
-def keras_probabilities(folder: Path, images: np.ndarray) -> np.ndarray:
-    """The run's Keras model on raw pixels: the float reference the variants are checked against."""
-    import keras
-
-    model = keras.models.load_model(folder / MODEL_FILE)
-    return model.predict(images.astype(np.float32), batch_size=256, verbose=0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,8 @@ LEARNING_RATE = 1e-3
 def build(out: Path) -> None:
     from competition import train
     from competition.data import load_train
-    from edge.export import export, keras_probabilities
+    from edge.export import export
+    from edge.exported import keras_probabilities
 
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

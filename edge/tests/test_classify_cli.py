@@ -80,3 +80,43 @@ def test_module_runs_with_snake_case_flags(fixtures):
     result = subprocess.run([sys.executable, "-m", "edge.classify", str(model_path(fixtures, "int8")),
                              "--csv", str(fixtures / "digits.csv")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 145
+
+
+def test_csv_with_a_byte_order_mark_is_read(tmp_path, fixtures, digits, capsys):
+    csv = tmp_path / "bom.csv"
+    write_csv(csv, digits[0][:3], digits[1][:3])
+    csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())  # as spreadsheet programs save UTF-8
+    assert classify.main([str(model_path(fixtures, "int8")), "--csv", str(csv)]) == 0
+    assert capsys.readouterr().out.startswith("ImageId,Label\n1,")
+
+
+def test_header_errors_show_what_differs(tmp_path, fixtures, capsys):
+    csv = tmp_path / "space.csv"
+    write_csv(csv, [[0] * 784])
+    csv.write_text(csv.read_text().replace("pixel3,", "pixel3 ,", 1))
+    assert classify.main([str(model_path(fixtures, "int8")), "--csv", str(csv)]) == 2
+    assert "space.csv, line 1 (header), column 4: expected 'pixel3', got 'pixel3 '" in capsys.readouterr().err
+    csv.write_text(csv.read_text().replace(",", ";"))
+    assert classify.main([str(model_path(fixtures, "int8")), "--csv", str(csv)]) == 2
+    assert "separated by ';'" in capsys.readouterr().err
+
+
+def test_out_under_a_file_is_one_line_and_writes_nothing(tmp_path, fixtures, capsys):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    out = tmp_path / "taken" / "sub" / "submission.csv"
+    code = classify.main([str(model_path(fixtures, "int8")), "--csv", str(fixtures / "digits.csv"), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert f"{tmp_path / 'taken'} is a file, not a folder" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_errors_are_one_line_without_traceback_unless_debug(tmp_path, fixtures):
+    tiny = tmp_path / "tiny.png"
+    Image.new("L", (1, 1)).save(tiny)
+    command = [sys.executable, "-m", "edge.classify", str(model_path(fixtures, "int8")), str(tiny)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 2 and "tiny.png: too small, 1x1 pixels" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = subprocess.run([*command, "--debug"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" in result.stderr and "ImageError" in result.stderr

@@ -58,15 +58,6 @@ def test_light_ink_on_dark_is_not_inverted_and_colour_is_greyed(tmp_path, digits
     assert np.corrcoef(load_digit(path).ravel(), mnist_like(digit).ravel())[0, 1] > 0.95
 
 
-def test_transparent_background_counts_as_paper(tmp_path, digits):
-    digit = digits[0][2].reshape(28, 28)
-    rgba = np.zeros((56, 56, 4), np.uint8)  # black ink, transparent elsewhere
-    rgba[..., 3] = np.kron(digit, np.ones((2, 2), np.uint8))
-    path = tmp_path / "ink.png"
-    Image.fromarray(rgba, "RGBA").save(path)
-    assert np.corrcoef(load_digit(path).ravel(), mnist_like(digit).ravel())[0, 1] > 0.95
-
-
 def test_wide_digit_keeps_its_aspect():
     stroke = np.zeros((50, 200), np.float32)
     stroke[20:30, 10:190] = 255  # a dash, 18 times wider than tall
@@ -86,3 +77,33 @@ def test_blank_unreadable_and_missing_images_are_clear_errors(tmp_path):
         load_digit(text)
     with pytest.raises(ImageError, match="absent.png: no such file"):
         load_digit(tmp_path / "absent.png")
+
+
+def test_light_ink_on_a_transparent_canvas_reads_as_the_digit(tmp_path, digits):
+    """Drawing apps: white (or black) strokes whose alpha is the ink, on a fully transparent canvas."""
+    digit = np.kron(digits[0][2].reshape(28, 28), np.ones((4, 4), np.uint8))
+    for colour in (255, 0):
+        rgba = np.zeros(digit.shape + (4,), np.uint8)
+        rgba[..., :3] = colour
+        rgba[..., 3] = digit  # the stroke's coverage
+        path = tmp_path / f"ink{colour}.png"
+        Image.fromarray(rgba, "RGBA").save(path)
+        assert np.corrcoef(load_digit(path).ravel(), mnist_like(digit).ravel())[0, 1] > 0.95, colour
+
+
+def test_an_opaque_picture_with_transparent_holes_keeps_its_paper(tmp_path, digits):
+    page = paper_photo(digits[0][3], scale=4)
+    rgba = np.dstack([page] * 3 + [np.full(page.shape, 255, np.uint8)])
+    rgba[:10, :10, 3] = 0  # a transparent corner, with black under it
+    rgba[:10, :10, :3] = 0
+    path = tmp_path / "holes.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    assert np.corrcoef(load_digit(path).ravel(), mnist_like(page).ravel())[0, 1] > 0.95
+
+
+def test_a_tiny_image_is_too_small_not_blank(tmp_path):
+    path = tmp_path / "dot.png"
+    Image.new("L", (1, 1), 255).save(path)
+    with pytest.raises(ImageError, match=r"dot.png: too small, 1x1 pixels"):
+        load_digit(path)
+
