@@ -1,7 +1,7 @@
 """Is test.csv as hard as the CV's held-out folds? A label-free estimate of a CV's test accuracy.
 
-    python scripts/estimate_test_accuracy.py --cv models/cv-strong-long-ema [--tta 4]
-    python scripts/estimate_test_accuracy.py --cv models/cv-strong-long-ema --shift_check 20 0.15
+    python research/estimate_test_accuracy.py --cv models/cv-strong-long-ema [--tta 4]
+    python research/estimate_test_accuracy.py --cv models/cv-strong-long-ema --shift_check 20 0.15
 
 A CV estimate predicts the held-back score only if the test digits are like train.csv's. Their
 labels are hidden (and stay so), so this asks the models' confidence instead. Each fold's models

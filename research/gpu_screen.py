@@ -8,9 +8,9 @@ model definition (competition.model) under Keras's JAX backend. The training pip
 augmentation (competition/augment.py, tf.data) is ported to keras.ops here, same parameters and
 transform; there is no TensorFlow on the GPU machine.
 
-    python scripts/gpu_screen.py prepare            # here, once: .screen/train.npz with cv.py's folds
-    python scripts/gpu_screen.py run --out DIR      # on the GPU: DIR/screen.json, probs.npz, screen.log
-    python scripts/gpu_screen.py run --out DIR --only base,smooth --epochs_scale 0.2 --rows 2500 --group 1
+    python research/gpu_screen.py prepare            # here, once: .screen/train.npz with cv.py's folds
+    python research/gpu_screen.py run --out DIR      # on the GPU: DIR/screen.json, probs.npz, screen.log
+    python research/gpu_screen.py run --out DIR --only base,smooth --epochs_scale 0.2 --rows 2500 --group 1
 
 The GPU machine needs keras (3.15), jax and numpy; the last line is a quick check on a CPU with jax.
 

@@ -1,6 +1,6 @@
 """How right are pseudo-labels at each confidence? A CV folder's models label their own held-out folds.
 
-    python scripts/pseudo_calibration.py --cv models/cv-diverse [--min_confidence 0.9]
+    python research/pseudo_calibration.py --cv models/cv-diverse [--min_confidence 0.9]
 
 For each fold, the models that held out its rows (competition.pseudo.labellers: the same ones that
 label a pseudo-labelled fold's test digits) predict those rows; it prints how many digits fall below
@@ -19,34 +19,46 @@ sys.path.insert(0, str(ROOT))
 
 from competition.config import SHARED_DATA_DIR  # noqa: E402
 from competition.cv import CV_FILE, fold_indices  # noqa: E402
-from competition.data import load_train  # noqa: E402
+from competition.data import DataError, load_train  # noqa: E402
 from competition.predict import stacked_probabilities  # noqa: E402
 from competition.pseudo import labellers  # noqa: E402
 
 
+def kept(digits: int, errors: int) -> str:
+    return f"kept digits {1 - errors / digits:.5f} right" if digits else "no digit kept"
 
-def main() -> int:
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cv", type=Path, required=True, help="a CV or combine folder (models/cv-<name>)")
     parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR), help="(default: %(default)s)")
-    parser.add_argument("--min_confidence", type=float, default=0.9)
-    args = parser.parse_args()
+    parser.add_argument("--min_confidence", type=float, default=0.9,
+                        help="the pseudo-labelling threshold to examine (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if not (args.cv / CV_FILE).is_file():
+        parser.error(f"--cv {args.cv}: no {CV_FILE} there; give a folder made by `make cv` or `make combine`")
     settings = json.loads((args.cv / CV_FILE).read_text())  # cv and combine both write k, cv_seed
     digits = load_train(args.data_dir)
     totals = {"digits": 0, "errors": 0, "below": 0, "errors_below": 0}
     for fold, (_, held_out) in enumerate(fold_indices(digits.labels, settings["k"], settings["cv_seed"]), 1):
-        models = labellers(args.cv, held_out)
+        try:
+            models = labellers(args.cv, held_out)
+        except DataError:  # a fold this CV has not trained yet
+            continue
         probs = stacked_probabilities(models, digits.images[held_out]).mean(axis=0)
         wrong = probs.argmax(axis=1) != digits.labels[held_out]
         below = probs.max(axis=1) < args.min_confidence
         print(f"fold {fold}: {len(models)} models, accuracy {1 - wrong.mean():.5f}; below {args.min_confidence}: "
               f"{below.sum()} digits holding {wrong[below].sum()} of {wrong.sum()} errors; "
-              f"kept digits {1 - wrong[~below].mean():.5f} right", flush=True)
+              f"{kept(int((~below).sum()), int(wrong[~below].sum()))}", flush=True)
         for key, value in zip(totals, (len(wrong), wrong.sum(), below.sum(), (wrong & below).sum())):
             totals[key] += int(value)
-    kept_right = 1 - (totals["errors"] - totals["errors_below"]) / (totals["digits"] - totals["below"])
+    if not totals["digits"]:
+        print(f"{args.cv}: no trained folds", file=sys.stderr)
+        return 2
     print(f"all folds: {totals['below']} of {totals['digits']} digits below {args.min_confidence}, holding "
-          f"{totals['errors_below']} of {totals['errors']} errors; kept digits {kept_right:.5f} right")
+          f"{totals['errors_below']} of {totals['errors']} errors; "
+          f"{kept(totals['digits'] - totals['below'], totals['errors'] - totals['errors_below'])}")
     return 0
 
 

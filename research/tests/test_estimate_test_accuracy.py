@@ -1,8 +1,6 @@
-"""scripts/estimate_test_accuracy.py: label-free estimates of a CV's accuracy on test.csv."""
+"""research/estimate_test_accuracy.py: label-free estimates of a CV's accuracy on test.csv."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,11 +8,7 @@ import pytest
 from competition import cv
 from competition.data import load_train
 from competition.predict import stacked_probabilities
-
-spec = importlib.util.spec_from_file_location(
-    "estimate_test_accuracy", Path(__file__).parent.parent / "scripts" / "estimate_test_accuracy.py")
-estimate = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(estimate)
+from research import estimate_test_accuracy as estimate
 
 
 def probs_with(confidences: list[float], predicted: int = 0) -> np.ndarray:
@@ -41,10 +35,8 @@ def test_estimates_follow_the_confidence_on_test():
     assert result["below_0.9"] == pytest.approx({"held_out": 0.01, "test": 0.05})
 
 
-def test_cli_estimates_each_trained_fold_of_a_cv(demo_dir, tmp_path, capsys):
-    args = ["--data_dir", str(demo_dir), "--models_dir", str(tmp_path), "--epochs", "1", "--batch_size", "128"]
-    assert cv.main([*args, "--k", "3", "--folds", "1", "3", "--name", "e"]) == 0
-    folder = tmp_path / "cv-e"
+def test_cli_estimates_each_trained_fold_of_a_cv(tiny_cv, demo_dir, tmp_path, capsys):
+    folder = tiny_cv
     scored = {f["fold"]: f["accuracy"][0] for f in json.loads((folder / "cv.json").read_text())["folds"]}
     capsys.readouterr()
 

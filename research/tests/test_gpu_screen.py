@@ -1,17 +1,11 @@
-"""scripts/gpu_screen.py: its data file holds cv.py's folds, and its augmentation is augment.py's."""
-
-import importlib.util
-from pathlib import Path
+"""research/gpu_screen.py: its data file holds cv.py's folds, and its augmentation is augment.py's."""
 
 import numpy as np
 
 from competition.augment import transforms_from
 from competition.cv import fold_indices
 from competition.data import load_train
-
-spec = importlib.util.spec_from_file_location("gpu_screen", Path(__file__).parent.parent / "scripts" / "gpu_screen.py")
-gpu_screen = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gpu_screen)
+from research import gpu_screen
 
 
 def test_prepare_writes_the_cv_folds(demo_dir, tmp_path):
