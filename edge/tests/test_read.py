@@ -1,0 +1,120 @@
+"""python -m edge.read: numbers in photos, found digit by digit, read left to right."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import model_path
+from edge import read
+from edge.classifier import DigitClassifier
+from edge.image import ImageError, mnist_like
+from edge.reader import components, read_image
+from edge.synthetic import FORMS, compose
+
+LENGTH = 4
+
+
+@pytest.fixture(scope="module")
+def classifier(fixtures):
+    return DigitClassifier(model_path(fixtures, "int8"), num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def readable(digits, classifier):
+    """Digits the model gets right once MNIST-centred: reading them should cost nothing more."""
+    pixels, labels = digits
+    centred = np.stack([mnist_like(p.reshape(28, 28)) for p in pixels])
+    right = classifier.predict(centred).argmax(axis=1) == labels
+    return pixels[right], labels[right]
+
+
+def numbers(readable, count, seed):
+    pixels, labels = readable
+    picks = np.random.default_rng(seed).permutation(len(labels))[:count * LENGTH].reshape(count, LENGTH)
+    return [(pixels[p], "".join(map(str, labels[p]))) for p in picks]
+
+
+def png(image, path):
+    image.save(path)
+    return path
+
+
+def test_components_are_8_connected_with_boxes_and_areas():
+    mask = np.zeros((6, 9), bool)
+    mask[1, 1] = mask[2, 2] = mask[3, 1] = True  # one component through diagonals
+    mask[1:5, 5:8] = True
+    mask[2:4, 6] = False  # a ring is still one component
+    labels, boxes, areas = components(mask)
+    assert sorted(boxes) == [(1, 1, 3, 4), (5, 1, 8, 5)] and sorted(areas) == [3, 10]
+    assert set(np.unique(labels)) == {0, 1, 2} and (labels > 0).sum() == 13
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_every_form_is_cut_into_its_digits_and_read(tmp_path, classifier, readable, form):
+    texts, truths = [], []
+    for k, (pixels, truth) in enumerate(numbers(readable, 5, seed=FORMS.index(form))):
+        image = compose(pixels, form, np.random.default_rng(k))
+        reading = read_image(classifier, png(image, tmp_path / f"{k}.png"))
+        texts.append(reading.text)
+        truths.append(truth)
+        xs = [d.box[0] for d in reading.digits]
+        assert xs == sorted(xs) and all(d.box[0] + d.box[2] <= image.width for d in reading.digits)
+    assert [len(t) for t in texts] == [LENGTH] * 5, texts  # every digit found, nothing else
+    right = np.mean([a == b for text, truth in zip(texts, truths) for a, b in zip(text, truth)])
+    assert right >= (0.95 if form in ("plain", "paper", "board", "jpeg") else 0.85), (texts, truths)
+
+
+def test_boxes_are_in_the_files_own_pixels_when_it_is_shrunk(tmp_path, classifier, readable):
+    (pixels, truth), = numbers(readable, 1, seed=7)
+    small = read_image(classifier, png(compose(pixels, "paper", np.random.default_rng(0), scale=4), tmp_path / "s.png"))
+    large = compose(pixels, "paper", np.random.default_rng(0), scale=12)
+    assert large.width > 1024  # edge/reader.py's WORK_SIDE: read at a third of its size
+    big = read_image(classifier, png(large, tmp_path / "l.png"))
+    assert big.text == small.text
+    difference = np.array([d.box for d in big.digits]) - 3 * np.array([d.box for d in small.digits])
+    assert np.abs(difference).max() <= 15  # one pixel of a 28x28 digit is 12 here
+
+
+def test_one_digit_alone_reads_as_that_digit(tmp_path, classifier, readable):
+    pixels, labels = readable
+    for i in range(5):
+        page = 255 - np.kron(pixels[i].reshape(28, 28), np.ones((6, 6), np.uint8))
+        reading = read_image(classifier, png(Image.fromarray(np.pad(page, 40, constant_values=255)), tmp_path / "d.png"))
+        assert reading.text == str(labels[i])
+
+
+def test_cli_prints_lines_json_and_annotates(tmp_path, fixtures, readable, capsys):
+    (pixels, truth), = numbers(readable, 1, seed=3)
+    photo = png(compose(pixels, "board", np.random.default_rng(0)), tmp_path / "board.jpg")
+    model = str(model_path(fixtures, "int8"))
+    assert read.main([model, str(photo)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{photo}: {truth}  (weakest digit 0.")
+    out = tmp_path / "annotated"
+    assert read.main([model, str(photo), "--json", "--annotate", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["file"] == str(photo) and result["text"] == truth and list(result) == ["file", "text", "weakest",
+                                                                                         "digits"]
+    assert [d["label"] for d in result["digits"]] == [int(c) for c in truth]
+    assert all(len(d["box"]) == 4 and 0 < d["probability"] <= 1 for d in result["digits"])
+    assert result["weakest"] == min(d["probability"] for d in result["digits"])
+    assert sorted(p.name for p in out.iterdir()) == ["board.png"]
+    assert Image.open(out / "board.png").size == Image.open(photo).size
+
+
+def test_bad_images_are_one_line_after_the_good_ones(tmp_path, fixtures, readable, capsys):
+    (pixels, truth), = numbers(readable, 1, seed=4)
+    good = png(compose(pixels, "paper", np.random.default_rng(0)), tmp_path / "good.png")
+    blank = png(Image.new("L", (200, 80), 240), tmp_path / "blank.png")
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(good.read_bytes()[:300])
+    model = str(model_path(fixtures, "int8"))
+    assert read.main([model, str(good), str(blank)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"{good}: {truth}") and "error: " + str(blank) + ": no digit found" in captured.err
+    assert read.main([model, str(cut)]) == 2
+    assert f"error: {cut}: not a readable image" in capsys.readouterr().err
+    with pytest.raises(ImageError, match="tiny.png: too small"):
+        read_image(DigitClassifier(model), png(Image.new("L", (1, 1)), tmp_path / "tiny.png"))
