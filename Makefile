@@ -111,8 +111,8 @@ test-edge: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed .venv-tflite/.
 test-pi: $(EDGE_FIXTURES)/manifest.json .venv-tflite/.installed ## an emulated Raspberry Pi 4 (qemu, aarch64 Python 3.11, tflite-runtime) classifies stored digits with the int8 model
 	$(PY) scripts/emulated_pi.py --fixtures $(EDGE_FIXTURES) --x86_python .venv-tflite/bin/python $(ARGS)
 
-bench: $(VENV)/.installed ## training images/s with and without augmentation (needs ../shared data)
-	$(PY) scripts/bench_train.py $(ARGS)
+bench: $(VENV)/.installed ## training images/s, the share of this machine's matmul limit, and the notebook baseline
+	$(PY) scripts/bench.py --data_dir $(DATA_DIR) $(ARGS)
 
 bench-speed: $(VENV)/.installed ## images/s of the strong model under each speed choice (batch, XLA, threads, pipeline, metrics)
 	$(PY) scripts/bench_speed.py $(ARGS)

@@ -2,6 +2,9 @@
 
 import os
 
-# Keras 3 on TensorFlow (the input pipeline is tf.data); quiet TensorFlow's C++ start-up chatter.
+from competition import quiet_tensorflow
+
+# Keras 3 on TensorFlow (the input pipeline is tf.data); TensorFlow's C++ warnings off, its errors on.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tensorflow.install()

@@ -147,7 +147,7 @@ def make_dataset(
     Each pass over the images (`batches_per_epoch` batches, the last one short) is shuffled anew.
     The dataset repeats so that one iterator serves a whole fit (give fit steps_per_epoch): with a
     fresh iterator per epoch, Keras waited at about half the epoch boundaries for the old iterator's
-    tf.data autotuning thread to exit: 7-20 s with both cores idle, up to a third of such an epoch.
+    tf.data autotuning thread to exit, seconds each time (docs/speed.md).
     parallel=False (map in series, no prefetch) is only for scripts/bench_speed.py to measure against.
     """
     ds = tf.data.Dataset.from_tensor_slices((images, onehot))

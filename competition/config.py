@@ -10,6 +10,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from competition.hardware import usable_cores
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Where the competition's CSVs are read from: --data_dir beats $DIGITS_DATA_DIR beats data/.
@@ -24,9 +26,10 @@ IMAGE_SIZE = 28
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NUM_CLASSES = 10
 # Compute precisions (--precision). Weights stay float32 in both; mixed_bfloat16 runs the
-# convolutions in bfloat16, which CPUs with AVX512-BF16 or AMX do faster (scripts/bench_speed.py).
-PRECISIONS = ("float32", "mixed_bfloat16")
-
+# convolutions in bfloat16. "auto" picks bfloat16 only where the hardware runs it natively
+# (competition/hardware.py): elsewhere it is emulated and slower than float32.
+COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
+PRECISIONS = ("auto", *COMPUTE_PRECISIONS)
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -54,7 +57,7 @@ class TrainConfig:
     # > 0: keep a moving average of the weights with this momentum (0.999: about the last 1,000
     # steps) and save it in place of the last step's weights; metrics.json scores both.
     ema: float = 0.0
-    precision: str = "float32"  # one of PRECISIONS; the saved model is float32 either way
+    precision: str = "auto"  # one of PRECISIONS; the saved model is float32 either way
     # Augmentation: rotation, shift and zoom, never flips (a flipped 2 is not a 2).
     augment: bool = False
     rotation_deg: float = 10.0
@@ -70,7 +73,7 @@ class TrainConfig:
     pseudo_min_confidence: float = 0.9
 
     hparams: str = ""  # a search's best_hyperparameters.json: train that model instead of --arch
-    threads: int = 0  # TensorFlow intra-op threads; 0 = all cores
+    threads: int = 0  # TensorFlow intra-op threads; 0 = every core this process may use
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,18 +82,15 @@ class TrainConfig:
 # Named starting points for TrainConfig (--preset); explicit flags still override them.
 PRESETS = {
     "report": {},
-    # Beyond the report (issue 6): the strong architecture, trained with a learning rate that decays
-    # each epoch and no early stopping, as the best honest Kaggle solutions do. Batch 64, no XLA and
-    # bfloat16 from scripts/bench_speed.py (XLA 3-4x slower on 2 cores). 5-fold CV: 0.99524 +- 0.00042
-    # held-out accuracy (float32: 0.99505 +- 0.00023), about 11 min per model of 33,600 rows on this
-    # 2-core machine (results/README.md).
+    # Beyond the report: the strong architecture, trained with a learning rate that decays each
+    # epoch and no early stopping, as the best honest Kaggle solutions do. Batch 64 and no XLA are
+    # the fastest settings measured on a 2-core CPU; its CV and minutes: docs/experiments.md.
     "strong": dict(arch="strong", augment=True, epochs=25, batch_size=64, learning_rate=1e-3, lr_decay=0.9,
-                   early_stopping=False, precision="mixed_bfloat16"),
+                   early_stopping=False),
 }
 # Twice the epochs, the decay's square root so the last epoch's learning rate is the preset's: one
-# model 0.07 points better on the held-out folds (scripts/gpu_screen.py, long50: 0.99607 +- 0.00047;
-# make cv on folds 1-2 here: 0.99571, the preset's 0.99515), at twice the minutes, so past the
-# 15-minute mark on 2 cores. 4x the epochs gained nothing more.
+# model better on the held-out folds at twice the minutes; 4x the epochs gained nothing more
+# (docs/experiments.md).
 PRESETS["strong-long"] = dict(PRESETS["strong"], epochs=50, lr_decay=0.9 ** 0.5)
 
 
@@ -121,7 +121,7 @@ class SearchConfig:
     rotation_deg: float = 10.0
     shift_frac: float = 0.1
     zoom_frac: float = 0.1
-    threads: int = 0  # TensorFlow intra-op threads; 0 = all cores
+    threads: int = 0  # TensorFlow intra-op threads; 0 = every core this process may use
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -148,7 +148,7 @@ def add_workers_flag(parser: argparse.ArgumentParser) -> None:
 
 def threads_each(workers: int) -> int:
     """Intra-op threads for each of `workers` processes on this machine: the cores shared, not oversubscribed."""
-    return max(1, (os.cpu_count() or 1) // workers)
+    return max(1, usable_cores() // workers)
 
 
 def from_flags(args: argparse.Namespace, cls: type):

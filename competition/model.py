@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 
 import keras
 
-from competition.config import IMAGE_SIZE, NUM_CLASSES, PRECISIONS
+from competition.config import COMPUTE_PRECISIONS, IMAGE_SIZE, NUM_CLASSES
 
 
 def make_cnn(
@@ -111,8 +111,8 @@ def build(arch: str) -> keras.Model:
 @contextlib.contextmanager
 def precision(name: str) -> Iterator[None]:
     """Layers built inside compute in `name` (Keras fixes a layer's dtype policy when it is made)."""
-    if name not in PRECISIONS:
-        raise ValueError(f"unknown precision {name!r}; choose from {', '.join(PRECISIONS)}")
+    if name not in COMPUTE_PRECISIONS:
+        raise ValueError(f"unknown precision {name!r}; choose from {', '.join(COMPUTE_PRECISIONS)}")
     before = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:
@@ -128,7 +128,7 @@ def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool | 
     ema > 0: Adam also keeps a moving average of the weights, which fit swaps in at its end.
 
     jit_compile "auto" means no XLA on a CPU-only machine, where scripts/bench_speed.py measured it
-    3-4x slower.
+    slower (docs/speed.md).
     """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, use_ema=ema > 0, ema_momentum=ema or 0.99),

@@ -1,31 +1,47 @@
-"""Training throughput of the report's model with and without augmentation (images per second).
+"""How fast this machine trains: against its own matmul limit, and against a notebook (`make bench`).
 
-    python scripts/bench_train.py [--data_dir ../shared/data/digit-recognizer] [--steps 200]
+    python scripts/bench.py [--data_dir DIR] [--images 6400] [--epochs 2] [--out bench.json]
 
-Each mode trains a fresh model: one warm-up epoch (graph tracing), then timed epochs of --steps
-batches; modes alternate over --repeats rounds so drift in machine load hits both alike. It also
-times the input pipeline alone, to show what augmentation costs by itself.
+All in one process, on the cores it may use, one after another:
+  1. the machine: CPU model, cores, instruction sets, GPU, library versions;
+  2. its limit: the float32 throughput of a 2048 x 2048 matrix product (and bfloat16's, where
+     training uses it);
+  3. training images/s of
+     - the notebook baseline: the report's model trained as a notebook does it with Keras 3 (numpy
+       arrays into fit, augmentation by Keras' RandomRotation / RandomTranslation / RandomZoom layers,
+       batch 32, float32; Keras 3 has no ImageDataGenerator, which the report used),
+     - the same model trained the project's way (`make train-aug`: tf.data, one fused affine warp,
+       batch 32, --precision auto), and without augmentation (`make train`),
+     - the strong preset (`make best RECIPE=fast`: batch 64, --precision auto);
+     each with its training GFLOP/s (competition/speed.py counts the FLOPs) and the share of the
+     float32 matmul limit that makes.
+Each model trains a warm-up epoch (tracing), then --epochs timed epochs of --images images; the
+median counts. Images come from --data_dir (train.csv), else the offline demo set. Run it on an
+otherwise idle machine; the last line is the summary, the JSON (--out) has everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from competition import model as models  # noqa: E402  (first: it sets the Keras backend)
+from competition import hardware, speed  # noqa: E402  (competition first: it sets the Keras backend)
+from competition import model as models  # noqa: E402
 from competition.augment import make_dataset  # noqa: E402
-from competition.config import SHARED_DATA_DIR, TrainConfig  # noqa: E402
-from competition.data import load_train  # noqa: E402
+from competition.config import DATA_DIR, PRESETS, TrainConfig  # noqa: E402
+from competition.data import DataError, load_train  # noqa: E402
+from competition.demo_data import write_demo_data  # noqa: E402
 from competition.train import onehot  # noqa: E402
 
 import keras  # noqa: E402
-
 
 
 class Timer(keras.callbacks.Callback):
@@ -40,55 +56,107 @@ class Timer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.start)
 
 
-def train_rate(images, labels, augment: bool, cfg: TrainConfig, steps: int, epochs: int) -> float:
-    keras.utils.set_random_seed(cfg.seed)
-    model = models.compile_model(models.build(cfg.arch), cfg.learning_rate)
-    ds = make_dataset(images, labels, cfg.batch_size, cfg.seed, augment,
-                      cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
+def notebook_model() -> keras.Model:
+    """The report's model behind Keras 3's own augmentation layers, the report's ranges: rotation
+    ±10° (a fraction of a turn), shift and zoom ±10%."""
+    augment = keras.Sequential([keras.layers.RandomRotation(10 / 360), keras.layers.RandomTranslation(0.1, 0.1),
+                                keras.layers.RandomZoom(0.1)], name="augment")
+    pixels = keras.Input((28, 28, 1), name="pixels")
+    return keras.Model(pixels, models.report_model()(augment(pixels)), name="notebook")
+
+
+def images_per_second(fit, epochs: int, images: int) -> float:
     timer = Timer()
-    model.fit(ds, steps_per_epoch=steps, epochs=epochs + 1, callbacks=[timer], verbose=0)
-    per_epoch = timer.seconds[1:]  # the first epoch traces the graph
-    return steps * cfg.batch_size / statistics.median(per_epoch)
+    fit(epochs + 1, timer)
+    return images / statistics.median(timer.seconds[1:])  # the first epoch traces
 
 
-def pipeline_rate(images, labels, augment: bool, cfg: TrainConfig, steps: int) -> float:
-    ds = make_dataset(images, labels, cfg.batch_size, cfg.seed, augment,
-                      cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
-    it = iter(ds)
-    next(it)
-    start = time.perf_counter()
-    for _ in range(steps):
-        next(it)
-    return steps * cfg.batch_size / (time.perf_counter() - start)
+def notebook_rate(x, y, images: int, epochs: int) -> tuple[float, keras.Model]:
+    keras.utils.set_random_seed(0)
+    model = models.compile_model(notebook_model(), 1e-4)
+    x, y = x[:images].astype("float32"), y[:images]
+    rate = images_per_second(lambda n, timer: model.fit(x, y, batch_size=32, epochs=n, callbacks=[timer], verbose=0),
+                             epochs, images)
+    return rate, model
+
+
+def project_rate(x, y, cfg: TrainConfig, images: int, epochs: int) -> tuple[float, keras.Model]:
+    keras.utils.set_random_seed(0)
+    with models.precision(cfg.precision):
+        model = models.compile_model(models.build(cfg.arch), cfg.learning_rate)
+    ds = make_dataset(x, y, cfg.batch_size, cfg.seed, cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
+    steps = max(images // cfg.batch_size, 10)
+    rate = images_per_second(lambda n, timer: model.fit(ds, steps_per_epoch=steps, epochs=n, callbacks=[timer],
+                                                        shuffle=False, verbose=0), epochs, steps * cfg.batch_size)
+    return rate, model
+
+
+def training_images(data_dir: str) -> tuple[object, str]:
+    try:
+        return load_train(data_dir), ""
+    except DataError:
+        demo = Path(tempfile.mkdtemp(prefix="bench-demo-"))
+        write_demo_data(demo)
+        return load_train(demo), f" (no train.csv in {data_dir}: the offline demo set)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR), help="(default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=200, help="batches per timed epoch (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per measurement (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=2, help="alternating rounds (default: %(default)s)")
-    parser.add_argument("--batch_size", type=int, default=32, help="(default: %(default)s)")
+    parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with train.csv (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=6400, help="images per timed epoch (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs per model (default: %(default)s)")
+    parser.add_argument("--out", default=None, help="also write every figure as JSON here")
     args = parser.parse_args(argv)
+    if args.images < 320 or args.epochs < 1:
+        parser.error("--images must be at least 320 and --epochs at least 1")
 
-    cfg = TrainConfig(batch_size=args.batch_size)
-    digits = load_train(args.data_dir)
-    images, labels = digits.images, onehot(digits.labels)
-    print(f"data: {len(images)} images from {digits.source}; batch {cfg.batch_size}, {args.steps} steps an epoch")
+    machine = hardware.detect()
+    threads = hardware.apply_threads(machine.cores)  # before any op: TensorFlow fixes its pools then
+    precision, why = hardware.choose_precision("auto", machine)
+    print(f"machine: {hardware.describe(machine)}; {threads} threads", flush=True)
+    digits, note = training_images(args.data_dir)
+    x, y = digits.images, onehot(digits.labels)
+    print(f"data: {len(x):,} images from {digits.source}{note}; {args.epochs} timed epochs of {args.images:,}")
 
-    for augment in (False, True):
-        rate = pipeline_rate(images, labels, augment, cfg, 10 * args.steps)
-        print(f"pipeline alone, augment {'on ' if augment else 'off'}: {rate:,.0f} img/s")
+    limit = {"float32": speed.gemm_gflops(dtype="float32")}
+    if precision != "float32":
+        limit["bfloat16"] = speed.gemm_gflops(dtype="bfloat16")
+    print("limit: 2048x2048 matmul " + ", ".join(f"{gflops:,.1f} GFLOP/s in {dtype}" for dtype, gflops in limit.items()),
+          flush=True)
 
-    rates = {False: [], True: []}
-    for round_ in range(args.repeats):
-        for augment in (False, True):
-            rate = train_rate(images, labels, augment, cfg, args.steps, args.epochs)
-            rates[augment].append(rate)
-            print(f"round {round_ + 1}, augment {'on ' if augment else 'off'}: {rate:,.0f} img/s")
-    plain, augmented = statistics.median(rates[False]), statistics.median(rates[True])
-    print(f"training: plain {plain:,.0f} img/s, augmented {augmented:,.0f} img/s "
-          f"= {100 * augmented / plain:.0f}% of plain (target >= 90%)")
+    report = TrainConfig(augment=True, precision=precision)
+    strong = TrainConfig(**{**PRESETS["strong"], "precision": precision})
+    runs = [
+        ("notebook", "report model, numpy arrays, Keras augmentation layers, batch 32, float32",
+         lambda: notebook_rate(x, y, args.images, args.epochs)),
+        ("project", f"report model, tf.data + fused affine warp, batch 32, {precision}",
+         lambda: project_rate(x, y, report, args.images, args.epochs)),
+        ("project, no augmentation", f"report model, tf.data, batch 32, {precision}",
+         lambda: project_rate(x, y, TrainConfig(precision=precision), args.images, args.epochs)),
+        ("strong preset", f"strong model, tf.data + fused affine warp, batch 64, {precision}",
+         lambda: project_rate(x, y, strong, args.images, args.epochs)),
+    ]
+    rows = []
+    for name, what, measure in runs:
+        rate, model = measure()
+        flops = speed.training_flops(model)
+        gflops = rate * flops / 1e9
+        rows.append({"name": name, "what": what, "images_per_second": round(rate, 1),
+                     "training_mflop_per_image": round(flops / 1e6, 2), "gflops": round(gflops, 2),
+                     "fraction_of_float32_limit": round(gflops / limit["float32"], 4)})
+        print(f"{name:<26} {rate:7,.0f} img/s x {flops / 1e6:5.1f} MFLOP = {gflops:6.1f} GFLOP/s, "
+              f"{gflops / limit['float32']:6.1%} of the float32 limit  ({what})", flush=True)
+
+    by_name = {row["name"]: row for row in rows}
+    ratio = by_name["project"]["images_per_second"] / by_name["notebook"]["images_per_second"]
+    summary = (f"bench: the project trains the report's model at {ratio:.1f}x the notebook's speed; the strong preset "
+               f"reaches {by_name['strong preset']['fraction_of_float32_limit']:.0%} of this machine's float32 matmul "
+               f"limit ({precision}: {why})")
+    print(summary)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"hardware": hardware.record(machine, threads), "precision": precision,
+                                              "precision_reason": why, "limit_gflops": limit, "rows": rows,
+                                              "notebook_ratio": round(ratio, 2), "summary": summary}, indent=2) + "\n")
     return 0
 
 

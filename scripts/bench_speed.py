@@ -3,9 +3,10 @@
     python scripts/bench_speed.py --arch strong                 # every choice below, about 5 minutes
     python scripts/bench_speed.py --arch strong --only batch threads
 
-The baseline is how `--preset strong` trains: batch 64, bfloat16 compute (mixed precision), steps
-run by TensorFlow's graph executor (no XLA), all cores, the augmented tf.data pipeline (parallel map,
-prefetch), the project's metrics.
+The baseline is how `--preset strong` trains on this machine: batch 64, the precision `auto` picks
+(bfloat16 compute where the CPU runs it natively, else float32), steps run by TensorFlow's graph
+executor (no XLA), every usable core, the augmented tf.data pipeline (parallel map, prefetch), the
+project's metrics.
 Each other setting changes one choice from it. For each, a fresh model trains a warm-up epoch
 (tracing, compiling), then --epochs timed epochs of --images images; the median images/s is printed,
 one line per setting, and all of them as JSON with --out. Thread counts need a fresh TensorFlow, so
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,23 +28,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from competition import model as models  # noqa: E402  (first: it sets the Keras backend)
+from competition import hardware  # noqa: E402  (first: it sets the Keras backend)
+from competition import model as models  # noqa: E402
 from competition.augment import make_dataset  # noqa: E402
-from competition.config import PRECISIONS, PRESETS, SHARED_DATA_DIR  # noqa: E402
+from competition.config import COMPUTE_PRECISIONS, PRESETS, SHARED_DATA_DIR  # noqa: E402
 from competition.data import load_train  # noqa: E402
 from competition.train import onehot  # noqa: E402
-from bench_train import Timer  # noqa: E402  (scripts/ is on the path when run as a script)
+from bench import Timer  # noqa: E402  (scripts/ is on the path when run as a script)
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 STRONG = PRESETS["strong"]
-BASELINE = {"batch_size": STRONG["batch_size"], "precision": STRONG["precision"], "xla": False, "pipeline": "parallel",
-            "metrics": "project"}
+MACHINE = hardware.detect()
+BASELINE = {"batch_size": STRONG["batch_size"], "precision": hardware.choose_precision("auto", MACHINE)[0],
+            "xla": False, "pipeline": "parallel", "metrics": "project"}
 # One choice changed at a time.
 CHOICES = {
     "batch": [{"batch_size": b} for b in (32, 128, 256) if b != BASELINE["batch_size"]],
-    "precision": [{"precision": p} for p in PRECISIONS if p != BASELINE["precision"]],
+    "precision": [{"precision": p} for p in COMPUTE_PRECISIONS if p != BASELINE["precision"]],
     "xla": [{"xla": True}],
     "pipeline": [{"pipeline": "serial"}, {"pipeline": "no augmentation"}, {"pipeline": "elastic"}],
     "metrics": [{"metrics": "accuracy only"}],
@@ -83,17 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR), help="(default: %(default)s)")
     parser.add_argument("--only", nargs="+", choices=["baseline", *CHOICES, "threads", "parallel"], default=None,
                         help="measure the baseline and only these choices (default: all)")
-    parser.add_argument("--threads", type=int, default=0, help="intra-op threads of this process (0: all cores)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="intra-op threads of this process (0: every core it may use)")
     parser.add_argument("--images", type=int, default=6400, help="images per timed epoch (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per setting (default: %(default)s)")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-
+    threads = hardware.apply_threads(args.threads or MACHINE.cores)
+    print(f"machine: {hardware.describe(MACHINE)}", flush=True)
     digits = load_train(args.data_dir)
     images, labels = digits.images, onehot(digits.labels)
-    threads = args.threads or os.cpu_count()
     print(f"data: {len(images)} images from {digits.source}; arch {args.arch}; {threads} intra-op threads")
     settings = [BASELINE] + [{**BASELINE, **change} for name in args.only or CHOICES if name in CHOICES
                              for change in CHOICES[name]]
@@ -113,21 +113,22 @@ def main(argv: list[str] | None = None) -> int:
             for n in THREADS:
                 out = Path(tmp) / f"threads{n}.json"
                 subprocess.run(baseline_in(n, out), check=True)
-                results += json.loads(out.read_text())
+                results += json.loads(out.read_text())["results"]
     if not args.threads and (args.only is None or "parallel" in args.only):
         # As `--jobs N` trains a CV or an ensemble: one process a core, one thread each, all at once.
-        n = os.cpu_count() or 1
+        n = MACHINE.cores
         with tempfile.TemporaryDirectory() as tmp:
             outs = [Path(tmp) / f"worker{i}.json" for i in range(n)]
             workers = [subprocess.Popen(baseline_in(1, out)) for out in outs]
             if any(worker.wait() for worker in workers):
                 raise SystemExit("a parallel worker failed")
-            value = sum(json.loads(out.read_text())[0]["images_per_second"] for out in outs)
+            value = sum(json.loads(out.read_text())["results"][0]["images_per_second"] for out in outs)
         results.append({**BASELINE, "threads": 1, "processes": n, "images_per_second": value})
         print(f"{n} processes at once, 1 thread each: {value:6,.0f} img/s in all "
               f"({value / results[0]['images_per_second']:.0%} of the first)", flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+        Path(args.out).write_text(json.dumps({"hardware": hardware.record(MACHINE, threads), "results": results},
+                                             indent=2) + "\n")
     return 0
 
 

@@ -1,7 +1,6 @@
 """Cross-validation and ensembles on the demo set: one epoch per model, real folders and figures."""
 
 import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -11,6 +10,7 @@ from competition import cv, ensemble, submission, train
 from competition.config import TrainConfig
 from competition.data import DataError, load_train
 from competition.ensemble import agreement
+from competition.hardware import usable_cores
 from competition.predict import stacked_probabilities
 
 
@@ -125,7 +125,7 @@ def test_cv_trains_models_at_once_in_workers_sharing_the_cores(demo_dir, tmp_pat
     assert [f["fold"] for f in summary["folds"]] == [1, 2]
     for f in summary["folds"]:
         run = folder / f["runs"][0]
-        assert json.loads((run / "config.json").read_text())["threads"] == max(1, os.cpu_count() // 2)
+        assert json.loads((run / "config.json").read_text())["threads"] == max(1, usable_cores() // 2)
         assert json.loads((run / "metrics.json").read_text())["validation"]["accuracy"] == pytest.approx(f["accuracy"][0])
         assert "epoch 1/1" in (run / "train.log").read_text()
 
