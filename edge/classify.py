@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.classifier import ClassifierOptions, DigitClassifier
-from edge.digits_csv import read_csv, submission_text, writable_folder, write_submission
+from edge.digits_csv import read_csv, submission_text, write_submission
 from edge.errors import add_debug_flag, run_command
+from edge.files import writable_folder
 
 
 def run(model: str, images: list[str], csv: str | None, out: str | None, threads: int | None,

@@ -10,13 +10,13 @@ InputError naming the file, the line, the column and what was expected.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from edge.classifier import NUM_PIXELS
 from edge.errors import InputError
+from edge.files import write_whole
 
 PIXEL_COLUMNS = [f"pixel{i}" for i in range(NUM_PIXELS)]
 
@@ -88,25 +88,8 @@ def _parse_row(path: Path, number: int, line: str, width: int) -> np.ndarray:
 
 def write_submission(labels: np.ndarray, out: str | Path) -> None:
     """ImageId,Label rows, written whole (temporary file, then renamed)."""
-    target = Path(out)
-    writable_folder(target.parent, what=str(target))
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(submission_text(labels))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_whole(Path(out), lambda tmp: tmp.write_text(submission_text(labels)))
 
 
 def submission_text(labels: np.ndarray) -> str:
     return "ImageId,Label\n" + "".join(f"{i},{label}\n" for i, label in enumerate(labels, start=1))
-
-
-def writable_folder(folder: Path, what: str) -> None:
-    """Make `folder` (for writing `what`), or say which part of its path is a file."""
-    for part in (folder, *folder.parents):
-        if part.exists():
-            if not part.is_dir():
-                raise InputError(f"{what}: cannot be written: {part} is a file, not a folder")
-            break
-    folder.mkdir(parents=True, exist_ok=True)

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from edge.classifier import ClassifierOptions, DigitClassifier
-from edge.digits_csv import writable_folder
 from edge.errors import add_debug_flag, run_command
+from edge.files import writable_folder, write_whole
 from edge.reader import Reading, read_image
 
 BOX_COLOUR = (230, 30, 30)
@@ -45,12 +44,7 @@ def annotate(path: Path, reading: Reading, out_dir: Path) -> Path:
         draw.text((x, max(0, y - line)), f"{digit.label} {digit.probability:.2f}", fill=BOX_COLOUR, font=font,
                   anchor="lb" if y > h // 3 else "lt")
     target = out_dir / f"{path.stem}.png"
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        canvas.save(tmp, "PNG")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_whole(target, lambda tmp: canvas.save(tmp, "PNG"))
     return target
 
 
