@@ -118,7 +118,7 @@ bench-speed: $(VENV)/.installed ## images/s of the strong model under each speed
 	$(PY) scripts/bench_speed.py $(ARGS)
 
 test: $(VENV)/.installed ## run the test suite (then the edge suites, without TensorFlow)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests research/tests
 	$(MAKE) --no-print-directory test-edge
 
 clean: ## remove .venv (models/ and data/ are kept)

@@ -142,6 +142,24 @@ def test_run_without_validation_rows_on_another_architecture(trained_run, tmp_pa
     assert len(embedded_images(page)) == len(names)
 
 
+def test_residual_network_and_an_ensemble_member(trained_run, tmp_path):
+    """A functional model (branches joined by Add), as an ensemble's member run: every conv layer's maps."""
+    import keras
+
+    from competition.model import build as build_model
+
+    run = copy_run(trained_run, tmp_path / "ensemble-mix" / "member-1", config={"arch": "resnet"})
+    model = build_model("resnet")
+    model.compile(loss="categorical_crossentropy")
+    model.save(run / "model.keras")  # untrained: the report reads its layers, weights and predictions
+    page = build.run(run=str(run), models_dir=tmp_path).read_text()
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    maps = [p for p in (run / "report").glob("feature_maps_*.png")]
+    assert len(maps) == len(convs) == 7
+    assert "Add" in page and "GlobalAveragePooling2D" in page and "265,770" in page
+    assert {"confusion_matrix", "misclassified"} <= {p.stem for p in (run / "report").glob("*.png")}
+
+
 def test_run_whose_rows_came_from_elsewhere_is_refused(trained_run, tmp_path, capsys):
     """A cross-validation fold: its validation rows are not its config's split."""
     run = copy_run(trained_run, tmp_path, fingerprint={"n_val": 287})
