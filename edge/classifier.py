@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -105,6 +106,7 @@ class DigitClassifier:
         if shape != (IMAGE_SIZE, IMAGE_SIZE, 1):
             raise ValueError(f"{path}: input shape {shape}, expected a (batch, 28, 28, 1) digit model")
         self._batch = 0
+        self._lock = threading.Lock()  # one interpreter runs one invoke at a time (edge.serve's threads share it)
 
     @property
     def input_dtype(self) -> np.dtype:
@@ -125,7 +127,8 @@ class DigitClassifier:
         """Float probabilities (N, 10) for a batch of digits, invoked batch_size at a time."""
         batch = _as_batch(digits)
         size = self.options.batch_size
-        parts = [self._invoke(self._preprocess(batch[i:i + size])) for i in range(0, len(batch), size)]
+        with self._lock:
+            parts = [self._invoke(self._preprocess(batch[i:i + size])) for i in range(0, len(batch), size)]
         return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
 
     def _preprocess(self, batch: np.ndarray) -> np.ndarray:
