@@ -14,14 +14,15 @@ GET /api/health  {"ok": true, "model": ..., "interpreter": ...}
 
 Binds to 127.0.0.1 unless --host says otherwise. A bad request gets a 4xx JSON {"error": ...} and
 the server keeps serving: a body over --max_bytes is 413 (not read), a wrong content type 415, no
-length 411, a client slower than --timeout seconds 408, at most --max_connections at once (503
-beyond). numpy, Pillow and an interpreter only.
+length 411, a request not in within --timeout seconds 408 (however it trickles), at most
+--max_connections at once (503 beyond). numpy, Pillow and an interpreter only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import threading
 import time
@@ -38,6 +39,7 @@ from edge.reader import read_image
 
 PAGE = Path(__file__).with_name("page.html")
 IMAGE_TYPES = ("image/", "application/octet-stream")
+WATCH_SECONDS = 0.25  # how often the deadlines of requests in progress are checked
 DRAIN_FACTOR = 4  # a too-large body up to this many times --max_bytes is read and dropped before the 413
 
 
@@ -53,6 +55,7 @@ class DigitServer(ThreadingHTTPServer):
     """One thread per connection, at most max_connections at once; one shared classifier."""
 
     daemon_threads = True
+    request_queue_size = 64  # socketserver's 5 drops bursts of connections: a client then waits 1 s to retry
 
     def __init__(self, address: tuple[str, int], classifier: DigitClassifier, model: str, max_bytes: int,
                  timeout: float, max_connections: int, quiet: bool = False):
@@ -60,7 +63,28 @@ class DigitServer(ThreadingHTTPServer):
         self.request_timeout = timeout
         self.slots = threading.BoundedSemaphore(max_connections)
         self.page = PAGE.read_bytes()
+        self.deadlines: dict[Handler, float] = {}  # each request in progress: when it must have arrived
+        self.deadline_lock = threading.Lock()
+        self.watching = True
         super().__init__(address, Handler)
+        threading.Thread(target=self.watch, daemon=True).start()
+
+    def watch(self) -> None:
+        """Stop reading from requests that are not in by their deadline (a client trickling bytes
+        defeats a per-read timeout); they are answered 408."""
+        while self.watching:
+            time.sleep(WATCH_SECONDS)
+            now = time.monotonic()
+            with self.deadline_lock:
+                late = [handler for handler, deadline in self.deadlines.items() if deadline < now]
+                for handler in late:
+                    del self.deadlines[handler]
+            for handler in late:
+                handler.stop_reading()
+
+    def server_close(self) -> None:
+        self.watching = False
+        super().server_close()
 
     def process_request(self, request, client_address):
         if not self.slots.acquire(blocking=False):
@@ -84,15 +108,41 @@ class DigitServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: DigitServer
     protocol_version = "HTTP/1.1"  # keep-alive: a page's requests reuse one connection
+    default_request_version = "HTTP/1.0"  # not 0.9: a garbled request line still gets a status line and JSON
     server_version = "edge.serve"
 
     def setup(self) -> None:
         self.timeout = self.server.request_timeout  # a client that stalls this long is dropped
+        self.late = False
         super().setup()
+
+    def handle_one_request(self) -> None:
+        with self.server.deadline_lock:
+            self.server.deadlines[self] = time.monotonic() + self.server.request_timeout
+        try:
+            super().handle_one_request()
+        finally:
+            with self.server.deadline_lock:
+                self.server.deadlines.pop(self, None)
+
+    def stop_reading(self) -> None:
+        self.late = True
+        try:
+            self.connection.shutdown(socket.SHUT_RD)  # the read in progress ends; the answer can still go out
+        except OSError:
+            pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a bad request line, headers too long, ...) as JSON too."""
+        self.close_connection = True
+        status = HTTPStatus.REQUEST_TIMEOUT if self.late else HTTPStatus(code)
+        self.send_json(status, {"error": "the request came too slowly" if self.late else message or status.phrase})
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        if path in ("/", "/index.html"):
+        if self.late:
+            self.send_error(HTTPStatus.REQUEST_TIMEOUT)
+        elif path in ("/", "/index.html"):
             self.send(HTTPStatus.OK, self.server.page, "text/html; charset=utf-8")
         elif path == "/api/health":
             self.send_json(HTTPStatus.OK, {"ok": True, "model": Path(self.server.model).name,
@@ -104,6 +154,8 @@ class Handler(BaseHTTPRequestHandler):
         routes = {"/api/read": self.api_read, "/api/classify": self.api_classify}
         route = routes.get(self.path.split("?", 1)[0])
         try:
+            if self.late:
+                raise RequestError(HTTPStatus.REQUEST_TIMEOUT, "the request came too slowly")
             if route is None:
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no API {self.path}; POST /api/read or /api/classify")
             start = time.perf_counter()
@@ -139,9 +191,12 @@ class Handler(BaseHTTPRequestHandler):
             data = self.rfile.read(size)
         except TimeoutError:
             self.close_connection = True
-            raise RequestError(HTTPStatus.REQUEST_TIMEOUT, "the body came too slowly") from None
+            raise RequestError(HTTPStatus.REQUEST_TIMEOUT, "the body came too slowly: it stalled") from None
         if len(data) < size:
             self.close_connection = True
+            if self.late:
+                raise RequestError(HTTPStatus.REQUEST_TIMEOUT, f"the body came too slowly: {len(data):,} of "
+                                   f"{size:,} bytes in {self.server.request_timeout:g}s")
             raise RequestError(HTTPStatus.BAD_REQUEST, f"body cut short: {len(data):,} of {size:,} bytes")
         return data
 

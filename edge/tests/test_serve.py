@@ -142,3 +142,28 @@ def test_a_taken_port_is_one_line(server, fixtures, capsys):
     assert serve.main([str(model_path(fixtures, "int8")), "--port", str(port)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: 127.0.0.1:{port}: cannot listen there") and len(err.splitlines()) == 1
+
+
+def test_a_trickling_client_is_answered_408_by_the_deadline(server):
+    with socket.create_connection(server.server_address[:2], timeout=5) as slow:
+        slow.sendall(b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n")
+        start = time.monotonic()
+        reply = b""
+        for _ in range(40):  # a byte every 0.05 s: every read gets something, so only the deadline ends it
+            try:
+                slow.sendall(b"x")
+            except OSError:
+                break
+            time.sleep(0.05)
+            if time.monotonic() - start > 4 * TIMEOUT:
+                break
+        slow.settimeout(5)
+        reply = b"".join(iter(lambda: slow.recv(4096), b""))
+    assert reply.startswith(b"HTTP/1.1 408") and b"too slowly" in reply
+
+
+def test_http_servers_own_refusals_are_json(server):
+    with socket.create_connection(server.server_address[:2], timeout=5) as raw:
+        raw.sendall(b"NOT-HTTP\r\n\r\n")
+        reply = b"".join(iter(lambda: raw.recv(4096), b""))
+    assert reply.startswith(b"HTTP/1.1 400") and b'"error"' in reply and b"application/json" in reply
