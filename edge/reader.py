@@ -57,10 +57,11 @@ class Reading:
 
     @property
     def weakest(self) -> float:
-        return min(d.probability for d in self.digits)
+        """The least sure digit's probability (0 when there are no digits)."""
+        return min((d.probability for d in self.digits), default=0.0)
 
     def as_dict(self) -> dict:
-        return {"text": self.text, "weakest": round(self.weakest, 4), "digits": [
+        return {"text": self.text, "weakest": round(self.weakest, 4) if self.digits else None, "digits": [
             {"label": d.label, "probability": round(d.probability, 4), "box": list(d.box)} for d in self.digits]}
 
 

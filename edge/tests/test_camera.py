@@ -1,0 +1,70 @@
+"""python -m edge.camera on a video file: one reading per frame, as edge.read reads a photo."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import model_path
+from edge import camera
+from edge.classifier import DigitClassifier
+from edge.reader import read_grey_image
+from edge.synthetic import compose
+
+cv2 = pytest.importorskip("cv2", reason="edge.camera needs OpenCV: pip install -r edge/requirements-camera.txt")
+SIZE = (640, 480)
+
+
+def frame_of(pixels, seed):
+    """A 640x480 BGR frame: the photo of a number pasted on paper-grey, or no number for None."""
+    frame = np.full((SIZE[1], SIZE[0], 3), 228, np.uint8)
+    if pixels is not None:
+        photo = np.asarray(compose(pixels, "paper", np.random.default_rng(seed), scale=3))[..., ::-1]
+        top, left = (SIZE[1] - photo.shape[0]) // 2, (SIZE[0] - photo.shape[1]) // 2
+        frame[top:top + photo.shape[0], left:left + photo.shape[1]] = photo
+    return frame
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, digits):
+    pixels = digits[0]
+    frames = [frame_of(pixels[0:4], k) for k in range(4)] + [frame_of(None, 0)] * 2 + [
+        frame_of(pixels[4:7], k) for k in range(3)]
+    path = tmp_path_factory.mktemp("video") / "numbers.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE)
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def test_headless_json_reads_every_frame_of_a_video(video, fixtures, capsys):
+    model = model_path(fixtures, "int8")
+    assert camera.main([str(model), "--source", str(video), "--headless", "--json", "--threads", "1"]) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [line["frame"] for line in lines] == list(range(1, 10))
+    assert [len(line["text"]) for line in lines] == [4] * 4 + [0] * 2 + [3] * 3
+    assert all(list(line) == ["frame", "text", "weakest", "digits", "ms"] and line["ms"] > 0 for line in lines)
+    assert [line["weakest"] for line in lines[4:6]] == [None, None] and lines[4]["digits"] == []
+    # The same reading as edge/reader.py gives the decoded frame.
+    capture = cv2.VideoCapture(str(video))
+    ok, first = capture.read()
+    capture.release()
+    expected = read_grey_image(DigitClassifier(model), first.astype(np.float32) @ camera.BGR_WEIGHTS).text
+    assert ok and lines[0]["text"] == expected
+    assert "9 frames from" in captured.err and "frames/s" in captured.err
+
+
+def test_headless_lines_and_frame_limit(video, fixtures, capsys):
+    assert camera.main([str(model_path(fixtures, "int8")), "--source", str(video), "--headless",
+                        "--frames", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 5 and lines[0].startswith("frame 1: ") and "(weakest digit 0." in lines[0]
+    assert lines[4].startswith("frame 5: -, ") and lines[4].endswith(" ms")  # the blank frame
+
+
+def test_a_missing_source_is_one_line(tmp_path, fixtures, capsys):
+    code = camera.main([str(model_path(fixtures, "int8")), "--source", str(tmp_path / "absent.mp4"), "--headless"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "absent.mp4: cannot be opened" in err
