@@ -87,8 +87,11 @@ setup-browser: ## install Debian's chromium (headless, for the report's browser 
 
 # Edge (Raspberry Pi): make tflite [RUN=id] [ARGS="--calibration_size 1000"], make check-edge [RUN=id].
 # test-edge runs edge/tests without TensorFlow, in one venv per interpreter, on build/edge-fixtures.
+# read/serve/camera/bench-edge run a MODEL (default: the fixtures' int8) here; on a Pi run the modules.
 EDGE_FIXTURES := build/edge-fixtures
-.PHONY: tflite check-edge test-edge test-pi
+MODEL ?= $(EDGE_FIXTURES)/model_int8.tflite
+EDGE_PY := .venv-litert/bin/python
+.PHONY: tflite check-edge test-edge test-pi read serve camera bench-edge load-test-serve read-accuracy
 
 tflite: $(VENV)/.installed ## export RUN (default: newest tuned, else newest) to float32, dynamic-range, float16 and int8 TFLite in RUN/tflite/
 	$(PY) -m edge.export $(RUN_FLAG) $(ARGS)
@@ -108,8 +111,26 @@ test-edge: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed .venv-tflite/.
 	EDGE_EXPECT_INTERPRETER=ai_edge_litert .venv-litert/bin/python -m pytest -q edge/tests
 	EDGE_EXPECT_INTERPRETER=tflite_runtime .venv-tflite/bin/python -m pytest -q edge/tests
 
-test-pi: $(EDGE_FIXTURES)/manifest.json .venv-tflite/.installed ## an emulated Raspberry Pi 4 (qemu, aarch64 Python 3.11, tflite-runtime) classifies stored digits with the int8 model
+test-pi: $(EDGE_FIXTURES)/manifest.json .venv-tflite/.installed ## an emulated Raspberry Pi 4 (qemu, aarch64 Python 3.11, tflite-runtime): classify, edge.read on a photo of a number and edge.bench, against x86
 	$(PY) scripts/emulated_pi.py --fixtures $(EDGE_FIXTURES) --x86_python .venv-tflite/bin/python $(ARGS)
+
+read: .venv-litert/.installed ## read the number in each of IMAGES ("a.jpg b.png") with MODEL (edge.read)
+	$(EDGE_PY) -m edge.read $(MODEL) $(IMAGES) $(ARGS)
+
+serve: .venv-litert/.installed ## the drawing page and JSON API for MODEL on http://127.0.0.1:8000/ (edge.serve)
+	$(EDGE_PY) -m edge.serve $(MODEL) $(ARGS)
+
+camera: .venv-litert/.installed ## read numbers live from CAMERA (default 0; a camera index, video file or picamera) (edge.camera)
+	$(EDGE_PY) -m edge.camera $(MODEL) --source $(or $(CAMERA),0) $(ARGS)
+
+bench-edge: .venv-litert/.installed ## ms per digit and digits/s of MODEL per thread count, with the CPU named (edge.bench)
+	$(EDGE_PY) -m edge.bench $(MODEL) $(ARGS)
+
+load-test-serve: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed ## 8 clients, 30 s of valid and malformed requests against edge.serve; every answer checked
+	$(EDGE_PY) scripts/load_test_serve.py --model $(MODEL) $(ARGS)
+
+read-accuracy: $(VENV)/.installed ## edge.read on photos of numbers made of RUN's validation digits, per form (needs ../shared data)
+	$(PY) scripts/read_accuracy.py $(RUN_FLAG) $(ARGS)
 
 bench: $(VENV)/.installed ## training images/s, the share of this machine's matmul limit, and the notebook baseline
 	$(PY) scripts/bench.py --data_dir $(DATA_DIR) $(ARGS)

@@ -7,8 +7,8 @@ The digits sit in a row, left to right, close but not touching, each scaled up a
 Forms: plain (light ink on black, as MNIST), paper (dark ink on white, noise), board (light chalk
 on a dark green board), uneven (paper under a lighting ramp and vignette), colour (blue ink on
 yellow paper), jpeg (paper saved at JPEG quality 50), rotated (paper turned up to 8 degrees),
-all (uneven, colour, rotated and JPEG at once). For the edge tests and scripts/read_accuracy.py;
-numpy and Pillow only.
+all (uneven, colour, rotated and JPEG at once). frame() puts one in a 640x480 camera frame. For
+the edge tests, scripts/read_accuracy.py and scripts/camera_video.py; numpy and Pillow only.
 """
 
 from __future__ import annotations
@@ -69,3 +69,17 @@ def compose(digits: np.ndarray, form: str, rng: np.random.Generator, scale: int 
         image.save(buffer, "JPEG", quality=50)
         image = Image.open(io.BytesIO(buffer.getvalue()))
     return image
+
+
+def frame(digits: np.ndarray | None, rng: np.random.Generator, size: tuple[int, int] = (640, 480),
+          form: str = "paper") -> np.ndarray:
+    """A camera frame (H, W, 3) in B, G, R order, as OpenCV gives: paper-grey with the photo of
+    the number (`form`, scale 3) in its middle, or no number for None."""
+    width, height = size
+    canvas = np.full((height, width, 3), 228, np.uint8)
+    if digits is not None:
+        photo = np.asarray(compose(digits, form, rng, scale=3).convert("RGB"))[..., ::-1]
+        photo = photo[:height, :width]
+        top, left = (height - photo.shape[0]) // 2, (width - photo.shape[1]) // 2
+        canvas[top:top + photo.shape[0], left:left + photo.shape[1]] = photo
+    return canvas

@@ -9,31 +9,21 @@ from conftest import model_path
 from edge import camera
 from edge.classifier import DigitClassifier
 from edge.reader import read_grey_image
-from edge.synthetic import compose
+from edge.synthetic import frame
 
 cv2 = pytest.importorskip("cv2", reason="edge.camera needs OpenCV: pip install -r edge/requirements-camera.txt")
 SIZE = (640, 480)
 
 
-def frame_of(pixels, seed):
-    """A 640x480 BGR frame: the photo of a number pasted on paper-grey, or no number for None."""
-    frame = np.full((SIZE[1], SIZE[0], 3), 228, np.uint8)
-    if pixels is not None:
-        photo = np.asarray(compose(pixels, "paper", np.random.default_rng(seed), scale=3))[..., ::-1]
-        top, left = (SIZE[1] - photo.shape[0]) // 2, (SIZE[0] - photo.shape[1]) // 2
-        frame[top:top + photo.shape[0], left:left + photo.shape[1]] = photo
-    return frame
-
-
 @pytest.fixture(scope="module")
 def video(tmp_path_factory, digits):
     pixels = digits[0]
-    frames = [frame_of(pixels[0:4], k) for k in range(4)] + [frame_of(None, 0)] * 2 + [
-        frame_of(pixels[4:7], k) for k in range(3)]
+    frames = [frame(pixels[0:4], np.random.default_rng(k)) for k in range(4)] + [
+        frame(None, np.random.default_rng(0))] * 2 + [frame(pixels[4:7], np.random.default_rng(k)) for k in range(3)]
     path = tmp_path_factory.mktemp("video") / "numbers.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, SIZE)
-    for frame in frames:
-        writer.write(frame)
+    for image in frames:
+        writer.write(image)
     writer.release()
     return path
 
