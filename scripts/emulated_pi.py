@@ -1,6 +1,6 @@
-"""An emulated Raspberry Pi 4 classifies stored digits with the int8 model; its labels must match x86's.
+"""An emulated Raspberry Pi 4 classifies digits, reads a photo of a number and benchmarks, as x86 does.
 
-    python scripts/emulated_pi.py [--fixtures build/edge-fixtures] [--digits 12]
+    python scripts/emulated_pi.py [--fixtures build/edge-fixtures] [--digits 12] [--no-bench]
 
 Set-up, cached in build/pi/ and skipped when there:
   - qemu-user-static from Debian (apt-get install), when qemu-aarch64-static is missing
@@ -8,9 +8,13 @@ Set-up, cached in build/pi/ and skipped when there:
     download python3.11-minimal:arm64 libc6:arm64 ...), unpacked with dpkg -x into build/pi/root
   - aarch64 wheels of the interpreter (default tflite-runtime 2.14 with numpy<2, as on Raspberry
     Pi OS bookworm's Python 3.11), pip-downloaded for manylinux aarch64 and unpacked beside it
-Then `python3.11 -m edge.classify model_int8.tflite --csv digits.csv` runs under
-`qemu-aarch64-static -cpu cortex-a72` (the Pi 4's core), the same command runs on x86 with
---x86_python, and the labels are compared. Exit 0 when they match, 1 when not, 2 on set-up errors.
+Then, under `qemu-aarch64-static -cpu cortex-a72` (the Pi 4's core) and on x86 with --x86_python:
+  - `python3.11 -m edge.classify model_int8.tflite --csv digits.csv`: the labels are compared;
+  - `python3.11 -m edge.read model_int8.tflite number.png --json`, a photo of a number composed
+    from stored digits (edge/synthetic.py): the text, the labels and the boxes are compared;
+  - `python3.11 -m edge.bench model_int8.tflite model_float32.tflite` (short): both tables printed,
+    the emulated one labelled so (qemu's speed is not a Pi's; nothing is compared).
+Exit 0 when the answers match, 1 when not, 2 on set-up errors.
 
 --interpreter "ai-edge-litert==2.3.0" runs LiteRT instead. LiteRT 2.2 and later crash under
 qemu-user 7.2 while probing the CPU: qemu shows the guest the host's x86 /proc/cpuinfo. --pi_cpuinfo
@@ -20,6 +24,7 @@ bind-mounts a Pi 4's /proc/cpuinfo for the emulated run (unshare; needs root), a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -35,6 +40,9 @@ DEBIAN_PACKAGES = [  # python3.11 and what it and the interpreters' shared objec
 ]
 WHEEL_PLATFORMS = ["manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64",
                    "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
+PILLOW = "pillow==13.0.0"  # edge.read's image files, as in edge/tests/requirements-*.txt
+BENCH_ARGS = ["--threads", "1", "4", "--runs", "50", "--batch", "64", "--batches", "3"]  # minutes, not hours, under qemu
+PHOTO_DIGITS = 4
 PI4_CPUINFO = "".join(
     f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\n"
     "CPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n" for i in range(4)
@@ -87,9 +95,10 @@ def python_root(state: dict) -> Path:
 
 
 def site_packages(interpreter: str) -> Path:
-    """aarch64 wheels of the interpreter and numpy, unpacked into one folder for PYTHONPATH."""
+    """aarch64 wheels of the interpreter, numpy and Pillow, unpacked into one folder for PYTHONPATH."""
     requirements = [interpreter, "numpy<2"] if interpreter.startswith("tflite-runtime") else [interpreter]
-    site = CACHE / ("site-" + "".join(c if c.isalnum() or c in ".-" else "_" for c in interpreter))
+    requirements.append(PILLOW)
+    site = CACHE / ("site-" + "".join(c if c.isalnum() or c in ".-" else "_" for c in "-".join(requirements)))
     if (site / ".complete").is_file():
         return site
     wheels = site.with_name(site.name + "-wheels")
@@ -113,13 +122,40 @@ def stored_digits(fixtures: Path, count: int) -> Path:
     return target
 
 
-def labels_from(command: list[str], what: str, **kwargs) -> list[int]:
+def number_photo(fixtures: Path, count: int) -> tuple[Path, str]:
+    """A photo of a number made of stored digits (paper, uneven light, JPEG), and the number's true text."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from edge.synthetic import compose
+
+    table = np.loadtxt(fixtures / "digits.csv", delimiter=",", skiprows=1, dtype=np.int64)[:count]
+    target = CACHE / "number.jpg"
+    compose(table[:, 1:].astype(np.uint8), "uneven", np.random.default_rng(0)).save(target, quality=90)
+    return target, "".join(str(label) for label in table[:, 0])
+
+
+def output_of(command: list[str], what: str, **kwargs) -> str:
+    """stdout of a command (its stderr shown); a failure is a SetupError."""
     print(f"\n{what}:\n+ {' '.join(command)}", flush=True)
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, **kwargs)
     sys.stdout.write(result.stderr)
     if result.returncode != 0:
         raise SetupError(f"{what} failed with exit code {result.returncode}")
-    return [int(line.split(",")[1]) for line in result.stdout.splitlines()[1:]]
+    return result.stdout
+
+
+def labels_from(command: list[str], what: str, **kwargs) -> list[int]:
+    return [int(line.split(",")[1]) for line in output_of(command, what, **kwargs).splitlines()[1:]]
+
+
+def compare_readings(x86: dict, arm: dict, truth: str) -> bool:
+    print(f"\n{'':<8}{'text':>8}  labels, boxes")
+    for name, reading in (("true", {"text": truth, "digits": []}), ("x86_64", x86), ("pi", arm)):
+        print(f"{name:<8}{reading['text']:>8}  " + " ".join(f"{d['label']}@{d['box']}" for d in reading["digits"]))
+    same = [(d["label"], d["box"]) for d in x86["digits"]] == [(d["label"], d["box"]) for d in arm["digits"]]
+    print("ok: the emulated Pi reads the photo as x86 does" if same else "FAIL: the emulated Pi reads it otherwise")
+    return same
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="what the Pi runs, a pip requirement (default: %(default)s)")
     parser.add_argument("--pi_cpuinfo", action="store_true", help="show the emulated run a Pi 4's /proc/cpuinfo")
     parser.add_argument("--x86_python", default=sys.executable, help="Python for the x86 run (default: this one)")
+    parser.add_argument("--bench", action=argparse.BooleanOptionalAction, default=True,
+                        help="run edge.bench on both (default: %(default)s)")
     args = parser.parse_args(argv)
     fixtures = Path(args.fixtures)
     model = fixtures / "model_int8.tflite"
@@ -139,20 +177,30 @@ def main(argv: list[str] | None = None) -> int:
             raise SetupError(f"{model}: missing; `make test-edge` (scripts/edge_fixtures.py) builds it")
         state: dict = {}
         emulator, root, site = qemu(state), python_root(state), site_packages(args.interpreter)
-        digits = stored_digits(fixtures, args.digits)
-        classify = ["-m", "edge.classify", str(model), "--csv", str(digits), "--threads", "4"]
-        x86 = labels_from([args.x86_python, *classify], "x86_64")
-        pi = [emulator, "-cpu", "cortex-a72", "-L", str(root), "-E", f"PYTHONPATH={site}:{ROOT}",
-              str(root / "usr/bin/python3.11"), *classify]
+        python = str(root / "usr/bin/python3.11")
+        pi = [emulator, "-cpu", "cortex-a72", "-L", str(root), "-E", f"PYTHONPATH={site}:{ROOT}", python]
         if args.pi_cpuinfo:
             cpuinfo = CACHE / "cpuinfo-pi4"
             cpuinfo.write_text(PI4_CPUINFO)
             pi = ["unshare", "--mount", "sh", "-c", f'mount --bind {cpuinfo} /proc/cpuinfo && exec "$@"', "sh", *pi]
-        machine = subprocess.run([*pi[:pi.index(str(root / "usr/bin/python3.11")) + 1], "-c",
-                                  "import platform; print(platform.machine(), platform.python_version())"],
+        machine = subprocess.run([*pi, "-c", "import platform; print(platform.machine(), platform.python_version())"],
                                  capture_output=True, text=True, check=True).stdout.strip()
-        arm = labels_from(pi, f"emulated Raspberry Pi 4 ({machine}, {args.interpreter})", timeout=600)
-    except (SetupError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+        emulated = f"emulated Raspberry Pi 4 ({machine}, {args.interpreter})"
+        digits = stored_digits(fixtures, args.digits)
+        classify = ["-m", "edge.classify", str(model), "--csv", str(digits), "--threads", "4"]
+        x86 = labels_from([args.x86_python, *classify], "x86_64")
+        arm = labels_from([*pi, *classify], emulated, timeout=600)
+        photo, number = number_photo(fixtures, PHOTO_DIGITS)
+        read = ["-m", "edge.read", str(model), str(photo), "--json", "--threads", "4"]
+        x86_reading = json.loads(output_of([args.x86_python, *read], "x86_64"))
+        arm_reading = json.loads(output_of([*pi, *read], emulated, timeout=600))
+        if args.bench:
+            bench = ["-m", "edge.bench", str(model), str(fixtures / "model_float32.tflite"), *BENCH_ARGS]
+            sys.stdout.write(output_of([args.x86_python, *bench], "x86_64 edge.bench"))
+            sys.stdout.write(output_of([*pi, *bench], f"{emulated} edge.bench: EMULATED, not a Pi's speed"
+                                       + ("" if args.pi_cpuinfo else "; qemu shows the host's cpuinfo"),
+                                       timeout=1200))
+    except (SetupError, subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     truth = [int(line.split(",")[0]) for line in digits.read_text().splitlines()[1:]]
@@ -164,8 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         print("FAIL: the emulated Pi's labels differ from x86's", file=sys.stderr)
     else:
         print(f"ok: the emulated Pi 4 gives the x86 labels for all {len(arm)} digits")
-    print(f"test-pi: {same} passed, {len(truth) - same} failed")  # one line a CI log reader counts
-    return 0 if same == len(truth) == len(x86) else 1
+    photo_same = compare_readings(x86_reading, arm_reading, number)
+    passed = same + photo_same
+    total = len(truth) + 1
+    print(f"test-pi: {passed} passed, {total - passed} failed")  # one line a CI log reader counts
+    return 0 if passed == total and len(x86) == len(truth) else 1
 
 
 if __name__ == "__main__":
