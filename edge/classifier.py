@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import platform
 import threading
 import warnings
 from pathlib import Path
@@ -25,6 +26,7 @@ import numpy as np
 IMAGE_SIZE = 28
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NUM_CLASSES = 10
+WHEEL_MACHINES = ("aarch64", "arm64", "x86_64", "AMD64")  # where the interpreters publish wheels
 
 
 def load_interpreter_class() -> tuple[type, str]:
@@ -44,11 +46,17 @@ def load_interpreter_class() -> tuple[type, str]:
     try:
         import tensorflow as tf  # the heavy last resort, e.g. on the training machine
     except ImportError:
-        raise ImportError(
-            "no TFLite interpreter installed: `pip install -r edge/requirements.txt` "
-            "(ai-edge-litert or tflite-runtime)"
-        ) from None
+        raise ImportError(no_interpreter_message(platform.machine(), platform.python_version())) from None
     return tf.lite.Interpreter, "tensorflow"
+
+
+def no_interpreter_message(machine: str, python: str) -> str:
+    """Why no interpreter could be imported, and what to do, in one line."""
+    if machine not in WHEEL_MACHINES:  # e.g. armv7l (32-bit Raspberry Pi OS), armv6l (Pi Zero, Pi 1)
+        return (f"no TFLite interpreter for {machine}: ai-edge-litert and tflite-runtime publish wheels for 64-bit "
+                f"ARM (aarch64) and x86-64 only; install 64-bit Raspberry Pi OS (a Pi 3, 4, 5 or Zero 2)")
+    return (f"no TFLite interpreter installed for Python {python}: `pip install -r edge/requirements.txt` "
+            "(ai-edge-litert, or tflite-runtime for Python 3.11 and older)")
 
 
 @dataclasses.dataclass

@@ -77,3 +77,11 @@ def test_missing_or_broken_model_file(tmp_path):
     broken.write_bytes(b"not a flatbuffer")
     with pytest.raises(ValueError, match="broken.tflite: not a TFLite model"):
         DigitClassifier(broken)
+
+
+def test_no_interpreter_is_one_line_that_says_what_to_do():
+    from edge.classifier import no_interpreter_message
+
+    armv7 = no_interpreter_message("armv7l", "3.13.5")
+    assert "no TFLite interpreter for armv7l" in armv7 and "64-bit Raspberry Pi OS" in armv7 and "\n" not in armv7
+    assert "pip install -r edge/requirements.txt" in no_interpreter_message("aarch64", "3.11.2")
