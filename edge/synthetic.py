@@ -40,9 +40,13 @@ def ink_row(digits: np.ndarray, rng: np.random.Generator, scale: int = 4) -> np.
 
 def compose(digits: np.ndarray, form: str, rng: np.random.Generator, scale: int = 4) -> Image.Image:
     """One photo of the number the digits spell, in `form` (see FORMS)."""
+    return render(ink_row(digits, rng, scale), form, rng)
+
+
+def render(ink: np.ndarray, form: str, rng: np.random.Generator) -> Image.Image:
+    """Ink 0..1 (H, W) as a photo in `form`: paper or board, light, colour, turn and JPEG."""
     if form not in FORMS:
         raise ValueError(f"unknown form {form!r}; one of {', '.join(FORMS)}")
-    ink = ink_row(digits, rng, scale)
     if form in ("rotated", "all"):  # the page turns under the camera: ink, paper and light alike
         angle = float(rng.uniform(-8, 8))
         turned = Image.fromarray(ink, "F").rotate(angle, resample=Image.Resampling.BICUBIC)
@@ -73,13 +77,12 @@ def compose(digits: np.ndarray, form: str, rng: np.random.Generator, scale: int 
 
 def frame(digits: np.ndarray | None, rng: np.random.Generator, size: tuple[int, int] = (640, 480),
           form: str = "paper") -> np.ndarray:
-    """A camera frame (H, W, 3) in B, G, R order, as OpenCV gives: paper-grey with the photo of
-    the number (`form`, scale 3) in its middle, or no number for None."""
+    """A camera frame (H, W, 3) in B, G, R order, as OpenCV gives: the whole frame in `form`, the
+    number (scale 3) in its middle, or no number for None."""
     width, height = size
-    canvas = np.full((height, width, 3), 228, np.uint8)
+    ink = np.zeros((height, width), np.float32)
     if digits is not None:
-        photo = np.asarray(compose(digits, form, rng, scale=3).convert("RGB"))[..., ::-1]
-        photo = photo[:height, :width]
-        top, left = (height - photo.shape[0]) // 2, (width - photo.shape[1]) // 2
-        canvas[top:top + photo.shape[0], left:left + photo.shape[1]] = photo
-    return canvas
+        row = ink_row(digits, rng, scale=3)[:height, :width]
+        top, left = (height - row.shape[0]) // 2, (width - row.shape[1]) // 2
+        ink[top:top + row.shape[0], left:left + row.shape[1]] = row
+    return np.asarray(render(ink, form, rng).convert("RGB"))[..., ::-1].copy()
