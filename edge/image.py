@@ -36,7 +36,7 @@ class ImageError(ValueError):
 
 def load_digit(path: str | Path) -> np.ndarray:
     """The image file at `path` as an MNIST-like uint8 (28, 28) array of raw pixels 0..255."""
-    grey = read_grey(path)
+    grey, _ = read_grey(path)
     try:
         return mnist_like(grey)
     except ImageError as err:
@@ -44,8 +44,9 @@ def load_digit(path: str | Path) -> np.ndarray:
 
 
 def read_grey(source: str | Path | bytes | BinaryIO, name: str | None = None,
-              max_side: int | None = None) -> np.ndarray:
-    """An image file (a path, its bytes, or an open binary file) as float greyscale 0..255.
+              max_side: int | None = None) -> tuple[np.ndarray, float]:
+    """An image file (a path, its bytes, or an open binary file) as float greyscale 0..255, and
+    the file's pixels per pixel of it (above 1 when shrunk).
 
     EXIF rotation applied, transparency judged (see the module's docstring), shrunk so that its
     longer side is at most max_side when given. Errors name `name` (default: the path)."""
@@ -57,7 +58,7 @@ def read_grey(source: str | Path | bytes | BinaryIO, name: str | None = None,
             if width * height > MAX_PIXELS:
                 raise ImageError(f"{label}: {width}x{height} pixels is larger than the {MAX_PIXELS:,} taken")
             if max_side and max(image.size) > max_side:
-                image.draft("RGB", (max_side, max_side))  # JPEG: decode at a fraction of full size
+                image.draft(None, (max_side, max_side))  # JPEG: decode at a fraction of full size
             image = ImageOps.exif_transpose(image)  # phone photos carry their rotation in EXIF
             if max_side and max(image.size) > max_side:
                 image.thumbnail((max_side, max_side), Image.Resampling.BOX)
@@ -70,10 +71,9 @@ def read_grey(source: str | Path | bytes | BinaryIO, name: str | None = None,
         if isinstance(err, ImageError):
             raise
         raise ImageError(f"{label}: not a readable image (PNG, JPEG, ...): {err}") from None
-    if min(grey.shape) < MIN_SIDE:
-        raise ImageError(f"{label}: too small, {grey.shape[1]}x{grey.shape[0]} pixels; "
-                         f"a digit needs at least {MIN_SIDE}x{MIN_SIDE}")
-    return grey
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{label}: too small, {width}x{height} pixels; a digit needs at least {MIN_SIDE}x{MIN_SIDE}")
+    return grey, max(width, height) / max(grey.shape)
 
 
 def flatten(image: Image.Image) -> np.ndarray:
