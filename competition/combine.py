@@ -27,7 +27,8 @@ from competition.cv import SETTINGS_FILE, fold_indices, fold_runs, score_folds
 from competition.data import load_train
 from competition.io import write_json
 from competition.predict import model_paths
-from competition.runs import ENSEMBLE_FILE, exit_status
+from competition.errors import add_debug_flag, exit_status
+from competition.runs import ENSEMBLE_FILE, exclusive
 
 
 def cv_settings(folder: Path) -> dict:
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="test-time augmented copies per digit when evaluating (default: %(default)s)")
     parser.add_argument("--also", nargs="+", default=[],
                         help="runs or ensembles whose models join the submission but not the CV (trained on every row)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.tta < 0:
         parser.error("--tta must be at least 0")
@@ -93,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.models_dir) / f"cv-{args.name}"
     if out in folders + also:
         parser.error(f"--name {args.name}: that is one of the folders being combined")
-    return exit_status(lambda: run(folders, out, args.data_dir, args.tta, also))
+
+    def work():
+        with exclusive(out, "a combination of cross-validations"):
+            return run(folders, out, args.data_dir, args.tta, also)
+
+    return exit_status(work, args.debug)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ from competition.data import load_train
 from competition.io import write_json
 from competition.metrics import agreement
 from competition.predict import stacked_probabilities
-from competition.runs import ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE, exit_status, is_run, open_resumable
+from competition.errors import add_debug_flag, exit_status
+from competition.runs import ENSEMBLE_FILE, METRICS_FILE, MODEL_FILE, exclusive, is_run, open_resumable
 
 SETTINGS_FILE = "cv_config.json"
 # Settings a fold may be reused under: everything that changes what it learns.
@@ -188,13 +189,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="test-time augmented copies per digit when evaluating (default: %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="delete this CV's models and start over")
     add_workers_flag(parser)
+    add_debug_flag(parser)
     cfg, args = parse_train_config(parser, argv)
     if args.k < 2 or any(not 1 <= f <= args.k for f in args.folds or []):
         parser.error("--k must be at least 2 and --folds between 1 and k")
     if args.seeds < 1 or args.tta < 0 or args.jobs < 1:
         parser.error("--seeds and --jobs must be at least 1, --tta at least 0")
     cfg = named_after_preset(cfg, args.preset)
-    return exit_status(lambda: run(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh, args.jobs))
+
+    def work():  # two CVs of one name at once would train the same folds twice and race on cv.json
+        with exclusive(Path(cfg.models_dir) / f"cv-{cfg.name}", "a cross-validation"):
+            return run(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh, args.jobs)
+
+    return exit_status(work, args.debug, interrupted="finished folds are kept: the same command continues")
 
 
 if __name__ == "__main__":

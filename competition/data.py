@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from competition.config import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+from competition.errors import DataError
+from competition.files import read_csv, shorten
 
 PIXEL_COLUMNS = [f"pixel{i}" for i in range(NUM_PIXELS)]
 TRAIN_COLUMNS = ["label", *PIXEL_COLUMNS]
@@ -25,10 +27,6 @@ COMPETITION_ZIP = "digit-recognizer.zip"
 # A folder holding this file was made by `make demo-data`: every run on it says so.
 DEMO_MARKER = "DEMO_DATA.md"
 DEMO_TEST_LABELS = "test_labels.csv"  # the demo set can score itself; Kaggle's test labels are hidden
-
-
-class DataError(ValueError):
-    """Input data that is not what the competition serves."""
 
 
 @dataclass
@@ -63,8 +61,8 @@ def find_csv(data_dir: str | Path, name: str) -> str:
             with zipfile.ZipFile(archive) as zf:
                 if name in zf.namelist():
                     return f"{archive}::{name}"
-        except zipfile.BadZipFile as err:
-            raise DataError(f"{archive}: cannot be read: {err}") from None
+        except (zipfile.BadZipFile, OSError) as err:
+            raise DataError(f"{archive}: cannot be read: {err}: cut short or corrupt? Fetch it again") from None
     raise DataError(
         f"{folder}: no {name}, {name}.gz or {COMPETITION_ZIP} containing {name}. "
         "Run `make data` (Kaggle) or `make demo-data` (offline demo set), or pass --data_dir."
@@ -84,27 +82,12 @@ def is_demo(data_dir: str | Path) -> bool:
 
 
 def _load(source: str, columns: list[str], data_dir: str | Path) -> Digits:
-    frame = _read_csv(source)
+    frame = read_csv(source)
     values = validate(frame, columns, source)
     labels = values[:, 0].astype(np.int64) if columns[0] == "label" else None
     pixels = values[:, -NUM_PIXELS:].astype(np.uint8)
     images = pixels.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
     return Digits(images=images, labels=labels, source=source, demo=is_demo(data_dir))
-
-
-def _read_csv(source: str) -> pd.DataFrame:
-    try:
-        if "::" in source:
-            archive, member = source.split("::", 1)
-            with zipfile.ZipFile(archive) as zf, zf.open(member) as handle:
-                return pd.read_csv(handle)
-        return pd.read_csv(source)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{source}: the file is empty; expected a header line and data rows") from None
-    except pd.errors.ParserError as err:
-        raise DataError(f"{source}: not a well-formed CSV: {err}") from None
-    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as err:
-        raise DataError(f"{source}: cannot be read: {err}") from None
 
 
 def validate(frame: pd.DataFrame, columns: list[str], source: str) -> np.ndarray:
@@ -115,7 +98,7 @@ def validate(frame: pd.DataFrame, columns: list[str], source: str) -> np.ndarray
         got = header[position] if position < len(header) else "(end of header)"
         want = columns[position] if position < len(columns) else "(end of header)"
         raise DataError(
-            f"{source}, line 1 (header), column {position + 1}: expected {want!r}, got {got!r} "
+            f"{source}, line 1 (header), column {position + 1}: expected {want!r}, got {shorten(got)!r} "
             f"(expected {len(columns)} columns: {columns[0]}, ..., {columns[-1]}; got {len(header)})"
         )
     if frame.empty:

@@ -21,6 +21,7 @@ from sklearn.datasets import load_digits
 
 from competition.config import DEMO_DATA_DIR, IMAGE_SIZE
 from competition.data import DEMO_MARKER, DEMO_TEST_LABELS, PIXEL_COLUMNS
+from competition.errors import add_debug_flag, exit_status
 from competition.io import atomic_path, write_text
 
 TEST_FRACTION = 0.2
@@ -72,11 +73,15 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", default=str(DEMO_DATA_DIR), help="folder to write (default: %(default)s)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    counts = write_demo_data(args.out)
+    return exit_status(lambda: write_and_say(args.out), args.debug)
+
+
+def write_and_say(out: str) -> None:
+    counts = write_demo_data(out)
     print(f"demo-data: {counts['train']} train / {counts['test']} test rows (scikit-learn digits, "
-          f"upscaled to 28x28) -> {args.out}")
-    return 0
+          f"upscaled to 28x28) -> {out}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ from competition.data import load_test, load_train
 from competition.io import write_json
 from competition.metrics import agreement, classification_metrics
 from competition.predict import member_probabilities
-from competition.runs import ENSEMBLE_FILE, METRICS_FILE, exit_status, open_resumable
+from competition.errors import add_debug_flag, exit_status
+from competition.runs import ENSEMBLE_FILE, METRICS_FILE, exclusive, open_resumable
 
 SETTINGS_FILE = "ensemble_config.json"
 
@@ -89,11 +90,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="test-time augmented copies per digit when evaluating (default: %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="delete this ensemble's members and start over")
     add_workers_flag(parser)
+    add_debug_flag(parser)
     cfg, args = parse_train_config(parser, argv)
     if args.k < 1 or args.jobs < 1 or args.tta < 0:
         parser.error("--k and --jobs must be at least 1, --tta at least 0")
     cfg = named_after_preset(cfg, args.preset)
-    return exit_status(lambda: run(cfg, args.k, args.tta, args.fresh, args.jobs))
+
+    def work():  # two ensembles of one name at once would train the same members twice
+        with exclusive(Path(cfg.models_dir) / f"ensemble-{cfg.name}", "an ensemble"):
+            return run(cfg, args.k, args.tta, args.fresh, args.jobs)
+
+    return exit_status(work, args.debug, interrupted="finished members are kept: the same command continues")
 
 
 if __name__ == "__main__":

@@ -15,22 +15,26 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import shutil
 import sys
 import tempfile
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
-import pandas as pd
-
 from competition.config import DATA_DIR
-from competition.data import COMPETITION_ZIP, DataError, load_test, load_train
-from competition.kaggle_client import BACKOFF_S, RETRIES, KaggleClient, KaggleError
+from competition.data import COMPETITION_ZIP, load_test, load_train
+from competition.errors import DataError, add_debug_flag, exit_status
+from competition.files import MEMBER_SEP, read_csv, unreadable
+from competition.io import pid_alive
+from competition.kaggle_client import BACKOFF_S, RETRIES, KaggleClient
 from competition.submission import SubmissionError, check_submission
 
 REQUIRED = ("train.csv", "test.csv")
 SAMPLE = "sample_submission.csv"  # in the competition's zip; not needed to train, so optional elsewhere
+STAGING_PREFIX = ".get_data-"  # + the fetch's process id
 
 
 def check_folder(folder: Path) -> list[tuple[str, int, int]]:
@@ -39,8 +43,8 @@ def check_folder(folder: Path) -> list[tuple[str, int, int]]:
     found = [("train.csv", len(train)), ("test.csv", len(test))]
     if (folder / SAMPLE).is_file():
         try:
-            check_submission(pd.read_csv(folder / SAMPLE), len(test), str(folder / SAMPLE))
-        except (SubmissionError, ValueError) as err:
+            check_submission(read_csv(folder / SAMPLE), len(test), str(folder / SAMPLE))
+        except SubmissionError as err:
             raise DataError(str(err)) from None
         found.append((SAMPLE, len(test)))
     return [(name, rows, (folder / name).stat().st_size) for name, rows in found]
@@ -57,36 +61,55 @@ def installed(data_dir: Path) -> list[tuple[str, int, int]] | None:
         return None
 
 
-def extract_zip(archive: Path, out: Path) -> None:
-    """The competition's CSVs from its zip into out, by name whatever folder they sit in."""
+def extract_zip(archive: Path, out: Path, shown: str | None = None) -> dict[str, str]:
+    """The competition's CSVs from its zip into out, by name whatever folder they sit in; for each,
+    where it came from, as messages name it (`shown` names the archive, default its path)."""
+    shown = shown or str(archive)
     try:
         with zipfile.ZipFile(archive) as zf:
             members = {Path(m).name: m for m in zf.namelist() if Path(m).name in (*REQUIRED, SAMPLE)}
             missing = [name for name in REQUIRED if name not in members]
             if missing:
-                raise DataError(f"{archive}: no {' or '.join(missing)} inside (it holds: "
+                raise DataError(f"{shown}: no {' or '.join(missing)} inside (it holds: "
                                 f"{', '.join(zf.namelist()) or 'nothing'})")
             for name, member in members.items():
                 with zf.open(member) as src, open(out / name, "wb") as dst:
                     shutil.copyfileobj(src, dst)
-    except (zipfile.BadZipFile, EOFError) as err:
-        raise DataError(f"{archive}: not a readable zip ({err})") from None
+    except (zipfile.BadZipFile, EOFError, zlib.error) as err:
+        raise DataError(f"{shown}: not a readable zip ({err}): cut short or corrupt? Fetch it again") from None
+    return {name: f"{shown}{MEMBER_SEP}{member}" for name, member in members.items()}
 
 
-def copy_folder(source: Path, out: Path) -> None:
-    """name.csv or name.csv.gz from source into out as plain name.csv."""
+def copy_folder(source: Path, out: Path) -> dict[str, str]:
+    """name.csv or name.csv.gz from source into out as plain name.csv; for each, the file it came from."""
+    origins = {}
     for name in (*REQUIRED, SAMPLE):
         plain, packed = source / name, source / f"{name}.gz"
         try:
             if plain.is_file():
                 shutil.copyfile(plain, out / name)
+                origins[name] = str(plain)
             elif packed.is_file():
                 with gzip.open(packed) as src, open(out / name, "wb") as dst:
                     shutil.copyfileobj(src, dst)
+                origins[name] = str(packed)
             elif name in REQUIRED:
                 raise DataError(f"{source}: no {name} or {name}.gz")
-        except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
-            raise DataError(f"{packed if not plain.is_file() else plain}: cannot be read ({err})") from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as err:  # other OSErrors name their file themselves
+            raise unreadable(packed, err) from None
+    return origins
+
+
+def checked(staging: Path, origins: dict[str, str]) -> list[tuple[str, int, int]]:
+    """check_folder(staging), its errors naming the user's files rather than their staged copies,
+    which are gone by the time the message is read."""
+    try:
+        return check_folder(staging)
+    except DataError as err:
+        message = str(err)
+        for name, origin in origins.items():
+            message = message.replace(str(staging / name), origin)
+        raise DataError(message) from None
 
 
 def run(data_dir: str | Path, source: str | None = None, force: bool = False,
@@ -99,8 +122,9 @@ def run(data_dir: str | Path, source: str | None = None, force: bool = False,
 
     start = time.perf_counter()
     data.mkdir(parents=True, exist_ok=True)
-    # Staged beside its destination so that the renames below stay on one file system.
-    with tempfile.TemporaryDirectory(prefix=".get_data-", dir=data) as tmp:
+    # Staged beside its destination so that the renames below stay on one file system; named after
+    # this process, so that the next fetch knows a staging folder whose process is gone as litter.
+    with tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=_without_killed_fetches(data)) as tmp:
         staging = Path(tmp)
         if source is None:
             client = KaggleClient(retries=retries, backoff_s=backoff_s)
@@ -108,22 +132,32 @@ def run(data_dir: str | Path, source: str | None = None, force: bool = False,
             archive = staging / "download" / COMPETITION_ZIP
             size = client.download_data(archive)
             origin = f"Kaggle ({COMPETITION_ZIP}, {size:,} bytes in {time.perf_counter() - start:.1f}s)"
-            extract_zip(archive, staging)
+            origins = extract_zip(archive, staging, shown=f"{COMPETITION_ZIP} as downloaded from Kaggle")
         elif Path(source).is_file():
-            extract_zip(Path(source), staging)
+            origins = extract_zip(Path(source), staging)
             origin = source
         elif Path(source).is_dir():
-            copy_folder(Path(source), staging)
+            origins = copy_folder(Path(source), staging)
             origin = source
         else:
             raise DataError(f"{source}: no such file or folder; expected the competition's zip or a folder "
                             "with train.csv and test.csv (plain or .gz)")
-        files = check_folder(staging)
+        files = checked(staging, origins)
         for name, _, _ in files:
             (staging / name).replace(data / name)
     print(f"data: {len(files)} files from {origin} -> {data} ({time.perf_counter() - start:.1f}s)")
     _print_files(files)
     return files
+
+
+def _without_killed_fetches(data: Path) -> Path:
+    """data, once the staging folders of fetches that were killed (their process gone) are removed."""
+    for stale in data.glob(f"{STAGING_PREFIX}*"):
+        pid = stale.name[len(STAGING_PREFIX):].split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+            print(f"data: removed {stale}, left by a fetch that was killed")
+    return data
 
 
 def _print_files(files: list[tuple[str, int, int]]) -> None:
@@ -142,18 +176,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="tries after the first on network errors and 5xx (default: %(default)s)")
     parser.add_argument("--backoff_s", type=float, default=BACKOFF_S,
                         help="first wait before a retry, doubled each time (default: %(default)s)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.retries < 0 or args.backoff_s < 0:
         parser.error("--retries and --backoff_s must be 0 or more")
-    try:
-        run(args.data_dir, args.source, args.force, args.retries, args.backoff_s)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KaggleError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(lambda: run(args.data_dir, args.source, args.force, args.retries, args.backoff_s),
+                       args.debug, interrupted=f"{args.data_dir} is as it was")
 
 
 if __name__ == "__main__":

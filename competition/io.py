@@ -1,11 +1,13 @@
 """Files written whole: to a temporary name beside the target, then renamed over it.
 
-A crash leaves the old file or the new one, never half of one.
+A crash leaves the old file or the new one, never half of one; the temporary file of a writer that
+was killed (`.<name>.<pid>.tmp`, its pid gone) is removed by the next write of that file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 from pathlib import Path
@@ -17,12 +19,35 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `path`, on error it is removed."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_killed_writes(target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         yield tmp
         os.replace(tmp, target)
+    except OSError as err:
+        if err.filename is None:  # a write() that failed (no space left) says no file: name the target
+            err.filename = str(target)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _remove_killed_writes(target: Path) -> None:
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = tmp.name[len(target.name) + 2 : -len(".tmp")]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (a temporary file's writer)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_text(path: str | Path, text: str) -> None:

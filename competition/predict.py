@@ -14,13 +14,13 @@ set. Delete that folder (or pass cache=False) to recompute.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from competition.files import load_model, read_json
 from competition.io import atomic_path
 from competition.runs import ENSEMBLE_FILE, MODEL_FILE
 
@@ -35,7 +35,7 @@ def model_paths(folder: Path) -> list[Path]:
     """The model files behind a run folder (one) or an ensemble folder (its members')."""
     ensemble = folder / ENSEMBLE_FILE
     if ensemble.is_file():
-        members = json.loads(ensemble.read_text())["members"]
+        members = read_json(ensemble, keys=("members",))["members"]
         return [folder / member / MODEL_FILE for member in members]
     return [folder / MODEL_FILE]
 
@@ -99,9 +99,7 @@ def stacked_probabilities(model_files: list[Path], images: np.ndarray, tta: int 
         stamp, target = _model_stamp(path), _cache_path(path, key, tta)
         probs = _cached(target, stamp) if cache else None
         if probs is None:
-            import keras  # heavy: imported only when predicting
-
-            probs = model_probabilities(keras.models.load_model(path), images, tta)
+            probs = model_probabilities(load_model(path), images, tta)
             if cache:
                 _store(target, probs, stamp)
         stacked.append(probs)

@@ -1,22 +1,28 @@
 """Run folders under models/: each run is self-describing and appears whole or not at all.
 
 A run is built in a hidden `.tmp-<id>` folder and renamed to `<id>` once everything is in it, so a
-crash or Ctrl-C never leaves a folder that looks like a finished run.
+crash or Ctrl-C never leaves a folder that looks like a finished run. While it is built, its process
+holds a lock on `.tmp-<id>.lock` beside it; a `.tmp-<id>` whose lock nobody holds was left by a
+process that was killed (kill -9, a power cut), and the next command that looks in the folder
+removes it. Work that two commands must not do at once in one folder (a CV, an ensemble, a search)
+takes `exclusive(folder)`: the second one is refused with a message naming the first.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import fcntl
 import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
-from competition.data import DataError
+from competition.errors import BusyError, ProjectError
+from competition.files import read_json
 from competition.io import write_json
 
 MODEL_FILE = "model.keras"
@@ -28,6 +34,11 @@ LOG_FILE = "train.log"
 ROWS_FILE = "rows.npz"  # the train.csv rows a run trained and validated on, when chosen for it (CV folds)
 ENSEMBLE_FILE = "ensemble.json"  # marks an ensemble folder: members' run folders inside
 TUNED_NAME = "tuned"  # runs of the searched model, preferred by default
+
+TMP_PREFIX = ".tmp-"
+LOCK_SUFFIX = ".lock"
+# A run's bytes on disk beside its model: logs, history, metrics, predictions; and some to spare.
+RUN_SLACK_BYTES = 2 * 2**20
 
 log = logging.getLogger("competition")
 
@@ -41,23 +52,128 @@ def run_folder(models_dir: str | Path, run_id: str) -> Iterator[Path]:
     """Yield a temporary folder to fill; on success it becomes models_dir/run_id."""
     models = Path(models_dir)
     models.mkdir(parents=True, exist_ok=True)
+    remove_killed_runs(models)
     final = models / run_id
     if final.exists():
         raise FileExistsError(f"{final} exists already")
-    tmp = models / f".tmp-{run_id}"
-    tmp.mkdir()
-    handler = logging.FileHandler(tmp / LOG_FILE)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    log.addHandler(handler)
+    tmp = models / f"{TMP_PREFIX}{run_id}"
+    # The lock before the folder: a .tmp folder whose lock is free belongs to no living process.
+    with _held(_lock_path(tmp)) as held:
+        if held is None:
+            raise BusyError(f"{tmp} is being written by another process: a run of the same name started "
+                            "in the same second; start this one again")
+        tmp.mkdir()
+        handler = logging.FileHandler(tmp / LOG_FILE)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+        try:
+            yield tmp
+            log.removeHandler(handler)
+            handler.close()
+            os.replace(tmp, final)
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+            shutil.rmtree(tmp, ignore_errors=True)  # a failed run leaves nothing behind
+
+
+def _lock_path(tmp: Path) -> Path:
+    return tmp.with_name(tmp.name + LOCK_SUFFIX)
+
+
+@contextlib.contextmanager
+def _held(lock: Path) -> Iterator[int | None]:
+    """An exclusive flock on the file `lock` for the block: its descriptor, or None when another
+    process holds it. The kernel releases it when the process ends, however it ends; the file is
+    removed when the block ends, so that locks leave nothing behind."""
+    fd = _acquire(lock)
     try:
-        yield tmp
-        log.removeHandler(handler)
-        handler.close()
-        os.replace(tmp, final)
+        yield fd
     finally:
-        log.removeHandler(handler)
-        handler.close()
-        shutil.rmtree(tmp, ignore_errors=True)  # a failed run leaves nothing behind
+        if fd is not None:
+            lock.unlink(missing_ok=True)  # before the release: whoever waits then makes a new file
+            os.close(fd)
+
+
+def _acquire(lock: Path) -> int | None:
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return fd
+        os.close(fd)  # its last holder removed it as we opened it: lock the file that is there now
+
+
+def remove_killed_runs(models_dir: str | Path) -> list[Path]:
+    """Remove the .tmp-<id> folders in models_dir that no living process is writing (their lock is
+    free): runs killed before they finished. Each is named on stderr; one that cannot be removed
+    (a read-only folder) is reported instead. Returns those removed."""
+    removed = []
+    folder = Path(models_dir)
+    if not folder.is_dir():
+        return removed
+    for tmp in sorted(p for p in folder.iterdir() if p.name.startswith(TMP_PREFIX) and p.is_dir()):
+        try:
+            with _held(_lock_path(tmp)) as held:
+                if held is None:
+                    continue  # a run in progress in another process
+                shutil.rmtree(tmp)
+        except FileNotFoundError:
+            continue  # it finished (renamed) while we looked
+        except OSError as err:
+            print(f"note: {tmp} was left by a run that was killed; it cannot be removed ({err.strerror}): "
+                  "delete it by hand", file=sys.stderr)
+            continue
+        print(f"note: removed {tmp}, left by a run that was killed before it finished", file=sys.stderr)
+        removed.append(tmp)
+    return removed
+
+
+@contextlib.contextmanager
+def exclusive(folder: str | Path, what: str = "") -> Iterator[Path]:
+    """Hold `folder` for this process for the block: a lock file beside it (so that deleting the
+    folder, as --fresh does, keeps the lock) that names the holder. BusyError if another process holds
+    it, saying which. `what` names the work in that message (e.g. "a cross-validation")."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    lock = folder.with_name(f".{folder.name}{LOCK_SUFFIX}")
+    with _held(lock) as fd:
+        if fd is None:
+            holder = lock.read_text().strip() or "another process"
+            raise BusyError(f"{folder} is in use by {holder}{f' ({what})' if what else ''}: wait until it ends, "
+                            "or give this one another --name")
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}: {' '.join(sys.argv)}".encode())
+        yield folder
+
+
+def check_room(folder: str | Path, needed_bytes: int, what: str) -> None:
+    """Before a long job: ProjectError unless folder is (or can be made) a folder this process can
+    write to, with needed_bytes free, so that a full or read-only disk is found now, not at the end."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ProjectError(f"{folder}: a file, not a folder: {what} needs a folder there")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:  # permission denied, a read-only file system: said of the folder
+        raise OSError(err.errno, err.strerror, str(folder)) from None
+    free = shutil.disk_usage(folder).free
+    if free < needed_bytes:
+        raise ProjectError(f"{folder}: {free / 2**20:.1f} MB free, {what} needs about "
+                           f"{needed_bytes / 2**20:.1f} MB: free some space or pass --models_dir elsewhere")
+
+
+def run_bytes(parameters: int, ema: bool = False) -> int:
+    """What a run writes, about: model.keras holds float32 weights and Adam's two moments (three
+    copies; four with --ema's average), plus logs and predictions."""
+    return parameters * 4 * (4 if ema else 3) + RUN_SLACK_BYTES
 
 
 def is_run(path: Path) -> bool:
@@ -72,6 +188,7 @@ def resolve_run(models_dir: str | Path, run: str | None = None, name: str | None
     """A run folder: `run` (a path, or an id under models_dir); else the newest run called `name`;
     else the newest tuned run (`make train-best`); else the newest run."""
     models = Path(models_dir)
+    remove_killed_runs(models)
     if run:
         for candidate in (Path(run), models / run):
             if is_run(candidate) or is_ensemble(candidate):
@@ -95,7 +212,7 @@ def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...], defau
     done the way that default does it."""
     if not path.is_file():
         return False
-    saved = {**(defaults or {}), **json.loads(path.read_text())}
+    saved = {**(defaults or {}), **read_json(path)}
     changed = [key for key in keys if saved.get(key) != settings.get(key)]
     if changed:
         diffs = ", ".join(f"{key} {saved.get(key)} -> {settings.get(key)}" for key in changed)
@@ -137,14 +254,3 @@ def setup_console_logging(prefix: str = "") -> None:
         log.addHandler(console)
     log.setLevel(logging.INFO)
     log.propagate = False
-
-
-def exit_status(work: Callable[[], object]) -> int:
-    """A command's exit status: 0 when work() finishes; 2, the reason on stderr, when the data or the
-    settings are wrong (a malformed CSV, folders that do not match)."""
-    try:
-        work()
-    except (DataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0

@@ -11,7 +11,6 @@ unless --out says otherwise, and prints where it wrote and which model made it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from competition.config import DATA_DIR, MODELS_DIR, NUM_CLASSES
-from competition.data import DEMO_TEST_LABELS, DataError, load_test
+from competition.data import DEMO_TEST_LABELS, load_test
+from competition.errors import ProjectError, add_debug_flag, exit_status
+from competition.files import read_csv, read_json, shorten
 from competition.io import atomic_path
 from competition.predict import model_paths, probabilities
 from competition.runs import METRICS_FILE, MODEL_FILE, resolve_run
@@ -28,14 +29,14 @@ SUBMISSION_FILE = "submission.csv"
 HEADER = ["ImageId", "Label"]
 
 
-class SubmissionError(ValueError):
+class SubmissionError(ProjectError):
     """A submission Kaggle would reject or mis-score."""
 
 
 def check_submission(frame: pd.DataFrame, n_test: int, source: str = "submission") -> None:
     """Raise SubmissionError unless frame is exactly one valid row per test image, in order."""
     if list(frame.columns) != HEADER:
-        raise SubmissionError(f"{source}: header must be {','.join(HEADER)}, got {','.join(map(str, frame.columns))}")
+        raise SubmissionError(f"{source}: header must be {','.join(HEADER)}, got {shorten(','.join(map(str, frame.columns)))}")
     if len(frame) != n_test:
         raise SubmissionError(f"{source}: {len(frame)} rows, expected one per test image ({n_test})")
     for name in HEADER:
@@ -64,13 +65,13 @@ def write_submission(labels: np.ndarray, out: Path, n_test: int) -> pd.DataFrame
 def run(run: str | None, data_dir: str, models_dir: str, out: str | None, name: str | None = None,
         tta: int = 0) -> Path:
     folder = resolve_run(models_dir, run, name)
+    metrics_path = folder / METRICS_FILE  # read first: a bad one is refused before anything is written
+    validation = read_json(metrics_path).get("validation") if metrics_path.is_file() else None
     test = load_test(data_dir)
     labels = probabilities(folder, test.images, tta).argmax(axis=1)
     target = Path(out) if out else folder / SUBMISSION_FILE
     frame = write_submission(labels, target, len(test))
 
-    metrics_path = folder / METRICS_FILE
-    validation = json.loads(metrics_path.read_text()).get("validation") if metrics_path.is_file() else None
     val_acc = validation["accuracy"] if validation else None
     counts = np.bincount(frame["Label"], minlength=NUM_CLASSES)
     models = model_paths(folder)
@@ -83,7 +84,7 @@ def run(run: str | None, data_dir: str, models_dir: str, out: str | None, name: 
         print("note: DEMO data (scikit-learn digits): this submission is not for Kaggle")
         truth = Path(data_dir) / DEMO_TEST_LABELS
         if truth.is_file():  # only the demo set has its test labels; the competition hides them
-            accuracy = (pd.read_csv(truth)["Label"].to_numpy() == frame["Label"].to_numpy()).mean()
+            accuracy = (read_csv(truth)["Label"].to_numpy() == frame["Label"].to_numpy()).mean()
             print(f"demo test accuracy: {accuracy:.4f} against {truth}")
     return target
 
@@ -97,13 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
     parser.add_argument("--out", default=None, help="where to write (default: RUN/submission.csv)")
     parser.add_argument("--tta", type=int, default=0, help="test-time augmented copies per digit (default: %(default)s)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
-        run(args.run, args.data_dir, args.models_dir, args.out, args.name, args.tta)
-    except (DataError, SubmissionError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: run(args.run, args.data_dir, args.models_dir, args.out, args.name, args.tta), args.debug)
 
 
 if __name__ == "__main__":

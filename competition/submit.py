@@ -14,16 +14,16 @@ the message, in the run's kaggle_submissions.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
 
 from competition.config import DATA_DIR, MODELS_DIR
-from competition.data import DataError, load_test
+from competition.data import load_test
+from competition.errors import add_debug_flag, exit_status
+from competition.files import read_csv, read_json
 from competition.io import write_json
 from competition.kaggle_client import BACKOFF_S, RETRIES, KaggleClient, KaggleError
 from competition.runs import METRICS_FILE, resolve_run
@@ -46,10 +46,7 @@ def checked_submission(folder: Path, data_dir: str | Path) -> tuple[Path, int]:
     if test.demo:
         raise SubmissionError(f"{test.source} is DEMO data: check against the competition's test.csv "
                               "(`make data`, or --data_dir)")
-    try:
-        frame = pd.read_csv(path)
-    except (ValueError, OSError) as err:  # pandas' parser and empty-data errors are ValueErrors
-        raise SubmissionError(f"{path}: cannot be read as CSV ({err})") from None
+    frame = read_csv(path)
     check_submission(frame, len(test), str(path))
     return path, len(frame)
 
@@ -115,12 +112,12 @@ def list_submissions(retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> li
 
 def _metrics(folder: Path) -> dict:
     path = folder / METRICS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(path) if path.is_file() else {}
 
 
 def _record(folder: Path, entry: dict) -> None:
     path = folder / RECORD_FILE
-    entries = json.loads(path.read_text()) if path.is_file() else []
+    entries = read_json(path) if path.is_file() else []
     entries = [e for e in entries if e.get("ref") != entry["ref"]] + [entry]
     write_json(path, entries)
 
@@ -140,22 +137,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="tries after the first on network errors and 5xx (default: %(default)s)")
     parser.add_argument("--backoff_s", type=float, default=BACKOFF_S,
                         help="first wait before a retry, doubled each time (default: %(default)s)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.timeout_s <= 0 or args.poll_s <= 0 or args.retries < 0 or args.backoff_s < 0:
         parser.error("--timeout_s and --poll_s must be above 0, --retries and --backoff_s 0 or more")
-    try:
-        if args.list:
-            list_submissions(args.retries, args.backoff_s)
-        else:
-            run(args.run, args.data_dir, args.models_dir, args.message, args.timeout_s, args.poll_s,
-                args.retries, args.backoff_s)
-    except (DataError, SubmissionError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KaggleError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    if args.list:
+        return exit_status(lambda: list_submissions(args.retries, args.backoff_s), args.debug)
+    return exit_status(lambda: run(args.run, args.data_dir, args.models_dir, args.message, args.timeout_s,
+                                   args.poll_s, args.retries, args.backoff_s), args.debug)
 
 
 if __name__ == "__main__":

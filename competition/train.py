@@ -32,6 +32,7 @@ from competition import search_space
 from competition.augment import batches_per_epoch, make_dataset
 from competition.config import NUM_CLASSES, TrainConfig, parse_train_config, threads_each
 from competition.data import DataError, Digits, load_train
+from competition.errors import add_debug_flag, debug_requested, exit_status
 from competition.io import write_json
 from competition.metrics import classification_metrics
 from competition.pseudo import pseudo_labelled
@@ -42,8 +43,10 @@ from competition.runs import (
     METRICS_FILE,
     MODEL_FILE,
     ROWS_FILE,
+    check_room,
     new_run_id,
     resolve_run,
+    run_bytes,
     run_folder,
     setup_console_logging,
 )
@@ -254,6 +257,9 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
     """
     setup_console_logging()
     set_threads(cfg.threads)
+    # A full or read-only models folder found now rather than after the training; the model is
+    # built to be measured before the seed is set, so the one trained is the same as without it.
+    check_room(cfg.models_dir, run_bytes(build_model(cfg)[0].count_params(), bool(cfg.ema)), "this run")
     keras.utils.set_random_seed(cfg.seed)
     run_id = new_run_id(cfg.name)
     with run_folder(cfg.models_dir, run_id) as folder:
@@ -354,6 +360,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    add_debug_flag(parser)
     cfg, _ = parse_train_config(parser, argv)
     if cfg.arch not in models.ARCHITECTURES:
         parser.error(f"--arch {cfg.arch!r}: choose from {', '.join(models.ARCHITECTURES)}")
@@ -366,15 +373,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
-    try:
-        run(cfg)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: no run folder was written", file=sys.stderr)
-        return 130
-    return 0
+    return exit_status(lambda: run(cfg), debug_requested(argv), interrupted="no run folder was written")
 
 
 if __name__ == "__main__":

@@ -36,9 +36,11 @@ import keras_tuner as kt
 from competition import search_space
 from competition.augment import batches_per_epoch, make_dataset
 from competition.config import SearchConfig, add_flags, from_flags, threads_each
-from competition.data import DataError, load_train
-from competition.io import atomic_path, write_json
-from competition.runs import check_same_settings
+from competition.data import load_train
+from competition.errors import FileError, add_debug_flag, exit_status
+from competition.files import read_json
+from competition.io import atomic_path, write_json, write_text
+from competition.runs import check_same_settings, exclusive
 from competition.train import onehot, set_threads, split
 
 TUNERS = ("hyperband", "random", "bayesian")
@@ -46,6 +48,7 @@ SEARCH_CONFIG_FILE = "search_config.json"
 RESULTS_FILE = "results.csv"
 BEST_FILE = "best_hyperparameters.json"
 TRIAL_LOG_FILE = "trial_log.json"  # per trial: which tuner ran it, seconds
+TUNER_STATE = ("trials/oracle.json", "trials/*.json", "trials/trial_*/trial.json")  # keras-tuner's own files
 # Settings that define a search: a rerun must match them to resume it.
 IDENTITY = ("tuner", "max_epochs", "factor", "iterations", "max_trials", "val_size", "split_seed", "seed",
             "batch_size", "learning_rate", "augment", "rotation_deg", "shift_frac", "zoom_frac")
@@ -53,6 +56,32 @@ IDENTITY = ("tuner", "max_epochs", "factor", "iterations", "max_trials", "val_si
 
 def search_dir(cfg: SearchConfig) -> Path:
     return Path(cfg.models_dir) / f"search-{cfg.name or cfg.tuner}"
+
+
+def _save_json_whole(path, obj) -> str:
+    """keras-tuner's utils.save_json, but written whole (a temporary file renamed over the old):
+    its own writes in place, so a kill mid-write left oracle.json or a trial.json cut short, and
+    the search could not be resumed."""
+    if "://" in str(path):  # a cloud path: keras-tuner's own writer
+        return _save_json_in_place(path, obj)
+    text = json.dumps(obj)
+    write_text(path, text)
+    return text
+
+
+# keras-tuner's oracle, trials and tuner all save through this one function.
+_save_json_in_place, kt.src.utils.save_json = kt.src.utils.save_json, _save_json_whole
+
+
+def check_tuner_state(folder: Path) -> None:
+    """FileError naming the first of keras-tuner's files in folder that cannot be read, instead of
+    its traceback on resuming (a search killed mid-write before they were written whole)."""
+    for pattern in TUNER_STATE:
+        for path in sorted(folder.glob(pattern)):
+            try:
+                read_json(path)
+            except FileError as err:
+                raise FileError(f"{err}; the search cannot resume from it: pass --fresh to start over") from None
 
 
 def hyperband_plan(max_epochs: int, factor: int, iterations: int = 1) -> tuple[int, int]:
@@ -104,7 +133,7 @@ class SearchMonitor:
         self.start = time.monotonic()
         self.started: dict[str, float] = {}
         log_path = folder / TRIAL_LOG_FILE
-        self.trial_log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+        self.trial_log = read_json(log_path) if log_path.is_file() else {}
         self.epochs_this_session = 0
         self.planned_trials, self.planned_epochs = planned(cfg)
         self._create, self._end = oracle.create_trial, oracle.end_trial
@@ -211,16 +240,25 @@ def best_record(trial, cfg: SearchConfig) -> dict:
 
 
 def run(cfg: SearchConfig, fresh: bool = False) -> Path:
-    """Run (or resume, or serve as chief, or work for) a search; return its folder."""
-    folder = search_dir(cfg)
+    """Run (or resume, or serve as chief, or work for) a search; return its folder. The chief (or
+    the single process) holds the folder: a second search of it at once is refused, as its oracle
+    would overwrite the first one's."""
     role = os.environ.get("KERASTUNER_TUNER_ID", "")
-    worker = "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in role
+    if "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in role:
+        return _search(cfg, fresh, role, worker=True)
+    with exclusive(search_dir(cfg), "a search"):
+        return _search(cfg, fresh, role, worker=False)
+
+
+def _search(cfg: SearchConfig, fresh: bool, role: str, worker: bool) -> Path:
+    folder = search_dir(cfg)
     if fresh and not worker and folder.exists():
         shutil.rmtree(folder)
     resuming = False if worker else check_same_settings(folder / SEARCH_CONFIG_FILE, cfg.to_dict(), IDENTITY)
     folder.mkdir(parents=True, exist_ok=True)
     if not worker:
         write_json(folder / SEARCH_CONFIG_FILE, cfg.to_dict())
+        check_tuner_state(folder)
 
     set_threads(cfg.threads)
     keras.utils.set_random_seed(cfg.seed)
@@ -311,23 +349,23 @@ def main(argv: list[str] | None = None) -> int:
     # --jobs as in cv and ensemble; --workers in keras-tuner's words
     parser.add_argument("--workers", "--jobs", dest="workers", type=int, default=0,
                         help="run a chief and this many workers on this machine (default: 0, one process)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     cfg = from_flags(args, SearchConfig)
     if cfg.tuner not in TUNERS:
         parser.error(f"--tuner {cfg.tuner!r}: choose from {', '.join(TUNERS)}")
     if args.workers:
-        if args.fresh and search_dir(cfg).exists():
+        return exit_status(lambda: cluster(cfg, args.workers, args.fresh), args.debug)
+    return exit_status(lambda: run(cfg, fresh=args.fresh), args.debug,
+                       interrupted="run the same command again to resume")
+
+
+def cluster(cfg: SearchConfig, workers: int, fresh: bool) -> int:
+    """run_local_cluster's exit code, after --fresh removed the search (unless a search holds it)."""
+    if fresh and search_dir(cfg).exists():
+        with exclusive(search_dir(cfg), "a search"):
             shutil.rmtree(search_dir(cfg))
-        return run_local_cluster(cfg, args.workers)
-    try:
-        run(cfg, fresh=args.fresh)
-    except (DataError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
-    return 0
+    return run_local_cluster(cfg, workers)
 
 
 if __name__ == "__main__":

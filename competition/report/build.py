@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from competition.config import MODELS_DIR, NUM_CLASSES
-from competition.data import DataError, Digits, load_train
+from competition.data import Digits, load_train
+from competition.errors import add_debug_flag, exit_status
 from competition.io import write_text
 from competition.report import figures
 from competition.report.optional import edge_section, local_path, tuning_section
@@ -288,13 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="the newest run with this name, e.g. report-aug or demo")
     parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
     parser.add_argument("--data_dir", default=None, help="folder with train.csv (default: the run's own data_dir)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
-        run(args.run, args.models_dir, args.data_dir, args.name)
-    except (DataError, ReportError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status(lambda: run(args.run, args.models_dir, args.data_dir, args.name), args.debug)
 
 
 if __name__ == "__main__":
