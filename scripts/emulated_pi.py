@@ -12,6 +12,9 @@ Then, under `qemu-aarch64-static -cpu cortex-a72` (the Pi 4's core) and on x86 w
   - `python3.11 -m edge.classify model_int8.tflite --csv digits.csv`: the labels are compared;
   - `python3.11 -m edge.read model_int8.tflite number.png --json`, a photo of a number composed
     from stored digits (edge/synthetic.py): the text, the labels and the boxes are compared;
+  - `python3.11 -m edge.camera model_int8.tflite --source numbers.avi --headless --json`, a 640x480
+    video of numbers (scripts/camera_video.py, written by --x86_python, which needs OpenCV): each
+    frame's reading is compared, and both frame rates printed;
   - `python3.11 -m edge.bench model_int8.tflite model_float32.tflite` (short): both tables printed,
     the emulated one labelled so (qemu's speed is not a Pi's; nothing is compared).
 Exit 0 when the answers match, 1 when not, 2 on set-up errors.
@@ -41,6 +44,8 @@ DEBIAN_PACKAGES = [  # python3.11 and what it and the interpreters' shared objec
 WHEEL_PLATFORMS = ["manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64",
                    "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
 PILLOW = "pillow==13.0.0"  # edge.read's image files, as in edge/tests/requirements-*.txt
+OPENCV = "opencv-python-headless==4.11.0.86"  # edge.camera's video file, as in edge/requirements-camera.txt
+VIDEO_FRAMES = 30  # a 640x480 video of numbers for edge.camera --headless: 3 s at 10 fps
 BENCH_ARGS = ["--threads", "1", "4", "--runs", "50", "--batch", "64", "--batches", "3"]  # minutes, not hours, under qemu
 PHOTO_DIGITS = 4
 PI4_CPUINFO = "".join(
@@ -97,7 +102,7 @@ def python_root(state: dict) -> Path:
 def site_packages(interpreter: str) -> Path:
     """aarch64 wheels of the interpreter, numpy and Pillow, unpacked into one folder for PYTHONPATH."""
     requirements = [interpreter, "numpy<2"] if interpreter.startswith("tflite-runtime") else [interpreter]
-    requirements.append(PILLOW)
+    requirements += [PILLOW, OPENCV]
     site = CACHE / ("site-" + "".join(c if c.isalnum() or c in ".-" else "_" for c in "-".join(requirements)))
     if (site / ".complete").is_file():
         return site
@@ -194,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
         read = ["-m", "edge.read", str(model), str(photo), "--json", "--threads", "4"]
         x86_reading = json.loads(output_of([args.x86_python, *read], "x86_64"))
         arm_reading = json.loads(output_of([*pi, *read], emulated, timeout=600))
+        video = CACHE / "numbers-640x480.avi"
+        output_of([args.x86_python, str(ROOT / "scripts/camera_video.py"), "--out", str(video), "--digits",
+                   str(fixtures / "digits.csv"), "--frames", str(VIDEO_FRAMES), "--codec", "FFV1"],
+                  "a video of numbers (lossless: x86's and ARM's JPEG decoders differ by a few grey levels)")
+        camera = ["-m", "edge.camera", str(model), "--source", str(video), "--headless", "--json", "--threads", "4"]
+        x86_frames = [json.loads(line)["text"] for line in output_of([args.x86_python, *camera], "x86_64").splitlines()]
+        arm_frames = [json.loads(line)["text"] for line in output_of([*pi, *camera], emulated, timeout=900).splitlines()]
         if args.bench:
             bench = ["-m", "edge.bench", str(model), str(fixtures / "model_float32.tflite"), *BENCH_ARGS]
             sys.stdout.write(output_of([args.x86_python, *bench], "x86_64 edge.bench"))
@@ -213,8 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"ok: the emulated Pi 4 gives the x86 labels for all {len(arm)} digits")
     photo_same = compare_readings(x86_reading, arm_reading, number)
-    passed = same + photo_same
-    total = len(truth) + 1
+    frames_same = x86_frames == arm_frames and len(x86_frames) == VIDEO_FRAMES
+    differing = sum(a != b for a, b in zip(x86_frames, arm_frames))
+    print(f"ok: the emulated Pi reads all {len(arm_frames)} video frames as x86 does" if frames_same else
+          f"FAIL: {differing} of {len(arm_frames)} video frames read otherwise on the emulated Pi")
+    passed = same + photo_same + frames_same
+    total = len(truth) + 2
     print(f"test-pi: {passed} passed, {total - passed} failed")  # one line a CI log reader counts
     return 0 if passed == total and len(x86) == len(truth) else 1
 
