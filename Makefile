@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= $(or $(DIGITS_DATA_DIR),data)
+MODELS_DIR ?= $(or $(DIGITS_MODELS_DIR),models)
 DEMO_DIR := data/demo
 # Extra flags for the module a target runs, e.g. make train ARGS="--epochs 5 --seed 1"
 ARGS ?=
@@ -56,8 +57,16 @@ SEARCH ?= hyperband
 tune: $(VENV)/.installed ## search the report's hyperparameter space (Hyperband, resumable; WORKERS=N for a local cluster)
 	$(PY) -m competition.tune --data_dir $(DATA_DIR) --workers $(WORKERS) $(ARGS)
 
-train-best: $(VENV)/.installed ## retrain the search's best hyperparameters (augmented) into models/<time>-tuned
-	$(PY) -m competition.train --data_dir $(DATA_DIR) --name tuned --augment --hparams models/search-$(SEARCH)/best_hyperparameters.json $(ARGS)
+train-best: $(VENV)/.installed ## retrain the search's best hyperparameters (augmented) into MODELS_DIR/<time>-tuned
+	$(PY) -m competition.train --data_dir $(DATA_DIR) --name tuned --augment --models_dir $(MODELS_DIR) --hparams $(MODELS_DIR)/search-$(SEARCH)/best_hyperparameters.json $(ARGS)
+
+# One command from the data to a checked submission: make best [RECIPE=fast] [ARGS="--budget_minutes 60"];
+# python -m competition.best --list names the recipes.
+RECIPE ?= fast
+.PHONY: best
+
+best: $(VENV)/.installed ## train RECIPE (report, fast, best-single, best-ensemble) into models/recipe-RECIPE/ with its checked submission.csv
+	$(PY) -m competition.best --recipe $(RECIPE) --data_dir $(DATA_DIR) $(ARGS)
 
 # Beyond the report: make cv K=5 ARGS="--preset strong", make ensemble K=5 ARGS="--preset strong".
 K ?= 5
@@ -72,14 +81,14 @@ ensemble: $(VENV)/.installed ## train K members (seeds), average their probabili
 combine: $(VENV)/.installed ## CVS="cv-a cv-b" NAME=n: CVs of the same folds as one ensemble, scored per fold -> models/cv-NAME
 	$(PY) -m competition.combine --data_dir $(DATA_DIR) $(CVS) --name $(NAME) $(ARGS)
 
-submission: $(VENV)/.installed ## predict test.csv with RUN (default: newest tuned run, else newest) into RUN/submission.csv
+submission: $(VENV)/.installed ## predict test.csv with RUN (default: the run or ensemble with the best recorded score) into RUN/submission.csv
 	$(PY) -m competition.submission --data_dir $(DATA_DIR) $(RUN_FLAG) $(ARGS)
 
 # Report: make report [RUN=id] [ARGS="--data_dir DIR"]; setup-browser is for its browser test.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 .PHONY: report setup-browser
 
-report: $(VENV)/.installed ## figures and one HTML page for RUN (default: newest tuned, else newest) in RUN/report/
+report: $(VENV)/.installed ## figures and one HTML page for RUN (default: the run with the best recorded score) in RUN/report/
 	$(PY) -m competition.report $(RUN_FLAG) $(ARGS)
 
 setup-browser: ## install Debian's chromium (headless, for the report's browser test) if missing
@@ -93,7 +102,7 @@ MODEL ?= $(EDGE_FIXTURES)/model_int8.tflite
 EDGE_PY := .venv-litert/bin/python
 .PHONY: tflite check-edge test-edge test-pi read serve camera bench-edge load-test-serve read-accuracy
 
-tflite: $(VENV)/.installed ## export RUN (default: newest tuned, else newest) to float32, dynamic-range, float16 and int8 TFLite in RUN/tflite/
+tflite: $(VENV)/.installed ## export RUN (default: the run with the best recorded score) to float32, dynamic-range, float16 and int8 TFLite in RUN/tflite/
 	$(PY) -m edge.export $(RUN_FLAG) $(ARGS)
 
 check-edge: $(VENV)/.installed ## each TFLite variant vs the Keras model: accuracy, agreement, size, latency; fails if int8 drops > 0.3 points

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from competition.config import DATA_DIR, MODELS_DIR
-from competition.cv import SETTINGS_FILE, fold_indices, fold_runs, score_folds
+from competition.folds import SETTINGS_FILE, fold_indices, fold_runs, score_folds
 from competition.data import load_train
 from competition.io import write_json
 from competition.predict import model_paths

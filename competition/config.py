@@ -1,16 +1,14 @@
 """Paths and defaults for every step: the one place they live.
 
-Command lines override a few keys; the resolved TrainConfig is saved beside every model.
+Command lines override them (competition/cli.py); the resolved TrainConfig is saved beside every
+model.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 from pathlib import Path
-
-from competition.hardware import usable_cores
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +28,8 @@ NUM_CLASSES = 10
 # (competition/hardware.py): elsewhere it is emulated and slower than float32.
 COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
 PRECISIONS = ("auto", *COMPUTE_PRECISIONS)
+# The model designs (--arch): competition/model.py builds each.
+ARCH_NAMES = ("report", "strong", "resnet")
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -63,10 +63,6 @@ class TrainConfig:
     rotation_deg: float = 10.0
     shift_frac: float = 0.1
     zoom_frac: float = 0.1
-    # Elastic distortion on top (augment only): field scale alpha (0 = off) and smoothing sigma in
-    # pixels. Ciresan et al. (2010) used alpha 36, sigma 6 for these digits: about 0.9 px a pixel.
-    elastic_alpha: float = 0.0
-    elastic_sigma: float = 6.0
     # Semi-supervised (competition/pseudo.py): test.csv's digits, labelled by the models of this run or
     # ensemble/CV folder, train too; kept where their mean probability reaches pseudo_min_confidence.
     pseudo: str = ""
@@ -92,6 +88,12 @@ PRESETS = {
 # model better on the held-out folds at twice the minutes; 4x the epochs gained nothing more
 # (docs/experiments.md).
 PRESETS["strong-long"] = dict(PRESETS["strong"], epochs=50, lr_decay=0.9 ** 0.5)
+# The report's model 2, as `make train-aug` trains it.
+PRESETS["report-aug"] = dict(augment=True)
+# The long recipe with the weights' moving average saved in place of the last step's, and its
+# residual twin: the members of the best recipes (competition/recipes.py).
+PRESETS["strong-long-ema"] = dict(PRESETS["strong-long"], ema=0.999)
+PRESETS["resnet-long-ema"] = dict(PRESETS["strong-long-ema"], arch="resnet")
 
 
 @dataclasses.dataclass
@@ -125,62 +127,3 @@ class SearchConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One typed --flag per field of a config dataclass, its default shown in --help."""
-    for field in dataclasses.fields(cls):
-        flag = f"--{field.name}"
-        if field.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default,
-                                help="(default: %(default)s)")
-        else:
-            kind = {"int": int, "float": float, "str": str}[field.type]
-            parser.add_argument(flag, type=kind, default=field.default, help="(default: %(default)s)")
-
-
-def add_workers_flag(parser: argparse.ArgumentParser) -> None:
-    """--jobs: how many models of a CV or an ensemble train at once (competition.train.run_all)."""
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="models trained at once, each in its own process with its share of the cores "
-                             "(default: %(default)s)")
-
-
-def threads_each(workers: int) -> int:
-    """Intra-op threads for each of `workers` processes on this machine: the cores shared, not oversubscribed."""
-    return max(1, usable_cores() // workers)
-
-
-def from_flags(args: argparse.Namespace, cls: type):
-    names = {field.name for field in dataclasses.fields(cls)}
-    return cls(**{key: value for key, value in vars(args).items() if key in names})
-
-
-def named_after_preset(cfg: TrainConfig, preset: str | None) -> TrainConfig:
-    """cfg, its name defaulting to the preset's (folders such as models/cv-strong)."""
-    return cfg if cfg.name != TrainConfig.name else dataclasses.replace(cfg, name=preset or "report")
-
-
-def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[TrainConfig, argparse.Namespace]:
-    """TrainConfig from the command line: --preset NAME sets defaults, other flags override them."""
-    add_flags(parser, TrainConfig)
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
-                        help="start from a named configuration (default: the report's)")
-    known, _ = parser.parse_known_args(argv)
-    if known.preset:
-        parser.set_defaults(**PRESETS[known.preset])
-    args = parser.parse_args(argv)
-    if args.precision not in PRECISIONS:
-        parser.error(f"--precision {args.precision!r}: choose from {', '.join(PRECISIONS)}")
-    if not 0 <= args.ema < 1:
-        parser.error(f"--ema {args.ema}: a momentum in [0, 1); 0 is off")
-    if args.ema and args.early_stopping:  # its restored best epoch would silently replace the average
-        parser.error("--ema needs --no-early_stopping (use --lr_decay, as the strong preset does)")
-    if args.pseudo:  # found now, as a path: CV and ensemble members run with their own models_dir
-        from competition.runs import resolve_run  # runs imports data, which imports this module
-
-        try:
-            args.pseudo = str(resolve_run(args.models_dir, args.pseudo).resolve())
-        except FileNotFoundError as err:
-            parser.error(f"--pseudo: {err}")
-    return from_flags(args, TrainConfig), args

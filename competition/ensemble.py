@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from competition import train
-from competition.config import TrainConfig, add_workers_flag, named_after_preset, parse_train_config
-from competition.cv import IDENTITY
+from competition import splits, training
+from competition.cli import add_workers_flag, named_after_preset, parse_train_config
+from competition.config import TrainConfig
 from competition.data import load_test, load_train
 from competition.io import write_json
 from competition.metrics import agreement, classification_metrics
@@ -52,18 +52,18 @@ def evaluate(folder: Path, member_names: list[str], images: np.ndarray, labels: 
 
 def run(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, workers: int = 1) -> Path:
     folder = Path(cfg.models_dir) / f"ensemble-{cfg.name}"
-    open_resumable(folder, SETTINGS_FILE, {**cfg.to_dict(), "k": k}, IDENTITY, fresh,  # k may grow: members are reused
-                   defaults=TrainConfig().to_dict())
+    open_resumable(folder, SETTINGS_FILE, {**training.recorded_settings(cfg), "k": k}, training.IDENTITY, fresh,  # k may grow
+                   defaults=training.RECORDED_DEFAULTS)
 
-    jobs = [train.Job(dataclasses.replace(cfg, seed=cfg.seed + i - 1), folder, f"member-{i}",
+    jobs = [training.Job(dataclasses.replace(cfg, seed=cfg.seed + i - 1), folder, f"member-{i}",
                       what=f" (of {k}, seed {cfg.seed + i - 1})") for i in range(1, k + 1)]
-    members = train.run_all(jobs, workers)
+    members = training.run_all(jobs, workers)
     names = [member.name for member in members]
     seconds = sum(json.loads((member / METRICS_FILE).read_text())["train_seconds"] for member in members)
     write_json(folder / ENSEMBLE_FILE, {"members": names, "config": cfg.to_dict()})
 
     digits = load_train(cfg.data_dir)
-    _, x_val, _, y_val = train.split(digits, cfg)
+    _, x_val, _, y_val = splits.split(digits, cfg)
     if len(x_val):
         result = evaluate(folder, names, x_val, y_val, tta)
     else:  # members saw every row: only their agreement on test.csv can be measured

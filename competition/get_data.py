@@ -30,7 +30,7 @@ from competition.errors import DataError, add_debug_flag, exit_status
 from competition.files import MEMBER_SEP, read_csv, unreadable
 from competition.io import pid_alive
 from competition.kaggle_client import BACKOFF_S, RETRIES, KaggleClient
-from competition.submission import SubmissionError, check_submission
+from competition.submission_format import SubmissionError, check_submission
 
 REQUIRED = ("train.csv", "test.csv")
 SAMPLE = "sample_submission.csv"  # in the competition's zip; not needed to train, so optional elsewhere

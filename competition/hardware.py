@@ -104,6 +104,11 @@ def usable_cores(limit: float | None = None) -> int:
     return max(1, min(cores, math.floor(limit))) if limit else cores
 
 
+def threads_each(workers: int) -> int:
+    """Intra-op threads for each of `workers` processes here: the cores shared, not oversubscribed."""
+    return max(1, usable_cores() // workers)
+
+
 def detect(gpu: bool = True) -> Hardware:
     """This machine; gpu=False skips asking TensorFlow (which imports it)."""
     cpu, flags = cpu_info()

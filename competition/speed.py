@@ -14,6 +14,25 @@ import statistics
 import time
 
 import keras
+import numpy as np
+
+from competition import model as models
+from competition.augment import make_dataset
+from competition.config import TrainConfig
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Seconds of each epoch of a fit."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
 
 
 def weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
@@ -61,3 +80,15 @@ def gemm_gflops(n: int = 2048, dtype: str = "float32", seconds: float = 1.0) -> 
         product(a, b).numpy()  # the sum forces the product to finish and adds n^2, under 0.1% of 2n^3
         times.append(time.perf_counter() - start)
     return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, steps: int = 40) -> float:
+    """Images/s at which cfg trains here: a fresh model in cfg's (settled) precision on cfg's
+    pipeline, an epoch of `steps` batches to trace and warm up, then one timed."""
+    with models.precision(cfg.precision):
+        model = models.compile_model(models.build(cfg.arch), cfg.learning_rate, ema=cfg.ema)
+    ds = make_dataset(images, onehot, cfg.batch_size, cfg.seed, cfg.augment, cfg.rotation_deg, cfg.shift_frac,
+                      cfg.zoom_frac)
+    timer = EpochTimer()
+    model.fit(ds, steps_per_epoch=steps, epochs=2, callbacks=[timer], shuffle=False, verbose=0)
+    return steps * cfg.batch_size / timer.seconds[-1]

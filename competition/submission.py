@@ -1,6 +1,6 @@
 """Predict test.csv with a trained run and write a checked Kaggle submission.
 
-    python -m competition.submission                       # the newest tuned run, else the newest
+    python -m competition.submission                       # the finished run with the best recorded score
     python -m competition.submission --name report-aug     # the newest run of that name
     python -m competition.submission --run 20261127-0930-report-aug --out submission.csv
 
@@ -15,52 +15,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from competition.config import DATA_DIR, MODELS_DIR, NUM_CLASSES
 from competition.data import DEMO_TEST_LABELS, load_test
-from competition.errors import ProjectError, add_debug_flag, exit_status
-from competition.files import read_csv, read_json, shorten
-from competition.io import atomic_path
+from competition.errors import add_debug_flag, exit_status
+from competition.files import read_csv, read_json
 from competition.predict import model_paths, probabilities
 from competition.runs import METRICS_FILE, MODEL_FILE, resolve_run
-
-SUBMISSION_FILE = "submission.csv"
-HEADER = ["ImageId", "Label"]
-
-
-class SubmissionError(ProjectError):
-    """A submission Kaggle would reject or mis-score."""
-
-
-def check_submission(frame: pd.DataFrame, n_test: int, source: str = "submission") -> None:
-    """Raise SubmissionError unless frame is exactly one valid row per test image, in order."""
-    if list(frame.columns) != HEADER:
-        raise SubmissionError(f"{source}: header must be {','.join(HEADER)}, got {shorten(','.join(map(str, frame.columns)))}")
-    if len(frame) != n_test:
-        raise SubmissionError(f"{source}: {len(frame)} rows, expected one per test image ({n_test})")
-    for name in HEADER:
-        if frame[name].dtype.kind not in "iu":
-            raise SubmissionError(f"{source}: column {name} must hold integers, got {frame[name].dtype}")
-    ids = frame["ImageId"].to_numpy()
-    wrong = np.flatnonzero(ids != np.arange(1, n_test + 1))
-    if wrong.size:
-        row = wrong[0]
-        raise SubmissionError(f"{source}, line {row + 2}: ImageId {ids[row]}, expected {row + 1} (1..{n_test} in order)")
-    labels = frame["Label"].to_numpy()
-    wrong = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
-    if wrong.size:
-        row = wrong[0]
-        raise SubmissionError(f"{source}, line {row + 2}: Label {labels[row]}, expected 0..{NUM_CLASSES - 1}")
-
-
-def write_submission(labels: np.ndarray, out: Path, n_test: int) -> pd.DataFrame:
-    frame = pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels.astype(np.int64)})
-    check_submission(frame, n_test, str(out))
-    with atomic_path(out) as tmp:
-        frame.to_csv(tmp, index=False)
-    return frame
-
+from competition.submission_format import SUBMISSION_FILE, write_submission
 
 def run(run: str | None, data_dir: str, models_dir: str, out: str | None, name: str | None = None,
         tta: int = 0) -> Path:
@@ -92,7 +54,7 @@ def run(run: str | None, data_dir: str, models_dir: str, out: str | None, name: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=None,
-                        help="run id or folder (default: the newest tuned run, else the newest run)")
+                        help="run id or folder (default: the finished run with the best recorded score)")
     parser.add_argument("--name", default=None, help="the newest run with this name, e.g. report-aug or demo")
     parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with test.csv (default: %(default)s)")
     parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")

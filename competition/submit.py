@@ -27,7 +27,7 @@ from competition.files import read_csv, read_json
 from competition.io import write_json
 from competition.kaggle_client import BACKOFF_S, RETRIES, KaggleClient, KaggleError
 from competition.runs import METRICS_FILE, resolve_run
-from competition.submission import SUBMISSION_FILE, SubmissionError, check_submission
+from competition.submission_format import SUBMISSION_FILE, SubmissionError, check_submission
 
 RECORD_FILE = "kaggle_submissions.json"  # in the run folder: every submission made from it, with scores
 TIMEOUT_S = 600.0  # Kaggle scores this competition in seconds; past ten minutes, check back later

@@ -33,15 +33,17 @@ from pathlib import Path
 import keras
 import keras_tuner as kt
 
-from competition import search_space
+from competition import hardware, search_space
 from competition.augment import batches_per_epoch, make_dataset
-from competition.config import SearchConfig, add_flags, from_flags, threads_each
+from competition.cli import SEARCH_HELP, add_flags, from_flags
+from competition.config import SearchConfig
 from competition.data import load_train
 from competition.errors import FileError, add_debug_flag, exit_status
 from competition.files import read_json
 from competition.io import atomic_path, write_json, write_text
 from competition.runs import check_same_settings, exclusive
-from competition.train import onehot, set_threads, split
+from competition.splits import split
+from competition.training import onehot
 
 TUNERS = ("hyperband", "random", "bayesian")
 SEARCH_CONFIG_FILE = "search_config.json"
@@ -260,7 +262,7 @@ def _search(cfg: SearchConfig, fresh: bool, role: str, worker: bool) -> Path:
         write_json(folder / SEARCH_CONFIG_FILE, cfg.to_dict())
         check_tuner_state(folder)
 
-    set_threads(cfg.threads)
+    hardware.apply_threads(hardware.choose_threads(cfg.threads, hardware.detect(gpu=False)))
     keras.utils.set_random_seed(cfg.seed)
     digits = load_train(cfg.data_dir)
     x_train, x_val, y_train, y_val = split(digits, cfg)
@@ -325,7 +327,7 @@ def run_local_cluster(cfg: SearchConfig, workers: int) -> int:
     command = [sys.executable, "-m", "competition.tune"]
     chief = subprocess.Popen([*command, *config_argv(cfg)], env={**base, "KERASTUNER_TUNER_ID": "chief"})
     if not cfg.threads:  # share the cores rather than oversubscribe them
-        cfg = dataclasses.replace(cfg, threads=threads_each(workers))
+        cfg = dataclasses.replace(cfg, threads=hardware.threads_each(workers))
     procs = []
     for i in range(workers):
         with open(folder / f"worker-{i}.log", "w") as log_file:
@@ -344,7 +346,7 @@ def run_local_cluster(cfg: SearchConfig, workers: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_flags(parser, SearchConfig)
+    add_flags(parser, SearchConfig, SEARCH_HELP)
     parser.add_argument("--fresh", action="store_true", help="delete the search folder and start over")
     # --jobs as in cv and ensemble; --workers in keras-tuner's words
     parser.add_argument("--workers", "--jobs", dest="workers", type=int, default=0,

@@ -38,7 +38,7 @@ CHECK_FILE = "check.json"
 
 def validation_split(folder: Path, data_dir: str | None) -> tuple[np.ndarray, np.ndarray, str]:
     """The run's own validation images and labels (the rows it was validated on), and a description."""
-    from competition.train import run_split
+    from competition.splits import run_split
 
     digits = load_train(run_data_dir(folder, data_dir))
     _, x_val, _, y_val = run_split(folder, digits)
@@ -116,7 +116,7 @@ def int8_drop_points(report: dict) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default=None, help="run id or folder (default: the newest tuned run, else the newest)")
+    parser.add_argument("--run", default=None, help="run id or folder (default: the finished run with the best recorded score)")
     parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
     parser.add_argument("--data_dir", default=None, help="train.csv to split (default: the run's own data)")
     parser.add_argument("--csv", default=None, help="check on this labelled CSV instead of the validation split")
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.latency_runs < 1 or args.max_drop < 0:
         parser.error("--latency_runs must be at least 1 and --max_drop at least 0")
     try:
-        folder = resolve_run(args.models_dir, args.run)
+        folder = resolve_run(args.models_dir, args.run, single=True)
         if args.csv:
             images, labels = read_csv(args.csv)
             if labels is None:

@@ -1,6 +1,6 @@
 """Export a trained run to TFLite for the Raspberry Pi: four variants and a manifest.
 
-    python -m edge.export                          # the newest tuned run in models/, else the newest
+    python -m edge.export                          # the best-scored run in models/
     python -m edge.export --run 20261127-081500-report-aug --calibration_size 1000
 
 Writes into RUN/tflite/:
@@ -47,7 +47,7 @@ class ExportError(RuntimeError):
 
 def calibration_images(folder: Path, data_dir: Path, size: int, seed: int = 0) -> np.ndarray:
     """A random sample of the run's training rows (never its validation images)."""
-    from competition.train import run_split
+    from competition.splits import run_split
 
     x_train, _, _, _ = run_split(folder, load_train(data_dir))
     pick = np.random.default_rng(seed).choice(len(x_train), size=min(size, len(x_train)), replace=False)
@@ -161,7 +161,7 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default=None, help="run id or folder (default: the newest tuned run, else the newest)")
+    parser.add_argument("--run", default=None, help="run id or folder (default: the finished run with the best recorded score)")
     parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
     parser.add_argument("--data_dir", default=None, help="calibration data (default: the run's own, from config.json)")
     parser.add_argument("--calibration_size", type=int, default=500,
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibration_size < 1:
         parser.error("--calibration_size must be at least 1")
     try:
-        folder = resolve_run(args.models_dir, args.run)
+        folder = resolve_run(args.models_dir, args.run, single=True)
         print(f"run: {folder}")
         export(folder, args.data_dir, args.calibration_size, out_dir=Path(args.out_dir) if args.out_dir else None)
     except (DataError, ExportError, FileNotFoundError) as err:

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from competition.config import SHARED_DATA_DIR  # noqa: E402
-from competition.cv import CV_FILE, fold_indices, scores_file  # noqa: E402
+from competition.folds import CV_FILE, fold_indices, scores_file  # noqa: E402
 from competition.data import DataError, load_test, load_train  # noqa: E402
 from competition.io import write_json  # noqa: E402
 from competition.predict import stacked_probabilities  # noqa: E402

@@ -57,7 +57,7 @@ VARIANTS = {
 
 
 def prepare(data_dir: str, out: Path = SCREEN_DATA) -> None:
-    from competition.cv import fold_indices
+    from competition.folds import fold_indices
     from competition.data import load_train
     from competition.io import atomic_path
 

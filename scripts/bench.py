@@ -27,7 +27,6 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,21 +38,9 @@ from competition.augment import make_dataset  # noqa: E402
 from competition.config import DATA_DIR, PRESETS, TrainConfig  # noqa: E402
 from competition.data import DataError, load_train  # noqa: E402
 from competition.demo_data import write_demo_data  # noqa: E402
-from competition.train import onehot  # noqa: E402
+from competition.training import onehot  # noqa: E402
 
 import keras  # noqa: E402
-
-
-class Timer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self.start)
 
 
 def notebook_model() -> keras.Model:
@@ -66,7 +53,7 @@ def notebook_model() -> keras.Model:
 
 
 def images_per_second(fit, epochs: int, images: int) -> float:
-    timer = Timer()
+    timer = speed.EpochTimer()
     fit(epochs + 1, timer)
     return images / statistics.median(timer.seconds[1:])  # the first epoch traces
 

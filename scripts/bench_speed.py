@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from competition import hardware  # noqa: E402  (first: it sets the Keras backend)
+from competition.speed import EpochTimer  # noqa: E402
 from competition import model as models  # noqa: E402
 from competition.augment import make_dataset  # noqa: E402
 from competition.config import COMPUTE_PRECISIONS, PRESETS, SHARED_DATA_DIR  # noqa: E402
 from competition.data import load_train  # noqa: E402
-from competition.train import onehot  # noqa: E402
-from bench import Timer  # noqa: E402  (scripts/ is on the path when run as a script)
+from competition.training import onehot  # noqa: E402
 
 import keras  # noqa: E402
 
@@ -47,11 +47,10 @@ CHOICES = {
     "batch": [{"batch_size": b} for b in (32, 128, 256) if b != BASELINE["batch_size"]],
     "precision": [{"precision": p} for p in COMPUTE_PRECISIONS if p != BASELINE["precision"]],
     "xla": [{"xla": True}],
-    "pipeline": [{"pipeline": "serial"}, {"pipeline": "no augmentation"}, {"pipeline": "elastic"}],
+    "pipeline": [{"pipeline": "serial"}, {"pipeline": "no augmentation"}],
     "metrics": [{"metrics": "accuracy only"}],
 }
 THREADS = (1, 2)
-ELASTIC_ALPHA = 36.0  # pipeline "elastic": the affine warp bent by an elastic distortion (--elastic_alpha 36)
 
 
 def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs: int) -> float:
@@ -65,10 +64,9 @@ def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs
                       jit_compile=setting["xla"])
     batch = setting["batch_size"]
     ds = make_dataset(images, labels, batch, seed=0, augment=setting["pipeline"] != "no augmentation",
-                      parallel=setting["pipeline"] != "serial",
-                      elastic_alpha=ELASTIC_ALPHA if setting["pipeline"] == "elastic" else 0.0)
+                      parallel=setting["pipeline"] != "serial")
     steps = max(images_per_epoch // batch, 10)
-    timer = Timer()
+    timer = EpochTimer()
     model.fit(ds, steps_per_epoch=steps, epochs=epochs + 1, callbacks=[timer], shuffle=False, verbose=0)
     return steps * batch / statistics.median(timer.seconds[1:])  # the first epoch traces
 

@@ -29,7 +29,7 @@ LEARNING_RATE = 1e-3
 
 
 def build(out: Path) -> None:
-    from competition import train
+    from competition import splits, training
     from competition.data import load_train
     from edge.export import export
     from edge.exported import keras_probabilities
@@ -37,10 +37,10 @@ def build(out: Path) -> None:
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     write_demo_data(tmp / "demo")
-    folder = train.run(TrainConfig(name="edge-fixture", data_dir=str(tmp / "demo"), models_dir=str(tmp / "models"),
-                                   epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=32))
+    folder = training.run(TrainConfig(name="edge-fixture", data_dir=str(tmp / "demo"), models_dir=str(tmp / "models"),
+                                      epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=32))
     export(folder, calibration_size=200, out_dir=tmp)
-    _, x_val, _, y_val = train.split(load_train(tmp / "demo"), TrainConfig())
+    _, x_val, _, y_val = splits.split(load_train(tmp / "demo"), TrainConfig())
     rows = x_val.reshape(len(x_val), -1)
     lines = ["label," + ",".join(f"pixel{i}" for i in range(rows.shape[1]))]
     lines += [f"{label}," + ",".join(map(str, row)) for label, row in zip(y_val, rows)]

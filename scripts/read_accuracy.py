@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.add_argument("--out", default=None, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
-    from competition.train import run_split
+    from competition.splits import run_split
 
-    folder = resolve_run(args.models_dir, args.run)
+    folder = resolve_run(args.models_dir, args.run, single=True)
     _, x_val, _, y_val = run_split(folder, load_train(run_data_dir(folder, args.data_dir)))
     if args.numbers * args.length > len(y_val):
         parser.error(f"--numbers x --length is more than the {len(y_val)} validation digits")

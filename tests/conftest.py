@@ -20,9 +20,9 @@ def demo_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained_run(demo_dir, tmp_path_factory):
     """One epoch of the report's model with augmentation on the demo set."""
-    from competition import train
+    from competition import training
 
     models_dir = tmp_path_factory.mktemp("models")
     cfg = TrainConfig(name="tiny", data_dir=str(demo_dir), models_dir=str(models_dir), epochs=1,
                       augment=True, batch_size=64)
-    return train.run(cfg)
+    return training.run(cfg)

@@ -1,8 +1,7 @@
 import numpy as np
 import tensorflow as tf
 
-from competition.augment import (affine_params, batches_per_epoch, elastic_field, make_dataset, random_affine,
-                                 random_distortion, transforms_from, warp, warp_elastic)
+from competition.augment import batches_per_epoch, make_dataset, random_affine, transforms_from, warp
 
 
 def digit():
@@ -87,43 +86,3 @@ def test_one_iterator_serves_every_epoch_each_pass_a_fresh_shuffle():
         assert sorted(order) == list(range(10))
         passes.append(order.tolist())
     assert len({tuple(p) for p in passes}) == 3
-
-
-def test_elastic_lookup_without_a_field_is_the_affine_warp():
-    """warp_elastic samples like ImageProjectiveTransformV3: the same transforms give the same pixels."""
-    images = tf.constant(np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype(np.float32))
-    transforms = transforms_from(affine_params(8, 10.0, 0.1, 0.1))
-    np.testing.assert_allclose(warp_elastic(images, transforms, tf.zeros((8, 28, 28, 2))).numpy(),
-                               warp(images, transforms).numpy(), atol=1e-2)
-
-
-def test_a_constant_field_shifts_and_a_random_one_bends_smoothly():
-    image = tf.constant(digit())
-    identity = transforms_from(tf.constant([[0.0, 1.0, 0.0, 0.0]]))
-    # Sampling 2 px to the right of every pixel moves the digit 2 px left.
-    field = tf.concat([tf.fill((1, 28, 28, 1), 2.0), tf.zeros((1, 28, 28, 1))], axis=-1)
-    np.testing.assert_allclose(warp_elastic(image, identity, field).numpy(), apply(digit(), dx=-2), atol=1e-3)
-
-    tf.random.set_seed(0)
-    fields = elastic_field(tf.constant(200), 36.0, 6.0).numpy()
-    assert 0.7 < fields.std() < 1.2  # about 0.9 px at alpha 36, sigma 6
-    # smooth: neighbours move alike (in unblurred noise they would differ by more than its mean size)
-    assert np.abs(np.diff(fields, axis=2)).mean() < 0.25 * np.abs(fields).mean()
-    bent = random_distortion(tf.repeat(image, 16, axis=0), 0.0, 0.0, 0.0, 36.0, 6.0).numpy()
-    assert bent.min() >= 0 and bent.max() <= 255.001
-    assert not np.allclose(bent, digit(), atol=1)
-    cy, cx = centre_of_mass(digit()[0])
-    for one in bent:
-        my, mx = centre_of_mass(one)
-        assert abs(my - cy) < 4 and abs(mx - cx) < 4  # bent in place (within ~4 sd of the field), not moved away
-
-
-def test_elastic_alpha_zero_is_the_affine_pipeline_and_positive_bends_batches():
-    images = np.repeat(digit().astype(np.uint8), 32, axis=0)
-    labels = np.eye(10, dtype=np.float32)[np.zeros(32, int)]
-    plain = next(iter(make_dataset(images, labels, 32, seed=1, augment=False, elastic_alpha=36.0)))[0].numpy()
-    np.testing.assert_array_equal(plain, images)  # elastic is part of augmentation: off with it
-    x, y = next(iter(make_dataset(images, labels, 32, seed=1, augment=True, rotation_deg=0, shift_frac=0,
-                                  zoom_frac=0, elastic_alpha=36.0)))
-    assert x.shape == (32, 28, 28, 1) and len({round(float(v), 2) for v in x.numpy().sum(axis=(1, 2, 3))}) > 16
-    np.testing.assert_array_equal(y.numpy(), labels)

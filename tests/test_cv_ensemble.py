@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from competition import cv, ensemble, submission, train
+from competition import cv, ensemble, splits, submission, training
+from competition.folds import fold_indices
 from competition.config import TrainConfig
 from competition.data import DataError, load_train
 from competition.ensemble import agreement
@@ -21,7 +22,7 @@ def quick(demo_dir, models_dir):
 
 def test_fold_indices_cover_every_row_once_stratified():
     labels = np.repeat(np.arange(10), 20)
-    folds = cv.fold_indices(labels, 4, seed=0)
+    folds = fold_indices(labels, 4, seed=0)
     held_out = np.concatenate([val for _, val in folds])
     assert sorted(held_out) == list(range(200))
     for train_idx, val_idx in folds:
@@ -44,13 +45,13 @@ def test_cv_reports_mean_and_spread_and_reuses_folds(demo_dir, tmp_path, capsys)
     # Each fold's run keeps its rows, so that reports and edge checks find them again (its config's
     # 90/10 split would be other rows, most of them trained on).
     digits = load_train(demo_dir)
-    folds = cv.fold_indices(digits.labels, 3, seed=0)
+    folds = fold_indices(digits.labels, 3, seed=0)
     for f in summary["folds"]:
         folder = tmp_path / "cv-t" / f["runs"][0]
         with np.load(folder / "rows.npz") as rows:
             np.testing.assert_array_equal(rows["validation"], folds[f["fold"] - 1][1])
             np.testing.assert_array_equal(rows["train"], folds[f["fold"] - 1][0])
-        x_train, x_val, _, y_val = train.run_split(folder, digits)
+        x_train, x_val, _, y_val = splits.run_split(folder, digits)
         assert len(x_train) + len(x_val) == 1438 and len(x_val) == f["n"]
         np.testing.assert_array_equal(y_val, digits.labels[folds[f["fold"] - 1][1]])
     capsys.readouterr()
@@ -66,13 +67,13 @@ def test_cv_reports_mean_and_spread_and_reuses_folds(demo_dir, tmp_path, capsys)
     # A CV recorded before a setting existed resumes: the missing key counts as its default ...
     record = tmp_path / "cv-t" / "cv_config.json"
     settings = json.loads(record.read_text())
-    del settings["elastic_alpha"], settings["elastic_sigma"]
+    del settings["pseudo_min_confidence"]
     record.write_text(json.dumps(settings))
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t"]) == 0
     assert capsys.readouterr().out.count("already trained, reusing") == 3
     # ... and the new setting, set otherwise, is a change
-    assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t", "--augment", "--elastic_alpha", "36"]) == 2
-    assert "elastic_alpha 0.0 -> 36.0" in capsys.readouterr().err
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t", "--pseudo_min_confidence", "0.95"]) == 2
+    assert "pseudo_min_confidence 0.9 -> 0.95" in capsys.readouterr().err
 
 
 def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, tmp_path, capsys):
@@ -99,7 +100,7 @@ def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, 
     assert summary["tta"] == 0 and augmented["tta"] == 2
     assert [f["runs"] for f in augmented["folds"]] == [f["runs"] for f in summary["folds"]]
     digits = load_train(demo_dir)
-    for f, (_, held_out) in zip(augmented["folds"], cv.fold_indices(digits.labels, 2, seed=0)):
+    for f, (_, held_out) in zip(augmented["folds"], fold_indices(digits.labels, 2, seed=0)):
         probs = stacked_probabilities([folder / r / "model.keras" for r in f["runs"]], digits.images[held_out], 2)
         labels = digits.labels[held_out]
         assert f["accuracy"] == pytest.approx([(p.argmax(axis=1) == labels).mean() for p in probs])
@@ -136,9 +137,9 @@ def test_cv_trains_models_at_once_in_workers_sharing_the_cores(demo_dir, tmp_pat
 
 def test_a_worker_failure_reaches_the_caller_and_leaves_no_run(tmp_path):
     cfg = TrainConfig(data_dir=str(tmp_path / "nowhere"), epochs=1)
-    jobs = [train.Job(cfg, tmp_path / "models", name) for name in ("a", "b")]
+    jobs = [training.Job(cfg, tmp_path / "models", name) for name in ("a", "b")]
     with pytest.raises(DataError, match="no train.csv"):
-        train.run_all(jobs, workers=2)
+        training.run_all(jobs, workers=2)
     assert not [p for p in (tmp_path / "models").glob("*") if not p.name.startswith(".")]
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from competition.config import TrainConfig
 from competition.data import load_train
-from competition.train import split
+from competition.splits import split
 from edge import check, export
 from edge.classifier import DigitClassifier
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from competition import hardware, quiet_tensorflow, train
+from competition import hardware, quiet_tensorflow, train, training
 from competition.hardware import Hardware
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +94,7 @@ def test_strong_preset_on_an_avx2_only_cpu_trains_in_float32_and_says_so(demo_di
     cfg = train.parse_args(["--preset", "strong", "--epochs", "1", "--data_dir", str(demo_dir),
                             "--models_dir", str(tmp_path)])
     assert cfg.precision == "auto"
-    folder = train.run(cfg)
+    folder = training.run(cfg)
     config = json.loads((folder / "config.json").read_text())
     assert config["precision"] == "float32" and "no AVX512-BF16" in config["precision_reason"]
     assert config["hardware"]["cpu"] == AVX2_ONLY.cpu and config["hardware"]["cpu_flags"] == ["avx2", "fma"]
@@ -106,7 +106,7 @@ def test_strong_preset_on_an_avx2_only_cpu_trains_in_float32_and_says_so(demo_di
 
 def test_strong_preset_on_an_avx512_bf16_cpu_trains_in_bfloat16(monkeypatch):
     monkeypatch.setattr(hardware, "detect", lambda gpu=True: AVX512_BF16)
-    cfg, why = train.settled(train.parse_args(["--preset", "strong"]), hardware.detect())
+    cfg, why = training.settled(train.parse_args(["--preset", "strong"]), hardware.detect())
     assert cfg.precision == "mixed_bfloat16" and "AVX512-BF16" in why
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from competition import cv, pseudo, train
+from competition import cv, folds, pseudo, train, training
 from competition.data import DataError, load_test, load_train
 from competition.predict import stacked_probabilities
 from test_cv_ensemble import quick  # one-epoch flags on the demo set
@@ -35,7 +35,7 @@ def test_labellers_are_the_models_that_held_out_the_same_rows(tmp_path):
 def test_pseudo_labels_are_the_labellers_confident_predictions(demo_dir, tmp_path):
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "lab"]) == 0
     digits, test = load_train(demo_dir), load_test(demo_dir)
-    held_out = cv.fold_indices(digits.labels, 2, seed=0)[0][1]
+    held_out = folds.fold_indices(digits.labels, 2, seed=0)[0][1]
     (model,) = pseudo.labellers(tmp_path / "cv-lab", held_out)
     probs = stacked_probabilities([model], test.images)[0]
     threshold = float(np.median(probs.max(axis=1)))
@@ -66,7 +66,7 @@ def test_cv_and_full_row_runs_train_on_pseudo_labels_too(demo_dir, tmp_path, cap
         with np.load(run / "rows.npz") as rows:  # the labelled rows only: reports score those
             assert len(rows["train"]) == 1438 - f["n"]
 
-    full = train.run(train.parse_args([*args, "--val_size", "0", "--name", "full"]))
+    full = training.run(train.parse_args([*args, "--val_size", "0", "--name", "full"]))
     used = json.loads((full / "metrics.json").read_text())["pseudo_labels"]
     assert len(used["labellers"]) == 2  # no rows held out: every model of the folder labels
     assert json.loads((full / "data_fingerprint.json").read_text())["n_train"] == 1438 + 359

@@ -6,7 +6,7 @@ import pytest
 from competition import search_space
 from competition.config import TrainConfig
 from competition.model import make_cnn
-from competition.train import build_model
+from competition.training import build_model
 from competition.tune import hyperband_plan
 
 

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from competition import submission, train
+from competition import splits, submission, train, training
 from competition.config import TrainConfig
 from competition.runs import resolve_run
-from competition.submission import SubmissionError, check_submission
+from competition.submission_format import SubmissionError, check_submission
 
 
 def test_run_folder_holds_everything(trained_run, demo_dir):
@@ -48,11 +48,11 @@ def test_validation_split_is_the_reports(demo_dir):
     from competition.data import load_train
 
     digits = load_train(demo_dir)
-    a = train.split(digits, TrainConfig())
-    b = train.split(digits, TrainConfig())
+    a = splits.split(digits, TrainConfig())
+    b = splits.split(digits, TrainConfig())
     assert len(a[1]) == int(np.ceil(0.1 * len(digits)))
     np.testing.assert_array_equal(a[3], b[3])
-    c = train.split(digits, TrainConfig(split_seed=16))
+    c = splits.split(digits, TrainConfig(split_seed=16))
     assert not np.array_equal(a[3], c[3])
 
 
@@ -116,7 +116,7 @@ def test_all_rows_with_a_decaying_learning_rate(demo_dir, tmp_path):
     """--val_size 0 --lr_decay 0.5: every row trains, no validation, the rate halves each epoch."""
     cfg = TrainConfig(name="all", arch="strong", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=2,
                       batch_size=128, learning_rate=1e-3, lr_decay=0.5, val_size=0.0)
-    folder = train.run(cfg)
+    folder = training.run(cfg)
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["validation"] is None and metrics["epochs_run"] == 2
     assert json.loads((folder / "data_fingerprint.json").read_text())["n_train"] == 1438
@@ -142,13 +142,13 @@ def test_mixed_precision_run_saves_the_float32_model_it_scored(demo_dir, tmp_pat
 
     cfg = TrainConfig(name="bf16", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=1,
                       precision="mixed_bfloat16")
-    folder = train.run(cfg)
+    folder = training.run(cfg)
     assert json.loads((folder / "config.json").read_text())["precision"] == "mixed_bfloat16"
     assert "mixed_bfloat16" in (folder / "train.log").read_text()
 
     model = keras.saving.load_model(folder / "model.keras")
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
-    _, x_val, y_train, y_val = train.split(load_train(demo_dir), cfg)
+    _, x_val, y_train, y_val = splits.split(load_train(demo_dir), cfg)
     assert int(model.optimizer.iterations) == int(np.ceil(len(y_train) / cfg.batch_size))  # one epoch's steps
     predicted = model.predict(x_val.astype(np.float32), verbose=0).argmax(axis=1)
     metrics = json.loads((folder / "metrics.json").read_text())["validation"]
@@ -169,11 +169,11 @@ def test_ema_saves_the_moving_average_and_scores_the_last_step_too(demo_dir, tmp
     cfg = TrainConfig(name="ema", arch="strong", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=2,
                       batch_size=64, learning_rate=1e-3, lr_decay=0.9, early_stopping=False, ema=0.9,
                       precision="mixed_bfloat16")
-    folder = train.run(cfg)
+    folder = training.run(cfg)
     metrics = json.loads((folder / "metrics.json").read_text())
     model = keras.saving.load_model(folder / "model.keras")
     assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
-    _, x_val, _, y_val = train.split(load_train(demo_dir), cfg)
+    _, x_val, _, y_val = splits.split(load_train(demo_dir), cfg)
     predicted = model.predict(x_val.astype(np.float32), verbose=0).argmax(axis=1)
     assert metrics["validation"]["accuracy"] == pytest.approx((predicted == y_val).mean())
     # the saved weights are the optimizer's average, not the last step's
@@ -203,24 +203,24 @@ def test_unknown_precision_is_refused_on_the_command_line(capsys):
     assert "--precision 'float16': choose from auto, float32, mixed_bfloat16" in capsys.readouterr().err
 
 
-def test_resnet_in_bfloat16_with_elastic_distortion_trains_and_saves_float32(demo_dir, tmp_path):
+def test_resnet_in_bfloat16_trains_and_saves_float32(demo_dir, tmp_path):
     """The residual design (a functional model, not a Sequential) goes through the same run folder:
-    trained in bfloat16 with elastic distortion, saved float32 with its trained weights."""
+    trained in bfloat16 with augmentation, saved float32 with its trained weights."""
     import keras
 
     from competition.data import load_train
 
     cfg = TrainConfig(name="res", arch="resnet", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=2,
-                      batch_size=64, learning_rate=3e-3, augment=True, elastic_alpha=36.0,
+                      batch_size=64, learning_rate=3e-3, augment=True,
                       precision="mixed_bfloat16")
-    folder = train.run(cfg)
+    folder = training.run(cfg)
     config = json.loads((folder / "config.json").read_text())
-    assert (config["arch"], config["elastic_alpha"], config["elastic_sigma"]) == ("resnet", 36.0, 6.0)
+    assert (config["arch"], config["augment"], config["precision"]) == ("resnet", True, "mixed_bfloat16")
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["parameters"] == 265_770
     model = keras.saving.load_model(folder / "model.keras")
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
-    _, x_val, _, y_val = train.split(load_train(demo_dir), cfg)
+    _, x_val, _, y_val = splits.split(load_train(demo_dir), cfg)
     predicted = model.predict(x_val.astype(np.float32), verbose=0).argmax(axis=1)
     assert metrics["validation"]["accuracy"] == pytest.approx((predicted == y_val).mean())
     # it learned (chance is 0.1); on training batches, since 44 steps leave batch norm's moving averages raw
@@ -235,16 +235,16 @@ def test_run_split_refuses_rows_it_cannot_find_again(trained_run, demo_dir, tmp_
     from competition.data import DataError, load_train
 
     digits = load_train(demo_dir)
-    x_train, x_val, _, _ = train.run_split(trained_run, digits)  # the report's split: 1,294 / 144
+    x_train, x_val, _, _ = splits.run_split(trained_run, digits)  # the report's split: 1,294 / 144
     assert (len(x_train), len(x_val)) == (1294, 144)
     run = tmp_path / trained_run.name
     shutil.copytree(trained_run, run)
     fingerprint = json.loads((run / "data_fingerprint.json").read_text())
     (run / "data_fingerprint.json").write_text(json.dumps({**fingerprint, "n_val": 479}))
     with pytest.raises(DataError, match="validated on 479 rows, but its config's split .* gives 144"):
-        train.run_split(run, digits)
+        splits.run_split(run, digits)
     np.savez(run / "rows.npz", train=np.arange(5, 1438), validation=np.arange(5))
-    assert [len(part) for part in train.run_split(run, digits)] == [1433, 5, 1433, 5]
+    assert [len(part) for part in splits.run_split(run, digits)] == [1433, 5, 1433, 5]
     np.savez(run / "rows.npz", train=np.arange(10), validation=np.array([2000]))
     with pytest.raises(DataError, match="past the 1438"):
-        train.run_split(run, digits)
+        splits.run_split(run, digits)

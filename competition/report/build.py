@@ -1,6 +1,6 @@
 """Write a run's report: PNG figures and one self-contained HTML page, in RUN/report/.
 
-    python -m competition.report                        # the newest tuned run, else the newest run
+    python -m competition.report                        # the finished run with the best recorded score
     python -m competition.report --name report-aug      # the newest run of that name
     python -m competition.report --run 20261127-081500-report-aug --data_dir ../shared/data/digit-recognizer
 
@@ -77,14 +77,13 @@ def describe(model: keras.Model) -> str:
 
 
 def layer_outputs(model: keras.Model, image: np.ndarray) -> list[tuple[keras.layers.Layer, np.ndarray]]:
-    """One digit through the model in inference mode; the output of every conv and pooling layer."""
-    x = image[None].astype(np.float32)
-    outputs = []
-    for layer in model.layers:
-        x = layer(x, training=False)
-        if isinstance(layer, FEATURE_LAYERS):
-            outputs.append((layer, keras.ops.convert_to_numpy(x)[0]))
-    return outputs
+    """One digit through the model in inference mode; the output of every conv and pooling layer.
+    A model of the same inputs with those outputs serves any graph: a Sequential's chain or a
+    residual network's branches and joins."""
+    chosen = [layer for layer in model.layers if isinstance(layer, FEATURE_LAYERS)]
+    probe = keras.Model(model.inputs, [layer.output for layer in chosen])
+    outputs = probe(image[None].astype(np.float32), training=False)
+    return [(layer, keras.ops.convert_to_numpy(x)[0]) for layer, x in zip(chosen, outputs)]
 
 
 def augment_examples(image: np.ndarray, config: dict, count: int = N_AUGMENTED, seed: int = 0) -> np.ndarray:
@@ -120,7 +119,7 @@ class RunData:
 
 def load(folder: Path, data_dir: str | None) -> RunData:
     """The run's config, metrics, model and data, and the rows it was validated on."""
-    from competition.train import run_split
+    from competition.splits import run_split
 
     config = json.loads((folder / CONFIG_FILE).read_text())
     metrics = json.loads((folder / METRICS_FILE).read_text()) if (folder / METRICS_FILE).is_file() else {}
@@ -252,7 +251,7 @@ def run(run: str | None = None, models_dir: str | Path = MODELS_DIR, data_dir: s
     """Write RUN/report/ (figures and report.html); return the page's path."""
     start = time.perf_counter()
     models_dir = Path(models_dir)
-    folder = resolve_run(models_dir, run, name)
+    folder = resolve_run(models_dir, run, name, single=True)
     data = load(folder, data_dir)
     print(f"run: {folder}\ndata: {data.digits.source} ({'DEMO' if data.digits.demo else 'competition'} data), "
           f"{len(data.x_val):,} validation digits", flush=True)
@@ -285,7 +284,7 @@ def run(run: str | None = None, models_dir: str | Path = MODELS_DIR, data_dir: s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default=None, help="run id or folder (default: the newest tuned run, else the newest)")
+    parser.add_argument("--run", default=None, help="run id or folder (default: the finished run with the best recorded score)")
     parser.add_argument("--name", default=None, help="the newest run with this name, e.g. report-aug or demo")
     parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
     parser.add_argument("--data_dir", default=None, help="folder with train.csv (default: the run's own data_dir)")

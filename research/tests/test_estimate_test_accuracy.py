@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from competition import cv
+from competition import folds
 from competition.data import load_train
 from competition.predict import stacked_probabilities
 from research import estimate_test_accuracy as estimate
@@ -54,7 +54,7 @@ def test_cli_estimates_each_trained_fold_of_a_cv(tiny_cv, demo_dir, tmp_path, ca
     assert estimate.main(["--cv", str(folder), "--data_dir", str(demo_dir), "--shift_check", "0", "0"]) == 0
     assert "2 folds, warped halves" in capsys.readouterr().out
     digits = load_train(demo_dir)
-    _, held_out = cv.fold_indices(digits.labels, 3, seed=0)[0]
+    _, held_out = folds.fold_indices(digits.labels, 3, seed=0)[0]
     models = [next(folder.glob("*-fold-1")) / "model.keras"]
     half = np.random.default_rng(1).permutation(len(held_out))[len(held_out) // 2:]
     check = estimate.shift_check(models, digits.images[held_out], digits.labels[held_out], 0, 0, seed=1)

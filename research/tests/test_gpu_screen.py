@@ -3,7 +3,7 @@
 import numpy as np
 
 from competition.augment import transforms_from
-from competition.cv import fold_indices
+from competition.folds import fold_indices
 from competition.data import load_train
 from research import gpu_screen
 

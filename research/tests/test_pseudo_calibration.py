@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from competition import cv
+from competition import folds
 from competition.data import load_train
 from competition.predict import stacked_probabilities
 from research import pseudo_calibration
@@ -15,7 +15,7 @@ def test_counts_each_trained_folds_digits_and_errors_below_the_threshold(tiny_cv
     digits = load_train(demo_dir)
     totals = np.zeros(4, int)
     for fold in (1, 3):  # fold 2 is not trained: skipped
-        _, held_out = cv.fold_indices(digits.labels, 3, seed=0)[fold - 1]
+        _, held_out = folds.fold_indices(digits.labels, 3, seed=0)[fold - 1]
         models = [next(tiny_cv.glob(f"*-fold-{fold}")) / "model.keras"]
         probs = stacked_probabilities(models, digits.images[held_out]).mean(axis=0)
         wrong = probs.argmax(axis=1) != digits.labels[held_out]

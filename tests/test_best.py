@@ -1,0 +1,107 @@
+"""Recipes: one command from the data to a checked submission, and the default run chosen by its score."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from competition import best, speed
+from competition.recipes import RECIPES, Estimate, within_budget
+from competition.runs import best_scored, resolve_run
+
+
+def recipe_folder_runs(folder):
+    return sorted(p.name for p in folder.iterdir() if (p / "model.keras").is_file())
+
+
+def test_fast_recipe_end_to_end_then_resumes(demo_dir, tmp_path, capsys):
+    argv = ["--recipe", "fast", "--data_dir", str(demo_dir), "--models_dir", str(tmp_path), "--epochs", "1"]
+    assert best.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "best: recipe fast: one strong model on every row" in out and "calibrated strong:" in out
+    assert "member-1: strong seed 0, 1 epochs" in out and "about" in out
+    folder = tmp_path / "recipe-fast"
+    frame = pd.read_csv(folder / "submission.csv")
+    assert list(frame.columns) == ["ImageId", "Label"] and frame["ImageId"].tolist() == list(range(1, 360))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["recipe"] == "fast" and metrics["tta"] == 0 and metrics["demo_data"] is True
+    assert metrics["estimate"] is None  # demo data, and 1 epoch: the recipe's CV does not describe it
+    assert json.loads((folder / "ensemble.json").read_text())["members"] == recipe_folder_runs(folder)
+    member = folder / recipe_folder_runs(folder)[0]
+    assert json.loads((member / "config.json").read_text())["val_size"] == 0.0
+
+    assert best.main(argv) == 0  # again: the member is reused, nothing trains
+    out = capsys.readouterr().out
+    assert "trained already" in out and "calibrated" not in out and len(recipe_folder_runs(folder)) == 1
+
+
+def test_budget_stops_an_ensemble_early_and_says_so(demo_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(speed, "training_rate", lambda cfg, images, onehot: 100.0)  # 1,438 rows: 0.24 min an epoch
+    argv = ["--recipe", "best-ensemble", "--data_dir", str(demo_dir), "--models_dir", str(tmp_path), "--epochs", "1"]
+    assert best.main([*argv, "--budget_minutes", "0.1"]) == 2
+    assert "first model needs about 0 min here, over --budget_minutes 0.1" in capsys.readouterr().err
+    assert best.main([*argv, "--budget_minutes", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "fits 1 of the recipe's 3 models: the ensemble stops there" in out
+    folder = tmp_path / "recipe-best-ensemble"
+    assert len(recipe_folder_runs(folder)) == 1 and len(json.loads((folder / "metrics.json").read_text())["members"]) == 1
+
+
+def test_within_budget_keeps_members_in_order_and_always_the_first():
+    assert within_budget([10, 20, 30], 0) == 3
+    assert within_budget([10, 20, 30], 35) == 2
+    assert within_budget([10, 20, 30], 5) == 1
+    assert within_budget([0, 0, 30], 5) == 2  # members trained already cost nothing
+
+
+def test_a_partial_ensemble_is_estimated_by_what_its_members_measured():
+    recipe = RECIPES["best-ensemble"]
+    assert recipe.estimate(3).accuracy == 0.99638 and recipe.estimate(2) == recipe.estimate(1)
+    assert all(isinstance(r.estimate(1), Estimate) for r in RECIPES.values())
+
+
+def fake_run(folder, metrics=None, demo=False):
+    folder.mkdir(parents=True)
+    (folder / "model.keras").write_bytes(b"")
+    if metrics is not None:
+        (folder / "metrics.json").write_text(json.dumps({"demo_data": demo, **metrics}))
+    return folder
+
+
+def test_the_default_run_is_the_best_scored_not_the_newest(tmp_path):
+    fake_run(tmp_path / "20261201-000000-report-aug", {"validation": {"accuracy": 0.9919}})
+    fake_run(tmp_path / "20261201-010000-demo", {"validation": {"accuracy": 0.999}}, demo=True)  # other data
+    fake_run(tmp_path / "20261201-020000-strong", {"validation": None})  # every row trained: no score
+    recipe = tmp_path / "recipe-best-single"
+    member = fake_run(recipe / "20261201-030000-member-1", {"validation": None})
+    (recipe / "ensemble.json").write_text(json.dumps({"members": [member.name]}))
+    (recipe / "metrics.json").write_text(json.dumps({"estimate": {"accuracy": 0.99638, "std": 0.0004,
+                                                                  "source": "5-fold CV"}}))
+    cv = tmp_path / "cv-strong"
+    cv.mkdir()
+    (cv / "ensemble.json").write_text(json.dumps({"members": []}))
+    (cv / "cv.json").write_text(json.dumps({"k": 5, "single": {"mean": 0.99524}}))
+    broken = fake_run(tmp_path / "20261201-040000-broken")
+    (broken / "metrics.json").write_text("{not json")
+
+    said = []
+    assert resolve_run(tmp_path, say=said.append) == recipe
+    assert "picked recipe-best-single" in said[0] and "expected accuracy, 5-fold CV 0.99638" in said[0]
+    assert resolve_run(tmp_path, single=True, say=said.append) == member  # its one model, to export or report
+    assert resolve_run(tmp_path, run="recipe-best-single", single=True) == member
+    (recipe / "metrics.json").unlink()
+    assert best_scored(tmp_path)[0] == cv and "5-fold CV accuracy 0.99524" in best_scored(tmp_path)[1]
+    assert best_scored(tmp_path, single=True)[0].name.endswith("report-aug")  # a CV is many models
+
+
+def test_demo_runs_are_ranked_when_there_is_nothing_else(tmp_path):
+    fake_run(tmp_path / "20261201-000000-demo", {"validation": {"accuracy": 0.95}}, demo=True)
+    fake_run(tmp_path / "20261201-010000-demo", {"validation": {"accuracy": 0.97}}, demo=True)
+    assert best_scored(tmp_path)[0].name == "20261201-010000-demo"
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_names_presets_that_exist(name):
+    from competition.config import PRESETS
+
+    assert all(preset in PRESETS for preset, _ in RECIPES[name].members)
