@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", help="CV folders: names under --models_dir (cv-strong) or paths")
     parser.add_argument("--name", required=True, help="the combined ensemble goes to <models_dir>/cv-<name>/")
-    parser.add_argument("--data_dir", default=str(DATA_DIR), help="(default: %(default)s)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with train.csv (default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR),
+                        help="folder of the run folders (default: %(default)s)")
     parser.add_argument("--tta", type=int, default=0,
                         help="test-time augmented copies per digit when evaluating (default: %(default)s)")
     parser.add_argument("--also", nargs="+", default=[],

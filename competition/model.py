@@ -1,11 +1,13 @@
 """The one model definition that training, tuning and export share.
 
-`make_cnn` is plain model code: conv blocks (Conv2D -> MaxPool -> BatchNorm -> Dropout), then dense
-layers, then a softmax. The report's model and every tuned model are calls of it; tuning only picks
-its arguments. The model takes raw 0..255 pixels (a Rescaling layer scales them to [0, 1], the
-report's MinMaxScaler), so nothing outside it, an exported TFLite file included, repeats the
-preprocessing. Its softmax is always float32, so a model built under `precision("mixed_bfloat16")`
-trains in bfloat16 but still outputs float32 probabilities.
+Three designs, by name (--arch): `report` is the report's CNN, built by `make_cnn`, plain model code
+(conv blocks Conv2D -> MaxPool -> BatchNorm -> Dropout, then dense layers, then a softmax) of which
+every tuned model is a call too, tuning only picking its arguments; `strong` (stacked 3x3
+convolutions, strided convolutions in place of pooling) and `resnet` (residual blocks) are the
+designs of the recipes beyond the report. Every model takes raw 0..255 pixels (a Rescaling layer
+scales them to [0, 1], the report's MinMaxScaler), so nothing outside it, an exported TFLite file
+included, repeats the preprocessing. Its softmax is always float32, so a model built under
+`precision("mixed_bfloat16")` trains in bfloat16 but still outputs float32 probabilities.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def resnet_model(dropout: float = 0.4) -> keras.Model:
     return keras.Model(pixels, probabilities()(x), name="resnet")
 
 
-# Architectures selectable by name (--arch).
+# Architectures selectable by name (--arch), in config.ARCH_NAMES' order.
 ARCHITECTURES = {"report": report_model, "strong": strong_model, "resnet": resnet_model}
 
 

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="run id or folder (default: the finished run with the best recorded score)")
     parser.add_argument("--name", default=None, help="the newest run with this name, e.g. report-aug or demo")
     parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with test.csv (default: %(default)s)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR),
+                        help="folder of the run folders (default: %(default)s)")
     parser.add_argument("--out", default=None, help="where to write (default: RUN/submission.csv)")
     parser.add_argument("--tta", type=int, default=0, help="test-time augmented copies per digit (default: %(default)s)")
     add_debug_flag(parser)

@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list past submissions instead of submitting")
     parser.add_argument("--run", default=None, help="run id or folder (default: the one `make submission` picks)")
     parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with test.csv (default: %(default)s)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR),
+                        help="folder of the run folders (default: %(default)s)")
     parser.add_argument("--message", default=None,
                         help="submission description (default: the run id and its validation accuracy)")
     parser.add_argument("--timeout_s", type=float, default=TIMEOUT_S,

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from competition.config import MODELS_DIR
-from competition.data import DataError, load_train
+from competition.data import load_train
+from competition.errors import add_debug_flag, exit_status
 from competition.io import write_json
 from competition.runs import FINGERPRINT_FILE, MODEL_FILE, resolve_run
 from edge.classifier import DigitClassifier
@@ -117,17 +118,20 @@ def int8_drop_points(report: dict) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=None, help="run id or folder (default: the finished run with the best recorded score)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR),
+                        help="folder of the run folders (default: %(default)s)")
     parser.add_argument("--data_dir", default=None, help="train.csv to split (default: the run's own data)")
     parser.add_argument("--csv", default=None, help="check on this labelled CSV instead of the validation split")
     parser.add_argument("--max_drop", type=float, default=0.3,
                         help="int8 accuracy may fall this many percentage points below Keras (default: %(default)s)")
     parser.add_argument("--latency_runs", type=int, default=200, help="digits timed per variant (default: %(default)s)")
     parser.add_argument("--out", default=None, help="JSON report (default: RUN/tflite/check.json)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.latency_runs < 1 or args.max_drop < 0:
         parser.error("--latency_runs must be at least 1 and --max_drop at least 0")
-    try:
+
+    def command() -> int:
         folder = resolve_run(args.models_dir, args.run, single=True)
         if args.csv:
             images, labels = read_csv(args.csv)
@@ -138,25 +142,24 @@ def main(argv: list[str] | None = None) -> int:
             images, labels, source = validation_split(folder, args.data_dir)
         print(f"run: {folder}\ndata: {len(images)} digits, {source}", flush=True)
         report = {**evaluate(folder, images, labels, args.latency_runs), "data": source, "max_drop": args.max_drop}
-    except (DataError, InputError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    drop = int8_drop_points(report)
-    report["int8_drop_points"] = drop
-    report["passed"] = drop <= args.max_drop
-    out = Path(args.out) if args.out else folder / EXPORT_DIR / CHECK_FILE
-    write_json(out, report)
-    print(f"\n{table(report)}\n\ninterpreter: {report['interpreter']}; report: {out}")
-    if not report["passed"]:
-        print(f"FAIL: int8 accuracy is {drop:.2f} points below the Keras model's (allowed {args.max_drop})",
-              file=sys.stderr)
-        return 1
-    if abs(drop) < 0.005:
-        side = "the same as"
-    else:
-        side = f"{drop:.2f} points below" if drop > 0 else f"{-drop:.2f} points above"
-    print(f"ok: int8 accuracy is {side} the Keras model's (a drop of up to {args.max_drop} is allowed)")
-    return 0
+        drop = int8_drop_points(report)
+        report["int8_drop_points"] = drop
+        report["passed"] = drop <= args.max_drop
+        out = Path(args.out) if args.out else folder / EXPORT_DIR / CHECK_FILE
+        write_json(out, report)
+        print(f"\n{table(report)}\n\ninterpreter: {report['interpreter']}; report: {out}")
+        if not report["passed"]:
+            print(f"FAIL: int8 accuracy is {drop:.2f} points below the Keras model's (allowed {args.max_drop})",
+                  file=sys.stderr)
+            return 1
+        if abs(drop) < 0.005:
+            side = "the same as"
+        else:
+            side = f"{drop:.2f} points below" if drop > 0 else f"{-drop:.2f} points above"
+        print(f"ok: int8 accuracy is {side} the Keras model's (a drop of up to {args.max_drop} is allowed)")
+        return 0
+
+    return exit_status(command, args.debug)
 
 
 if __name__ == "__main__":

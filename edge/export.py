@@ -34,14 +34,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 from competition.config import MODELS_DIR
-from competition.data import DataError, load_train
+from competition.data import load_train
+from competition.errors import ProjectError, add_debug_flag, exit_status
+from competition.files import load_model
 from competition.io import atomic_path, write_json
 from competition.runs import MODEL_FILE, resolve_run
 from edge.exported import (EXPORT_DIR, MANIFEST_FILE, VARIANTS, keras_probabilities,  # noqa: F401 (tests use
                            run_data_dir, sha256, variant_file)                          # export.keras_probabilities)
 
 
-class ExportError(RuntimeError):
+class ExportError(ProjectError):
     """A conversion that would not run on a plain TFLite interpreter."""
 
 
@@ -122,11 +124,10 @@ def io_details(flatbuffer: bytes) -> tuple[dict, dict]:
 def export(folder: Path, data_dir: str | None = None, calibration_size: int = 500,
            variants: tuple[str, ...] = VARIANTS, out_dir: Path | None = None) -> Path:
     """Write the variants and manifest.json for a run folder; return the manifest's path."""
-    import keras
     import tensorflow as tf
 
     out = out_dir or folder / EXPORT_DIR
-    model = keras.models.load_model(folder / MODEL_FILE)
+    model = load_model(folder / MODEL_FILE)  # a corrupt or cut file is an error naming it
     calibration, data = None, None
     if "int8" in variants:
         data = run_data_dir(folder, data_dir)
@@ -162,22 +163,23 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=None, help="run id or folder (default: the finished run with the best recorded score)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR),
+                        help="folder of the run folders (default: %(default)s)")
     parser.add_argument("--data_dir", default=None, help="calibration data (default: the run's own, from config.json)")
     parser.add_argument("--calibration_size", type=int, default=500,
                         help="training images that calibrate the int8 model (default: %(default)s)")
     parser.add_argument("--out_dir", default=None, help="where to write (default: RUN/tflite)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.calibration_size < 1:
         parser.error("--calibration_size must be at least 1")
-    try:
+
+    def command() -> None:
         folder = resolve_run(args.models_dir, args.run, single=True)
         print(f"run: {folder}")
         export(folder, args.data_dir, args.calibration_size, out_dir=Path(args.out_dir) if args.out_dir else None)
-    except (DataError, ExportError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_status(command, args.debug)
 
 
 if __name__ == "__main__":

@@ -72,3 +72,48 @@ def test_long_preset_ends_at_the_strong_presets_learning_rate():
     # the same last-epoch learning rate, reached over twice the epochs
     assert long.lr_decay ** long.epochs == pytest.approx(strong.lr_decay ** strong.epochs)
     assert train.parse_args(["--preset", "strong-long", "--lr_decay", "0.8"]).lr_decay == 0.8
+
+
+def test_every_training_and_search_flag_is_explained():
+    """--help says what each flag does, in words, not only its default."""
+    import argparse
+    import dataclasses
+
+    from competition.cli import HELP, SEARCH_HELP, parse_train_config
+    from competition.config import SearchConfig, TrainConfig
+
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= set(HELP)
+    assert {f.name for f in dataclasses.fields(SearchConfig)} <= set(SEARCH_HELP)
+    result = subprocess.run([sys.executable, "-m", "competition.train", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, check=True)
+    text = " ".join(result.stdout.split())
+    assert "--batch_size BATCH_SIZE images per training step (default: 32)" in text
+    assert "--ema EMA keep a moving average of the weights" in text
+    parser = argparse.ArgumentParser()
+    parse_train_config(parser, [])
+    assert [a.option_strings[0] for a in parser._actions if a.help.startswith("(default")] == []
+
+
+def test_architecture_names_are_the_models_that_exist():
+    from competition.config import ARCH_NAMES
+    from competition.model import ARCHITECTURES
+
+    assert tuple(ARCHITECTURES) == ARCH_NAMES
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--arch", "resnett"], "--arch 'resnett': choose from report, strong, resnet"),
+    (["--hparams", "models/search-nowhere/best_hyperparameters.json"], "no such file (run `make tune` first)"),
+])
+def test_a_cv_with_a_bad_flag_writes_nothing_and_the_corrected_command_runs(flags, message, demo_dir, tmp_path,
+                                                                             capsys):
+    from competition import cv
+
+    quick = ["--data_dir", str(demo_dir), "--models_dir", str(tmp_path), "--k", "2", "--folds", "1", "--epochs", "1",
+             "--name", "c"]
+    with pytest.raises(SystemExit) as exit_:
+        cv.main([*quick, *flags])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    if "--arch" in flags:  # nothing recorded, so the corrected command is not refused as "other settings"
+        assert cv.main([*quick, "--arch", "resnet"]) == 0

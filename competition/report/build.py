@@ -286,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=None, help="run id or folder (default: the finished run with the best recorded score)")
     parser.add_argument("--name", default=None, help="the newest run with this name, e.g. report-aug or demo")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR),
+                        help="folder of the run folders (default: %(default)s)")
     parser.add_argument("--data_dir", default=None, help="folder with train.csv (default: the run's own data_dir)")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
