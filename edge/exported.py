@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from competition.config import ROOT, TrainConfig
+from competition.files import load_model
 from competition.runs import CONFIG_FILE, MODEL_FILE
 
 VARIANTS = ("float32", "dynamic_range", "float16", "int8")
@@ -44,7 +45,5 @@ def run_data_dir(folder: Path, data_dir: str | None) -> Path:
 
 def keras_probabilities(folder: Path, images: np.ndarray) -> np.ndarray:
     """The run's Keras model on raw pixels: the float reference the variants are checked against."""
-    import keras
-
-    model = keras.models.load_model(folder / MODEL_FILE)
+    model = load_model(folder / MODEL_FILE)
     return model.predict(images.astype(np.float32), batch_size=256, verbose=0)
