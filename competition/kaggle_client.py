@@ -34,6 +34,9 @@ BACKOFF_S = 2.0
 # KAGGLE_CONFIG_DIR says.
 ACCESS_TOKEN_FILES = ("~/.kaggle/access_token", "~/.kaggle/access_token.txt")
 OAUTH_FILE = "~/.kaggle/credentials.json"  # written by `kaggle auth login`
+# The public leaderboard is read a page at a time, best first, until a score below the user's.
+LEADERBOARD_PAGE = 200
+LEADERBOARD_PAGES = 25
 
 T = TypeVar("T")
 
@@ -176,6 +179,40 @@ class KaggleClient:
     def submissions(self) -> list:
         """This account's submissions to the competition, newest first."""
         return self._call("list submissions", lambda: self._api.competition_submissions(self.competition)) or []
+
+    def daily_limit(self) -> int | None:
+        """Submissions a day Kaggle takes for the competition (its day ends at 00:00 UTC); None if unsaid."""
+        def once():
+            listed = self._api.competitions_list(search=self.competition)
+            for competition in getattr(listed, "competitions", None) or []:
+                if (competition.ref or "").rstrip("/").rsplit("/", 1)[-1] == self.competition:
+                    return competition.max_daily_submissions or None
+            return None
+
+        return self._call("competition's daily limit", once)
+
+    def teams_above(self, score: float, pages: int = LEADERBOARD_PAGES) -> tuple[int, bool]:
+        """How many teams of the public leaderboard score above `score`, and whether that count is
+        complete (False when the first `pages` pages were all above it). The leaderboard is sorted
+        best first, so paging stops at the first score that is not above."""
+        from kagglesdk.competitions.types.competition_api_service import ApiGetLeaderboardRequest
+
+        above, token = 0, ""
+        for _ in range(pages):
+            def once(token=token):
+                request = ApiGetLeaderboardRequest()
+                request.competition_name, request.page_size, request.page_token = self.competition, LEADERBOARD_PAGE, token
+                with self._api.build_kaggle_client() as kaggle:
+                    return kaggle.competitions.competition_api_client.get_leaderboard(request)
+
+            page = self._call("leaderboard", once)
+            scores = [float(row.score) for row in page.submissions or [] if row.score]
+            higher = [value for value in scores if value > score]
+            above += len(higher)
+            if len(higher) < len(scores) or not page.next_page_token:
+                return above, True
+            token = page.next_page_token
+        return above, False
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         """fn(), tried again on network errors, 429 and 5xx; any failure becomes a KaggleError."""

@@ -98,16 +98,56 @@ def run(run: str | None = None, data_dir: str | Path = DATA_DIR, models_dir: str
 
 
 def list_submissions(retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> list:
+    """Past submissions and their scores; then how many Kaggle takes today and where the best stands."""
     client = KaggleClient(retries=retries, backoff_s=backoff_s)
     submissions = client.submissions()
     if not submissions:
         print(f"submissions: none yet to {client.competition} by {client.username}")
-        return []
-    print(f"{'ref':>10}  {'date (UTC)':<16}  {'status':<8}  {'public':>7}  description")
-    for s in submissions:
-        date = s.date.strftime("%Y-%m-%d %H:%M") if s.date else ""
-        print(f"{s.ref:>10}  {date:<16}  {s.status.name:<8}  {s.public_score or '':>7}  {s.description or ''}")
+    else:
+        print(f"{'ref':>10}  {'date (UTC)':<16}  {'status':<8}  {'public':>7}  description")
+        for s in submissions:
+            date = s.date.strftime("%Y-%m-%d %H:%M") if s.date else ""
+            print(f"{s.ref:>10}  {date:<16}  {s.status.name:<8}  {s.public_score or '':>7}  {s.description or ''}")
+    for line in standing(client, submissions):
+        print(line)
     return submissions
+
+
+def standing(client: KaggleClient, submissions: list, now: datetime | None = None) -> list[str]:
+    """Submissions left today and the best public score's place on the leaderboard, as far as Kaggle
+    says; a line saying so where it does not (the listing stands without them)."""
+    now = now or datetime.now(timezone.utc)
+    lines = []
+    try:
+        limit = client.daily_limit()
+    except KaggleError as err:
+        lines.append(f"submissions: today's limit unknown ({err})")
+    else:
+        today = sum(1 for s in submissions if s.date and _utc(s.date).date() == now.date())
+        if limit:
+            until = 24 * 60 - (now.hour * 60 + now.minute)
+            lines.append(f"submissions: {max(limit - today, 0)} of {limit} left today ({today} made; Kaggle's day "
+                         f"ends at 00:00 UTC, in {until // 60}h {until % 60:02d}m)")
+        else:
+            lines.append(f"submissions: {today} made today; Kaggle does not say its daily limit")
+    scored = [float(s.public_score) for s in submissions if s.public_score]
+    if not scored:
+        lines.append("leaderboard: no scored submission yet")
+        return lines
+    best = max(scored)
+    try:
+        above, complete = client.teams_above(best)
+    except KaggleError as err:
+        lines.append(f"leaderboard: your best public score {best:.5f}; its place unknown ({err})")
+    else:
+        place = f"#{above + 1}" if complete else f"below #{above}"
+        lines.append(f"leaderboard: your best public score {best:.5f} places you {place} on the public "
+                     f"leaderboard ({above:,} teams score higher)")
+    return lines
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # Kaggle's are UTC
 
 
 def _metrics(folder: Path) -> dict:

@@ -10,6 +10,9 @@ The calls below were read off the real client by pointing it at a logging server
     POST .../CreateSubmission   {"competitionName", "blobFileTokens", "submissionDescription"} -> {"message", "ref"}
     POST .../GetSubmission      {"ref"} -> {"ref", "status": "PENDING" | "COMPLETE" | "ERROR", "publicScore", ...}
     POST .../ListSubmissions    {"competitionName", "page", "pageToken", "pageSize"} -> {"submissions": [...]}
+    POST .../ListCompetitions   {"search", ...} -> {"competitions": [{"ref", "maxDailySubmissions", ...}]}
+    POST .../GetLeaderboard     {"competitionName", "pageSize", "pageToken"}
+         -> {"submissions": [{"teamId", "teamName", "score"}], "nextPageToken"}  (best first)
     POST /api/v1/security.OAuthService/IntrospectToken   {"token"} -> {"active", "username"}  (access tokens)
 
 API calls carry `Authorization: Basic base64(username:key)` (kaggle.json, KAGGLE_USERNAME/KAGGLE_KEY) or
@@ -81,6 +84,9 @@ class FakeKaggle:
     rules_accepted: bool = True
     polls_until_scored: int = 2  # GetSubmission answers PENDING this many times first
     echo: bool = False  # print each call as it comes (scripts/fake_kaggle.py)
+    max_daily_submissions: int = 5
+    leaderboard: list[float] = field(default_factory=lambda: [1.0, 1.0, 0.99971, 0.99914, 0.99757, 0.9967,
+                                                                0.99614, 0.995, 0.99171, 0.98, 0.9])
     calls: list[str] = field(default_factory=list)  # "DownloadDataFiles", "storage", "upload", ...
     submissions: list[dict] = field(default_factory=list)
     _faults: dict[str, list] = field(default_factory=dict)
@@ -139,6 +145,17 @@ class FakeKaggle:
             return 200, _public(submission)
         if call == "ListSubmissions":
             return 200, {"submissions": [_public(s) for s in reversed(self.submissions)]}
+        if call == "ListCompetitions":
+            return 200, {"competitions": [{"id": 3004, "ref": "https://www.kaggle.com/competitions/digit-recognizer",
+                                           "title": "Digit Recognizer",
+                                           "maxDailySubmissions": self.max_daily_submissions}]}
+        if call == "GetLeaderboard":
+            start, size = int(body.get("pageToken") or 0), int(body.get("pageSize") or 20)
+            page = sorted(self.leaderboard, reverse=True)[start:start + size]
+            rows = [{"teamId": start + i + 1, "teamName": f"team {start + i + 1}", "score": f"{v:.5f}"}
+                    for i, v in enumerate(page)]
+            more = start + size < len(self.leaderboard)
+            return 200, {"submissions": rows, "nextPageToken": str(start + size) if more else ""}
         return 404, {"code": 404, "message": f"no such call {call}"}
 
     def _create_submission(self, body: dict) -> dict:

@@ -23,6 +23,7 @@ from competition.config import ROOT
 from competition.kaggle_client import TOKEN_URL, import_kaggle_api
 
 FAST = ["--retries", "2", "--backoff_s", "0.01"]  # three tries, 10 ms then 20 ms apart
+FAST_CLIENT = {"retries": 2, "backoff_s": 0.01}
 FILES = ["sample_submission.csv", "test.csv", "train.csv"]
 RULES_URL = "https://www.kaggle.com/competitions/digit-recognizer/rules"
 RUN_ID = "20261127-090000-report-aug"
@@ -299,6 +300,21 @@ def test_submit_polls_until_scored_and_records_the_score(kaggle, kaggle_json, co
     assert table[0].split() == ["ref", "date", "(UTC)", "status", "public", "description"]
     assert table[1].split()[0] == "51000001" and table[1].split()[3:5] == ["COMPLETE", "0.80000"]
     assert table[1].endswith(message)
+    # The fake's limit is 5 a day, one made; all 11 of its leaderboard teams score above 0.8.
+    assert table[2].startswith("submissions: 4 of 5 left today (1 made; Kaggle's day ends at 00:00 UTC, in ")
+    assert table[3] == ("leaderboard: your best public score 0.80000 places you #12 on the public leaderboard "
+                        "(11 teams score higher)")
+
+
+def test_the_leaderboard_is_paged_only_as_far_as_needed(kaggle, kaggle_json, monkeypatch):
+    from competition import kaggle_client
+
+    monkeypatch.setattr(kaggle_client, "LEADERBOARD_PAGE", 3)
+    client = kaggle_client.KaggleClient(**FAST_CLIENT)
+    assert client.teams_above(0.9967) == (5, True)  # page 1 all above; page 2 ends at 0.9967: stop
+    assert kaggle.count("GetLeaderboard") == 2
+    assert client.teams_above(0.5) == (11, True) and client.teams_above(0.99, pages=2) == (6, False)
+    assert client.daily_limit() == 5
 
 
 def test_submit_message_override_and_a_500_retried(kaggle, kaggle_json, competition, tmp_path, capsys):
