@@ -118,7 +118,8 @@ def int8_drop_points(report: dict) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=None, help="run id or folder (default: the finished run with the best recorded score)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR),
+                        help="folder of the run folders (default: %(default)s)")
     parser.add_argument("--data_dir", default=None, help="train.csv to split (default: the run's own data)")
     parser.add_argument("--csv", default=None, help="check on this labelled CSV instead of the validation split")
     parser.add_argument("--max_drop", type=float, default=0.3,

@@ -163,7 +163,8 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=None, help="run id or folder (default: the finished run with the best recorded score)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR),
+                        help="folder of the run folders (default: %(default)s)")
     parser.add_argument("--data_dir", default=None, help="calibration data (default: the run's own, from config.json)")
     parser.add_argument("--calibration_size", type=int, default=500,
                         help="training images that calibrate the int8 model (default: %(default)s)")
