@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Iterator
@@ -37,6 +38,7 @@ BGR_WEIGHTS = np.array([0.114, 0.587, 0.299], np.float32)  # ITU-R 601 luma, as 
 
 
 def import_cv2():
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "FATAL")  # its own lines (a missing camera) repeat ours
     try:
         import cv2
     except ImportError:
