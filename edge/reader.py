@@ -95,7 +95,7 @@ def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float 
 def ink_map(grey: np.ndarray) -> np.ndarray:
     """Ink 0..1 on a 0 background, either polarity, lighting flattened; fainter than Otsu's threshold is 0."""
     grey = np.asarray(grey, dtype=np.float32)
-    low, median, high = np.percentile(grey, [1, 50, 99])
+    low, median, high = np.percentile(grey[::2, ::2], [1, 50, 99])  # every 4th pixel is plenty for these
     dark_ink = median - low > high - median
     if dark_ink:
         grey = 255 - grey
@@ -105,10 +105,11 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
         ink *= 255 / np.maximum(255 - ground, MIN_CONTRAST)
     threshold = otsu(ink)
     strong = ink[ink > threshold]
-    if strong.size == 0 or np.percentile(strong, 90) < MIN_CONTRAST:
+    core = float(np.percentile(strong, 90)) if strong.size else 0.0  # the strokes' cores, as MNIST's 255
+    if core < MIN_CONTRAST:
         raise ImageError(f"no digit found: the image is blank (contrast {ink.max():.0f} of 255)")
-    ink = np.clip(ink / np.percentile(strong, 90), 0, 1)  # the strokes' cores at 1, as MNIST's 255
-    ink[ink < threshold / np.percentile(strong, 90)] = 0
+    ink = np.clip(ink / core, 0, 1)
+    ink[ink < threshold / core] = 0
     return ink
 
 
@@ -118,11 +119,25 @@ def background(grey: np.ndarray) -> np.ndarray:
     shrink = max(1.0, min(height, width) / SMALL_SIDE)
     small_size = (max(1, round(width / shrink)), max(1, round(height / shrink)))
     small = Image.fromarray(np.round(grey).astype(np.uint8)).resize(small_size, Image.Resampling.BOX)
-    window = 2 * int(OPENING_FRACTION * min(small_size) / 2) + 1  # odd, as Pillow's rank filters need
+    window = 2 * int(OPENING_FRACTION * min(small_size) / 2) + 1
     if window >= 3:
-        small = small.filter(ImageFilter.MinFilter(window)).filter(ImageFilter.MaxFilter(window))
-        small = small.filter(ImageFilter.GaussianBlur(window / 2))
+        opened = rank_filter(rank_filter(np.asarray(small), window, np.minimum), window, np.maximum)
+        small = Image.fromarray(opened).filter(ImageFilter.GaussianBlur(window / 2))
     return np.asarray(small.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def rank_filter(image: np.ndarray, size: int, extreme: np.ufunc) -> np.ndarray:
+    """The min (np.minimum) or max (np.maximum) over each size x size square, edges repeated.
+
+    Done as two passes of one dimension (a square's extreme is the extreme of its rows' extremes):
+    a few milliseconds less per camera frame than Pillow's MinFilter/MaxFilter, which sort each
+    square."""
+    pad = size // 2
+    for axis in (0, 1):
+        widths = [(pad, pad) if a == axis else (0, 0) for a in (0, 1)]
+        windows = np.lib.stride_tricks.sliding_window_view(np.pad(image, widths, mode="edge"), size, axis=axis)
+        image = extreme.reduce(windows, axis=-1)
+    return image
 
 
 def otsu(values: np.ndarray) -> float:
