@@ -1,7 +1,7 @@
 """Read a written number: find each digit in a photo or scan, make it MNIST-like, classify, left to right.
 
     from edge.reader import read_image
-    reading = read_image(classifier, "photo.jpg")     # or read_grey(classifier, grey_array)
+    reading = read_image(classifier, "photo.jpg")     # or read_grey_image(classifier, grey_array)
     reading.text, reading.weakest, reading.digits[0].label, .probability, .box  # box: x, y, w, h
 
 The steps, each cheap enough for a Pi:
@@ -68,7 +68,7 @@ class Reading:
 def read_image(classifier: DigitClassifier, source: str | Path | bytes | BinaryIO,
                name: str | None = None) -> Reading:
     """The number in an image file (path, bytes or binary file); errors name the file or `name`."""
-    label = name or str(source)
+    label = name or (str(source) if isinstance(source, (str, Path)) else "the image")
     grey, scale = read_grey(source, name=label, max_side=WORK_SIDE)
     try:
         return read_grey_image(classifier, grey, scale)
