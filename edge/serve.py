@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import threading
@@ -62,6 +63,9 @@ class DigitServer(ThreadingHTTPServer):
         self.classifier, self.model, self.max_bytes, self.quiet = classifier, model, max_bytes, quiet
         self.request_timeout = timeout
         self.slots = threading.BoundedSemaphore(max_connections)
+        # Images are decoded at full size before shrinking (a 4 MB PNG can hold 50 megapixels): as many
+        # at once as there are cores bounds the memory and costs no throughput, the work being CPU-bound.
+        self.decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
         self.page = PAGE.read_bytes()
         self.deadlines: dict[Handler, float] = {}  # each request in progress: when it must have arrived
         self.deadline_lock = threading.Lock()
@@ -232,7 +236,8 @@ class Handler(BaseHTTPRequestHandler):
         if not data:
             raise RequestError(HTTPStatus.BAD_REQUEST, "empty body; send an image file")
         try:
-            reading = read_image(self.server.classifier, data, name="the image")
+            with self.server.decoding:
+                reading = read_image(self.server.classifier, data, name="the image")
         except ImageError as err:
             raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, str(err)) from None
         answer = reading.as_dict()
