@@ -7,6 +7,7 @@ was killed (`.<name>.<pid>.tmp`, its pid gone) is removed by the next write of t
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -18,7 +19,10 @@ from typing import Iterator
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces `path`, on error it is removed."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as err:  # with exist_ok, only a file where a folder should be
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), err.filename) from None
     _remove_killed_writes(target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:

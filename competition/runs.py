@@ -145,11 +145,14 @@ def exclusive(folder: str | Path, what: str = "") -> Iterator[Path]:
     lock = folder.with_name(f".{folder.name}{LOCK_SUFFIX}")
     with _held(lock) as fd:
         if fd is None:
-            holder = lock.read_text().strip() or "another process"
+            holder = ""
+            with contextlib.suppress(OSError):  # it may end as we look
+                holder = lock.read_text().strip()
+            holder = holder or "another process"
             raise BusyError(f"{folder} is in use by {holder}{f' ({what})' if what else ''}: wait until it ends, "
                             "or give this one another --name")
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} since {time.strftime('%H:%M:%S')}: {' '.join(sys.argv)}".encode())
+        os.write(fd, f"pid {os.getpid()} ({Path(sys.argv[0]).name}, since {time.strftime('%H:%M:%S')})".encode())
         yield folder
 
 

@@ -198,6 +198,20 @@ def test_a_semicolon_header_is_named_briefly(demo_dir, tmp_path):
     assert len(str(info.value)) < 400, "not the whole 6.9 KB header"
 
 
+# Reads that bypass competition/files.py, each to be moved onto it; a new one fails this test.
+DIRECT_READS = {
+    "keras.models.load_model(": {"competition/report/build.py", "edge/export.py", "edge/exported.py"},
+    "pd.read_csv(": {"competition/report/build.py", "competition/report/optional.py"},
+}
+
+
+@pytest.mark.parametrize("call", DIRECT_READS)
+def test_files_are_read_through_the_one_reader(call):
+    found = {str(path.relative_to(ROOT)) for folder in ("competition", "edge") for path in (ROOT / folder).rglob("*.py")
+             if "tests" not in path.parts and call in path.read_text()} - {"competition/files.py"}
+    assert found <= DIRECT_READS[call], f"read {call[:-1]} through competition.files instead: {found - DIRECT_READS[call]}"
+
+
 # --- corrupt models and run-folder files --------------------------------------------------------
 
 CORRUPT_MODEL = {  # name: (bytes from the good model.keras's, words the message must hold)
@@ -382,7 +396,7 @@ def test_submission_out_under_a_file(run_copy, demo_dir, tmp_path, capsys):
     out = tmp_path / "a_file" / "submission.csv"
     code = submission.main(["--data_dir", str(demo_dir), "--models_dir", str(run_copy.parent), "--out", str(out)])
     assert code == 2
-    one_error_line(capsys.readouterr().err, str(tmp_path / "a_file"))
+    one_error_line(capsys.readouterr().err, str(tmp_path / "a_file"), "a file is in the way")
 
 
 # --- the one exit path --------------------------------------------------------------------------
@@ -537,6 +551,20 @@ def test_a_killed_fetch_leaves_data_as_it_was_and_its_staging_is_removed(demo_di
     data = tmp_path / "data"
     stale = data / f"{get_data.STAGING_PREFIX}999999999-abc"
     stale.mkdir(parents=True)
-    with contextlib.suppress(SystemExit):
-        assert get_data.main(["--data_dir", str(data), "--source", str(demo_dir)]) == 0
+    assert get_data.main(["--data_dir", str(data), "--source", str(demo_dir)]) == 0
     assert not stale.exists() and "left by a fetch that was killed" in capsys.readouterr().out
+
+
+def test_killed_search_as_its_first_trial_starts_resumes_and_finishes(demo_dir, tmp_path, capsys):
+    flags = ["--tuner", "random", "--max_trials", "2", "--max_epochs", "1", "--threads", "1", "--data_dir",
+             str(demo_dir), "--models_dir", str(tmp_path)]
+    folder = tmp_path / "search-random"
+    first = start([sys.executable, "-m", "competition.tune", *flags], tmp_path / "tune.log")
+    kill_when(first, lambda: list(folder.glob("trials/trial_*/trial.json")), tmp_path / "tune.log")
+    for path in folder.glob("trials/**/*.json"):  # keras-tuner's state, whole wherever the kill fell
+        json.loads(path.read_text())
+
+    assert tune.main(flags) == 0
+    results = (folder / "results.csv").read_text().splitlines()
+    assert len(results) == 1 + 2 and all(",COMPLETED" in row for row in results[1:])
+    assert (folder / "best_hyperparameters.json").is_file()
