@@ -120,7 +120,7 @@ test-edge: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed .venv-tflite/.
 	EDGE_EXPECT_INTERPRETER=ai_edge_litert .venv-litert/bin/python -m pytest -q edge/tests
 	EDGE_EXPECT_INTERPRETER=tflite_runtime .venv-tflite/bin/python -m pytest -q edge/tests
 
-test-pi: $(EDGE_FIXTURES)/manifest.json .venv-tflite/.installed ## an emulated Raspberry Pi 4 (qemu, aarch64 Python 3.11, tflite-runtime): classify, edge.read on a photo of a number and edge.bench, against x86
+test-pi: $(EDGE_FIXTURES)/manifest.json .venv-tflite/.installed ## an emulated Raspberry Pi 4 (qemu, aarch64 Python 3.11, tflite-runtime): edge.classify, edge.read on a photo, edge.camera on a video, edge.bench; answers compared with x86
 	$(PY) scripts/emulated_pi.py --fixtures $(EDGE_FIXTURES) --x86_python .venv-tflite/bin/python $(ARGS)
 
 read: .venv-litert/.installed ## read the number in each of IMAGES ("a.jpg b.png") with MODEL (edge.read)
