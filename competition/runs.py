@@ -72,6 +72,10 @@ def run_folder(models_dir: str | Path, run_id: str) -> Iterator[Path]:
             log.removeHandler(handler)
             handler.close()
             os.replace(tmp, final)
+        except OSError as err:
+            if err.filename is None:  # a write that failed (no space left) names no file: name the folder
+                err.filename = str(models)
+            raise
         finally:
             log.removeHandler(handler)
             handler.close()

@@ -386,7 +386,7 @@ def test_a_disk_that_fills_during_training_is_one_line_and_leaves_nothing(tmpfs,
     models = tmpfs("2m")  # room for the logs, not for the model
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(2**40, 0, 2**40))
     assert train.main(["--data_dir", str(demo_dir), "--models_dir", str(models), *FAST]) == 2
-    one_error_line(capsys.readouterr().err, "no space left")
+    one_error_line(capsys.readouterr().err, f"{models}: no space left")
     assert listing(models) == [], "the half-written run is removed"
 
 
