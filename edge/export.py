@@ -39,8 +39,7 @@ from competition.errors import ProjectError, add_debug_flag, exit_status
 from competition.files import load_model
 from competition.io import atomic_path, write_json
 from competition.runs import MODEL_FILE, resolve_run
-from edge.exported import (EXPORT_DIR, MANIFEST_FILE, VARIANTS, keras_probabilities,  # noqa: F401 (tests use
-                           run_data_dir, sha256, variant_file)                          # export.keras_probabilities)
+from edge.exported import EXPORT_DIR, MANIFEST_FILE, VARIANTS, run_data_dir, sha256, variant_file
 
 
 class ExportError(ProjectError):

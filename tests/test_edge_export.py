@@ -9,6 +9,7 @@ from competition.config import TrainConfig
 from competition.data import load_train
 from competition.splits import split
 from edge import check, export
+from edge.exported import keras_probabilities, sha256
 from edge.classifier import DigitClassifier
 
 
@@ -21,13 +22,13 @@ def exported(trained_run):
 def test_export_writes_four_variants_and_a_manifest(exported):
     folder, manifest = exported
     assert manifest["source_run"] == folder.name
-    assert manifest["source_sha256"] == export.sha256(folder / "model.keras")
+    assert manifest["source_sha256"] == sha256(folder / "model.keras")
     assert manifest["calibration"]["images"] == 100
     variants = {entry["variant"]: entry for entry in manifest["variants"]}
     assert list(variants) == ["float32", "dynamic_range", "float16", "int8"]
     for entry in variants.values():
         path = folder / "tflite" / entry["file"]
-        assert path.stat().st_size == entry["bytes"] and export.sha256(path) == entry["sha256"]
+        assert path.stat().st_size == entry["bytes"] and sha256(path) == entry["sha256"]
         assert entry["input"]["shape"] == [-1, 28, 28, 1] and entry["output"]["shape"] == [-1, 10]
     assert variants["float32"]["bytes"] > 1.9 * variants["float16"]["bytes"] > 3.5 * variants["int8"]["bytes"]
     for name in ("float32", "dynamic_range", "float16"):
@@ -60,7 +61,7 @@ def test_builtin_check_refuses_select_tf_ops():
 def test_classifier_matches_keras_on_the_validation_split(exported, demo_dir):
     folder, manifest = exported
     _, x_val, _, _ = split(load_train(demo_dir), TrainConfig())
-    reference = export.keras_probabilities(folder, x_val)
+    reference = keras_probabilities(folder, x_val)
     tolerance = {"float32": 1e-4, "float16": 0.01, "dynamic_range": 0.1, "int8": 0.1}
     for entry in manifest["variants"]:
         probabilities = DigitClassifier(folder / "tflite" / entry["file"]).predict(x_val)
