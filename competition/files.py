@@ -24,17 +24,18 @@ SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars"}  # what spreadsheets
 SHOWN = 60  # characters of a bad header value shown in a message
 
 
-def read_csv(source: str | Path) -> pd.DataFrame:
-    """A CSV as a DataFrame: a path (.gz read as gzip) or "archive.zip::member"; DataError if it
-    cannot be read as one, FileNotFoundError if it is not there."""
+def read_csv(source: str | Path, **options) -> pd.DataFrame:
+    """A CSV as a DataFrame: a path (.gz read as gzip) or "archive.zip::member", `options` passed to
+    pandas.read_csv (dtype=...); DataError if it cannot be read as one, FileNotFoundError if it is
+    not there."""
     source = str(source)
     try:
         if MEMBER_SEP in source:
             archive, member = source.split(MEMBER_SEP, 1)
             with zipfile.ZipFile(archive) as zf, zf.open(member) as handle:
-                frame = pd.read_csv(handle)
+                frame = pd.read_csv(handle, **options)
         else:
-            frame = pd.read_csv(source)
+            frame = pd.read_csv(source, **options)
     except FileNotFoundError:
         raise
     except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile) as err:

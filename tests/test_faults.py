@@ -579,3 +579,10 @@ def test_killed_search_as_its_first_trial_starts_resumes_and_finishes(demo_dir, 
     results = (folder / "results.csv").read_text().splitlines()
     assert len(results) == 1 + 2 and all(",COMPLETED" in row for row in results[1:])
     assert (folder / "best_hyperparameters.json").is_file()
+
+
+def test_read_csv_passes_pandas_options(tmp_path):
+    from competition.files import read_csv
+
+    (tmp_path / "results.csv").write_text("trial,val_loss\n0001,0.5\n")
+    assert read_csv(tmp_path / "results.csv", dtype={"trial": str})["trial"].tolist() == ["0001"]
