@@ -117,12 +117,17 @@ def _acquire(lock: Path) -> int | None:
 def remove_killed_runs(models_dir: str | Path) -> list[Path]:
     """Remove the .tmp-<id> folders in models_dir that no living process is writing (their lock is
     free): runs killed before they finished. Each is named on stderr; one that cannot be removed
-    (a read-only folder) is reported instead. Returns those removed."""
+    (a read-only folder), or that has no lock file at all (made by a version of this project before
+    the locks, whose process may still be running), is reported instead. Returns those removed."""
     removed = []
     folder = Path(models_dir)
     if not folder.is_dir():
         return removed
     for tmp in sorted(p for p in folder.iterdir() if p.name.startswith(TMP_PREFIX) and p.is_dir()):
+        if not _lock_path(tmp).exists():
+            print(f"note: {tmp} is an unfinished run without a lock (from an older version of this project): "
+                  "delete it by hand once no training is running", file=sys.stderr)
+            continue
         try:
             with _held(_lock_path(tmp)) as held:
                 if held is None:

@@ -490,12 +490,17 @@ def test_killed_training_leaves_no_run_and_its_litter_is_removed(point, demo_dir
     assert not [p for p in models.iterdir() if p.name.endswith(".lock")]
 
 
-def test_a_run_in_progress_is_not_taken_for_litter(tmp_path):
+def test_a_run_in_progress_is_not_taken_for_litter(tmp_path, capsys):
     with run_folder(tmp_path, "20260101-000000-live") as folder:
         assert remove_killed_runs(tmp_path) == [] and folder.is_dir()
-    (tmp_path / f"{TMP_PREFIX}20260101-000000-dead").mkdir()  # no process holds it: a killed run's
-    assert [p.name for p in remove_killed_runs(tmp_path)] == [f"{TMP_PREFIX}20260101-000000-dead"]
-    assert listing(tmp_path) == ["20260101-000000-live"]
+    dead = tmp_path / f"{TMP_PREFIX}20260101-000000-dead"  # its lock file, but no process holds it: killed
+    dead.mkdir()
+    dead.with_name(dead.name + ".lock").write_text("")
+    old = tmp_path / f"{TMP_PREFIX}20260101-000000-old"  # no lock file: an older version's, maybe running
+    old.mkdir()
+    assert remove_killed_runs(tmp_path) == [dead]
+    assert listing(tmp_path) == [old.name, "20260101-000000-live"]
+    assert f"{old} is an unfinished run without a lock" in capsys.readouterr().err
 
 
 def test_a_killed_cv_keeps_its_finished_folds_and_refuses_a_second_one_meanwhile(demo_dir, tmp_path, capsys):
@@ -534,6 +539,18 @@ def test_a_second_command_on_a_held_folder_is_refused(command, demo_dir, tmp_pat
     assert code == 2
     one_error_line(capsys.readouterr().err, str(folder), "in use by pid", str(os.getpid()))
     assert not folder.exists()
+
+
+def test_a_submission_while_an_ensemble_trains_a_member_works_and_leaves_it_alone(trained_run, demo_dir, tmp_path,
+                                                                                   capsys):
+    folder = tmp_path / "ensemble-x"
+    member = shutil.copytree(trained_run, folder / "20260101-000000-member-1", ignore=shutil.ignore_patterns("predictions"))
+    (folder / "ensemble.json").write_text(json.dumps({"members": [member.name]}))
+    with run_folder(folder, "20260101-000001-member-2") as training:  # the next member, in progress
+        code = submission.main(["--data_dir", str(demo_dir), "--models_dir", str(tmp_path), "--run", str(folder),
+                                "--out", str(tmp_path / "s.csv")])
+        assert code == 0 and training.is_dir(), capsys.readouterr().err
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 1 + 359
 
 
 def test_killed_submission_leaves_the_old_file_or_none_and_the_next_one_works(run_copy, demo_dir, tmp_path):
