@@ -10,7 +10,6 @@ memory-bound and add few FLOPs.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 
 import keras
@@ -66,8 +65,8 @@ def training_flops(model: keras.Model) -> int:
 
 
 def gemm_gflops(n: int = 2048, dtype: str = "float32", seconds: float = 1.0) -> float:
-    """GFLOP/s of an n x n matrix product in TensorFlow on this process's threads: the median of
-    repeats over about `seconds`, after a warm-up."""
+    """GFLOP/s of an n x n matrix product in TensorFlow on this process's threads: the fastest of
+    repeats over about `seconds`, after a warm-up (a limit: what the machine does at best)."""
     import tensorflow as tf
 
     a = tf.cast(tf.random.uniform((n, n), seed=0), dtype)
@@ -79,7 +78,7 @@ def gemm_gflops(n: int = 2048, dtype: str = "float32", seconds: float = 1.0) -> 
         start = time.perf_counter()
         product(a, b).numpy()  # the sum forces the product to finish and adds n^2, under 0.1% of 2n^3
         times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    return 2 * n**3 / min(times) / 1e9
 
 
 def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, steps: int = 40) -> float:
