@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from competition import hardware, speed, splits, training
-from competition.config import DATA_DIR, MODELS_DIR, TrainConfig
+from competition.config import COMPETITION_TRAIN_ROWS, DATA_DIR, MODELS_DIR, TrainConfig
 from competition.data import load_test, load_train
 from competition.errors import add_debug_flag, exit_status
 from competition.io import write_json
@@ -97,15 +97,15 @@ def run(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes: float = 
 
     chosen, estimated = plan(everyone, folder, digits, budget_minutes, machine)
     if budget_minutes and estimated and estimated[0] > budget_minutes:
-        raise ValueError(f"recipe {recipe.name}'s first model needs about {estimated[0]:.0f} min here, over "
+        raise ValueError(f"recipe {recipe.name}'s first model needs about {_minutes(estimated[0])} here, over "
                          f"--budget_minutes {budget_minutes:g}; raise the budget or pick a faster recipe "
                          "(python -m competition.best --list)")
     workers = jobs or default_jobs(sum(1 for e in estimated if e), machine)
     for member, each in zip(chosen, estimated):
         print(f"best: {member.name}: {member.preset} seed {member.cfg.seed}, {member.cfg.epochs} epochs, "
-              + (f"about {each:.0f} min" if each >= 1 else "under a minute" if each else "trained already"), flush=True)
+              + (f"about {_minutes(each)}" if each else "trained already"), flush=True)
     total = sum(estimated)
-    print(f"best: about {total:.0f} min of training, {workers} at a time"
+    print(f"best: about {_minutes(total)} of training, {workers} at a time"
           + (" (an upper bound: members side by side train somewhat faster together)" if workers > 1 else ""), flush=True)
     if len(chosen) < len(everyone):
         print(f"best: --budget_minutes {budget_minutes:g} fits {len(chosen)} of the recipe's {len(everyone)} models: "
@@ -115,7 +115,8 @@ def run(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes: float = 
     jobs_to_run = [training.Job(m.cfg, folder, m.name, what=f" ({m.preset}, seed {m.cfg.seed})") for m in chosen]
     runs = training.run_all(jobs_to_run, workers)
     write_json(folder / ENSEMBLE_FILE, {"members": [r.name for r in runs], "recipe": recipe.name})
-    estimate = None if (epochs or digits.demo) else recipe.estimate(len(runs))
+    # The recipes' estimates are cross-validations of the competition's train.csv, trained as the recipe says.
+    estimate = recipe.estimate(len(runs)) if not epochs and len(digits) == COMPETITION_TRAIN_ROWS else None
     return finish(recipe, folder, runs, digits, test, chosen[0].cfg, estimate, time.perf_counter() - start)
 
 
@@ -147,8 +148,15 @@ def finish(recipe: Recipe, folder: Path, runs: list[Path], digits, test, split: 
         print(f"best: expected accuracy about {estimate.accuracy:.5f}{spread} ({estimate.source})")
     elif digits.demo:
         print("best: DEMO data (scikit-learn digits): this submission is not for Kaggle")
+    else:
+        print(f"best: no expected accuracy: the recipe's CV is of the competition's {COMPETITION_TRAIN_ROWS:,} rows "
+              "trained as the recipe says")
     print(f"best: send it with `make submit RUN={folder.name}` (plain `make submit` picks the best recorded score)")
     return target
+
+
+def _minutes(value: float) -> str:
+    return f"{value:.1f} min" if value < 10 else f"{value:.0f} min"
 
 
 def print_recipes() -> None:

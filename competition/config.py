@@ -20,6 +20,7 @@ SHARED_DATA_DIR = ROOT.parent / "shared" / "data" / "digit-recognizer"
 # Every run writes its own folder here.
 MODELS_DIR = Path(os.environ.get("DIGITS_MODELS_DIR", ROOT / "models"))
 
+COMPETITION_TRAIN_ROWS = 42_000  # train.csv's rows: what the recipes' cross-validations measured on
 IMAGE_SIZE = 28
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 NUM_CLASSES = 10

@@ -218,9 +218,16 @@ def resolve_run(models_dir: str | Path, run: str | None = None, name: str | None
     elif (picked := best_scored(models, single)) is not None:
         say(f"run: {picked[0]} ({picked[1]}; RUN=<id> picks another)")
         return picked[0]
+    if not runs and not name:  # nothing scored and no single run: the newest ensemble or recipe
+        ensembles = sorted((p for p in models.iterdir() if is_ensemble(p) and (single is False or sole_member(p))),
+                           key=lambda p: (p / ENSEMBLE_FILE).stat().st_mtime) if models.is_dir() else []
+        if ensembles:
+            picked = sole_member(ensembles[-1]) if single else ensembles[-1]
+            say(f"run: {picked} (the newest finished ensemble; none has a recorded score; RUN=<id> picks another)")
+            return picked
     if not runs:
         what = f"run named {name!r}" if name else "trained run"
-        raise FileNotFoundError(f"no {what} in {models}: run `make train` (or `make demo`) first")
+        raise FileNotFoundError(f"no {what} in {models}: run `make best` or `make train` (or `make demo`) first")
     tuned = [p for p in runs if p.name.endswith(f"-{TUNED_NAME}")]
     return (tuned or runs)[-1]  # ids start with a timestamp, so the last is the newest
 
@@ -273,8 +280,9 @@ def best_scored(models_dir: str | Path, single: bool = False) -> tuple[Path, str
         return None
     (score, what, _), source, target = max(pool, key=lambda s: (s[0][0], s[1].name))  # ties: the newest
     via = f", its model {target.name}" if target != source else ""
-    return target, (f"picked {source.name}{via}: the best recorded score of {len(pool)} finished runs and ensembles, "
-                    f"{what} {score:.5f}")
+    among = (f"the best recorded score of {len(pool)} finished runs and ensembles" if len(pool) > 1
+             else "the only finished run or ensemble with a recorded score")
+    return target, f"picked {source.name}{via}: {among}, {what} {score:.5f}"
 
 
 def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...], defaults: dict | None = None) -> bool:

@@ -52,8 +52,13 @@ def checked_submission(folder: Path, data_dir: str | Path) -> tuple[Path, int]:
 
 
 def default_message(folder: Path) -> str:
-    accuracy = _metrics(folder).get("validation", {}).get("accuracy")
-    return folder.name + (f" (val accuracy {accuracy:.5f})" if accuracy is not None else "")
+    """The run and what it recorded of itself: its validation accuracy, or a recipe's CV estimate."""
+    metrics = _metrics(folder)
+    accuracy = (metrics.get("validation") or {}).get("accuracy")  # None for a model of every row
+    if accuracy is not None:
+        return f"{folder.name} (val accuracy {accuracy:.5f})"
+    estimate = (metrics.get("estimate") or {}).get("accuracy")
+    return folder.name + (f" (CV estimate {estimate:.5f})" if estimate is not None else "")
 
 
 def wait_for_score(client: KaggleClient, ref: int, timeout_s: float = TIMEOUT_S, poll_s: float = POLL_S):

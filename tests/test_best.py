@@ -39,7 +39,7 @@ def test_budget_stops_an_ensemble_early_and_says_so(demo_dir, tmp_path, capsys, 
     monkeypatch.setattr(speed, "training_rate", lambda cfg, images, onehot: 100.0)  # 1,438 rows: 0.24 min an epoch
     argv = ["--recipe", "best-ensemble", "--data_dir", str(demo_dir), "--models_dir", str(tmp_path), "--epochs", "1"]
     assert best.main([*argv, "--budget_minutes", "0.1"]) == 2
-    assert "first model needs about 0 min here, over --budget_minutes 0.1" in capsys.readouterr().err
+    assert "first model needs about 0.2 min here, over --budget_minutes 0.1" in capsys.readouterr().err
     assert best.main([*argv, "--budget_minutes", "0.3"]) == 0
     out = capsys.readouterr().out
     assert "fits 1 of the recipe's 3 models: the ensemble stops there" in out
@@ -105,3 +105,26 @@ def test_every_recipe_names_presets_that_exist(name):
     from competition.config import PRESETS
 
     assert all(preset in PRESETS for preset, _ in RECIPES[name].members)
+
+
+def test_with_nothing_scored_the_newest_ensemble_is_taken(tmp_path):
+    """A recipe trained with --epochs has no estimate: make submit still finds it, and says why."""
+    import os
+
+    for name, when in (("recipe-fast", 100), ("ensemble-old", 50)):
+        member = fake_run(tmp_path / name / f"20261201-000000-member-1", {"validation": None})
+        (tmp_path / name / "ensemble.json").write_text(json.dumps({"members": [member.name]}))
+        os.utime(tmp_path / name / "ensemble.json", (when, when))
+    said = []
+    assert resolve_run(tmp_path, say=said.append) == tmp_path / "recipe-fast"
+    assert "the newest finished ensemble; none has a recorded score" in said[0]
+    assert resolve_run(tmp_path, single=True, say=said.append).parent == tmp_path / "recipe-fast"
+
+
+def test_the_submission_message_names_the_estimate_of_a_model_of_every_row(tmp_path):
+    from competition.submit import default_message
+
+    run = fake_run(tmp_path / "20261201-000000-strong", {"validation": None})
+    assert default_message(run) == run.name
+    (run / "metrics.json").write_text(json.dumps({"validation": None, "estimate": {"accuracy": 0.99524}}))
+    assert default_message(run) == f"{run.name} (CV estimate 0.99524)"
