@@ -112,7 +112,7 @@ def test_with_nothing_scored_the_newest_ensemble_is_taken(tmp_path):
     import os
 
     for name, when in (("recipe-fast", 100), ("ensemble-old", 50)):
-        member = fake_run(tmp_path / name / f"20261201-000000-member-1", {"validation": None})
+        member = fake_run(tmp_path / name / "20261201-000000-member-1", {"validation": None})
         (tmp_path / name / "ensemble.json").write_text(json.dumps({"members": [member.name]}))
         os.utime(tmp_path / name / "ensemble.json", (when, when))
     said = []
