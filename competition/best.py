@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -31,11 +30,18 @@ from competition import hardware, speed, splits, training
 from competition.config import COMPETITION_TRAIN_ROWS, DATA_DIR, MODELS_DIR, TrainConfig
 from competition.data import load_test, load_train
 from competition.errors import add_debug_flag, exit_status
+from competition.files import read_json
 from competition.io import write_json
 from competition.metrics import classification_metrics
 from competition.predict import member_probabilities
 from competition.recipes import RECIPES, Recipe, members, minutes, within_budget
-from competition.runs import ENSEMBLE_FILE, METRICS_FILE, exclusive, open_resumable, resolve_run
+from competition.runs import (
+    ENSEMBLE_FILE,
+    METRICS_FILE,
+    exclusive,
+    open_resumable,
+    resolve_run,
+)
 from competition.submission_format import SUBMISSION_FILE, write_submission
 
 SETTINGS_FILE = "recipe_config.json"
@@ -130,7 +136,7 @@ def finish(recipe: Recipe, folder: Path, runs: list[Path], digits, test, split: 
     if recipe.val_size:  # the members share their config's split: score their ensemble on it
         _, x_val, _, y_val = splits.split(digits, split)
         validation = classification_metrics(y_val, member_probabilities(folder, x_val).mean(axis=0))
-    trained = [json.loads((r / METRICS_FILE).read_text()) for r in runs]
+    trained = [read_json(r / METRICS_FILE, ("train_seconds",)) for r in runs]
     write_json(folder / METRICS_FILE, {
         "recipe": recipe.name, "members": [r.name for r in runs], "tta": recipe.tta,
         "demo_data": digits.demo, "validation": validation,

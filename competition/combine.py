@@ -17,17 +17,17 @@ members trained on every row (`make ensemble ... --val_size 0`) have no held-out
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 from competition.config import DATA_DIR, MODELS_DIR
-from competition.folds import SETTINGS_FILE, fold_indices, fold_runs, score_folds
 from competition.data import load_train
+from competition.errors import add_debug_flag, exit_status
+from competition.files import read_json
+from competition.folds import SETTINGS_FILE, fold_indices, fold_runs, score_folds
 from competition.io import write_json
 from competition.predict import model_paths
-from competition.errors import add_debug_flag, exit_status
 from competition.runs import ENSEMBLE_FILE, exclusive
 
 
@@ -35,7 +35,7 @@ def cv_settings(folder: Path) -> dict:
     path = folder / SETTINGS_FILE
     if not path.is_file():
         raise ValueError(f"{folder}: not a cross-validation folder (no {SETTINGS_FILE}; make one with `make cv`)")
-    return json.loads(path.read_text())
+    return read_json(path, ("k", "cv_seed"))
 
 
 def models_of(folder: Path) -> list[Path]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -25,10 +24,11 @@ from competition import splits, training
 from competition.cli import add_workers_flag, named_after_preset, parse_train_config
 from competition.config import TrainConfig
 from competition.data import load_test, load_train
+from competition.errors import add_debug_flag, exit_status
+from competition.files import read_json
 from competition.io import write_json
 from competition.metrics import agreement, classification_metrics
 from competition.predict import member_probabilities
-from competition.errors import add_debug_flag, exit_status
 from competition.runs import ENSEMBLE_FILE, METRICS_FILE, exclusive, open_resumable
 
 SETTINGS_FILE = "ensemble_config.json"
@@ -59,7 +59,7 @@ def run(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, workers: in
                       what=f" (of {k}, seed {cfg.seed + i - 1})") for i in range(1, k + 1)]
     members = training.run_all(jobs, workers)
     names = [member.name for member in members]
-    seconds = sum(json.loads((member / METRICS_FILE).read_text())["train_seconds"] for member in members)
+    seconds = sum(read_json(member / METRICS_FILE, ("train_seconds",))["train_seconds"] for member in members)
     write_json(folder / ENSEMBLE_FILE, {"members": names, "config": cfg.to_dict()})
 
     digits = load_train(cfg.data_dir)

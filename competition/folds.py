@@ -8,13 +8,13 @@ accuracy and training time, the mean and spread over folds, and each fold's ense
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from competition.files import read_json
 from competition.io import write_json
 from competition.metrics import agreement
 from competition.predict import stacked_probabilities
@@ -103,7 +103,7 @@ def score_folds(folder: Path, runs: dict[int, list[Path]], digits, splits, tta: 
 
 def fold_result(fold: int, runs: list[Path], digits, held_out: np.ndarray, tta: int) -> dict:
     """One fold's line of cv.json: its models, their training time and held-out scores."""
-    trained = [json.loads((r / METRICS_FILE).read_text()) for r in runs]
+    trained = [read_json(r / METRICS_FILE, ("train_seconds",)) for r in runs]
     return {"fold": fold, "n": len(held_out), "runs": [r.name for r in runs],
             "train_seconds": [m["train_seconds"] for m in trained],
             "train_images_per_second": [m["train_images_per_second"] for m in trained],

@@ -133,7 +133,9 @@ class KaggleClient:
 
     def download_data(self, dest: Path) -> int:
         """Download the competition's zip to dest (a temporary name: the caller verifies, renames); bytes."""
-        from kagglesdk.competitions.types.competition_api_service import ApiDownloadDataFilesRequest
+        from kagglesdk.competitions.types.competition_api_service import (
+            ApiDownloadDataFilesRequest,
+        )
 
         def once() -> int:
             request = ApiDownloadDataFilesRequest()
@@ -165,7 +167,9 @@ class KaggleClient:
 
     def submission(self, ref: int):
         """The submission (kagglesdk ApiSubmission): status, public_score, error_description, ..."""
-        from kagglesdk.competitions.types.competition_api_service import ApiGetSubmissionRequest
+        from kagglesdk.competitions.types.competition_api_service import (
+            ApiGetSubmissionRequest,
+        )
 
         def once():
             request = ApiGetSubmissionRequest()
@@ -195,7 +199,9 @@ class KaggleClient:
         """How many teams of the public leaderboard score above `score`, and whether that count is
         complete (False when the first `pages` pages were all above it). The leaderboard is sorted
         best first, so paging stops at the first score that is not above."""
-        from kagglesdk.competitions.types.competition_api_service import ApiGetLeaderboardRequest
+        from kagglesdk.competitions.types.competition_api_service import (
+            ApiGetLeaderboardRequest,
+        )
 
         above, token = 0, ""
         for _ in range(pages):

@@ -81,13 +81,14 @@ def gemm_gflops(n: int = 2048, dtype: str = "float32", seconds: float = 1.0) -> 
     return 2 * n**3 / min(times) / 1e9
 
 
-def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, steps: int = 40) -> float:
+def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, steps: int = 50) -> float:
     """Images/s at which cfg trains here: a fresh model in cfg's (settled) precision on cfg's
-    pipeline, an epoch of `steps` batches to trace and warm up, then one timed."""
+    pipeline, an epoch of `steps` batches to trace, one more to drain the batches the parallel
+    pipeline prepared meanwhile (else it looks faster than training is), then one timed."""
     with models.precision(cfg.precision):
         model = models.compile_model(models.build(cfg.arch), cfg.learning_rate, ema=cfg.ema)
     ds = make_dataset(images, onehot, cfg.batch_size, cfg.seed, cfg.augment, cfg.rotation_deg, cfg.shift_frac,
                       cfg.zoom_frac)
     timer = EpochTimer()
-    model.fit(ds, steps_per_epoch=steps, epochs=2, callbacks=[timer], shuffle=False, verbose=0)
+    model.fit(ds, steps_per_epoch=steps, epochs=3, callbacks=[timer], shuffle=False, verbose=0)
     return steps * cfg.batch_size / timer.seconds[-1]

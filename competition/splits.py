@@ -7,7 +7,6 @@ int8 calibration use the digits it was, and was not, trained on.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from sklearn.model_selection import train_test_split
 
 from competition.config import TrainConfig
 from competition.data import DataError, Digits
+from competition.files import read_json
 from competition.runs import CONFIG_FILE, FINGERPRINT_FILE, ROWS_FILE
 
 
@@ -37,11 +37,11 @@ def run_split(folder: Path, digits: Digits) -> tuple[np.ndarray, np.ndarray, np.
             raise DataError(f"{rows} names rows past the {len(digits.labels)} of {digits.source}: not this run's data")
         return (digits.images[train_rows], digits.images[val_rows],
                 digits.labels[train_rows], digits.labels[val_rows])
-    config = json.loads((folder / CONFIG_FILE).read_text())
+    config = read_json(folder / CONFIG_FILE, ("val_size", "split_seed"))
     x_train, x_val, y_train, y_val = split(digits, TrainConfig(val_size=config["val_size"],
                                                                split_seed=config["split_seed"]))
     recorded = folder / FINGERPRINT_FILE
-    n_val = json.loads(recorded.read_text()).get("n_val", len(x_val)) if recorded.is_file() else len(x_val)
+    n_val = read_json(recorded).get("n_val", len(x_val)) if recorded.is_file() else len(x_val)
     if n_val != len(x_val):
         raise DataError(f"{folder.name} was validated on {n_val} rows, but its config's split (val_size "
                         f"{config['val_size']}, split_seed {config['split_seed']}) gives {len(x_val)}: its rows were "

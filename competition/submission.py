@@ -24,6 +24,7 @@ from competition.predict import model_paths, probabilities
 from competition.runs import METRICS_FILE, MODEL_FILE, resolve_run
 from competition.submission_format import SUBMISSION_FILE, write_submission
 
+
 def run(run: str | None, data_dir: str, models_dir: str, out: str | None, name: str | None = None,
         tta: int = 0) -> Path:
     folder = resolve_run(models_dir, run, name)

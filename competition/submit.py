@@ -19,7 +19,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 from competition.config import DATA_DIR, MODELS_DIR
 from competition.data import load_test
 from competition.errors import add_debug_flag, exit_status
@@ -27,7 +26,11 @@ from competition.files import read_csv, read_json
 from competition.io import write_json
 from competition.kaggle_client import BACKOFF_S, RETRIES, KaggleClient, KaggleError
 from competition.runs import METRICS_FILE, resolve_run
-from competition.submission_format import SUBMISSION_FILE, SubmissionError, check_submission
+from competition.submission_format import (
+    SUBMISSION_FILE,
+    SubmissionError,
+    check_submission,
+)
 
 RECORD_FILE = "kaggle_submissions.json"  # in the run folder: every submission made from it, with scores
 TIMEOUT_S = 600.0  # Kaggle scores this competition in seconds; past ten minutes, check back later

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import multiprocessing
 import sys
@@ -26,6 +25,7 @@ from competition import model as models
 from competition.augment import batches_per_epoch, make_dataset
 from competition.config import NUM_CLASSES, TrainConfig
 from competition.data import Digits, load_train
+from competition.files import read_json
 from competition.io import write_json
 from competition.metrics import classification_metrics
 from competition.pseudo import pseudo_labelled
@@ -141,7 +141,7 @@ def build_model(cfg: TrainConfig) -> tuple[keras.Model, dict | None]:
         cfg = settled(cfg, hardware.detect())[0]
     with models.precision(cfg.precision):
         if cfg.hparams:
-            values = json.loads(Path(cfg.hparams).read_text())["hyperparameters"]
+            values = read_json(cfg.hparams, ("hyperparameters",))["hyperparameters"]
             model = models.make_cnn(**search_space.cnn_kwargs(values), name="tuned")
         else:
             model = models.build(cfg.arch)

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from competition.errors import ProjectError, add_debug_flag, exit_status
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--hide-scrollbars", "--remote-debugging-pipe"]
@@ -41,7 +43,7 @@ IMAGES_JS = """Promise.all([...document.images].map(img => img.decode().then(() 
       naturalHeight: img.naturalHeight, complete: img.complete, error: errors[k]})))"""
 
 
-class BrowserError(RuntimeError):
+class BrowserError(ProjectError):
     """Chromium is missing, did not start, or did not answer."""
 
 
@@ -202,15 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("page", help="an HTML file, e.g. models/RUN/report/report.html")
     parser.add_argument("--screenshots", default=None, help="folder for full-page screenshots (default: none)")
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    if not Path(args.page).is_file():
-        print(f"error: {args.page}: no such file", file=sys.stderr)
-        return 2
-    try:
-        result = check_page(Path(args.page), Path(args.screenshots) if args.screenshots else None)
-    except BrowserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return exit_status(lambda: check(Path(args.page), Path(args.screenshots) if args.screenshots else None), args.debug)
+
+
+def check(page: Path, screenshots: Path | None) -> int:
+    """The page's check, printed; 1 when an image did not decode or the console shows an error."""
+    if not page.is_file():
+        raise FileNotFoundError(2, "no such file", str(page))
+    result = check_page(page, screenshots)
     broken = [img for img in result["images"] if not img["naturalWidth"] or img["error"]]
     print(f"images: {len(result['images']) - len(broken)} of {len(result['images'])} decoded")
     for img in broken:

@@ -18,23 +18,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
-import pandas as pd
 
 from competition.config import MODELS_DIR, NUM_CLASSES
 from competition.data import Digits, load_train
 from competition.errors import add_debug_flag, exit_status
+from competition.files import load_model, read_csv, read_json
 from competition.io import write_text
 from competition.report import figures
 from competition.report.optional import edge_section, local_path, tuning_section
 from competition.report.page import Section, render, table
-from competition.runs import CONFIG_FILE, FINGERPRINT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, resolve_run
+from competition.runs import (
+    CONFIG_FILE,
+    FINGERPRINT_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    resolve_run,
+)
 
 REPORT_DIR = "report"
 PAGE_FILE = "report.html"
@@ -51,7 +57,7 @@ def load_data(folder: Path, data_dir: Path) -> Digits:
     digits = load_train(data_dir)
     recorded = folder / FINGERPRINT_FILE
     if recorded.is_file():
-        expected = json.loads(recorded.read_text())["sha256"]
+        expected = read_json(recorded, ("sha256",))["sha256"]
         found = digits.fingerprint()["sha256"]
         if found != expected:
             raise ReportError(f"{digits.source} is not the data {folder.name} was trained on (sha256 {found[:12]}..., "
@@ -121,11 +127,11 @@ def load(folder: Path, data_dir: str | None) -> RunData:
     """The run's config, metrics, model and data, and the rows it was validated on."""
     from competition.splits import run_split
 
-    config = json.loads((folder / CONFIG_FILE).read_text())
-    metrics = json.loads((folder / METRICS_FILE).read_text()) if (folder / METRICS_FILE).is_file() else {}
+    config = read_json(folder / CONFIG_FILE)
+    metrics = read_json(folder / METRICS_FILE) if (folder / METRICS_FILE).is_file() else {}
     digits = load_data(folder, Path(data_dir) if data_dir else local_path(config["data_dir"]))
     x_train, x_val, y_train, y_val = run_split(folder, digits)
-    model = keras.models.load_model(folder / MODEL_FILE)
+    model = load_model(folder / MODEL_FILE)
     probabilities = (model.predict(x_val.astype(np.float32), batch_size=256, verbose=0) if len(x_val)
                      else np.zeros((0, NUM_CLASSES), np.float32))  # Keras cannot predict on no rows
     if len(x_val):
@@ -191,7 +197,7 @@ def analysis_sections(save, run: RunData) -> list[Section]:
     if (folder / HISTORY_FILE).is_file():
         restored = run.metrics.get("restored_epoch")
         sections.append(Section("curves", "Learning curves", figures=[
-            (save(figures.learning_curves(pd.read_csv(folder / HISTORY_FILE), restored), "learning_curves.png"),
+            (save(figures.learning_curves(read_csv(folder / HISTORY_FILE), restored), "learning_curves.png"),
              "Train against validation per epoch, from history.csv. Train metrics are measured during the epoch "
              "(on augmented digits when augmentation is on), validation metrics after it.")]))
     sections += validation_sections(save, run)

@@ -16,9 +16,9 @@ matplotlib.use("Agg")  # no display: figures are only written to files
 import numpy as np
 import pandas as pd
 from matplotlib.colors import LogNorm, PowerNorm
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from competition.config import NUM_CLASSES
 from competition.io import atomic_path

@@ -6,12 +6,10 @@ absence: a missing file means a missing section or a sentence that says so, neve
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pandas as pd
-
 from competition.config import ROOT
+from competition.files import read_csv, read_json
 from competition.report import figures
 from competition.report.page import Section, key_values, table
 
@@ -33,14 +31,14 @@ def tuning_section(config: dict, save) -> Section | None:
     section = Section("tuning", "Tuning", f"This run trained the best hyperparameters of {search}.")
     results_file = search / "results.csv"
     if results_file.is_file():
-        results = pd.read_csv(results_file, dtype={"trial": str})
+        results = read_csv(results_file, dtype={"trial": str})
         section.figures.append((save(figures.tuning_trials(results), "tuning_trials.png"),
                                 f"val_loss of every trial in {results_file}; lower is better."))
         top = results.sort_values("val_loss").head(10)
         section.html += "<h3>The 10 best trials</h3>" + table(top.to_dict("records"))
     else:
         section.text += f" Its trials are not here ({results_file} is missing)."
-    best = json.loads(best_file.read_text()) if best_file.is_file() else {}
+    best = read_json(best_file) if best_file.is_file() else {}
     values = best.get("hyperparameters") or config.get("hyperparameters") or {}
     if values:
         facts = {**values, **best.get("model", {})}
@@ -60,7 +58,7 @@ def find_edge_check(folder: Path, models_dir: Path) -> Path | None:
             return path
     for path in sorted((models_dir / "edge").glob("*check*.json")):
         try:
-            if json.loads(path.read_text()).get("run") == folder.name:
+            if read_json(path).get("run") == folder.name:
                 return path
         except (ValueError, AttributeError):
             continue
@@ -73,7 +71,7 @@ def edge_section(folder: Path, models_dir: Path) -> Section | None:
         return None
     section = Section("edge", "Edge variants", f"The check of the exported models against the Keras model ({path}).")
     try:
-        check = json.loads(path.read_text())
+        check = read_json(path)
     except ValueError as err:
         section.text += f" It could not be read: {err}."
         return section
