@@ -65,7 +65,8 @@ def trained(folder: Path, name: str) -> bool:
     return True
 
 
-def plan(chosen: list, folder: Path, digits, budget_minutes: float, machine: hardware.Hardware) -> tuple[list, list[float]]:
+def plan(chosen: list, folder: Path, digits, budget_minutes: float,
+         machine: hardware.Hardware) -> tuple[list, list[float]]:
     """The members to train now (those not trained yet, within the budget) and each one's minutes,
     from a short measured calibration of each distinct configuration."""
     onehot = training.onehot(digits.labels)
@@ -98,7 +99,7 @@ def run(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes: float = 
           f"of {digits.source}" + (f", TTA x{recipe.tta}" if recipe.tta else ""), flush=True)
     print(f"best: machine: {hardware.describe(machine)}; precision {precision} ({why}), {threads} threads", flush=True)
     open_resumable(folder, SETTINGS_FILE, {"recipe": recipe.name, "members": [
-        {key: value for key, value in {**m.cfg.to_dict(), "precision": precision}.items() if key in training.IDENTITY}
+        {key: value for key, value in training.recorded_settings(m.cfg, machine).items() if key in training.IDENTITY}
         for m in everyone]}, ("recipe", "members"), fresh)
 
     chosen, estimated = plan(everyone, folder, digits, budget_minutes, machine)
@@ -111,8 +112,8 @@ def run(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes: float = 
         print(f"best: {member.name}: {member.preset} seed {member.cfg.seed}, {member.cfg.epochs} epochs, "
               + (f"about {_minutes(each)}" if each else "trained already"), flush=True)
     total = sum(estimated)
-    print(f"best: about {_minutes(total)} of training, {workers} at a time"
-          + (" (an upper bound: members side by side train somewhat faster together)" if workers > 1 else ""), flush=True)
+    side_by_side = " (the sum of their times: side by side they may end sooner, docs/speed.md)" if workers > 1 else ""
+    print(f"best: about {_minutes(total)} of training, {workers} at a time{side_by_side}", flush=True)
     if len(chosen) < len(everyone):
         print(f"best: --budget_minutes {budget_minutes:g} fits {len(chosen)} of the recipe's {len(everyone)} models: "
               "the ensemble stops there (run again with a larger budget to add the rest)", flush=True)
@@ -148,7 +149,8 @@ def finish(recipe: Recipe, folder: Path, runs: list[Path], digits, test, split: 
           f"model{'s' * (len(runs) > 1)}" + (f", TTA x{recipe.tta}" if recipe.tta else "")
           + f"; labels 0..9: {' '.join(map(str, counts))}")
     if validation:
-        print(f"best: validation accuracy {validation['accuracy']:.5f} ({validation['errors']} errors in {validation['n']})")
+        print(f"best: validation accuracy {validation['accuracy']:.5f} "
+              f"({validation['errors']} errors in {validation['n']})")
     if estimate:
         spread = f" ± {estimate.std:.5f}" if estimate.std else ""
         print(f"best: expected accuracy about {estimate.accuracy:.5f}{spread} ({estimate.source})")
@@ -178,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", default="fast", choices=sorted(RECIPES),
                         help="what to train (default: %(default)s; --list describes each)")
     parser.add_argument("--list", action="store_true", help="list the recipes and their expected accuracy, then stop")
-    parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with train.csv and test.csv (default: %(default)s)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="where models/recipe-<name>/ goes (default: %(default)s)")
+    parser.add_argument("--data_dir", default=str(DATA_DIR),
+                        help="folder with train.csv and test.csv (default: %(default)s)")
+    parser.add_argument("--models_dir", default=str(MODELS_DIR),
+                        help="where models/recipe-<name>/ goes (default: %(default)s)")
     parser.add_argument("--budget_minutes", type=float, default=0.0,
                         help="train only the members that fit this many minutes by the measured estimate (default: 0, "
                              "no limit)")

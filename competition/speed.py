@@ -10,6 +10,7 @@ memory-bound and add few FLOPs.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 
 import keras
@@ -81,14 +82,25 @@ def gemm_gflops(n: int = 2048, dtype: str = "float32", seconds: float = 1.0) -> 
     return 2 * n**3 / min(times) / 1e9
 
 
-def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, steps: int = 50) -> float:
+# Epochs a fit runs before it is timed: one traces the step, one uses up the batches that the
+# parallel pipeline prepared meanwhile (timed, they make training look faster than it is).
+WARMUP_EPOCHS = 2
+
+
+def median_epoch_seconds(fit, epochs: int) -> float:
+    """fit(n, callback) trains n epochs; the median seconds of the `epochs` after the warm-up."""
+    timer = EpochTimer()
+    fit(WARMUP_EPOCHS + epochs, timer)
+    return statistics.median(timer.seconds[WARMUP_EPOCHS:])
+
+
+def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, steps: int = 50, epochs: int = 1) -> float:
     """Images/s at which cfg trains here: a fresh model in cfg's (settled) precision on cfg's
-    pipeline, an epoch of `steps` batches to trace, one more to drain the batches the parallel
-    pipeline prepared meanwhile (else it looks faster than training is), then one timed."""
+    pipeline, epochs of `steps` batches, the median after the warm-up."""
     with models.precision(cfg.precision):
         model = models.compile_model(models.build(cfg.arch), cfg.learning_rate, ema=cfg.ema)
     ds = make_dataset(images, onehot, cfg.batch_size, cfg.seed, cfg.augment, cfg.rotation_deg, cfg.shift_frac,
                       cfg.zoom_frac)
-    timer = EpochTimer()
-    model.fit(ds, steps_per_epoch=steps, epochs=3, callbacks=[timer], shuffle=False, verbose=0)
-    return steps * cfg.batch_size / timer.seconds[-1]
+    seconds = median_epoch_seconds(lambda n, timer: model.fit(ds, steps_per_epoch=steps, epochs=n, callbacks=[timer],
+                                                              shuffle=False, verbose=0), epochs)
+    return steps * cfg.batch_size / seconds

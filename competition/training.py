@@ -225,13 +225,14 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
     machine = hardware.detect()
     cfg, why = settled(cfg, machine)
     threads = hardware.apply_threads(hardware.choose_threads(cfg.threads, machine))
-    # A full or read-only models folder found now rather than after the training; the model is
-    # built to be measured before the seed is set, so the one trained is the same as without it.
-    check_room(cfg.models_dir, run_bytes(build_model(cfg)[0].count_params(), bool(cfg.ema)), "this run")
     keras.utils.set_random_seed(cfg.seed)
+    model, hyperparameters = build_model(cfg)
+    # A full or read-only models folder found now, from the model's size, rather than after the training.
+    check_room(cfg.models_dir, run_bytes(model.count_params(), bool(cfg.ema)), "this run")
     run_id = new_run_id(cfg.name)
     with run_folder(cfg.models_dir, run_id) as folder:
-        log.info(f"machine: {hardware.describe(machine)}; precision {cfg.precision} ({why}), {threads} thread{'s' * (threads != 1)}")
+        log.info(f"machine: {hardware.describe(machine)}; precision {cfg.precision} ({why}), "
+                 f"{threads} thread{'s' * (threads != 1)}")
         start = time.perf_counter()
         digits = load_train(cfg.data_dir)
         x_train, x_val, y_train, y_val, pseudo = training_data(cfg, digits, indices)
@@ -240,7 +241,6 @@ def run(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None) 
         log.info(f"data: {len(x_train)} train{extra} / {len(x_val)} val images from {digits.source} [{kind}], "
                  f"{time.perf_counter() - start:.1f}s")
 
-        model, hyperparameters = build_model(cfg)
         what = f"tuned model from {cfg.hparams}" if cfg.hparams else f"arch {cfg.arch}"
         log.info(f"run: {run_id}, {what} ({model.count_params():,} parameters), "
                  f"augment {'on' if cfg.augment else 'off'}, up to {cfg.epochs} epochs of batch {cfg.batch_size}, "
@@ -326,7 +326,7 @@ def _train_in_worker(job: Job) -> Path:
     return _train(job)
 
 
-def recorded_settings(cfg: TrainConfig) -> dict:
-    """cfg as resumable work records it (CV folds, ensemble members): with the precision this
-    machine trains in, so that work is not continued in another one."""
-    return {**cfg.to_dict(), "precision": settled(cfg, hardware.detect())[0].precision}
+def recorded_settings(cfg: TrainConfig, machine: hardware.Hardware | None = None) -> dict:
+    """cfg as resumable work records it (CV folds, ensemble members, a recipe's models): with the
+    precision this machine trains in, so that work is not continued in another one."""
+    return {**cfg.to_dict(), "precision": settled(cfg, machine or hardware.detect())[0].precision}

@@ -23,7 +23,6 @@ degrees and shifts and zooms up to S (the training augmentation's ranges are 10 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -32,12 +31,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from competition.config import SHARED_DATA_DIR  # noqa: E402
-from competition.folds import CV_FILE, fold_indices, scores_file  # noqa: E402
+from competition.folds import scores_file  # noqa: E402
 from competition.data import DataError, load_test, load_train  # noqa: E402
 from competition.io import write_json  # noqa: E402
 from competition.predict import stacked_probabilities  # noqa: E402
 from competition.pseudo import labellers  # noqa: E402
+from research.cv_folder import add_cv_arguments, held_out_rows  # noqa: E402
 
 
 def difference_of_confidences(val_probs: np.ndarray, val_labels: np.ndarray, test_probs: np.ndarray) -> float:
@@ -99,19 +98,15 @@ def describe(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cv", type=Path, required=True, help="a CV or combine folder (models/cv-<name>)")
-    parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR), help="(default: %(default)s)")
+    add_cv_arguments(parser)
     parser.add_argument("--tta", type=int, default=0, help="test-time augmented copies per digit (default: 0)")
     parser.add_argument("--shift_check", type=float, nargs=2, metavar=("DEGREES", "FRACTION"),
                         help="estimate warped held-out digits, whose accuracy is known, instead of test.csv")
     args = parser.parse_args(argv)
-    if not (args.cv / CV_FILE).is_file():
-        parser.error(f"--cv {args.cv}: no {CV_FILE} there; give a folder made by `make cv` or `make combine`")
-    settings = json.loads((args.cv / CV_FILE).read_text())  # cv and combine both write k, cv_seed
     digits = load_train(args.data_dir)
     test = None if args.shift_check else load_test(args.data_dir)  # the check reads held-out digits only
     folds = []
-    for fold, (_, held_out) in enumerate(fold_indices(digits.labels, settings["k"], settings["cv_seed"]), 1):
+    for fold, held_out in held_out_rows(parser, args.cv, digits.labels):
         try:
             models = labellers(args.cv, held_out)
         except DataError:  # a fold this CV has not trained yet

@@ -10,18 +10,16 @@ label a pseudo-labelled fold's test digits) predict those rows; it prints how ma
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from competition.config import SHARED_DATA_DIR  # noqa: E402
-from competition.folds import CV_FILE, fold_indices  # noqa: E402
 from competition.data import DataError, load_train  # noqa: E402
 from competition.predict import stacked_probabilities  # noqa: E402
 from competition.pseudo import labellers  # noqa: E402
+from research.cv_folder import add_cv_arguments, held_out_rows  # noqa: E402
 
 
 def kept(digits: int, errors: int) -> str:
@@ -30,17 +28,13 @@ def kept(digits: int, errors: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cv", type=Path, required=True, help="a CV or combine folder (models/cv-<name>)")
-    parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR), help="(default: %(default)s)")
+    add_cv_arguments(parser)
     parser.add_argument("--min_confidence", type=float, default=0.9,
                         help="the pseudo-labelling threshold to examine (default: %(default)s)")
     args = parser.parse_args(argv)
-    if not (args.cv / CV_FILE).is_file():
-        parser.error(f"--cv {args.cv}: no {CV_FILE} there; give a folder made by `make cv` or `make combine`")
-    settings = json.loads((args.cv / CV_FILE).read_text())  # cv and combine both write k, cv_seed
     digits = load_train(args.data_dir)
     totals = {"digits": 0, "errors": 0, "below": 0, "errors_below": 0}
-    for fold, (_, held_out) in enumerate(fold_indices(digits.labels, settings["k"], settings["cv_seed"]), 1):
+    for fold, held_out in held_out_rows(parser, args.cv, digits.labels):
         try:
             models = labellers(args.cv, held_out)
         except DataError:  # a fold this CV has not trained yet

@@ -15,10 +15,11 @@ All in one process, on the cores it may use, one after another:
      - the strong preset (`make best RECIPE=fast`: batch 64, --precision auto);
      each with its training GFLOP/s (competition/speed.py counts the FLOPs) and the share of the
      float32 matmul limit that makes.
-Each model trains a warm-up epoch (tracing), then --epochs timed epochs of --images images, in
---repeats rounds that alternate the models; the median counts, and the limit is the best matmul
-measured between rounds. Images come from --data_dir (train.csv), else the offline demo set. Run it
-on an otherwise idle machine; the last line is the summary, the JSON (--out) has everything.
+Each model trains warm-up epochs (tracing, and the batches prepared meanwhile), then --epochs timed
+epochs of --images images, in --repeats rounds that alternate the models; the median counts, and
+the limit is the best matmul measured between rounds. Images come from --data_dir (train.csv),
+else the offline demo set. Run it on an otherwise idle machine; the last line is the summary, the
+JSON (--out) has everything.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 
 from competition import hardware, speed  # noqa: E402  (competition first: it sets the Keras backend)
 from competition import model as models  # noqa: E402
-from competition.augment import make_dataset  # noqa: E402
 from competition.config import DATA_DIR, PRESETS, TrainConfig  # noqa: E402
 from competition.data import DataError, load_train  # noqa: E402
 from competition.demo_data import write_demo_data  # noqa: E402
@@ -53,30 +53,19 @@ def notebook_model() -> keras.Model:
     return keras.Model(pixels, models.report_model()(augment(pixels)), name="notebook")
 
 
-def images_per_second(fit, epochs: int, images: int) -> float:
-    timer = speed.EpochTimer()
-    fit(epochs + 1, timer)
-    return images / statistics.median(timer.seconds[1:])  # the first epoch traces
-
-
 def notebook_rate(x, y, images: int, epochs: int) -> tuple[float, keras.Model]:
     keras.utils.set_random_seed(0)
     model = models.compile_model(notebook_model(), 1e-4)
     x, y = x[:images].astype("float32"), y[:images]
-    rate = images_per_second(lambda n, timer: model.fit(x, y, batch_size=32, epochs=n, callbacks=[timer], verbose=0),
-                             epochs, images)
-    return rate, model
+    seconds = speed.median_epoch_seconds(
+        lambda n, timer: model.fit(x, y, batch_size=32, epochs=n, callbacks=[timer], verbose=0), epochs)
+    return images / seconds, model
 
 
 def project_rate(x, y, cfg: TrainConfig, images: int, epochs: int) -> tuple[float, keras.Model]:
     keras.utils.set_random_seed(0)
-    with models.precision(cfg.precision):
-        model = models.compile_model(models.build(cfg.arch), cfg.learning_rate)
-    ds = make_dataset(x, y, cfg.batch_size, cfg.seed, cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
-    steps = max(images // cfg.batch_size, 10)
-    rate = images_per_second(lambda n, timer: model.fit(ds, steps_per_epoch=steps, epochs=n, callbacks=[timer],
-                                                        shuffle=False, verbose=0), epochs, steps * cfg.batch_size)
-    return rate, model
+    rate = speed.training_rate(cfg, x, y, steps=max(images // cfg.batch_size, 10), epochs=epochs)
+    return rate, models.build(cfg.arch)  # the design, for its FLOPs
 
 
 def training_images(data_dir: str) -> tuple[object, str]:
@@ -134,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             flops[name] = speed.training_flops(model)
         for dtype in dtypes:
             limits[dtype].append(speed.gemm_gflops(dtype=dtype))
-        print(f"round {round_ + 1} of {args.repeats}: " + ", ".join(f"{name} {rates[name][-1]:,.0f}" for name, _, _ in runs)
-              + " img/s", flush=True)
+        measured = ", ".join(f"{name} {rates[name][-1]:,.0f}" for name, _, _ in runs)
+        print(f"round {round_ + 1} of {args.repeats}: {measured} img/s", flush=True)
     limit = {dtype: max(values) for dtype, values in limits.items()}
     print("limit: 2048x2048 matmul " + ", ".join(f"{gflops:,.1f} GFLOP/s in {dtype}" for dtype, gflops in limit.items())
           + f" (the best of {args.repeats + 1})", flush=True)

@@ -1,0 +1,27 @@
+"""What the research scripts share: a CV folder named by --cv, and its folds' held-out rows."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from competition.config import SHARED_DATA_DIR
+from competition.files import read_json
+from competition.folds import CV_FILE, fold_indices
+
+
+def add_cv_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cv", type=Path, required=True, help="a CV or combine folder (models/cv-<name>)")
+    parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR),
+                        help="folder with train.csv (default: %(default)s)")
+
+
+def held_out_rows(parser: argparse.ArgumentParser, folder: Path, labels: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(fold, its held-out rows) for each fold of the CV in folder; a usage error if it is none."""
+    if not (folder / CV_FILE).is_file():
+        parser.error(f"--cv {folder}: no {CV_FILE} there; give a folder made by `make cv` or `make combine`")
+    settings = read_json(folder / CV_FILE, ("k", "cv_seed"))  # cv and combine both write them
+    return [(fold, held_out) for fold, (_, held_out) in
+            enumerate(fold_indices(labels, settings["k"], settings["cv_seed"]), 1)]
