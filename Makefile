@@ -16,12 +16,13 @@ RUN_FLAG := $(if $(RUN),--run $(RUN))
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -e .
 	touch $@
 
-setup: $(VENV)/.installed ## create .venv and install requirements.txt
+setup: $(VENV)/.installed ## create .venv: requirements.txt's pins, and this project installed editable (pip install -e .)
 
 # Kaggle (credentials: see README): make data [SOURCE=zip-or-folder], make submit [RUN=id] [MESSAGE="..."]
 SOURCE ?=
@@ -32,30 +33,30 @@ data: $(VENV)/.installed ## put the competition's CSVs in DATA_DIR, from Kaggle 
 	$(PY) -m competition.get_data --data_dir $(DATA_DIR) $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
 submit: $(VENV)/.installed ## check RUN's submission.csv against test.csv, submit it to Kaggle, print the score
-	$(PY) -m competition.submit --data_dir $(DATA_DIR) $(RUN_FLAG) $(if $(MESSAGE),--message "$$MESSAGE") $(ARGS)
+	$(PY) -m competition.submit --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) $(RUN_FLAG) $(if $(MESSAGE),--message "$$MESSAGE") $(ARGS)
 
 submissions: $(VENV)/.installed ## list past Kaggle submissions and their public scores
-	$(PY) -m competition.submit --list $(ARGS)
+	$(PY) -m competition.submit --list --models_dir $(MODELS_DIR) $(ARGS)
 
 demo-data: $(VENV)/.installed ## write the offline demo set (scikit-learn digits, Kaggle format) to data/demo
 	$(PY) -m competition.demo_data --out $(DEMO_DIR)
 
-demo: demo-data ## set up, train the augmented model on the demo set, write its submission.csv
-	$(PY) -m competition.train --data_dir $(DEMO_DIR) --name demo --augment --epochs 20 --learning_rate 0.001 $(ARGS)
-	$(PY) -m competition.submission --data_dir $(DEMO_DIR) --name demo
+demo: demo-data ## set up, train the demo preset (the augmented model, a faster schedule) on the demo set, write its submission.csv
+	$(PY) -m competition.train --models_dir $(MODELS_DIR) --data_dir $(DEMO_DIR) --preset demo --name demo $(ARGS)
+	$(PY) -m competition.predict --models_dir $(MODELS_DIR) --data_dir $(DEMO_DIR) --name demo
 
 train: $(VENV)/.installed ## train the report's model 1 (no augmentation) on DATA_DIR (default data/)
-	$(PY) -m competition.train --data_dir $(DATA_DIR) --name report-baseline $(ARGS)
+	$(PY) -m competition.train --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) --name report-baseline $(ARGS)
 
 train-aug: $(VENV)/.installed ## train the report's model 2 (rotation/shift/zoom augmentation)
-	$(PY) -m competition.train --data_dir $(DATA_DIR) --name report-aug --augment $(ARGS)
+	$(PY) -m competition.train --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) --preset report-aug --name report-aug $(ARGS)
 
 # Tuning: make tune [WORKERS=N] [ARGS="--fresh" or budget flags]; SEARCH picks the search folder.
 WORKERS ?= 0
 SEARCH ?= hyperband
 
 tune: $(VENV)/.installed ## search the report's hyperparameter space (Hyperband, resumable; WORKERS=N for a local cluster)
-	$(PY) -m competition.tune --data_dir $(DATA_DIR) --workers $(WORKERS) $(ARGS)
+	$(PY) -m competition.tune --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) --workers $(WORKERS) $(ARGS)
 
 train-best: $(VENV)/.installed ## retrain the search's best hyperparameters (augmented) into MODELS_DIR/<time>-tuned
 	$(PY) -m competition.train --data_dir $(DATA_DIR) --name tuned --augment --models_dir $(MODELS_DIR) --hparams $(MODELS_DIR)/search-$(SEARCH)/best_hyperparameters.json $(ARGS)
@@ -66,80 +67,83 @@ RECIPE ?= fast
 .PHONY: best
 
 best: $(VENV)/.installed ## train RECIPE (report, fast, best-single, best-ensemble) into models/recipe-RECIPE/ with its checked submission.csv
-	$(PY) -m competition.best --recipe $(RECIPE) --data_dir $(DATA_DIR) $(ARGS)
+	$(PY) -m competition.best --models_dir $(MODELS_DIR) --recipe $(RECIPE) --data_dir $(DATA_DIR) $(ARGS)
 
 # Beyond the report: make cv K=5 ARGS="--preset strong", make ensemble K=5 ARGS="--preset strong".
 K ?= 5
 .PHONY: cv ensemble combine
 
 cv: $(VENV)/.installed ## K-fold cross-validation of a configuration: per-fold accuracy, mean and spread
-	$(PY) -m competition.cv --data_dir $(DATA_DIR) --k $(K) $(ARGS)
+	$(PY) -m competition.cv --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) --k $(K) $(ARGS)
 
 ensemble: $(VENV)/.installed ## train K members (seeds), average their probabilities; reuses members that exist
-	$(PY) -m competition.ensemble --data_dir $(DATA_DIR) --k $(K) $(ARGS)
+	$(PY) -m competition.ensemble --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) --k $(K) $(ARGS)
 
 combine: $(VENV)/.installed ## CVS="cv-a cv-b" NAME=n: CVs of the same folds as one ensemble, scored per fold -> models/cv-NAME
-	$(PY) -m competition.combine --data_dir $(DATA_DIR) $(CVS) --name $(NAME) $(ARGS)
+	$(PY) -m competition.combine --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) $(CVS) --name $(NAME) $(ARGS)
 
 submission: $(VENV)/.installed ## predict test.csv with RUN (default: the run or ensemble with the best recorded score) into RUN/submission.csv
-	$(PY) -m competition.submission --data_dir $(DATA_DIR) $(RUN_FLAG) $(ARGS)
+	$(PY) -m competition.predict --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) $(RUN_FLAG) $(ARGS)
 
 # Report: make report [RUN=id] [ARGS="--data_dir DIR"]; setup-browser is for its browser test.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 .PHONY: report setup-browser
 
 report: $(VENV)/.installed ## figures and one HTML page for RUN (default: the run with the best recorded score) in RUN/report/
-	$(PY) -m competition.report $(RUN_FLAG) $(ARGS)
+	$(PY) -m competition.report --models_dir $(MODELS_DIR) $(RUN_FLAG) $(ARGS)
 
 setup-browser: ## install Debian's chromium (headless, for the report's browser test) if missing
 	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 # Edge (Raspberry Pi): make tflite [RUN=id] [ARGS="--calibration_size 1000"], make check-edge [RUN=id].
 # test-edge runs edge/tests without TensorFlow, in one venv per interpreter, on build/edge-fixtures.
-# read/serve/camera/bench-edge run a MODEL (default: the fixtures' int8) here; on a Pi run the modules.
+# read/serve/camera/bench-edge run MODEL (default: the int8 model exported from the run with the best
+# recorded score, named on stderr); on a Pi run the modules with a model's path.
 EDGE_FIXTURES := build/edge-fixtures
-MODEL ?= $(EDGE_FIXTURES)/model_int8.tflite
+MODEL ?=
+LOCATE_MODEL = model="$(MODEL)"; [ -n "$$model" ] || model=$$($(PY) -m edge.export.locate --models_dir $(MODELS_DIR) $(RUN_FLAG)) || exit $$?;
 EDGE_PY := .venv-litert/bin/python
 .PHONY: tflite check-edge test-edge test-pi read serve camera bench-edge load-test-serve read-accuracy
 
 tflite: $(VENV)/.installed ## export RUN (default: the run with the best recorded score) to float32, dynamic-range, float16 and int8 TFLite in RUN/tflite/
-	$(PY) -m edge.export $(RUN_FLAG) $(ARGS)
+	$(PY) -m edge.export.tflite --models_dir $(MODELS_DIR) $(RUN_FLAG) $(ARGS)
 
 check-edge: $(VENV)/.installed ## each TFLite variant vs the Keras model: accuracy, agreement, size, latency; fails if int8 drops > 0.3 points
-	$(PY) -m edge.check $(RUN_FLAG) $(ARGS)
+	$(PY) -m edge.export.check --models_dir $(MODELS_DIR) $(RUN_FLAG) $(ARGS)
 
-$(EDGE_FIXTURES)/manifest.json: $(VENV)/.installed scripts/edge_fixtures.py edge/export.py
+$(EDGE_FIXTURES)/manifest.json: $(VENV)/.installed scripts/edge_fixtures.py edge/export/tflite.py
 	$(PY) scripts/edge_fixtures.py --out $(EDGE_FIXTURES)
 
-.venv-%/.installed: edge/tests/requirements-%.txt
+.venv-%/.installed: edge/tests/requirements-%.txt pyproject.toml
 	$(PYTHON) -m venv .venv-$*
 	.venv-$*/bin/python -m pip install -r $<
+	.venv-$*/bin/python -m pip install --no-deps -e .
 	touch $@
 
 test-edge: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed .venv-tflite/.installed ## the edge tests without TensorFlow: ai-edge-litert (numpy 2), tflite-runtime 2.14 (numpy<2)
 	EDGE_EXPECT_INTERPRETER=ai_edge_litert .venv-litert/bin/python -m pytest -q edge/tests
 	EDGE_EXPECT_INTERPRETER=tflite_runtime .venv-tflite/bin/python -m pytest -q edge/tests
 
-test-pi: $(EDGE_FIXTURES)/manifest.json .venv-tflite/.installed ## an emulated Raspberry Pi 4 (qemu, aarch64 Python 3.11, tflite-runtime): edge.classify, edge.read on a photo, edge.camera on a video, edge.bench; answers compared with x86
+test-pi: $(EDGE_FIXTURES)/manifest.json .venv-tflite/.installed ## an emulated Raspberry Pi 4 (qemu, aarch64 Python 3.11, tflite-runtime): edge.pi.classify, edge.pi.read on a photo, edge.pi.camera on a video, edge.pi.bench; answers compared with x86
 	$(PY) scripts/emulated_pi.py --fixtures $(EDGE_FIXTURES) --x86_python .venv-tflite/bin/python $(ARGS)
 
-read: .venv-litert/.installed ## read the number in each of IMAGES ("a.jpg b.png") with MODEL (edge.read)
-	$(EDGE_PY) -m edge.read $(MODEL) $(IMAGES) $(ARGS)
+read: .venv-litert/.installed ## read the number in each of IMAGES ("a.jpg b.png") with MODEL (edge.pi.read)
+	@$(LOCATE_MODEL) set -x; $(EDGE_PY) -m edge.pi.read "$$model" $(IMAGES) $(ARGS)
 
-serve: .venv-litert/.installed ## the drawing page and JSON API for MODEL on http://127.0.0.1:8000/ (edge.serve)
-	$(EDGE_PY) -m edge.serve $(MODEL) $(ARGS)
+serve: .venv-litert/.installed ## the drawing page and JSON API for MODEL on http://127.0.0.1:8000/ (edge.pi.serve)
+	@$(LOCATE_MODEL) set -x; $(EDGE_PY) -m edge.pi.serve "$$model" $(ARGS)
 
-camera: .venv-litert/.installed ## read numbers live from CAMERA (default 0; a camera index, video file or picamera) (edge.camera)
-	$(EDGE_PY) -m edge.camera $(MODEL) --source $(or $(CAMERA),0) $(ARGS)
+camera: .venv-litert/.installed ## read numbers live from CAMERA (default 0; a camera index, video file or picamera) (edge.pi.camera)
+	@$(LOCATE_MODEL) set -x; $(EDGE_PY) -m edge.pi.camera "$$model" --source $(or $(CAMERA),0) $(ARGS)
 
-bench-edge: .venv-litert/.installed ## ms per digit and digits/s of MODEL per thread count, with the CPU named (edge.bench)
-	$(EDGE_PY) -m edge.bench $(MODEL) $(ARGS)
+bench-edge: .venv-litert/.installed ## ms per digit and digits/s of MODEL per thread count, with the CPU named (edge.pi.bench)
+	@$(LOCATE_MODEL) set -x; $(EDGE_PY) -m edge.pi.bench "$$model" $(ARGS)
 
-load-test-serve: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed ## 8 clients, 30 s of valid and malformed requests against edge.serve; every answer checked
-	$(EDGE_PY) scripts/load_test_serve.py --model $(MODEL) $(ARGS)
+load-test-serve: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed ## 8 clients, 30 s of valid and malformed requests against edge.pi.serve; every answer checked
+	$(EDGE_PY) scripts/load_test_serve.py --model $(or $(MODEL),$(EDGE_FIXTURES)/model_int8.tflite) $(ARGS)
 
-read-accuracy: $(VENV)/.installed ## edge.read on photos of numbers made of RUN's validation digits, per form (needs ../shared data)
-	$(PY) scripts/read_accuracy.py $(RUN_FLAG) $(ARGS)
+read-accuracy: $(VENV)/.installed ## edge.pi.read on photos of numbers made of RUN's validation digits, per form (needs ../shared data)
+	$(PY) scripts/read_accuracy.py --models_dir $(MODELS_DIR) $(RUN_FLAG) $(ARGS)
 
 bench: $(VENV)/.installed ## training images/s, the share of this machine's matmul limit, and the notebook baseline
 	$(PY) scripts/bench.py --data_dir $(DATA_DIR) $(ARGS)

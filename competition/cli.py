@@ -2,7 +2,8 @@
 
 Every training command (train, cv, ensemble) parses its TrainConfig here, so a misspelled --arch or
 a missing --hparams file is refused before anything is written; tune's SearchConfig takes its flags
-from here too.
+from here too. A flag's help is its config field's (competition/config.py); --data_dir,
+--models_dir and --run are defined here once for every command.
 """
 
 from __future__ import annotations
@@ -11,55 +12,24 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from competition.config import ARCH_NAMES, PRECISIONS, PRESETS, TrainConfig
-from competition.runs import resolve_run
-
-HELP = {
-    "name": "suffix of the run's folder (models/<time>-<name>; cv-<name>, ensemble-<name>)",
-    "arch": f"the model design: {', '.join(ARCH_NAMES)}",
-    "data_dir": "folder with train.csv and test.csv (plain, .gz, or the competition's zip)",
-    "models_dir": "folder the run folders go to",
-    "val_size": "share of train.csv held out for validation; 0 trains on every row",
-    "split_seed": "seed of the train/validation split (15: the report's)",
-    "seed": "seed of the weights, the shuffling and the augmentation",
-    "epochs": "epochs to train, at most (early stopping may end sooner)",
-    "batch_size": "images per training step",
-    "learning_rate": "Adam's learning rate (the first epoch's, with --lr_decay)",
-    "early_stopping": "stop when validation loss stops improving, keeping the best epoch's weights",
-    "early_stopping_patience": "epochs without improvement before early stopping stops",
-    "early_stopping_min_delta": "smallest fall in validation loss that counts as an improvement",
-    "reduce_lr_patience": "epochs without improvement before the learning rate is cut (without --lr_decay)",
-    "lr_decay": "multiply the learning rate by this each epoch (0: cut it on plateaus instead)",
-    "ema": "keep a moving average of the weights with this momentum and save it (0: off; 0.999 ~ 1,000 steps)",
-    "precision": f"compute precision, one of {', '.join(PRECISIONS)}; auto: bfloat16 only where the hardware "
-                 "runs it natively",
-    "augment": "warp each training image randomly: rotation, shift, zoom (never flips)",
-    "rotation_deg": "largest rotation of --augment, in degrees",
-    "shift_frac": "largest shift of --augment, as a share of the side",
-    "zoom_frac": "largest zoom in or out of --augment, as a share",
-    "pseudo": "a run, ensemble or CV folder whose models label test.csv's digits to train on too",
-    "pseudo_min_confidence": "keep a pseudo-labelled digit when its labellers' mean probability reaches this",
-    "hparams": "a search's best_hyperparameters.json: train that model instead of --arch",
-    "threads": "TensorFlow threads; 0: every core this process may use",
-}
-# A search's flags: its own, and the training ones it shares.
-SEARCH_HELP = {
-    **HELP,
-    "name": "the search lives in models/search-<name>/ (default: the tuner's name)",
-    "augment": "warp each training image randomly, as training does",
-    "tuner": "hyperband, random or bayesian",
-    "max_epochs": "Hyperband: epochs of the longest trials; the others: epochs of every trial",
-    "factor": "Hyperband's reduction factor between rounds",
-    "iterations": "Hyperband iterations (whole sweeps of its brackets)",
-    "max_trials": "random and bayesian search: trials to run",
-    "budget_minutes": "start no trial after this many minutes (0: no limit); running it again resumes",
-}
+from competition.config import (
+    ARCH_NAMES,
+    DATA_DIR,
+    MODELS_DIR,
+    PRECISIONS,
+    PRESETS,
+    TUNERS,
+    SearchConfig,
+    TrainConfig,
+    help_of,
+)
+from competition.runs.folders import resolve_run
 
 
-def add_flags(parser: argparse.ArgumentParser, cls: type, texts: dict[str, str] = HELP) -> None:
-    """One typed --flag per field of a config dataclass, with what it does and its default."""
+def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One typed --flag per field of a config dataclass, with what it does (the field's help) and its default."""
     for field in dataclasses.fields(cls):
-        flag, text = f"--{field.name}", f"{texts[field.name]} (default: %(default)s)"
+        flag, text = f"--{field.name}", f"{field.metadata['help']} (default: %(default)s)"
         if field.type == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=text)
         else:
@@ -67,8 +37,27 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, texts: dict[str, str] 
             parser.add_argument(flag, type=kind, default=field.default, help=text)
 
 
+def add_data_dir(parser: argparse.ArgumentParser, default: str | None = str(DATA_DIR), what: str | None = None) -> None:
+    """--data_dir, as every command that reads the competition's CSVs takes it; `what` for a command
+    whose default is the run's own data."""
+    parser.add_argument("--data_dir", default=default,
+                        help=what or f"{help_of(TrainConfig, 'data_dir')} (default: %(default)s)")
+
+
+def add_models_dir(parser: argparse.ArgumentParser) -> None:
+    """--models_dir, as every command that reads or writes run folders takes it."""
+    parser.add_argument("--models_dir", default=str(MODELS_DIR),
+                        help=f"{help_of(TrainConfig, 'models_dir')} (default: %(default)s)")
+
+
+def add_run_flag(parser: argparse.ArgumentParser) -> None:
+    """--run, the run folder a command takes: by default the best one by recorded score (runs/folders.py)."""
+    parser.add_argument("--run", default=None,
+                        help="run id or folder (default: the finished run with the best recorded score)")
+
+
 def add_workers_flag(parser: argparse.ArgumentParser) -> None:
-    """--jobs: how many models of a CV or an ensemble train at once (training.run_all)."""
+    """--jobs: how many models of a CV or an ensemble train at once (training/parallel.py)."""
     parser.add_argument("--jobs", type=int, default=1,
                         help="models trained at once, each in its own process with its share of the cores "
                              "(default: %(default)s)")
@@ -112,3 +101,12 @@ def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) 
         except FileNotFoundError as err:
             parser.error(f"--pseudo: {err}")
     return from_flags(args, TrainConfig), args
+
+
+def parse_search_config(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[SearchConfig, argparse.Namespace]:
+    """SearchConfig from the command line, checked before anything is written."""
+    add_flags(parser, SearchConfig)
+    args = parser.parse_args(argv)
+    if args.tuner not in TUNERS:
+        parser.error(f"--tuner {args.tuner!r}: choose from {', '.join(TUNERS)}")
+    return from_flags(args, SearchConfig), args

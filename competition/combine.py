@@ -2,7 +2,7 @@
 
     python -m competition.combine cv-strong cv-strong-bf16 --name strong-all --tta 4
     python -m competition.combine cv-strong-bf16 --also ensemble-strong-full --name final  # + models of every row
-    python -m competition.submission --run cv-strong-all --tta 4
+    python -m competition.predict --run cv-strong-all --tta 4
 
 The CV folders (under --models_dir, or paths) must share k and the fold assignment (cv_seed). Each
 fold's ensemble averages that fold's models from every folder, all of which held out the same rows,
@@ -21,14 +21,23 @@ import os
 import sys
 from pathlib import Path
 
-from competition.config import DATA_DIR, MODELS_DIR
-from competition.data import load_train
-from competition.errors import add_debug_flag, exit_status
-from competition.files import read_json
-from competition.folds import SETTINGS_FILE, fold_indices, fold_runs, score_folds
-from competition.io import write_json
-from competition.predict import model_paths
-from competition.runs import ENSEMBLE_FILE, exclusive
+from competition import startup
+
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
+
+from common.errors import add_debug_flag, exit_status
+from common.writing import write_json
+from competition.cli import add_data_dir, add_models_dir
+from competition.data.digits import load_train
+from competition.data.reading import read_json
+from competition.runs.folders import ENSEMBLE_FILE, exclusive
+from competition.scoring.folds import (
+    SETTINGS_FILE,
+    fold_indices,
+    fold_runs,
+    score_folds,
+)
+from competition.scoring.probabilities import model_paths
 
 
 def cv_settings(folder: Path) -> dict:
@@ -47,7 +56,7 @@ def models_of(folder: Path) -> list[Path]:
     return found
 
 
-def run(folders: list[Path], out: Path, data_dir: str, tta: int = 0, also: list[Path] = ()) -> dict:
+def combine_cvs(folders: list[Path], out: Path, data_dir: str, tta: int = 0, also: list[Path] = ()) -> dict:
     settings = [cv_settings(f) for f in folders]
     extra = [model for folder in also for model in models_of(folder)]
     k, cv_seed = settings[0]["k"], settings[0]["cv_seed"]
@@ -78,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", help="CV folders: names under --models_dir (cv-strong) or paths")
     parser.add_argument("--name", required=True, help="the combined ensemble goes to <models_dir>/cv-<name>/")
-    parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with train.csv (default: %(default)s)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR),
-                        help="folder of the run folders (default: %(default)s)")
+    add_data_dir(parser)
+    add_models_dir(parser)
     parser.add_argument("--tta", type=int, default=0,
                         help="test-time augmented copies per digit when evaluating (default: %(default)s)")
     parser.add_argument("--also", nargs="+", default=[],
@@ -99,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work():
         with exclusive(out, "a combination of cross-validations"):
-            return run(folders, out, args.data_dir, args.tta, also)
+            return combine_cvs(folders, out, args.data_dir, args.tta, also)
 
     return exit_status(work, args.debug)
 

@@ -1,7 +1,9 @@
-"""Paths and defaults for every step: the one place they live.
+"""Every setting of the trainer, written once: paths, the run configurations with what each field
+does, the presets, and the recipes built from them.
 
-Command lines override them (competition/cli.py); the resolved TrainConfig is saved beside every
-model.
+Command lines override them (competition/cli.py makes one --flag per field, its help the field's
+own); the resolved TrainConfig is saved beside every model. The recipes' figures and the commands
+behind them: docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+
+from common.digits_csv import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS  # noqa: F401  (the format's sizes)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,64 +25,105 @@ SHARED_DATA_DIR = ROOT.parent / "shared" / "data" / "digit-recognizer"
 MODELS_DIR = Path(os.environ.get("DIGITS_MODELS_DIR", ROOT / "models"))
 
 COMPETITION_TRAIN_ROWS = 42_000  # train.csv's rows: what the recipes' cross-validations measured on
-IMAGE_SIZE = 28
-NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
-NUM_CLASSES = 10
 # Compute precisions (--precision). Weights stay float32 in both; mixed_bfloat16 runs the
 # convolutions in bfloat16. "auto" picks bfloat16 only where the hardware runs it natively
-# (competition/hardware.py): elsewhere it is emulated and slower than float32.
+# (competition/training/hardware.py): elsewhere it is emulated and slower than float32.
 COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
 PRECISIONS = ("auto", *COMPUTE_PRECISIONS)
-# The model designs (--arch): competition/model.py builds each.
+# The model designs (--arch): competition/model/designs.py builds each.
 ARCH_NAMES = ("report", "strong", "resnet")
+TUNERS = ("hyperband", "random", "bayesian")
+
+
+def setting(default, help: str):
+    """A config field: its default and what it does, shown by --help."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def help_of(cls: type, name: str) -> str:
+    return next(f.metadata["help"] for f in dataclasses.fields(cls) if f.name == name)
+
 
 @dataclasses.dataclass
-class TrainConfig:
-    """One training run. Defaults are the report's (../shared/REPORT.md, models 1 and 2)."""
+class _DataAndFit:
+    """What a training run and a search share: the data, its split, the optimiser's step, augmentation."""
 
-    name: str = "report"  # run folder suffix
-    arch: str = "report"  # key of competition.model.ARCHITECTURES
-    data_dir: str = str(DATA_DIR)
-    models_dir: str = str(MODELS_DIR)
+    data_dir: str = setting(str(DATA_DIR), "folder with train.csv and test.csv (plain, .gz, or the competition's zip)")
+    models_dir: str = setting(str(MODELS_DIR), "folder the run folders go to")
     # Split: train_test_split(test_size=0.1, random_state=15), as the report.
-    val_size: float = 0.1  # 0: train on every row, no validation
-    split_seed: int = 15
-    seed: int = 0  # weights init, shuffling, augmentation
-    # Optimisation: Adam 1e-4, batch 32, up to 40 epochs.
-    epochs: int = 40
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    # EarlyStopping(val_loss, patience 10, min_delta 0.005, restore best) and
-    # ReduceLROnPlateau(val_loss, patience 3), as the report's model 2.
-    early_stopping: bool = True
-    early_stopping_patience: int = 10
-    early_stopping_min_delta: float = 0.005
-    reduce_lr_patience: int = 3
-    lr_decay: float = 0.0  # > 0: learning rate x lr_decay each epoch, in place of ReduceLROnPlateau
-    # > 0: keep a moving average of the weights with this momentum (0.999: about the last 1,000
-    # steps) and save it in place of the last step's weights; metrics.json scores both.
-    ema: float = 0.0
-    precision: str = "auto"  # one of PRECISIONS; the saved model is float32 either way
+    val_size: float = setting(0.1, "share of train.csv held out for validation; 0 trains on every row")
+    split_seed: int = setting(15, "seed of the train/validation split (15: the report's)")
+    seed: int = setting(0, "seed of the weights, the shuffling and the augmentation")
+    # Optimisation: Adam 1e-4, batch 32, as the report.
+    batch_size: int = setting(32, "images per training step")
+    learning_rate: float = setting(1e-4, "Adam's learning rate (the first epoch's, with --lr_decay)")
     # Augmentation: rotation, shift and zoom, never flips (a flipped 2 is not a 2).
-    augment: bool = False
-    rotation_deg: float = 10.0
-    shift_frac: float = 0.1
-    zoom_frac: float = 0.1
-    # Semi-supervised (competition/pseudo.py): test.csv's digits, labelled by the models of this run or
-    # ensemble/CV folder, train too; kept where their mean probability reaches pseudo_min_confidence.
-    pseudo: str = ""
-    pseudo_min_confidence: float = 0.9
-
-    hparams: str = ""  # a search's best_hyperparameters.json: train that model instead of --arch
-    threads: int = 0  # TensorFlow intra-op threads; 0 = every core this process may use
+    augment: bool = setting(False, "warp each training image randomly: rotation, shift, zoom (never flips)")
+    rotation_deg: float = setting(10.0, "largest rotation of --augment, in degrees")
+    shift_frac: float = setting(0.1, "largest shift of --augment, as a share of the side")
+    zoom_frac: float = setting(0.1, "largest zoom in or out of --augment, as a share")
+    threads: int = setting(0, "TensorFlow threads; 0: every core this process may use")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass
+class TrainConfig(_DataAndFit):
+    """One training run. Defaults are the report's (../shared/REPORT.md, models 1 and 2)."""
+
+    name: str = setting("report", "suffix of the run's folder (models/<time>-<name>; cv-<name>, ensemble-<name>)")
+    arch: str = setting("report", f"the model design: {', '.join(ARCH_NAMES)}")
+    epochs: int = setting(40, "epochs to train, at most (early stopping may end sooner)")
+    # EarlyStopping(val_loss, patience 10, min_delta 0.005, restore best) and
+    # ReduceLROnPlateau(val_loss, patience 3), as the report's model 2.
+    early_stopping: bool = setting(True, "stop when validation loss stops improving, keeping the best epoch's weights")
+    early_stopping_patience: int = setting(10, "epochs without improvement before early stopping stops")
+    early_stopping_min_delta: float = setting(0.005, "smallest fall in validation loss that counts as an improvement")
+    reduce_lr_patience: int = setting(3, "epochs without improvement before the learning rate is cut (without "
+                                         "--lr_decay)")
+    lr_decay: float = setting(0.0, "multiply the learning rate by this each epoch (0: cut it on plateaus instead)")
+    # 0.999 averages about the last 1,000 steps; metrics.json scores both the average and the last step.
+    ema: float = setting(0.0, "keep a moving average of the weights with this momentum and save it (0: off; "
+                              "0.999 ~ 1,000 steps)")
+    precision: str = setting("auto", f"compute precision, one of {', '.join(PRECISIONS)}; auto: bfloat16 only where "
+                                     "the hardware runs it natively (the saved model is float32 either way)")
+    # Semi-supervised (competition/training/pseudo.py).
+    pseudo: str = setting("", "a run, ensemble or CV folder whose models label test.csv's digits to train on too")
+    pseudo_min_confidence: float = setting(0.9, "keep a pseudo-labelled digit when its labellers' mean probability "
+                                                "reaches this")
+    hparams: str = setting("", "a search's best_hyperparameters.json: train that model instead of --arch")
+
+
+@dataclasses.dataclass
+class SearchConfig(_DataAndFit):
+    """A keras-tuner search of the report's space (../shared/REPORT.md, model 3).
+
+    The defaults finish in about an hour on a 2-core CPU: Hyperband with max_epochs 9 and factor 3
+    plans 23 trials and 75 epochs. The report's own search (90 trials, 5.5 hours for its author) is
+    --max_epochs 40 --factor 3 --iterations 1 --budget_minutes 0.
+    """
+
+    name: str = setting("", "the search lives in models/search-<name>/ (default: the tuner's name)")
+    tuner: str = setting("hyperband", ", ".join(TUNERS))
+    max_epochs: int = setting(9, "Hyperband: epochs of the longest trials; the others: epochs of every trial")
+    factor: int = setting(3, "Hyperband's reduction factor between rounds")
+    iterations: int = setting(1, "Hyperband iterations (whole sweeps of its brackets)")
+    max_trials: int = setting(20, "random and bayesian search: trials to run")
+    budget_minutes: float = setting(60.0, "start no trial after this many minutes (0: no limit); running it again "
+                                          "resumes")
+    augment: bool = setting(True, "warp each training image randomly, as training does (the report's model 3 did)")
+
+
 # Named starting points for TrainConfig (--preset); explicit flags still override them.
 PRESETS = {
     "report": {},
+    # The report's model 2, as `make train-aug` trains it.
+    "report-aug": dict(augment=True),
+    # `make demo`: the report's model 2 on the 1,300 digits of the demo set. The report's 1e-4 learns
+    # too slowly from so few, and the plateau cut on 144 validation digits falls to 1e-5 within a
+    # few epochs; a rate that decays each epoch learns visibly in every one.
+    "demo": dict(augment=True, epochs=15, learning_rate=1e-3, lr_decay=0.85, early_stopping=False),
     # Beyond the report: the strong architecture, trained with a learning rate that decays each
     # epoch and no early stopping, as the best honest Kaggle solutions do. Batch 64 and no XLA are
     # the fastest settings measured on a 2-core CPU; its CV and minutes: docs/experiments.md.
@@ -89,42 +134,50 @@ PRESETS = {
 # model better on the held-out folds at twice the minutes; 4x the epochs gained nothing more
 # (docs/experiments.md).
 PRESETS["strong-long"] = dict(PRESETS["strong"], epochs=50, lr_decay=0.9 ** 0.5)
-# The report's model 2, as `make train-aug` trains it.
-PRESETS["report-aug"] = dict(augment=True)
 # The long recipe with the weights' moving average saved in place of the last step's, and its
-# residual twin: the members of the best recipes (competition/recipes.py).
+# residual twin: the members of the best recipes.
 PRESETS["strong-long-ema"] = dict(PRESETS["strong-long"], ema=0.999)
 PRESETS["resnet-long-ema"] = dict(PRESETS["strong-long-ema"], arch="resnet")
 
 
-@dataclasses.dataclass
-class SearchConfig:
-    """A keras-tuner search of the report's space (../shared/REPORT.md, model 3).
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """Held-out accuracy that a cross-validation measured for a recipe's first `members` models."""
 
-    The defaults finish in about an hour on a 2-core CPU: Hyperband with max_epochs 9 and factor 3
-    plans 23 trials and 75 epochs. The report's own search (90 trials, 5.5 hours for its author) is
-    --max_epochs 40 --factor 3 --iterations 1 --budget_minutes 0.
-    """
+    accuracy: float
+    std: float | None
+    source: str
 
-    name: str = ""  # the search lives in models/search-<name>/; default: the tuner's name
-    tuner: str = "hyperband"  # hyperband | random | bayesian
-    data_dir: str = str(DATA_DIR)
-    models_dir: str = str(MODELS_DIR)
-    max_epochs: int = 9  # Hyperband: epochs of the longest trials; others: epochs of every trial
-    factor: int = 3  # Hyperband's reduction factor
-    iterations: int = 1  # Hyperband iterations (whole sweeps of its brackets)
-    max_trials: int = 20  # random and bayesian only
-    budget_minutes: float = 60.0  # start no trial after this long (0: no limit); a rerun resumes
-    val_size: float = 0.1
-    split_seed: int = 15
-    seed: int = 0
-    batch_size: int = 32
-    learning_rate: float = 1e-4
-    augment: bool = True  # as in training
-    rotation_deg: float = 10.0
-    shift_frac: float = 0.1
-    zoom_frac: float = 0.1
-    threads: int = 0  # TensorFlow intra-op threads; 0 = every core this process may use
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A named way from the data to a submission (`make best RECIPE=<name>`, competition/training/recipes.py)."""
+
+    name: str
+    summary: str
+    members: tuple[tuple[str, int], ...]  # (preset, seeds), trained in this order
+    val_size: float  # 0: every row trains; the CV below is the estimate
+    tta: int  # warped copies per test digit in the submission
+    estimates: dict[int, Estimate]  # by how many members are trained
+
+    def estimate(self, trained: int) -> Estimate | None:
+        """What the CV says of an ensemble of the first `trained` members (fewer under a budget)."""
+        known = [n for n in self.estimates if n <= trained]
+        return self.estimates[max(known)] if known else None
+
+
+RECIPES = {recipe.name: recipe for recipe in (
+    Recipe("report", "the report's model 2 (augmented CNN), validated on the report's 90/10 split",
+           (("report-aug", 1),), val_size=0.1, tta=0,
+           estimates={1: Estimate(0.99190, None, "its validation digits, docs/experiments.md")}),
+    Recipe("fast", "one strong model on every row",
+           (("strong", 1),), val_size=0.0, tta=0,
+           estimates={1: Estimate(0.99524, 0.00042, "5-fold CV, docs/experiments.md")}),
+    Recipe("best-single", "one residual network on every row, long schedule, weights' average, TTA x4",
+           (("resnet-long-ema", 1),), val_size=0.0, tta=4,
+           estimates={1: Estimate(0.99638, 0.00041, "5-fold CV with TTA x4, docs/experiments.md")}),
+    Recipe("best-ensemble", "a residual network and two strong models, long schedule, weights' average, "
+           "averaged", (("resnet-long-ema", 1), ("strong-long-ema", 2)), val_size=0.0, tta=0,
+           estimates={1: Estimate(0.99602, 0.00038, "its first member alone, 5-fold CV, docs/experiments.md"),
+                      3: Estimate(0.99638, 0.00047, "each fold's 3 models, 5-fold CV, docs/experiments.md")}),
+)}

@@ -4,7 +4,7 @@
     python -m competition.cv --k 5 --preset strong --folds 1 2     # some folds now, the rest later
     python -m competition.cv --k 5 --preset strong --seeds 2       # 2 models per fold: an ensemble's CV
     python -m competition.cv --k 5 --preset strong --jobs 2        # 2 models at once: more images/s in all
-    python -m competition.submission --run cv-strong               # all its models as one ensemble
+    python -m competition.predict --run cv-strong               # all its models as one ensemble
 
 Folds are stratified over train.csv (--cv_seed). Each model is an ordinary run folder under
 models/cv-<name>/ (fold-<i> for the first seed, fold-<i>-seed-<s> for the others), so an interrupted
@@ -23,22 +23,32 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from competition import training
+from competition import startup
+
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
+
+from common.errors import add_debug_flag, exit_status
+from common.writing import write_json
 from competition.cli import add_workers_flag, named_after_preset, parse_train_config
 from competition.config import TrainConfig
-from competition.data import load_train
-from competition.errors import add_debug_flag, exit_status
-from competition.folds import SETTINGS_FILE, fold_indices, model_name, score_folds
-from competition.io import write_json
-from competition.runs import ENSEMBLE_FILE, exclusive, is_run, open_resumable
+from competition.data.digits import load_train
+from competition.runs.folders import ENSEMBLE_FILE, exclusive, is_run, open_resumable
+from competition.scoring.folds import (
+    SETTINGS_FILE,
+    fold_indices,
+    model_name,
+    score_folds,
+)
+from competition.training import hardware, parallel, trainer
 
 
-def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int = 0, seeds: int = 1, tta: int = 0,
+def cross_validate(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int = 0, seeds: int = 1, tta: int = 0,
         fresh: bool = False, workers: int = 1) -> dict:
     folder = Path(cfg.models_dir) / f"cv-{cfg.name}"
-    settings = {**training.recorded_settings(cfg), "k": k, "cv_seed": cv_seed, "seeds": seeds}
-    open_resumable(folder, SETTINGS_FILE, settings, (*training.IDENTITY, "k", "cv_seed"), fresh,  # seeds may grow
-                   defaults=training.RECORDED_DEFAULTS)
+    setup = hardware.resolve(cfg.precision, cfg.threads)  # this machine's, handed to every model
+    settings = {**trainer.recorded_settings(cfg, setup), "k": k, "cv_seed": cv_seed, "seeds": seeds}
+    open_resumable(folder, SETTINGS_FILE, settings, (*trainer.IDENTITY, "k", "cv_seed"), fresh,  # seeds may grow
+                   defaults=trainer.RECORDED_DEFAULTS)
 
     digits = load_train(cfg.data_dir)
     splits = fold_indices(digits.labels, k, cv_seed)
@@ -48,9 +58,9 @@ def run(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int =
         for i in chosen:
             train_rows, held_out = splits[i - 1]
             what = f" (of {k}, seed {cfg.seed + s}: {len(train_rows)} train / {len(held_out)} held out)"
-            jobs[i, s] = training.Job(dataclasses.replace(cfg, seed=cfg.seed + s), folder,
+            jobs[i, s] = parallel.Job(dataclasses.replace(cfg, seed=cfg.seed + s), folder,
                                       model_name(i, s, cfg.seed + s), splits[i - 1], what)
-    trained = dict(zip(jobs, training.run_all(list(jobs.values()), workers)))
+    trained = dict(zip(jobs, parallel.train_all(list(jobs.values()), workers, setup)))
     runs = {i: [trained[i, s] for s in range(seeds)] for i in chosen}
     # Every model of this CV, those of folds not chosen now included: all were trained as cfg says.
     members = sorted(p.name for p in folder.iterdir() if is_run(p))
@@ -81,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work():  # two CVs of one name at once would train the same folds twice and race on cv.json
         with exclusive(Path(cfg.models_dir) / f"cv-{cfg.name}", "a cross-validation"):
-            return run(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh, args.jobs)
+            return cross_validate(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh, args.jobs)
 
     return exit_status(work, args.debug, interrupted="finished folds are kept: the same command continues")
 

@@ -3,7 +3,7 @@
     python -m competition.ensemble --k 5 --preset strong                # members share the validation split
     python -m competition.ensemble --k 15 --preset strong --val_size 0  # final members on every row
     python -m competition.ensemble --k 4 --preset strong --jobs 2       # 2 members at once
-    python -m competition.submission --run ensemble-strong [--tta 4]   # its submission, as from a run
+    python -m competition.predict --run ensemble-strong [--tta 4]   # its submission, as from a run
 
 models/ensemble-<name>/ holds one ordinary run folder per member (member-<i>, seed seed+i-1),
 ensemble.json (which members) and metrics.json: the ensemble's validation accuracy, each member's,
@@ -18,18 +18,28 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from competition import startup
+
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
+
 import numpy as np
 
-from competition import splits, training
+from common.errors import add_debug_flag, exit_status
+from common.writing import write_json
 from competition.cli import add_workers_flag, named_after_preset, parse_train_config
 from competition.config import TrainConfig
-from competition.data import load_test, load_train
-from competition.errors import add_debug_flag, exit_status
-from competition.files import read_json
-from competition.io import write_json
-from competition.metrics import agreement, classification_metrics
-from competition.predict import member_probabilities
-from competition.runs import ENSEMBLE_FILE, METRICS_FILE, exclusive, open_resumable
+from competition.data import splits
+from competition.data.digits import load_test, load_train
+from competition.data.reading import read_json
+from competition.runs.folders import (
+    ENSEMBLE_FILE,
+    METRICS_FILE,
+    exclusive,
+    open_resumable,
+)
+from competition.scoring.metrics import agreement, classification_metrics
+from competition.scoring.probabilities import member_probabilities
+from competition.training import hardware, parallel, trainer
 
 SETTINGS_FILE = "ensemble_config.json"
 
@@ -50,14 +60,15 @@ def evaluate(folder: Path, member_names: list[str], images: np.ndarray, labels: 
     return result
 
 
-def run(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, workers: int = 1) -> Path:
+def train_ensemble(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, workers: int = 1) -> Path:
     folder = Path(cfg.models_dir) / f"ensemble-{cfg.name}"
-    open_resumable(folder, SETTINGS_FILE, {**training.recorded_settings(cfg), "k": k}, training.IDENTITY, fresh,  # k may grow
-                   defaults=training.RECORDED_DEFAULTS)
+    setup = hardware.resolve(cfg.precision, cfg.threads)  # this machine's, handed to every model
+    open_resumable(folder, SETTINGS_FILE, {**trainer.recorded_settings(cfg, setup), "k": k}, trainer.IDENTITY, fresh,  # k may grow
+                   defaults=trainer.RECORDED_DEFAULTS)
 
-    jobs = [training.Job(dataclasses.replace(cfg, seed=cfg.seed + i - 1), folder, f"member-{i}",
+    jobs = [parallel.Job(dataclasses.replace(cfg, seed=cfg.seed + i - 1), folder, f"member-{i}",
                       what=f" (of {k}, seed {cfg.seed + i - 1})") for i in range(1, k + 1)]
-    members = training.run_all(jobs, workers)
+    members = parallel.train_all(jobs, workers, setup)
     names = [member.name for member in members]
     seconds = sum(read_json(member / METRICS_FILE, ("train_seconds",))["train_seconds"] for member in members)
     write_json(folder / ENSEMBLE_FILE, {"members": names, "config": cfg.to_dict()})
@@ -79,7 +90,7 @@ def run(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, workers: in
         print(f"ensemble: val accuracy {result['validation']['accuracy']:.5f}, best member "
               f"{max(result['member_accuracy'].values()):.5f} ({result['best_member']}), "
               f"gain {100 * result['gain_over_best_member']:+.3f} points")
-    print(f"ensemble: {folder}; its submission: python -m competition.submission --run {folder}")
+    print(f"ensemble: {folder}; its submission: python -m competition.predict --run {folder}")
     return folder
 
 
@@ -98,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work():  # two ensembles of one name at once would train the same members twice
         with exclusive(Path(cfg.models_dir) / f"ensemble-{cfg.name}", "an ensemble"):
-            return run(cfg, args.k, args.tta, args.fresh, args.jobs)
+            return train_ensemble(cfg, args.k, args.tta, args.fresh, args.jobs)
 
     return exit_status(work, args.debug, interrupted="finished members are kept: the same command continues")
 

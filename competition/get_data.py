@@ -24,13 +24,17 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from competition.config import DATA_DIR
-from competition.data import COMPETITION_ZIP, load_test, load_train
-from competition.errors import DataError, add_debug_flag, exit_status
-from competition.files import MEMBER_SEP, read_csv, unreadable
-from competition.io import pid_alive
-from competition.kaggle_client import BACKOFF_S, RETRIES, KaggleClient
-from competition.submission_format import SubmissionError, check_submission
+from competition import startup
+
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
+
+from common.digits_csv import SubmissionError, check_submission
+from common.errors import DataError, add_debug_flag, exit_status
+from common.writing import pid_alive
+from competition.cli import add_data_dir
+from competition.data.digits import COMPETITION_ZIP, load_test, load_train
+from competition.data.reading import MEMBER_SEP, read_csv, unreadable
+from competition.kaggle.client import BACKOFF_S, RETRIES, KaggleClient
 
 REQUIRED = ("train.csv", "test.csv")
 SAMPLE = "sample_submission.csv"  # in the competition's zip; not needed to train, so optional elsewhere
@@ -112,7 +116,7 @@ def checked(staging: Path, origins: dict[str, str]) -> list[tuple[str, int, int]
         raise DataError(message) from None
 
 
-def run(data_dir: str | Path, source: str | None = None, force: bool = False,
+def fetch(data_dir: str | Path, source: str | None = None, force: bool = False,
         retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> list[tuple[str, int, int]]:
     data = Path(data_dir)
     if not force and (files := installed(data)):
@@ -167,7 +171,7 @@ def _print_files(files: list[tuple[str, int, int]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", default=str(DATA_DIR), help="where the CSVs go (default: %(default)s)")
+    add_data_dir(parser)
     parser.add_argument("--source", default=None,
                         help="a local copy instead of Kaggle: the competition's zip, or a folder of .csv or "
                              ".csv.gz files (default: download from Kaggle)")
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.retries < 0 or args.backoff_s < 0:
         parser.error("--retries and --backoff_s must be 0 or more")
-    return exit_status(lambda: run(args.data_dir, args.source, args.force, args.retries, args.backoff_s),
+    return exit_status(lambda: fetch(args.data_dir, args.source, args.force, args.retries, args.backoff_s),
                        args.debug, interrupted=f"{args.data_dir} is as it was")
 
 

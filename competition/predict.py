@@ -1,116 +1,74 @@
-"""Class probabilities from a run folder or an ensemble folder, with optional test-time augmentation.
+"""Predict test.csv with a trained run and write a checked Kaggle submission.
 
-An ensemble folder (made by competition.ensemble) holds ensemble.json and one run folder per member;
-its probabilities are the mean of its members'. With tta > 0, each model also sees `tta` randomly
-warped copies of every digit (milder than training's augmentation) and their probabilities are
-averaged with the original's.
+    python -m competition.predict                       # the finished run with the best recorded score
+    python -m competition.predict --name report-aug     # the newest run of that name
+    python -m competition.predict --run 20261127-0930-report-aug --out submission.csv
 
-Each model's probabilities are kept beside it, in <run>/predictions/, keyed by a hash of the images
-and the TTA settings, and reused while the model file is unchanged: labelling test.csv for
-pseudo-labels, a CV's held-out scores and a submission then load each model at most once per image
-set. Delete that folder (or pass cache=False) to recompute.
+Writes `ImageId,Label` (ImageId 1..N, one row per test image, labels 0..9) into the run's folder
+unless --out says otherwise, and prints where it wrote and which model made it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import zipfile
+import argparse
+import sys
 from pathlib import Path
+
+from competition import startup
+
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
 
 import numpy as np
 
-from competition.files import load_model, read_json
-from competition.io import atomic_path
-from competition.runs import ENSEMBLE_FILE, MODEL_FILE
-
-log = logging.getLogger("competition")
-PREDICTIONS_DIR = "predictions"
-
-# Test-time warps: half the training ranges, so each copy stays a clean digit.
-TTA_ROTATION_DEG, TTA_SHIFT_FRAC, TTA_ZOOM_FRAC = 5.0, 0.05, 0.05
-
-
-def model_paths(folder: Path) -> list[Path]:
-    """The model files behind a run folder (one) or an ensemble folder (its members')."""
-    ensemble = folder / ENSEMBLE_FILE
-    if ensemble.is_file():
-        members = read_json(ensemble, keys=("members",))["members"]
-        return [folder / member / MODEL_FILE for member in members]
-    return [folder / MODEL_FILE]
+from common.digits_csv import SUBMISSION_FILE, write_submission
+from common.errors import add_debug_flag, exit_status
+from competition.cli import add_data_dir, add_models_dir, add_run_flag
+from competition.config import NUM_CLASSES
+from competition.data.digits import DEMO_TEST_LABELS, load_test
+from competition.data.reading import read_csv, read_json
+from competition.runs.folders import METRICS_FILE, MODEL_FILE, resolve_run
+from competition.scoring.probabilities import model_paths, probabilities
 
 
-def model_probabilities(model, images: np.ndarray, tta: int = 0, seed: int = 0) -> np.ndarray:
-    x = images.astype(np.float32)
-    probs = model.predict(x, batch_size=256, verbose=0)
-    if tta:
-        import tensorflow as tf
+def predict_run(run: str | None, data_dir: str, models_dir: str, out: str | None, name: str | None = None,
+        tta: int = 0) -> Path:
+    folder = resolve_run(models_dir, run, name)
+    metrics_path = folder / METRICS_FILE  # read first: a bad one is refused before anything is written
+    validation = read_json(metrics_path).get("validation") if metrics_path.is_file() else None
+    test = load_test(data_dir)
+    labels = probabilities(folder, test.images, tta).argmax(axis=1)
+    target = Path(out) if out else folder / SUBMISSION_FILE
+    write_submission(labels, target, len(test))
 
-        from competition.augment import random_affine
-
-        tf.random.set_seed(seed)
-        for _ in range(tta):
-            warped = random_affine(tf.constant(x), TTA_ROTATION_DEG, TTA_SHIFT_FRAC, TTA_ZOOM_FRAC).numpy()
-            probs += model.predict(warped, batch_size=256, verbose=0)
-        probs /= tta + 1
-    return probs
-
-
-def images_key(images: np.ndarray) -> str:
-    """A short content hash of an image array: the same digits give the same key."""
-    digest = hashlib.sha1(f"{images.dtype}{images.shape}".encode())
-    digest.update(np.ascontiguousarray(images).data)
-    return digest.hexdigest()[:16]
-
-
-def _cache_path(model_file: Path, key: str, tta: int) -> Path:
-    # TTA's warps are part of the key: changing their ranges must not reuse old probabilities.
-    warps = f"-tta{tta}-{TTA_ROTATION_DEG:g}-{TTA_SHIFT_FRAC:g}-{TTA_ZOOM_FRAC:g}" if tta else ""
-    return model_file.parent / PREDICTIONS_DIR / f"{key}{warps}.npz"
+    val_acc = validation["accuracy"] if validation else None
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    models = model_paths(folder)
+    what = f"{folder / MODEL_FILE}" if len(models) == 1 else f"ensemble of {len(models)} in {folder}"
+    print(f"model: {what}" + (f" (val accuracy {val_acc:.5f})" if val_acc is not None else "")
+          + (f", test-time augmentation x{tta}" if tta else ""))
+    print(f"submission: {len(labels)} rows from {test.source} -> {target}")
+    print(f"labels 0..9: {' '.join(map(str, counts))}")
+    if test.demo:
+        print("note: DEMO data (scikit-learn digits): this submission is not for Kaggle")
+        truth = Path(data_dir) / DEMO_TEST_LABELS
+        if truth.is_file():  # only the demo set has its test labels; the competition hides them
+            accuracy = (read_csv(truth)["Label"].to_numpy() == labels).mean()
+            print(f"demo test accuracy: {accuracy:.4f} against {truth}")
+    return target
 
 
-def _model_stamp(model_file: Path) -> np.ndarray:
-    stat = model_file.stat()
-    return np.array([stat.st_size, stat.st_mtime_ns], dtype=np.int64)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_flag(parser)
+    parser.add_argument("--name", default=None, help="the newest run with this name, e.g. report-aug or demo")
+    add_data_dir(parser)
+    add_models_dir(parser)
+    parser.add_argument("--out", default=None, help="where to write (default: RUN/submission.csv)")
+    parser.add_argument("--tta", type=int, default=0, help="test-time augmented copies per digit (default: %(default)s)")
+    add_debug_flag(parser)
+    args = parser.parse_args(argv)
+    return exit_status(lambda: predict_run(args.run, args.data_dir, args.models_dir, args.out, args.name, args.tta), args.debug)
 
 
-def _cached(cache: Path, stamp: np.ndarray) -> np.ndarray | None:
-    try:
-        with np.load(cache) as saved:
-            return saved["probs"] if np.array_equal(saved["model_stamp"], stamp) else None
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # absent or unreadable: recompute
-        return None
-
-
-def _store(cache: Path, probs: np.ndarray, stamp: np.ndarray) -> None:
-    try:
-        with atomic_path(cache) as tmp, open(tmp, "wb") as f:
-            np.savez(f, probs=probs, model_stamp=stamp)
-    except OSError as err:  # a read-only run folder still predicts, just without the cache
-        log.warning(f"predictions not cached in {cache.parent}: {err}")
-
-
-def stacked_probabilities(model_files: list[Path], images: np.ndarray, tta: int = 0,
-                          cache: bool = True) -> np.ndarray:
-    """(models, N, 10): each model file's probabilities, from its predictions/ cache when there."""
-    key = images_key(images) if cache else ""
-    stacked = []
-    for path in model_files:
-        stamp, target = _model_stamp(path), _cache_path(path, key, tta)
-        probs = _cached(target, stamp) if cache else None
-        if probs is None:
-            probs = model_probabilities(load_model(path), images, tta)
-            if cache:
-                _store(target, probs, stamp)
-        stacked.append(probs)
-    return np.stack(stacked)
-
-
-def member_probabilities(folder: Path, images: np.ndarray, tta: int = 0) -> np.ndarray:
-    """(members, N, 10): each model's probabilities."""
-    return stacked_probabilities(model_paths(folder), images, tta)
-
-
-def probabilities(folder: Path, images: np.ndarray, tta: int = 0) -> np.ndarray:
-    """(N, 10): the run's probabilities, or the mean of an ensemble's members'."""
-    return member_probabilities(folder, images, tta).mean(axis=0)
+if __name__ == "__main__":
+    sys.exit(main())

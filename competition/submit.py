@@ -19,18 +19,23 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from competition.config import DATA_DIR, MODELS_DIR
-from competition.data import load_test
-from competition.errors import add_debug_flag, exit_status
-from competition.files import read_csv, read_json
-from competition.io import write_json
-from competition.kaggle_client import BACKOFF_S, RETRIES, KaggleClient, KaggleError
-from competition.runs import METRICS_FILE, resolve_run
-from competition.submission_format import (
+from competition import startup
+
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
+
+from common.digits_csv import (
     SUBMISSION_FILE,
     SubmissionError,
     check_submission,
 )
+from common.errors import add_debug_flag, exit_status
+from common.writing import write_json
+from competition.cli import add_data_dir, add_models_dir, add_run_flag
+from competition.config import DATA_DIR, MODELS_DIR
+from competition.data.digits import load_test
+from competition.data.reading import read_csv, read_json
+from competition.kaggle.client import BACKOFF_S, RETRIES, KaggleClient, KaggleError
+from competition.runs.folders import METRICS_FILE, resolve_run
 
 RECORD_FILE = "kaggle_submissions.json"  # in the run folder: every submission made from it, with scores
 TIMEOUT_S = 600.0  # Kaggle scores this competition in seconds; past ten minutes, check back later
@@ -80,7 +85,7 @@ def wait_for_score(client: KaggleClient, ref: int, timeout_s: float = TIMEOUT_S,
         time.sleep(poll_s)
 
 
-def run(run: str | None = None, data_dir: str | Path = DATA_DIR, models_dir: str | Path = MODELS_DIR,
+def submit_run(run: str | None = None, data_dir: str | Path = DATA_DIR, models_dir: str | Path = MODELS_DIR,
         message: str | None = None, timeout_s: float = TIMEOUT_S, poll_s: float = POLL_S,
         retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> str:
     """Check, submit and wait; the public score."""
@@ -173,10 +178,9 @@ def _record(folder: Path, entry: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--list", action="store_true", help="list past submissions instead of submitting")
-    parser.add_argument("--run", default=None, help="run id or folder (default: the one `make submission` picks)")
-    parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with test.csv (default: %(default)s)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR),
-                        help="folder of the run folders (default: %(default)s)")
+    add_run_flag(parser)
+    add_data_dir(parser)
+    add_models_dir(parser)
     parser.add_argument("--message", default=None,
                         help="submission description (default: the run id and its validation accuracy)")
     parser.add_argument("--timeout_s", type=float, default=TIMEOUT_S,
@@ -192,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--timeout_s and --poll_s must be above 0, --retries and --backoff_s 0 or more")
     if args.list:
         return exit_status(lambda: list_submissions(args.retries, args.backoff_s), args.debug)
-    return exit_status(lambda: run(args.run, args.data_dir, args.models_dir, args.message, args.timeout_s,
+    return exit_status(lambda: submit_run(args.run, args.data_dir, args.models_dir, args.message, args.timeout_s,
                                    args.poll_s, args.retries, args.backoff_s), args.debug)
 
 

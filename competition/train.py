@@ -15,10 +15,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from competition import training
+from competition import startup
+
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
+
+from common.errors import add_debug_flag, debug_requested, exit_status
 from competition.cli import parse_train_config
 from competition.config import TrainConfig
-from competition.errors import add_debug_flag, debug_requested, exit_status
+from competition.training import trainer
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:
@@ -32,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
-    return exit_status(lambda: training.run(cfg), debug_requested(argv), interrupted="no run folder was written")
+    return exit_status(lambda: trainer.train_model(cfg), debug_requested(argv), interrupted="no run folder was written")
 
 
 if __name__ == "__main__":

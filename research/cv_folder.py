@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
+from competition.cli import add_data_dir
 from competition.config import SHARED_DATA_DIR
-from competition.files import read_json
-from competition.folds import CV_FILE, fold_indices
+from competition.data.reading import read_json
+from competition.scoring.folds import CV_FILE, fold_indices
 
 
 def add_cv_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cv", type=Path, required=True, help="a CV or combine folder (models/cv-<name>)")
-    parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR),
-                        help="folder with train.csv (default: %(default)s)")
+    add_data_dir(parser, default=str(SHARED_DATA_DIR))
 
 
 def held_out_rows(parser: argparse.ArgumentParser, folder: Path, labels: np.ndarray) -> list[tuple[int, np.ndarray]]:

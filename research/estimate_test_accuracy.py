@@ -28,14 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from competition.folds import scores_file  # noqa: E402
-from competition.data import DataError, load_test, load_train  # noqa: E402
-from competition.io import write_json  # noqa: E402
-from competition.predict import stacked_probabilities  # noqa: E402
-from competition.pseudo import labellers  # noqa: E402
+from common.writing import write_json  # noqa: E402
+from competition.data.digits import DataError, load_test, load_train  # noqa: E402
+from competition.scoring.folds import scores_file  # noqa: E402
+from competition.scoring.probabilities import stacked_probabilities  # noqa: E402
+from competition.training.pseudo import labellers  # noqa: E402
 from research.cv_folder import add_cv_arguments, held_out_rows  # noqa: E402
 
 
@@ -76,7 +73,7 @@ def shift_check(models: list[Path], images: np.ndarray, labels: np.ndarray, rota
     """The estimates against the truth: calibrated on half the digits, read on the other half warped."""
     import tensorflow as tf
 
-    from competition.augment import random_affine
+    from competition.model.augment import random_affine
 
     order = np.random.default_rng(seed).permutation(len(labels))
     calibration, shifted = order[: len(order) // 2], order[len(order) // 2:]

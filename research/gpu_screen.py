@@ -4,13 +4,13 @@ On this project's 2-core CPU one 5-fold CV of the strong preset takes 40-60 minu
 ideas can be tried in a session. This script answers "which change moves the CV accuracy?" on a lent
 GPU, then `make cv` confirms the winner on the CPU with the real pipeline. It trains every fold and
 seed of a configuration at once (the models are vmapped over one jitted epoch), with the project's one
-model definition (competition.model) under Keras's JAX backend. The training pipeline's affine
-augmentation (competition/augment.py, tf.data) is ported to keras.ops here, same parameters and
+model definition (competition.model.designs) under Keras's JAX backend. The training pipeline's affine
+augmentation (competition/model/augment.py, tf.data) is ported to keras.ops here, same parameters and
 transform; there is no TensorFlow on the GPU machine.
 
-    python research/gpu_screen.py prepare            # here, once: .screen/train.npz with cv.py's folds
-    python research/gpu_screen.py run --out DIR      # on the GPU: DIR/screen.json, probs.npz, screen.log
-    python research/gpu_screen.py run --out DIR --only base,smooth --epochs_scale 0.2 --rows 2500 --group 1
+    python -m research.gpu_screen prepare            # here, once: .screen/train.npz with cv.py's folds
+    python -m research.gpu_screen run --out DIR      # on the GPU: DIR/screen.json, probs.npz, screen.log
+    python -m research.gpu_screen run --out DIR --only base,smooth --epochs_scale 0.2 --rows 2500 --group 1
 
 The GPU machine needs keras (3.15), jax and numpy; the last line is a quick check on a CPU with jax.
 
@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 SCREEN_DATA = ROOT / ".screen" / "train.npz"
 
 from competition.config import IMAGE_SIZE, PRESETS  # noqa: E402  (keras is imported later, once run picks its backend)
@@ -57,9 +56,9 @@ VARIANTS = {
 
 
 def prepare(data_dir: str, out: Path = SCREEN_DATA) -> None:
-    from competition.folds import fold_indices
-    from competition.data import load_train
-    from competition.io import atomic_path
+    from common.writing import atomic_path
+    from competition.data.digits import load_train
+    from competition.scoring.folds import fold_indices
 
     digits = load_train(data_dir)
     folds = {}
@@ -74,7 +73,7 @@ def prepare(data_dir: str, out: Path = SCREEN_DATA) -> None:
 
 
 def affine_transforms(u, s: dict):
-    """competition/augment.py's affine_params + transforms_from in keras.ops, from uniform draws u (B, 4).
+    """competition/model/augment.py's affine_params + transforms_from in keras.ops, from uniform draws u (B, 4).
 
     One random rotation, zoom and shift per image, as (B, 8) transforms for keras.ops.image.affine_transform
     (the same convention as TensorFlow's projective transform op that augment.py calls).
@@ -110,8 +109,8 @@ def run(args) -> int:
     import jax.numpy as jnp
     import keras
 
-    from competition import model as models
     from competition.config import NUM_CLASSES
+    from competition.model import designs as models
 
     if keras.backend.backend() != "jax":
         raise SystemExit("gpu_screen run needs KERAS_BACKEND=jax (keras was imported with another backend)")
@@ -309,7 +308,7 @@ def summarise_all(results: dict, saved: dict, labels: np.ndarray) -> None:
 
 
 def write(out: Path, results: dict, saved: dict) -> None:
-    from competition.io import atomic_path
+    from common.writing import atomic_path
 
     with atomic_path(out / "probs.npz") as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **saved)

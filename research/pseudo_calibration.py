@@ -2,7 +2,7 @@
 
     python research/pseudo_calibration.py --cv models/cv-diverse [--min_confidence 0.9]
 
-For each fold, the models that held out its rows (competition.pseudo.labellers: the same ones that
+For each fold, the models that held out its rows (competition.training.pseudo.labellers: the same ones that
 label a pseudo-labelled fold's test digits) predict those rows; it prints how many digits fall below
 --min_confidence, how many of the ensemble's errors they hold, and the accuracy of the digits kept.
 """
@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from competition.data import DataError, load_train  # noqa: E402
-from competition.predict import stacked_probabilities  # noqa: E402
-from competition.pseudo import labellers  # noqa: E402
+from competition.data.digits import DataError, load_train  # noqa: E402
+from competition.scoring.probabilities import stacked_probabilities  # noqa: E402
+from competition.training.pseudo import labellers  # noqa: E402
 from research.cv_folder import add_cv_arguments, held_out_rows  # noqa: E402
 
 

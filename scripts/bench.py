@@ -13,7 +13,7 @@ All in one process, on the cores it may use, one after another:
      - the same model trained the project's way (`make train-aug`: tf.data, one fused affine warp,
        batch 32, --precision auto), and without augmentation (`make train`),
      - the strong preset (`make best RECIPE=fast`: batch 64, --precision auto);
-     each with its training GFLOP/s (competition/speed.py counts the FLOPs) and the share of the
+     each with its training GFLOP/s (competition/training/speed.py counts the FLOPs) and the share of the
      float32 matmul limit that makes.
 Each model trains warm-up epochs (tracing, and the batches prepared meanwhile), then --epochs timed
 epochs of --images images, in --repeats rounds that alternate the models; the median counts, and
@@ -31,31 +31,24 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from competition import startup  # noqa: E402
 
-from competition import hardware, speed  # noqa: E402  (competition first: it sets the Keras backend)
-from competition import model as models  # noqa: E402
-from competition.config import DATA_DIR, PRESETS, TrainConfig  # noqa: E402
-from competition.data import DataError, load_train  # noqa: E402
-from competition.demo_data import write_demo_data  # noqa: E402
-from competition.training import onehot  # noqa: E402
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
 
 import keras  # noqa: E402
 
-
-def notebook_model() -> keras.Model:
-    """The report's model behind Keras 3's own augmentation layers, the report's ranges: rotation
-    ±10° (a fraction of a turn), shift and zoom ±10%."""
-    augment = keras.Sequential([keras.layers.RandomRotation(10 / 360), keras.layers.RandomTranslation(0.1, 0.1),
-                                keras.layers.RandomZoom(0.1)], name="augment")
-    pixels = keras.Input((28, 28, 1), name="pixels")
-    return keras.Model(pixels, models.report_model()(augment(pixels)), name="notebook")
+from competition.cli import add_data_dir  # noqa: E402
+from competition.config import PRESETS, TrainConfig  # noqa: E402
+from competition.data.demo import write_demo_data  # noqa: E402
+from competition.data.digits import DataError, load_train  # noqa: E402
+from competition.model import designs as models  # noqa: E402
+from competition.training import hardware, speed
+from competition.training.trainer import onehot  # noqa: E402
 
 
 def notebook_rate(x, y, images: int, epochs: int) -> tuple[float, keras.Model]:
     keras.utils.set_random_seed(0)
-    model = models.compile_model(notebook_model(), 1e-4)
+    model = models.compile_model(speed.notebook_model(), 1e-4)
     x, y = x[:images].astype("float32"), y[:images]
     seconds = speed.median_epoch_seconds(
         lambda n, timer: model.fit(x, y, batch_size=32, epochs=n, callbacks=[timer], verbose=0), epochs)
@@ -79,7 +72,7 @@ def training_images(data_dir: str) -> tuple[object, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", default=str(DATA_DIR), help="folder with train.csv (default: %(default)s)")
+    add_data_dir(parser)
     parser.add_argument("--images", type=int, default=6400, help="images per timed epoch (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs per model (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3,

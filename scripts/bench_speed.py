@@ -25,18 +25,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from competition import startup  # noqa: E402
 
-from competition import hardware  # noqa: E402  (first: it sets the Keras backend)
-from competition.speed import EpochTimer  # noqa: E402
-from competition import model as models  # noqa: E402
-from competition.augment import make_dataset  # noqa: E402
-from competition.config import COMPUTE_PRECISIONS, PRESETS, SHARED_DATA_DIR  # noqa: E402
-from competition.data import load_train  # noqa: E402
-from competition.training import onehot  # noqa: E402
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
 
 import keras  # noqa: E402
+
+from competition.cli import add_data_dir  # noqa: E402
+from competition.config import COMPUTE_PRECISIONS, PRESETS, SHARED_DATA_DIR  # noqa: E402
+from competition.data.digits import load_train  # noqa: E402
+from competition.model import designs as models  # noqa: E402
+from competition.model.augment import make_dataset  # noqa: E402
+from competition.training import hardware
+from competition.training.speed import EpochTimer  # noqa: E402
+from competition.training.trainer import onehot  # noqa: E402
 
 STRONG = PRESETS["strong"]
 MACHINE = hardware.detect()
@@ -79,7 +81,7 @@ def describe(setting: dict, threads: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="strong", choices=sorted(models.ARCHITECTURES), help="(default: %(default)s)")
-    parser.add_argument("--data_dir", default=str(SHARED_DATA_DIR), help="(default: %(default)s)")
+    add_data_dir(parser, default=str(SHARED_DATA_DIR))
     parser.add_argument("--only", nargs="+", choices=["baseline", *CHOICES, "threads", "parallel"], default=None,
                         help="measure the baseline and only these choices (default: all)")
     parser.add_argument("--threads", type=int, default=0,

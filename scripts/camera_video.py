@@ -1,13 +1,13 @@
-"""A video of numbers for edge.camera: frames of photos of numbers made of stored digits.
+"""A video of numbers for edge.pi.camera: frames of photos of numbers made of stored digits.
 
     python scripts/camera_video.py --out build/numbers.avi [--digits build/edge-fixtures/digits.csv]
                                    [--frames 300] [--size 640x480]
 
 Each second (10 frames at 10 fps) shows another number of 3 to 5 digits from --digits (a labelled
-CSV), in edge/synthetic.py's forms in turn; every fifth second is blank paper. Motion-JPEG in an
+CSV), in edge/pi/synthetic.py's forms in turn; every fifth second is blank paper. Motion-JPEG in an
 AVI by default, which every OpenCV build reads (--codec FFV1: lossless, so that two machines'
-JPEG decoders cannot differ). For measuring `edge.camera --headless` (docs/pi.md) where no
-camera is at hand. Needs OpenCV (edge/requirements-camera.txt).
+JPEG decoders cannot differ). For measuring `edge.pi.camera --headless` (docs/pi.md) where no
+camera is at hand. Needs OpenCV (edge/pi/requirements-camera.txt).
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from edge.synthetic import FORMS, frame  # noqa: E402
+from edge.pi.synthetic import FORMS, frame  # noqa: E402
 
 FPS = 10
 

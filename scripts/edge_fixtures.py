@@ -2,7 +2,7 @@
 
     python scripts/edge_fixtures.py [--out build/edge-fixtures]
 
-Trains the report's model briefly on the offline demo set, exports it with edge.export, and
+Trains the report's model briefly on the offline demo set, exports it with edge.export.tflite, and
 writes beside the four .tflite files and manifest.json:
   digits.csv      the run's validation digits, competition format (label, pixel0..pixel783)
   reference.json  the Keras model's probabilities and labels for them, the float reference
@@ -18,26 +18,30 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
+from competition import startup  # noqa: E402
+
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
+
+from common.writing import write_json  # noqa: E402
 from competition.config import TrainConfig  # noqa: E402
-from competition.demo_data import write_demo_data  # noqa: E402
-from competition.io import write_json  # noqa: E402
+from competition.data.demo import write_demo_data  # noqa: E402
 
 EPOCHS = 16  # about 98% on the demo validation digits (BatchNorm needs a few hundred steps to settle)
 LEARNING_RATE = 1e-3
 
 
 def build(out: Path) -> None:
-    from competition import splits, training
-    from competition.data import load_train
-    from edge.export import export
-    from edge.exported import keras_probabilities
+    from competition.data import splits
+    from competition.data.digits import load_train
+    from competition.training import trainer
+    from edge.export.convert import export
+    from edge.export.exported import keras_probabilities
 
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     write_demo_data(tmp / "demo")
-    folder = training.run(TrainConfig(name="edge-fixture", data_dir=str(tmp / "demo"), models_dir=str(tmp / "models"),
+    folder = trainer.train_model(TrainConfig(name="edge-fixture", data_dir=str(tmp / "demo"), models_dir=str(tmp / "models"),
                                       epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=32))
     export(folder, calibration_size=200, out_dir=tmp)
     _, x_val, _, y_val = splits.split(load_train(tmp / "demo"), TrainConfig())

@@ -9,13 +9,13 @@ Set-up, cached in build/pi/ and skipped when there:
   - aarch64 wheels of the interpreter (default tflite-runtime 2.14 with numpy<2, as on Raspberry
     Pi OS bookworm's Python 3.11), pip-downloaded for manylinux aarch64 and unpacked beside it
 Then, under `qemu-aarch64-static -cpu cortex-a72` (the Pi 4's core) and on x86 with --x86_python:
-  - `python3.11 -m edge.classify model_int8.tflite --csv digits.csv`: the labels are compared;
-  - `python3.11 -m edge.read model_int8.tflite number.png --json`, a photo of a number composed
-    from stored digits (edge/synthetic.py): the text, the labels and the boxes are compared;
-  - `python3.11 -m edge.camera model_int8.tflite --source numbers.avi --headless --json`, a 640x480
+  - `python3.11 -m edge.pi.classify model_int8.tflite --csv digits.csv`: the labels are compared;
+  - `python3.11 -m edge.pi.read model_int8.tflite number.png --json`, a photo of a number composed
+    from stored digits (edge/pi/synthetic.py): the text, the labels and the boxes are compared;
+  - `python3.11 -m edge.pi.camera model_int8.tflite --source numbers.avi --headless --json`, a 640x480
     video of numbers (scripts/camera_video.py, written by --x86_python, which needs OpenCV): each
     frame's reading is compared, and both frame rates printed;
-  - `python3.11 -m edge.bench model_int8.tflite model_float32.tflite` (short): both tables printed,
+  - `python3.11 -m edge.pi.bench model_int8.tflite model_float32.tflite` (short): both tables printed,
     the emulated one labelled so (qemu's speed is not a Pi's; nothing is compared).
 Exit 0 when the answers match, 1 when not, 2 on set-up errors.
 
@@ -43,9 +43,9 @@ DEBIAN_PACKAGES = [  # python3.11 and what it and the interpreters' shared objec
 ]
 WHEEL_PLATFORMS = ["manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64",
                    "manylinux_2_17_aarch64", "manylinux2014_aarch64"]
-PILLOW = "pillow==13.0.0"  # edge.read's image files, as in edge/tests/requirements-*.txt
-OPENCV = "opencv-python-headless==4.11.0.86"  # edge.camera's video file, as in edge/requirements-camera.txt
-VIDEO_FRAMES = 30  # a 640x480 video of numbers for edge.camera --headless: 3 s at 10 fps
+PILLOW = "pillow==13.0.0"  # edge.pi.read's image files, as in edge/tests/requirements-*.txt
+OPENCV = "opencv-python-headless==4.11.0.86"  # edge.pi.camera's video file, as in edge/pi/requirements-camera.txt
+VIDEO_FRAMES = 30  # a 640x480 video of numbers for edge.pi.camera --headless: 3 s at 10 fps
 BENCH_ARGS = ["--threads", "1", "4", "--runs", "50", "--batch", "64", "--batches", "3"]  # minutes, not hours, under qemu
 PHOTO_DIGITS = 4
 PI4_CPUINFO = "".join(
@@ -131,8 +131,7 @@ def number_photo(fixtures: Path, count: int) -> tuple[Path, str]:
     """A photo of a number made of stored digits (paper, uneven light, JPEG), and the number's true text."""
     import numpy as np
 
-    sys.path.insert(0, str(ROOT))
-    from edge.synthetic import compose
+    from edge.pi.synthetic import compose
 
     table = np.loadtxt(fixtures / "digits.csv", delimiter=",", skiprows=1, dtype=np.int64)[:count]
     target = CACHE / "number.jpg"
@@ -173,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pi_cpuinfo", action="store_true", help="show the emulated run a Pi 4's /proc/cpuinfo")
     parser.add_argument("--x86_python", default=sys.executable, help="Python for the x86 run (default: this one)")
     parser.add_argument("--bench", action=argparse.BooleanOptionalAction, default=True,
-                        help="run edge.bench on both (default: %(default)s)")
+                        help="run edge.pi.bench on both (default: %(default)s)")
     args = parser.parse_args(argv)
     fixtures = Path(args.fixtures)
     model = fixtures / "model_int8.tflite"
@@ -192,24 +191,24 @@ def main(argv: list[str] | None = None) -> int:
                                  capture_output=True, text=True, check=True).stdout.strip()
         emulated = f"emulated Raspberry Pi 4 ({machine}, {args.interpreter})"
         digits = stored_digits(fixtures, args.digits)
-        classify = ["-m", "edge.classify", str(model), "--csv", str(digits), "--threads", "4"]
+        classify = ["-m", "edge.pi.classify", str(model), "--csv", str(digits), "--threads", "4"]
         x86 = labels_from([args.x86_python, *classify], "x86_64")
         arm = labels_from([*pi, *classify], emulated, timeout=600)
         photo, number = number_photo(fixtures, PHOTO_DIGITS)
-        read = ["-m", "edge.read", str(model), str(photo), "--json", "--threads", "4"]
+        read = ["-m", "edge.pi.read", str(model), str(photo), "--json", "--threads", "4"]
         x86_reading = json.loads(output_of([args.x86_python, *read], "x86_64"))
         arm_reading = json.loads(output_of([*pi, *read], emulated, timeout=600))
         video = CACHE / "numbers-640x480.avi"
         output_of([args.x86_python, str(ROOT / "scripts/camera_video.py"), "--out", str(video), "--digits",
                    str(fixtures / "digits.csv"), "--frames", str(VIDEO_FRAMES), "--codec", "FFV1"],
                   "a video of numbers (lossless: x86's and ARM's JPEG decoders differ by a few grey levels)")
-        camera = ["-m", "edge.camera", str(model), "--source", str(video), "--headless", "--json", "--threads", "4"]
+        camera = ["-m", "edge.pi.camera", str(model), "--source", str(video), "--headless", "--json", "--threads", "4"]
         x86_frames = [json.loads(line)["text"] for line in output_of([args.x86_python, *camera], "x86_64").splitlines()]
         arm_frames = [json.loads(line)["text"] for line in output_of([*pi, *camera], emulated, timeout=900).splitlines()]
         if args.bench:
-            bench = ["-m", "edge.bench", str(model), str(fixtures / "model_float32.tflite"), *BENCH_ARGS]
-            sys.stdout.write(output_of([args.x86_python, *bench], "x86_64 edge.bench"))
-            sys.stdout.write(output_of([*pi, *bench], f"{emulated} edge.bench: EMULATED, not a Pi's speed"
+            bench = ["-m", "edge.pi.bench", str(model), str(fixtures / "model_float32.tflite"), *BENCH_ARGS]
+            sys.stdout.write(output_of([args.x86_python, *bench], "x86_64 edge.pi.bench"))
+            sys.stdout.write(output_of([*pi, *bench], f"{emulated} edge.pi.bench: EMULATED, not a Pi's speed"
                                        + ("" if args.pi_cpuinfo else "; qemu shows the host's cpuinfo"),
                                        timeout=1200))
     except (SetupError, subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError) as err:

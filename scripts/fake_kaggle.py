@@ -8,7 +8,7 @@ then, in another shell, with the environment it prints (the credentials are the 
 
     KAGGLE_API_ENVIRONMENT=LOCALHOST KAGGLE_USERNAME=ada KAGGLE_KEY=... make data DATA_DIR=/tmp/fake/data
 
-It is the tests' fake (tests/fake_kaggle.py), answering what the installed kaggle client sends. The
+It is the tests' fake (competition/kaggle/fake.py), answering what the installed kaggle client sends. The
 competition it serves is scikit-learn's digits in the real format (as `make demo-data`), and it scores
 submissions against their test labels. Port 80 because the client's LOCALHOST environment has no other.
 """
@@ -18,17 +18,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from competition.data import PIXEL_COLUMNS  # noqa: E402
-from competition.demo_data import demo_images  # noqa: E402
-from fake_kaggle import KEY, USERNAME, FakeKaggle, competition_zip  # noqa: E402
+from competition.data.demo import demo_images  # noqa: E402
+from competition.data.digits import PIXEL_COLUMNS  # noqa: E402
+from competition.kaggle.fake import KEY, USERNAME, FakeKaggle, competition_zip  # noqa: E402
 
 
 def digits_competition(n_test: int = 360, seed: int = 0):

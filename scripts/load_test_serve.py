@@ -1,9 +1,9 @@
-"""A bounded load test of edge.serve on 127.0.0.1: valid and malformed requests from concurrent clients.
+"""A bounded load test of edge.pi.serve on 127.0.0.1: valid and malformed requests from concurrent clients.
 
     python scripts/load_test_serve.py [--model build/edge-fixtures/model_int8.tflite] [--clients 8]
                                       [--seconds 30] [--out FILE]
 
-Starts `python -m edge.serve MODEL --port 0 --timeout 2` (the Python running this script must
+Starts `python -m edge.pi.serve MODEL --port 0 --timeout 2` (the Python running this script must
 have edge's requirements), then --clients threads send requests for --seconds, each picking at
 random: a photo of a 4-digit number (POST /api/read, 200), 784 pixels (/api/classify, 200), and
 the malformed kinds: a body over --max_bytes (413), a wrong content type (415), a truncated image
@@ -31,9 +31,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from edge.synthetic import compose  # noqa: E402
+from edge.pi.synthetic import compose  # noqa: E402
 
 MAX_BYTES = 1_000_000
 SERVER_TIMEOUT = 2.0
@@ -133,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     bodies = payloads(Path(args.digits))
-    command = [sys.executable, "-m", "edge.serve", args.model, "--port", "0", "--quiet", "--timeout",
+    command = [sys.executable, "-m", "edge.pi.serve", args.model, "--port", "0", "--quiet", "--timeout",
                str(SERVER_TIMEOUT), "--max_bytes", str(MAX_BYTES), "--max_connections", str(4 * args.clients)]
     if args.server_threads:
         command += ["--threads", str(args.server_threads)]
@@ -141,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         first = server.stdout.readline()
         if not first.startswith("serving http://"):
-            print(f"error: edge.serve did not start: {first}{server.stderr.read()}", file=sys.stderr)
+            print(f"error: edge.pi.serve did not start: {first}{server.stderr.read()}", file=sys.stderr)
             return 2
         host, port = first.split("http://", 1)[1].split("/", 1)[0].rsplit(":", 1)
         address = (host, int(port))

@@ -1,11 +1,11 @@
-"""How well edge.read reads numbers: photos composed from a run's own validation digits, per form.
+"""How well edge.pi.read reads numbers: photos composed from a run's own validation digits, per form.
 
     python scripts/read_accuracy.py --run RUN [--variant int8] [--numbers 250] [--length 4] [--out FILE]
 
-For the run's validation split (the rows it never trained on; competition.train.run_split), the
+For the run's validation split (the rows it never trained on; competition/runs/rows.py), the
 exported TFLite model (RUN/tflite, make tflite) classifies the plain 28x28 digits, the same digits
-re-centred by edge/image.py (MNIST's recipe), and then photos of `--length`-digit numbers made
-from them in each of edge/synthetic.py's forms (the same digits in every form). Per form: numbers
+re-centred by edge/pi/image.py (MNIST's recipe), and then photos of `--length`-digit numbers made
+from them in each of edge/pi/synthetic.py's forms (the same digits in every form). Per form: numbers
 read whole and right, digits right (by position; a number cut into the wrong count of digits
 counts all its digits wrong), numbers cut into the right count, and ms per photo (median).
 A benchmark, not a test: it prints figures (docs/pi.md keeps them).
@@ -22,17 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from competition.config import MODELS_DIR  # noqa: E402
-from competition.data import load_train  # noqa: E402
-from competition.runs import resolve_run  # noqa: E402
-from edge.classifier import DigitClassifier  # noqa: E402
-from edge.exported import EXPORT_DIR, run_data_dir, variant_file  # noqa: E402
-from edge.image import mnist_like  # noqa: E402
-from edge.reader import read_image  # noqa: E402
-from edge.synthetic import FORMS, compose  # noqa: E402
+from competition.cli import add_data_dir, add_models_dir, add_run_flag  # noqa: E402
+from competition.data.digits import load_train  # noqa: E402
+from competition.runs.folders import resolve_run  # noqa: E402
+from edge.export.exported import EXPORT_DIR, run_data_dir, variant_file  # noqa: E402
+from edge.pi.classifier import DigitClassifier  # noqa: E402
+from edge.pi.image import mnist_like  # noqa: E402
+from edge.pi.reader import read_image  # noqa: E402
+from edge.pi.synthetic import FORMS, compose  # noqa: E402
 
 
 def measure(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, numbers: int, length: int,
@@ -69,16 +66,16 @@ def measure(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, n
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default=None, help="run id or folder (default: the newest tuned run, else the newest)")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR), help="(default: %(default)s)")
-    parser.add_argument("--data_dir", default=None, help="train.csv to split (default: the run's own data)")
+    add_run_flag(parser)
+    add_models_dir(parser)
+    add_data_dir(parser, default=None, what="train.csv to split (default: the run's own data)")
     parser.add_argument("--variant", default="int8", help="exported variant to read with (default: %(default)s)")
     parser.add_argument("--numbers", type=int, default=250, help="numbers per form (default: %(default)s)")
     parser.add_argument("--length", type=int, default=4, help="digits per number (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.add_argument("--out", default=None, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
-    from competition.splits import run_split
+    from competition.runs.rows import run_split
 
     folder = resolve_run(args.models_dir, args.run, single=True)
     _, x_val, _, y_val = run_split(folder, load_train(run_data_dir(folder, args.data_dir)))
@@ -90,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'form':<9}{'whole':>8}{'digits':>9}{'cut right':>10}{'ms':>9}")
     results = measure(classifier, x_val.reshape(len(x_val), -1), y_val, args.numbers, args.length, args.seed)
     print(f"plain 28x28 digits: {results['plain_28x28']:.4f} (all), {results['plain_28x28_of_used_digits']:.4f} "
-          f"(those used); re-centred by edge/image.py: {results['recentred_28x28']:.4f}")
+          f"(those used); re-centred by edge/pi/image.py: {results['recentred_28x28']:.4f}")
     if args.out:
         Path(args.out).write_text(json.dumps({"run": folder.name, "variant": args.variant, **results}, indent=1))
     return 0

@@ -1,7 +1,13 @@
 import numpy as np
 import tensorflow as tf
 
-from competition.augment import batches_per_epoch, make_dataset, random_affine, transforms_from, warp
+from competition.model.augment import (
+    batches_per_epoch,
+    make_dataset,
+    random_affine,
+    transforms_from,
+    warp,
+)
 
 
 def digit():

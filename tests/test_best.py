@@ -5,9 +5,11 @@ import json
 import pandas as pd
 import pytest
 
-from competition import best, speed
-from competition.recipes import RECIPES, Estimate, within_budget
-from competition.runs import best_scored, resolve_run
+from competition import best
+from competition.config import RECIPES, Estimate
+from competition.runs.folders import best_scored, resolve_run
+from competition.training import speed
+from competition.training.recipes import within_budget
 
 
 def recipe_folder_runs(folder):

@@ -6,13 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from competition import cv, ensemble, splits, submission, training
-from competition.folds import fold_indices
+from competition import cv, ensemble
+from competition import predict as submission
 from competition.config import TrainConfig
-from competition.data import DataError, load_train
+from competition.data.digits import DataError, load_train
 from competition.ensemble import agreement
-from competition.hardware import usable_cores
-from competition.predict import stacked_probabilities
+from competition.runs import rows as run_rows
+from competition.scoring.folds import fold_indices
+from competition.scoring.probabilities import stacked_probabilities
+from competition.training import parallel
+from competition.training.hardware import usable_cores
 
 
 def quick(demo_dir, models_dir):
@@ -51,7 +54,7 @@ def test_cv_reports_mean_and_spread_and_reuses_folds(demo_dir, tmp_path, capsys)
         with np.load(folder / "rows.npz") as rows:
             np.testing.assert_array_equal(rows["validation"], folds[f["fold"] - 1][1])
             np.testing.assert_array_equal(rows["train"], folds[f["fold"] - 1][0])
-        x_train, x_val, _, y_val = splits.run_split(folder, digits)
+        x_train, x_val, _, y_val = run_rows.run_split(folder, digits)
         assert len(x_train) + len(x_val) == 1438 and len(x_val) == f["n"]
         np.testing.assert_array_equal(y_val, digits.labels[folds[f["fold"] - 1][1]])
     capsys.readouterr()
@@ -137,9 +140,9 @@ def test_cv_trains_models_at_once_in_workers_sharing_the_cores(demo_dir, tmp_pat
 
 def test_a_worker_failure_reaches_the_caller_and_leaves_no_run(tmp_path):
     cfg = TrainConfig(data_dir=str(tmp_path / "nowhere"), epochs=1)
-    jobs = [training.Job(cfg, tmp_path / "models", name) for name in ("a", "b")]
+    jobs = [parallel.Job(cfg, tmp_path / "models", name) for name in ("a", "b")]
     with pytest.raises(DataError, match="no train.csv"):
-        training.run_all(jobs, workers=2)
+        parallel.train_all(jobs, workers=2)
     assert not [p for p in (tmp_path / "models").glob("*") if not p.name.startswith(".")]
 
 

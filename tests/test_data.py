@@ -5,7 +5,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from competition.data import (
+from competition.data.demo import demo_images
+from competition.data.digits import (
     DEMO_MARKER,
     PIXEL_COLUMNS,
     DataError,
@@ -13,7 +14,6 @@ from competition.data import (
     load_test,
     load_train,
 )
-from competition.demo_data import demo_images
 
 
 def write_train(folder, rows=3, edit=None):

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 from competition.config import TrainConfig
-from competition.data import load_train
-from competition.splits import split
-from edge import check, export
-from edge.exported import keras_probabilities, sha256
-from edge.classifier import DigitClassifier
+from competition.data.digits import load_train
+from competition.data.splits import split
+from edge.export import check
+from edge.export import tflite as export
+from edge.export.exported import keras_probabilities, sha256
+from edge.pi.classifier import DigitClassifier
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from competition import hardware, quiet_tensorflow, train, training
-from competition.hardware import Hardware
+from competition import startup, train
+from competition.training import hardware, trainer
+from competition.training.hardware import Hardware
 
 ROOT = Path(__file__).resolve().parent.parent
 AVX2_ONLY = Hardware("Intel(R) Core(TM) i7-8565U", frozenset({"avx2", "fma"}), 2, 8)
@@ -94,7 +95,7 @@ def test_strong_preset_on_an_avx2_only_cpu_trains_in_float32_and_says_so(demo_di
     cfg = train.parse_args(["--preset", "strong", "--epochs", "1", "--data_dir", str(demo_dir),
                             "--models_dir", str(tmp_path)])
     assert cfg.precision == "auto"
-    folder = training.run(cfg)
+    folder = trainer.train_model(cfg)
     config = json.loads((folder / "config.json").read_text())
     assert config["precision"] == "float32" and "no AVX512-BF16" in config["precision_reason"]
     assert config["hardware"]["cpu"] == AVX2_ONLY.cpu and config["hardware"]["cpu_flags"] == ["avx2", "fma"]
@@ -106,8 +107,8 @@ def test_strong_preset_on_an_avx2_only_cpu_trains_in_float32_and_says_so(demo_di
 
 def test_strong_preset_on_an_avx512_bf16_cpu_trains_in_bfloat16(monkeypatch):
     monkeypatch.setattr(hardware, "detect", lambda gpu=True: AVX512_BF16)
-    cfg, why = training.settled(train.parse_args(["--preset", "strong"]), hardware.detect())
-    assert cfg.precision == "mixed_bfloat16" and "AVX512-BF16" in why
+    setup = hardware.resolve(train.parse_args(["--preset", "strong"]).precision)
+    assert setup.precision == "mixed_bfloat16" and "AVX512-BF16" in setup.reason
 
 
 @pytest.mark.parametrize("line, nvidia, noise", [
@@ -119,12 +120,12 @@ def test_strong_preset_on_an_avx512_bf16_cpu_trains_in_bfloat16(monkeypatch):
     (b"E0000 00:00:17.4 2310 some_kernel.cc:10] a real error\n", False, False),
 ])
 def test_only_start_up_noise_is_dropped(line, nvidia, noise):
-    assert quiet_tensorflow.is_noise(line, nvidia) is noise
+    assert startup.is_noise(line, nvidia) is noise
 
 
-@pytest.mark.skipif(quiet_tensorflow.has_nvidia_device(), reason="this machine has an NVIDIA device")
+@pytest.mark.skipif(startup.has_nvidia_device(), reason="this machine has an NVIDIA device")
 def test_a_command_on_a_cpu_only_machine_prints_no_cuda_probing():
-    code = ("import competition.model, keras, tensorflow as tf; keras.ops.ones(2) + 1; "
+    code = ("import competition.startup; competition.startup.begin(); import competition.model.designs, keras, tensorflow as tf; keras.ops.ones(2) + 1; "
             "import os; os.write(2, b'W0000 a real warning\\n')")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode()

@@ -1,6 +1,6 @@
 """`make data`, `make submit` and `make submissions` through the real kaggle client, against a fake Kaggle.
 
-The fake (tests/fake_kaggle.py) serves 127.0.0.1:80, where the client's LOCALHOST environment sends
+The fake (competition/kaggle/fake.py) serves 127.0.0.1:80, where the client's LOCALHOST environment sends
 it; a test is skipped when that port cannot be had. No network, no ../shared, a few seconds in all.
 """
 
@@ -16,11 +16,11 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
-from fake_kaggle import KEY, TOKEN, USERNAME, FakeKaggle, make_competition
 
 from competition import get_data, submit
 from competition.config import ROOT
-from competition.kaggle_client import TOKEN_URL, import_kaggle_api
+from competition.kaggle.client import TOKEN_URL, import_kaggle_api
+from competition.kaggle.fake import KEY, TOKEN, USERNAME, FakeKaggle, make_competition
 
 FAST = ["--retries", "2", "--backoff_s", "0.01"]  # three tries, 10 ms then 20 ms apart
 FAST_CLIENT = {"retries": 2, "backoff_s": 0.01}
@@ -307,7 +307,7 @@ def test_submit_polls_until_scored_and_records_the_score(kaggle, kaggle_json, co
 
 
 def test_the_leaderboard_is_paged_only_as_far_as_needed(kaggle, kaggle_json, monkeypatch):
-    from competition import kaggle_client
+    from competition.kaggle import client as kaggle_client
 
     monkeypatch.setattr(kaggle_client, "LEADERBOARD_PAGE", 3)
     client = kaggle_client.KaggleClient(**FAST_CLIENT)

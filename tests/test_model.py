@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from competition import model as models
+from competition.model import designs as models
 
 
 def layer_kinds(model):

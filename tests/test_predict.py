@@ -7,9 +7,13 @@ import keras
 import numpy as np
 import pytest
 
-from competition.data import load_test
-from competition.predict import PREDICTIONS_DIR, model_probabilities, stacked_probabilities
-from competition.runs import MODEL_FILE
+from competition.data.digits import load_test
+from competition.runs.folders import MODEL_FILE
+from competition.scoring.probabilities import (
+    PREDICTIONS_DIR,
+    model_probabilities,
+    stacked_probabilities,
+)
 
 
 @pytest.fixture

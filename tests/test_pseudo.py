@@ -4,11 +4,13 @@ import json
 
 import numpy as np
 import pytest
-
-from competition import cv, folds, pseudo, train, training
-from competition.data import DataError, load_test, load_train
-from competition.predict import stacked_probabilities
 from test_cv_ensemble import quick  # one-epoch flags on the demo set
+
+from competition import cv, train
+from competition.data.digits import DataError, load_test, load_train
+from competition.scoring import folds
+from competition.scoring.probabilities import stacked_probabilities
+from competition.training import pseudo, trainer
 
 
 def fake_member(folder, name, held_out=None):
@@ -66,7 +68,7 @@ def test_cv_and_full_row_runs_train_on_pseudo_labels_too(demo_dir, tmp_path, cap
         with np.load(run / "rows.npz") as rows:  # the labelled rows only: reports score those
             assert len(rows["train"]) == 1438 - f["n"]
 
-    full = training.run(train.parse_args([*args, "--val_size", "0", "--name", "full"]))
+    full = trainer.train_model(train.parse_args([*args, "--val_size", "0", "--name", "full"]))
     used = json.loads((full / "metrics.json").read_text())["pseudo_labels"]
     assert len(used["labellers"]) == 2  # no rows held out: every model of the folder labels
     assert json.loads((full / "data_fingerprint.json").read_text())["n_train"] == 1438 + 359

@@ -25,7 +25,7 @@ FEATURE_MAPS = {"feature_maps_1_conv2d", "feature_maps_2_maxpooling2d", "feature
 
 @pytest.fixture(scope="module")
 def report(trained_run):
-    return build.run(run=str(trained_run), models_dir=trained_run.parent)
+    return build.build_report(run=str(trained_run), models_dir=trained_run.parent)
 
 
 def embedded_images(page: str) -> list[bytes]:
@@ -99,7 +99,7 @@ def test_tuned_run_shows_trials_and_edge_check(trained_run, tmp_path):
                                         "latency_ms_1_threads": {"median": 0.158, "p99": 0.25}}], "passed": True}
     (run / "tflite" / "check.json").write_text(json.dumps(check))
 
-    page = build.run(run=str(run), models_dir=models).read_text()
+    page = build.build_report(run=str(run), models_dir=models).read_text()
     assert (run / "report" / "tuning_trials.png").is_file()
     assert len(embedded_images(page)) == len(EVERY_RUN | FEATURE_MAPS) + 1
     assert 'id="tuning"' in page
@@ -128,12 +128,12 @@ def copy_run(trained_run, models, config=None, fingerprint=None, metrics=None):
 
 def test_run_without_validation_rows_on_another_architecture(trained_run, tmp_path):
     """val_size 0 (every row trained) and the strong model: no validation figures, 7 conv layers' maps."""
-    from competition.model import build as build_model
+    from competition.model.designs import build as build_model
 
     run = copy_run(trained_run, tmp_path, config={"val_size": 0.0, "arch": "strong"}, fingerprint={"n_val": 0},
                    metrics={"validation": None, "restored_epoch": None})
     build_model("strong").save(run / "model.keras")  # untrained: the report only reads its layers and weights
-    page = build.run(run=str(run), models_dir=tmp_path).read_text()
+    page = build.build_report(run=str(run), models_dir=tmp_path).read_text()
     names = {p.stem for p in (run / "report").glob("*.png")}
     assert not names & {"confusion_matrix", "misclassified"}
     assert len([n for n in names if n.startswith("feature_maps_")]) == 7  # strided convs, no pooling
@@ -146,13 +146,13 @@ def test_residual_network_and_an_ensemble_member(trained_run, tmp_path):
     """A functional model (branches joined by Add), as an ensemble's member run: every conv layer's maps."""
     import keras
 
-    from competition.model import build as build_model
+    from competition.model.designs import build as build_model
 
     run = copy_run(trained_run, tmp_path / "ensemble-mix" / "member-1", config={"arch": "resnet"})
     model = build_model("resnet")
     model.compile(loss="categorical_crossentropy")
     model.save(run / "model.keras")  # untrained: the report reads its layers, weights and predictions
-    page = build.run(run=str(run), models_dir=tmp_path).read_text()
+    page = build.build_report(run=str(run), models_dir=tmp_path).read_text()
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     maps = [p for p in (run / "report").glob("feature_maps_*.png")]
     assert len(maps) == len(convs) == 7

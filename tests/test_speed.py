@@ -1,16 +1,10 @@
 """FLOPs counted by hand for small models, and the benchmark's notebook baseline."""
 
-import sys
-from pathlib import Path
-
 import keras
 import numpy as np
 
-from competition import model as models
-from competition import speed
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import bench  # noqa: E402
+from competition.model import designs as models
+from competition.training import speed
 
 
 def test_report_model_flops_by_hand():
@@ -32,7 +26,7 @@ def test_strided_convolutions_count_their_output_pixels_and_nested_models_count_
 
 
 def test_notebook_baseline_is_the_report_model_behind_keras_augmentation_layers():
-    notebook = bench.notebook_model()
+    notebook = speed.notebook_model()
     assert speed.training_flops(notebook) == speed.training_flops(models.report_model())
     assert [type(layer).__name__ for layer in notebook.get_layer("augment").layers] == [
         "RandomRotation", "RandomTranslation", "RandomZoom"]

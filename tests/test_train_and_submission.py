@@ -7,10 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from competition import splits, submission, train, training
+from common.digits_csv import SubmissionError, check_submission
+from competition import predict as submission
+from competition import train
 from competition.config import TrainConfig
-from competition.runs import resolve_run
-from competition.submission_format import SubmissionError, check_submission
+from competition.data import splits
+from competition.runs import rows
+from competition.runs.folders import resolve_run
+from competition.training import trainer
 
 
 def test_run_folder_holds_everything(trained_run, demo_dir):
@@ -45,7 +49,7 @@ def test_run_folder_holds_everything(trained_run, demo_dir):
 
 def test_validation_split_is_the_reports(demo_dir):
     """train_test_split(test_size=0.1, random_state=15): same split every time, 10% held out."""
-    from competition.data import load_train
+    from competition.data.digits import load_train
 
     digits = load_train(demo_dir)
     a = splits.split(digits, TrainConfig())
@@ -116,7 +120,7 @@ def test_all_rows_with_a_decaying_learning_rate(demo_dir, tmp_path):
     """--val_size 0 --lr_decay 0.5: every row trains, no validation, the rate halves each epoch."""
     cfg = TrainConfig(name="all", arch="strong", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=2,
                       batch_size=128, learning_rate=1e-3, lr_decay=0.5, val_size=0.0)
-    folder = training.run(cfg)
+    folder = trainer.train_model(cfg)
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["validation"] is None and metrics["epochs_run"] == 2
     assert json.loads((folder / "data_fingerprint.json").read_text())["n_train"] == 1438
@@ -138,11 +142,11 @@ def test_mixed_precision_run_saves_the_float32_model_it_scored(demo_dir, tmp_pat
     weights and optimizer state, and it is the model metrics.json scored."""
     import keras
 
-    from competition.data import load_train
+    from competition.data.digits import load_train
 
     cfg = TrainConfig(name="bf16", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=1,
                       precision="mixed_bfloat16")
-    folder = training.run(cfg)
+    folder = trainer.train_model(cfg)
     assert json.loads((folder / "config.json").read_text())["precision"] == "mixed_bfloat16"
     assert "mixed_bfloat16" in (folder / "train.log").read_text()
 
@@ -164,12 +168,12 @@ def test_ema_saves_the_moving_average_and_scores_the_last_step_too(demo_dir, tmp
     metrics.json scores it and, beside it, the last step's weights, which history.csv also scored."""
     import keras
 
-    from competition.data import load_train
+    from competition.data.digits import load_train
 
     cfg = TrainConfig(name="ema", arch="strong", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=2,
                       batch_size=64, learning_rate=1e-3, lr_decay=0.9, early_stopping=False, ema=0.9,
                       precision="mixed_bfloat16")
-    folder = training.run(cfg)
+    folder = trainer.train_model(cfg)
     metrics = json.loads((folder / "metrics.json").read_text())
     model = keras.saving.load_model(folder / "model.keras")
     assert model.optimizer.use_ema and model.optimizer.ema_momentum == 0.9
@@ -208,12 +212,12 @@ def test_resnet_in_bfloat16_trains_and_saves_float32(demo_dir, tmp_path):
     trained in bfloat16 with augmentation, saved float32 with its trained weights."""
     import keras
 
-    from competition.data import load_train
+    from competition.data.digits import load_train
 
     cfg = TrainConfig(name="res", arch="resnet", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=2,
                       batch_size=64, learning_rate=3e-3, augment=True,
                       precision="mixed_bfloat16")
-    folder = training.run(cfg)
+    folder = trainer.train_model(cfg)
     config = json.loads((folder / "config.json").read_text())
     assert (config["arch"], config["augment"], config["precision"]) == ("resnet", True, "mixed_bfloat16")
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -232,19 +236,19 @@ def test_run_split_refuses_rows_it_cannot_find_again(trained_run, demo_dir, tmp_
     an older version) is refused, not evaluated on rows it trained on; rows past the data too."""
     import shutil
 
-    from competition.data import DataError, load_train
+    from competition.data.digits import DataError, load_train
 
     digits = load_train(demo_dir)
-    x_train, x_val, _, _ = splits.run_split(trained_run, digits)  # the report's split: 1,294 / 144
+    x_train, x_val, _, _ = rows.run_split(trained_run, digits)  # the report's split: 1,294 / 144
     assert (len(x_train), len(x_val)) == (1294, 144)
     run = tmp_path / trained_run.name
     shutil.copytree(trained_run, run)
     fingerprint = json.loads((run / "data_fingerprint.json").read_text())
     (run / "data_fingerprint.json").write_text(json.dumps({**fingerprint, "n_val": 479}))
     with pytest.raises(DataError, match="validated on 479 rows, but its config's split .* gives 144"):
-        splits.run_split(run, digits)
+        rows.run_split(run, digits)
     np.savez(run / "rows.npz", train=np.arange(5, 1438), validation=np.arange(5))
-    assert [len(part) for part in splits.run_split(run, digits)] == [1433, 5, 1433, 5]
+    assert [len(part) for part in rows.run_split(run, digits)] == [1433, 5, 1433, 5]
     np.savez(run / "rows.npz", train=np.arange(10), validation=np.array([2000]))
     with pytest.raises(DataError, match="past the 1438"):
-        splits.run_split(run, digits)
+        rows.run_split(run, digits)

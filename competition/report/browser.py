@@ -23,7 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from competition.errors import ProjectError, add_debug_flag, exit_status
+from competition import startup
+
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
+
+from common.errors import ProjectError, add_debug_flag, exit_status
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -22,18 +22,23 @@ import sys
 import time
 from pathlib import Path
 
+from competition import startup
+
+startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
+
 import keras
 import numpy as np
 
+from common.errors import add_debug_flag, exit_status
+from common.writing import write_text
+from competition.cli import add_data_dir, add_models_dir, add_run_flag
 from competition.config import MODELS_DIR, NUM_CLASSES
-from competition.data import Digits, load_train
-from competition.errors import add_debug_flag, exit_status
-from competition.files import load_model, read_csv, read_json
-from competition.io import write_text
+from competition.data.digits import Digits, load_train
+from competition.data.reading import load_model, read_csv, read_json
 from competition.report import figures
 from competition.report.optional import edge_section, local_path, tuning_section
 from competition.report.page import Section, render, table
-from competition.runs import (
+from competition.runs.folders import (
     CONFIG_FILE,
     FINGERPRINT_FILE,
     HISTORY_FILE,
@@ -95,7 +100,7 @@ def layer_outputs(model: keras.Model, image: np.ndarray) -> list[tuple[keras.lay
 def augment_examples(image: np.ndarray, config: dict, count: int = N_AUGMENTED, seed: int = 0) -> np.ndarray:
     import tensorflow as tf
 
-    from competition.augment import random_affine
+    from competition.model.augment import random_affine
 
     tf.random.set_seed(seed)
     batch = tf.constant(np.repeat(image[None].astype(np.float32), count, axis=0))
@@ -125,7 +130,7 @@ class RunData:
 
 def load(folder: Path, data_dir: str | None) -> RunData:
     """The run's config, metrics, model and data, and the rows it was validated on."""
-    from competition.splits import run_split
+    from competition.runs.rows import run_split
 
     config = read_json(folder / CONFIG_FILE)
     metrics = read_json(folder / METRICS_FILE) if (folder / METRICS_FILE).is_file() else {}
@@ -222,7 +227,7 @@ def analysis_sections(save, run: RunData) -> list[Section]:
         "This run trained without augmentation; these are the warps --augment would apply with its settings."
     sections.append(Section("augmentation", "Augmentation", used, figures=[
         (save(figures.augmentations(image, augment_examples(image, config)[..., 0], settings), "augmentations.png"),
-         f"Random rotation, shift and zoom in one affine warp (competition/augment.py): {settings}. Never flips.")]))
+         f"Random rotation, shift and zoom in one affine warp (competition/model/augment.py): {settings}. Never flips.")]))
     return sections
 
 
@@ -252,7 +257,7 @@ def validation_sections(save, run: RunData) -> list[Section]:
     ]
 
 
-def run(run: str | None = None, models_dir: str | Path = MODELS_DIR, data_dir: str | None = None,
+def build_report(run: str | None = None, models_dir: str | Path = MODELS_DIR, data_dir: str | None = None,
         name: str | None = None) -> Path:
     """Write RUN/report/ (figures and report.html); return the page's path."""
     start = time.perf_counter()
@@ -290,14 +295,13 @@ def run(run: str | None = None, models_dir: str | Path = MODELS_DIR, data_dir: s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", default=None, help="run id or folder (default: the finished run with the best recorded score)")
+    add_run_flag(parser)
     parser.add_argument("--name", default=None, help="the newest run with this name, e.g. report-aug or demo")
-    parser.add_argument("--models_dir", default=str(MODELS_DIR),
-                        help="folder of the run folders (default: %(default)s)")
-    parser.add_argument("--data_dir", default=None, help="folder with train.csv (default: the run's own data_dir)")
+    add_models_dir(parser)
+    add_data_dir(parser, default=None, what="folder with train.csv (default: the run's own data_dir)")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
-    return exit_status(lambda: run(args.run, args.models_dir, args.data_dir, args.name), args.debug)
+    return exit_status(lambda: build_report(args.run, args.models_dir, args.data_dir, args.name), args.debug)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from common.writing import atomic_path
 from competition.config import NUM_CLASSES
-from competition.io import atomic_path
 
 DPI = 100
 DIGIT_CMAP = "gray_r"  # 0 white, 255 black: ink is dark, as on the page

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from competition.config import ROOT
-from competition.files import read_csv, read_json
+from competition.data.reading import read_csv, read_json
 from competition.report import figures
 from competition.report.page import Section, key_values, table
 

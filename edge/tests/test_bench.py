@@ -1,9 +1,10 @@
-"""python -m edge.bench: per model and thread count, ms per digit and digits/s, with the CPU named."""
+"""python -m edge.pi.bench: per model and thread count, ms per digit and digits/s, with the CPU named."""
 
 import json
 
 from conftest import model_path
-from edge import bench
+
+from edge.pi import bench
 
 PI4_CPUINFO = """processor\t: 0
 BogoMIPS\t: 108.00

@@ -1,17 +1,17 @@
-"""python -m edge.camera on a video file: one reading per frame, as edge.read reads a photo."""
+"""python -m edge.pi.camera on a video file: one reading per frame, as edge.pi.read reads a photo."""
 
 import json
 
 import numpy as np
 import pytest
-
 from conftest import model_path
-from edge import camera
-from edge.classifier import DigitClassifier
-from edge.reader import read_grey_image
-from edge.synthetic import frame
 
-cv2 = pytest.importorskip("cv2", reason="edge.camera needs OpenCV: pip install -r edge/requirements-camera.txt")
+from edge.pi import camera
+from edge.pi.classifier import DigitClassifier
+from edge.pi.reader import read_grey_image
+from edge.pi.synthetic import frame
+
+cv2 = pytest.importorskip("cv2", reason="edge.pi.camera needs OpenCV: pip install -r edge/pi/requirements-camera.txt")
 SIZE = (640, 480)
 
 
@@ -37,7 +37,7 @@ def test_headless_json_reads_every_frame_of_a_video(video, fixtures, capsys):
     assert [len(line["text"]) for line in lines] == [4] * 4 + [0] * 2 + [3] * 3
     assert all(list(line) == ["frame", "text", "weakest", "digits", "ms"] and line["ms"] > 0 for line in lines)
     assert [line["weakest"] for line in lines[4:6]] == [None, None] and lines[4]["digits"] == []
-    # The same reading as edge/reader.py gives the decoded frame.
+    # The same reading as edge/pi/reader.py gives the decoded frame.
     capture = cv2.VideoCapture(str(video))
     ok, first = capture.read()
     capture.release()

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-
 from conftest import VARIANTS, model_path
-from edge.classifier import ClassifierOptions, DigitClassifier
+
+from edge.pi.classifier import ClassifierOptions, DigitClassifier
 
 # The largest difference in any probability from the Keras model that each variant may show.
 TOLERANCE = {"float32": 1e-5, "float16": 0.01, "dynamic_range": 0.05, "int8": 0.1}
@@ -80,8 +80,8 @@ def test_missing_or_broken_model_file(tmp_path):
 
 
 def test_no_interpreter_is_one_line_that_says_what_to_do():
-    from edge.classifier import no_interpreter_message
+    from edge.pi.classifier import no_interpreter_message
 
     armv7 = no_interpreter_message("armv7l", "3.13.5")
     assert "no TFLite interpreter for armv7l" in armv7 and "64-bit Raspberry Pi OS" in armv7 and "\n" not in armv7
-    assert "pip install -r edge/requirements.txt" in no_interpreter_message("aarch64", "3.11.2")
+    assert "pip install -r edge/pi/requirements.txt" in no_interpreter_message("aarch64", "3.11.2")

@@ -1,13 +1,13 @@
-"""python -m edge.classify: images and CSVs in; labels, or a submission-style CSV, out."""
+"""python -m edge.pi.classify: images and CSVs in; labels, or a submission-style CSV, out."""
 
 import subprocess
 import sys
 
 import numpy as np
+from conftest import ROOT, model_path
 from PIL import Image
 
-from conftest import ROOT, model_path
-from edge import classify
+from edge.pi import classify
 
 
 def write_csv(path, pixels, labels=None):
@@ -74,10 +74,10 @@ def test_bad_image_and_flags(tmp_path, fixtures, capsys):
 
 
 def test_module_runs_with_snake_case_flags(fixtures):
-    result = subprocess.run([sys.executable, "-m", "edge.classify", "--help"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "edge.pi.classify", "--help"], cwd=ROOT,
                             capture_output=True, text=True, check=True)
     assert "--top_k TOP_K" in result.stdout and "(default: 3)" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "edge.classify", str(model_path(fixtures, "int8")),
+    result = subprocess.run([sys.executable, "-m", "edge.pi.classify", str(model_path(fixtures, "int8")),
                              "--csv", str(fixtures / "digits.csv")], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 145
 
@@ -114,7 +114,7 @@ def test_out_under_a_file_is_one_line_and_writes_nothing(tmp_path, fixtures, cap
 def test_errors_are_one_line_without_traceback_unless_debug(tmp_path, fixtures):
     tiny = tmp_path / "tiny.png"
     Image.new("L", (1, 1)).save(tiny)
-    command = [sys.executable, "-m", "edge.classify", str(model_path(fixtures, "int8")), str(tiny)]
+    command = [sys.executable, "-m", "edge.pi.classify", str(model_path(fixtures, "int8")), str(tiny)]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2 and "tiny.png: too small, 1x1 pixels" in result.stderr
     assert "Traceback" not in result.stderr

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import model_path
 from PIL import Image
 
-from conftest import model_path
-from edge.classifier import DigitClassifier
-from edge.image import ImageError, load_digit, mnist_like
+from edge.pi.classifier import DigitClassifier
+from edge.pi.image import ImageError, load_digit, mnist_like
 
 
 def paper_photo(digit: np.ndarray, scale: int = 9, seed: int = 0) -> np.ndarray:

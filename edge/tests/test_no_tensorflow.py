@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 from conftest import ROOT, model_path
-from edge.classifier import DigitClassifier, load_interpreter_class
+
+from edge.pi.classifier import DigitClassifier, load_interpreter_class
 
 
 def test_tensorflow_is_not_installed_here():
@@ -25,7 +26,7 @@ def test_classifier_runs_on_the_expected_lightweight_interpreter(fixtures, digit
 
 
 def test_edge_modules_import_nothing_heavy():
-    code = ("import sys, edge.classifier, edge.classify, edge.image, edge.read, edge.reader, edge.serve, edge.bench, edge.camera; "
+    code = ("import sys, edge.pi.classifier, edge.pi.classify, edge.pi.image, edge.pi.read, edge.pi.reader, edge.pi.serve, edge.pi.bench, edge.pi.camera; "
             "heavy = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'pandas', 'competition', 'cv2')]; "
             "print(heavy); assert not heavy")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -8,9 +8,9 @@ import math
 import threading
 
 import pytest
-
 from conftest import model_path
-from edge import serve
+
+from edge.pi import serve
 
 browser = pytest.importorskip("competition.report.browser", reason="competition/report/browser.py drives Chromium")
 if browser.find_chromium() is None:

@@ -1,17 +1,17 @@
-"""python -m edge.read: numbers in photos, found digit by digit, read left to right."""
+"""python -m edge.pi.read: numbers in photos, found digit by digit, read left to right."""
 
 import json
 
 import numpy as np
 import pytest
+from conftest import model_path
 from PIL import Image
 
-from conftest import model_path
-from edge import read
-from edge.classifier import DigitClassifier
-from edge.image import ImageError, mnist_like
-from edge.reader import components, read_image
-from edge.synthetic import FORMS, compose
+from edge.pi import read
+from edge.pi.classifier import DigitClassifier
+from edge.pi.image import ImageError, mnist_like
+from edge.pi.reader import components, read_image
+from edge.pi.synthetic import FORMS, compose
 
 LENGTH = 4
 
@@ -70,7 +70,7 @@ def test_boxes_are_in_the_files_own_pixels_when_it_is_shrunk(tmp_path, classifie
     (pixels, truth), = numbers(readable, 1, seed=7)
     small = read_image(classifier, png(compose(pixels, "paper", np.random.default_rng(0), scale=4), tmp_path / "s.png"))
     large = compose(pixels, "paper", np.random.default_rng(0), scale=12)
-    assert large.width > 1024  # edge/reader.py's WORK_SIDE: read at a third of its size
+    assert large.width > 1024  # edge/pi/reader.py's WORK_SIDE: read at a third of its size
     big = read_image(classifier, png(large, tmp_path / "l.png"))
     assert big.text == small.text
     difference = np.array([d.box for d in big.digits]) - 3 * np.array([d.box for d in small.digits])

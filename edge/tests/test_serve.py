@@ -1,4 +1,4 @@
-"""python -m edge.serve: the drawing page and the JSON API; every bad request a 4xx JSON error."""
+"""python -m edge.pi.serve: the drawing page and the JSON API; every bad request a 4xx JSON error."""
 
 import http.client
 import io
@@ -9,13 +9,13 @@ import time
 
 import numpy as np
 import pytest
+from conftest import model_path
 from PIL import Image
 
-from conftest import model_path
-from edge import serve
-from edge.classifier import DigitClassifier
-from edge.image import mnist_like
-from edge.synthetic import compose
+from edge.pi import serve
+from edge.pi.classifier import DigitClassifier
+from edge.pi.image import mnist_like
+from edge.pi.synthetic import compose
 
 TIMEOUT = 0.5  # seconds a client may stall, short for the test
 

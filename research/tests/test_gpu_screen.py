@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from competition.augment import transforms_from
-from competition.folds import fold_indices
-from competition.data import load_train
+from competition.data.digits import load_train
+from competition.model.augment import transforms_from
+from competition.scoring.folds import fold_indices
 from research import gpu_screen
 
 

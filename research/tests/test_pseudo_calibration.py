@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from competition import folds
-from competition.data import load_train
-from competition.predict import stacked_probabilities
+from competition.data.digits import load_train
+from competition.scoring import folds
+from competition.scoring.probabilities import stacked_probabilities
 from research import pseudo_calibration
 
 

@@ -1,0 +1,1 @@
+"""Kaggle: the project's one way to it (client.py)."""

@@ -1,0 +1,77 @@
+"""Several models of a CV, an ensemble or a recipe: those missing trained, each into its run folder,
+one after another or side by side in their own processes; those that exist reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from competition.config import TrainConfig
+from competition.runs.folders import resolve_run, setup_console_logging
+from competition.training import hardware, trainer
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One model of a CV or an ensemble: run `name` in folder, trained as cfg says if it is missing."""
+
+    cfg: TrainConfig
+    folder: Path
+    name: str
+    indices: tuple[np.ndarray, np.ndarray] | None = None  # train rows, validation rows (CV folds)
+    what: str = ""
+
+
+def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = None) -> list[Path]:
+    """Each job's run folder, in order: the folds of a CV, the members of an ensemble. Those that
+    exist are reused (an interrupted job continues); the missing ones are trained, `workers` at a time.
+
+    With workers > 1 each model trains in a fresh process with its share of the cores (cfg.threads
+    unless set): on 2 cores, two 1-thread trainings together do more images/s than one 2-thread
+    training, though each takes longer (docs/speed.md). `setup`, the command's resolved precision
+    and threads, is handed to each model (resolved from the first job's config without it).
+    """
+    found: dict[str, Path] = {}
+    for job in jobs:
+        with contextlib.suppress(FileNotFoundError):
+            found[job.name] = resolve_run(job.folder, name=job.name)
+            print(f"{job.name}: already trained, reusing {found[job.name].name}", flush=True)
+    todo = [job for job in jobs if job.name not in found]
+    if not todo:
+        return [found[job.name] for job in jobs]
+    setup = setup or hardware.resolve(todo[0].cfg.precision, todo[0].cfg.threads)
+    if workers <= 1:
+        found.update((job.name, _train(job, setup)) for job in todo)
+        return [found[job.name] for job in jobs]
+
+    threads = hardware.threads_each(workers)
+    # spawn: a fresh TensorFlow per model, whose thread pools are set before it starts.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
+    try:
+        futures = {}
+        for job in todo:
+            each = job.cfg.threads or threads
+            futures[job.name] = pool.submit(_train_in_worker, dataclasses.replace(
+                job, cfg=dataclasses.replace(job.cfg, threads=each)), dataclasses.replace(setup, threads=each))
+        for name, future in futures.items():
+            found[name] = future.result()
+    finally:
+        pool.shutdown(cancel_futures=True)  # after a failure, start no more models
+    return [found[job.name] for job in jobs]
+
+
+def _train(job: Job, setup: hardware.Setup) -> Path:
+    print(f"{job.name}: training{job.what}", flush=True)
+    return trainer.train_model(dataclasses.replace(job.cfg, name=job.name, models_dir=str(job.folder)), job.indices,
+                               setup)
+
+
+def _train_in_worker(job: Job, setup: hardware.Setup) -> Path:
+    setup_console_logging(prefix=f"[{job.name}] ")  # several models log to one console
+    return _train(job, setup)

@@ -1,0 +1,212 @@
+"""Named recipes (competition/config.py's RECIPES), trained from the data to a checked submission.csv.
+
+A recipe is a list of members (a preset and how many seeds of it), the rows they train on, the
+test-time augmentation of its submission, and what its cross-validation measured.
+`train_recipe(recipe, ...)` is `make best`: it plans (a short measured calibration of each member's
+configuration, the budget), trains the missing members into models/recipe-<name>/member-<i>/
+(ordinary run folders, several at once where there are cores for them), then `finish` averages
+their probabilities into a checked submission.csv and writes metrics.json with the recipe's
+estimate. The figures behind the estimates: docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common.digits_csv import SUBMISSION_FILE, write_submission
+from common.writing import write_json
+from competition.config import (
+    COMPETITION_TRAIN_ROWS,
+    PRESETS,
+    RECIPES,
+    Recipe,
+    TrainConfig,
+)
+from competition.data import splits
+from competition.data.digits import load_test, load_train
+from competition.data.reading import read_json
+from competition.runs.folders import (
+    ENSEMBLE_FILE,
+    METRICS_FILE,
+    open_resumable,
+    resolve_run,
+)
+from competition.scoring.metrics import classification_metrics
+from competition.scoring.probabilities import member_probabilities
+from competition.training import hardware, parallel, speed, trainer
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    name: str  # its run folder's name in the recipe folder: member-<i>
+    preset: str
+    cfg: TrainConfig
+
+
+def members(recipe: Recipe, data_dir: str, models_dir: str, epochs: int | None = None) -> list[Member]:
+    """Each model of recipe, configured: its preset, seed 0, 1, ... per preset, the recipe's rows.
+    epochs replaces the presets' (a quick trial; the recipe's estimate then no longer applies)."""
+    found = []
+    for preset, seeds in recipe.members:
+        for seed in range(seeds):
+            name = f"member-{len(found) + 1}"
+            settings = {**PRESETS[preset], **({"epochs": epochs} if epochs else {})}
+            cfg = TrainConfig(**settings, name=name, data_dir=data_dir, models_dir=models_dir, seed=seed,
+                              val_size=recipe.val_size)
+            found.append(Member(name, preset, cfg))
+    return found
+
+
+def minutes(cfg: TrainConfig, rows: int, images_per_second: float) -> float:
+    """Training minutes of one member at a measured rate (early stopping can only shorten it)."""
+    return cfg.epochs * rows * (1 - cfg.val_size) / images_per_second / 60
+
+
+def within_budget(planned: list[float], budget_minutes: float) -> int:
+    """How many members, in order, fit budget_minutes if trained one after another (0 budget: all).
+    At least one: a recipe always has its first model."""
+    if budget_minutes <= 0:
+        return len(planned)
+    total, count = 0.0, 0
+    for minutes_each in planned:
+        total += minutes_each
+        if total > budget_minutes and count:
+            break
+        count += 1
+    return count
+
+
+SETTINGS_FILE = "recipe_config.json"
+
+
+def folder_of(recipe: Recipe, models_dir: str | Path) -> Path:
+    return Path(models_dir) / f"recipe-{recipe.name}"
+
+
+def default_jobs(count: int, machine: hardware.Hardware) -> int:
+    """Members at once: one a core at most. On 2 cores two 1-thread trainings do more images/s
+    together than one 2-thread training (docs/speed.md)."""
+    return max(1, min(count, machine.cores))
+
+
+def trained(folder: Path, name: str) -> bool:
+    try:
+        resolve_run(folder, name=name)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def plan(chosen: list, folder: Path, digits, budget_minutes: float,
+         setup: hardware.Setup) -> tuple[list, list[float]]:
+    """The members to train now (those not trained yet, within the budget) and each one's minutes,
+    from a short measured calibration of each distinct configuration."""
+    onehot = trainer.onehot(digits.labels)
+    rates: dict[str, float] = {}
+    estimated = []
+    for member in chosen:
+        if trained(folder, member.name):
+            estimated.append(0.0)
+            continue
+        if member.preset not in rates:
+            start = time.perf_counter()
+            rates[member.preset] = speed.training_rate(dataclasses.replace(member.cfg, precision=setup.precision),
+                                                        digits.images, onehot)
+            print(f"best: calibrated {member.preset}: {rates[member.preset]:,.0f} images/s here "
+                  f"({time.perf_counter() - start:.0f}s)", flush=True)
+        estimated.append(minutes(member.cfg, len(digits), rates[member.preset]))
+    keep = within_budget(estimated, budget_minutes)
+    return chosen[:keep], estimated[:keep]
+
+
+def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes: float = 0.0, jobs: int = 0,
+        epochs: int | None = None, fresh: bool = False) -> Path:
+    folder = folder_of(recipe, models_dir)
+    digits, test = load_train(data_dir), load_test(data_dir)  # both checked before anything trains
+    everyone = members(recipe, data_dir, str(folder), epochs)
+    setup = hardware.resolve(everyone[0].cfg.precision)  # the recipe's presets all ask for "auto"
+    threads = hardware.apply_threads(setup.threads)  # before the calibration's first op
+    rows = f"all {len(digits):,} rows" if recipe.val_size == 0 else f"a {1 - recipe.val_size:.0%} split"
+    print(f"best: recipe {recipe.name}: {recipe.summary}; {len(everyone)} model{'s' * (len(everyone) > 1)} on {rows} "
+          f"of {digits.source}" + (f", TTA x{recipe.tta}" if recipe.tta else ""), flush=True)
+    print(f"best: machine: {hardware.describe(setup.machine)}; precision {setup.precision} ({setup.reason}), "
+          f"{threads} threads", flush=True)
+    open_resumable(folder, SETTINGS_FILE, {"recipe": recipe.name, "members": [
+        {key: value for key, value in trainer.recorded_settings(m.cfg, setup).items() if key in trainer.IDENTITY}
+        for m in everyone]}, ("recipe", "members"), fresh)
+
+    chosen, estimated = plan(everyone, folder, digits, budget_minutes, setup)
+    if budget_minutes and estimated and estimated[0] > budget_minutes:
+        raise ValueError(f"recipe {recipe.name}'s first model needs about {_minutes(estimated[0])} here, over "
+                         f"--budget_minutes {budget_minutes:g}; raise the budget or pick a faster recipe "
+                         "(python -m competition.best --list)")
+    workers = jobs or default_jobs(sum(1 for e in estimated if e), setup.machine)
+    for member, each in zip(chosen, estimated):
+        print(f"best: {member.name}: {member.preset} seed {member.cfg.seed}, {member.cfg.epochs} epochs, "
+              + (f"about {_minutes(each)}" if each else "trained already"), flush=True)
+    total = sum(estimated)
+    side_by_side = " (the sum of their times: side by side they may end sooner, docs/speed.md)" if workers > 1 else ""
+    print(f"best: about {_minutes(total)} of training, {workers} at a time{side_by_side}", flush=True)
+    if len(chosen) < len(everyone):
+        print(f"best: --budget_minutes {budget_minutes:g} fits {len(chosen)} of the recipe's {len(everyone)} models: "
+              "the ensemble stops there (run again with a larger budget to add the rest)", flush=True)
+
+    start = time.perf_counter()
+    jobs_to_run = [parallel.Job(m.cfg, folder, m.name, what=f" ({m.preset}, seed {m.cfg.seed})") for m in chosen]
+    runs = parallel.train_all(jobs_to_run, workers, setup)
+    write_json(folder / ENSEMBLE_FILE, {"members": [r.name for r in runs], "recipe": recipe.name})
+    # The recipes' estimates are cross-validations of the competition's train.csv, trained as the recipe says.
+    estimate = recipe.estimate(len(runs)) if not epochs and len(digits) == COMPETITION_TRAIN_ROWS else None
+    return finish(recipe, folder, runs, digits, test, chosen[0].cfg, estimate, time.perf_counter() - start)
+
+
+def finish(recipe: Recipe, folder: Path, runs: list[Path], digits, test, split: TrainConfig, estimate,
+           seconds: float) -> Path:
+    """The submission of the trained members, checked, and the folder's metrics.json."""
+    labels = member_probabilities(folder, test.images, recipe.tta).mean(axis=0).argmax(axis=1)
+    target = folder / SUBMISSION_FILE
+    write_submission(labels, target, len(test))
+    validation = None
+    if recipe.val_size:  # the members share their config's split: score their ensemble on it
+        _, x_val, _, y_val = splits.split(digits, split)
+        validation = classification_metrics(y_val, member_probabilities(folder, x_val).mean(axis=0))
+    trained = [read_json(r / METRICS_FILE, ("train_seconds",)) for r in runs]
+    write_json(folder / METRICS_FILE, {
+        "recipe": recipe.name, "members": [r.name for r in runs], "tta": recipe.tta,
+        "demo_data": digits.demo, "validation": validation,
+        "estimate": dataclasses.asdict(estimate) if estimate else None,
+        "train_minutes": round(sum(m["train_seconds"] for m in trained) / 60, 1),
+        "wall_minutes": round(seconds / 60, 1)})
+    counts = np.bincount(labels, minlength=10)
+    print(f"best: {target} ({len(labels):,} rows, checked against test.csv) from {len(runs)} "
+          f"model{'s' * (len(runs) > 1)}" + (f", TTA x{recipe.tta}" if recipe.tta else "")
+          + f"; labels 0..9: {' '.join(map(str, counts))}")
+    if validation:
+        print(f"best: validation accuracy {validation['accuracy']:.5f} "
+              f"({validation['errors']} errors in {validation['n']})")
+    if estimate:
+        spread = f" ± {estimate.std:.5f}" if estimate.std else ""
+        print(f"best: expected accuracy about {estimate.accuracy:.5f}{spread} ({estimate.source})")
+    elif digits.demo:
+        print("best: DEMO data (scikit-learn digits): this submission is not for Kaggle")
+    else:
+        print(f"best: no expected accuracy: the recipe's CV is of the competition's {COMPETITION_TRAIN_ROWS:,} rows "
+              "trained as the recipe says")
+    print(f"best: send it with `make submit RUN={folder.name}` (plain `make submit` picks the best recorded score)")
+    return target
+
+
+def _minutes(value: float) -> str:
+    return f"{value:.1f} min" if value < 10 else f"{value:.0f} min"
+
+
+def print_recipes() -> None:
+    for recipe in RECIPES.values():
+        estimate = recipe.estimate(sum(seeds for _, seeds in recipe.members))
+        models_ = " + ".join(f"{seeds} x {preset}" if seeds > 1 else preset for preset, seeds in recipe.members)
+        print(f"{recipe.name:<14} {estimate.accuracy:.5f}  {models_}" + (f", TTA x{recipe.tta}" if recipe.tta else "")
+              + f": {recipe.summary}")

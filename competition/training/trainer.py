@@ -1,0 +1,275 @@
+"""Training a model into a self-describing run folder: the library behind train, cv, ensemble and best.
+
+`train_model(cfg)` trains one model as a TrainConfig says and writes models/<time>-<name>/: model.keras,
+config.json (the resolved config and the machine), data_fingerprint.json, history.csv, metrics.json
+and train.log; the folder appears only when the run ends. parallel.py trains the models of a CV, an
+ensemble or a recipe with it, several at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from common.writing import write_json
+from competition.config import COMPUTE_PRECISIONS, NUM_CLASSES, TrainConfig
+from competition.data import splits
+from competition.data.digits import Digits, load_train
+from competition.data.reading import read_json
+from competition.model import designs as models
+from competition.model import search_space
+from competition.model.augment import batches_per_epoch, make_dataset
+from competition.runs.folders import (
+    CONFIG_FILE,
+    FINGERPRINT_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    ROWS_FILE,
+    check_room,
+    new_run_id,
+    run_bytes,
+    run_folder,
+    setup_console_logging,
+)
+from competition.scoring.metrics import classification_metrics
+from competition.training import hardware
+from competition.training.pseudo import pseudo_labelled
+
+# What a CV's fold, an ensemble's member or a recipe's model is reused under when its work resumes:
+# every setting that changes what it learns.
+IDENTITY = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("name", "models_dir", "threads"))
+# What a record lacking a setting did: the setting's default then (precision was float32 before "auto").
+RECORDED_DEFAULTS = {**TrainConfig().to_dict(), "precision": "float32"}
+
+log = logging.getLogger("competition")
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One line per epoch with units, for the console and the run's train.log."""
+
+    def __init__(self, epochs: int, n_train: int):
+        super().__init__()
+        self.epochs, self.n_train = epochs, n_train
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        seconds = time.perf_counter() - self.start
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        val = (f" val_loss {logs['val_loss']:.4f} val_acc {logs['val_accuracy']:.4f}"
+               if "val_loss" in logs else "")  # none when training on every row
+        log.info(
+            f"epoch {epoch + 1}/{self.epochs}: loss {logs.get('loss', float('nan')):.4f} "
+            f"acc {logs.get('accuracy', float('nan')):.4f}{val} lr {lr:.0e}, "
+            f"{seconds:.1f}s, {self.n_train / seconds:.0f} img/s"
+        )
+
+
+class LastStepWeights(keras.callbacks.Callback):
+    """The weights of the last step, kept before fit swaps in their moving average (--ema)."""
+
+    weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.params["epochs"]:
+            self.weights = self.model.get_weights()
+
+
+def training_data(cfg: TrainConfig, digits: Digits, indices: tuple[np.ndarray, np.ndarray] | None):
+    """x_train, x_val, y_train, y_val: cfg's split of digits, or the rows `indices` names (a CV fold's),
+    then with --pseudo test.csv's pseudo-labelled digits added to the training rows; and a summary of
+    those for the run's metrics (None without)."""
+    if indices is None:
+        x_train, x_val, y_train, y_val = splits.split(digits, cfg)
+    else:
+        x_train, y_train = digits.images[indices[0]], digits.labels[indices[0]]
+        x_val, y_val = digits.images[indices[1]], digits.labels[indices[1]]
+    if not cfg.pseudo:
+        return x_train, x_val, y_train, y_val, None
+    x_extra, y_extra, pseudo = pseudo_labelled(cfg.pseudo, cfg.data_dir, None if indices is None else indices[1],
+                                               cfg.pseudo_min_confidence)
+    if indices is None and len(x_val):
+        log.warning("pseudo-labels: their labellers may have trained on this run's validation rows; "
+                    "its validation accuracy is not an independent estimate")
+    return np.concatenate([x_train, x_extra]), x_val, np.concatenate([y_train, y_extra]), y_val, pseudo
+
+
+def onehot(labels: np.ndarray) -> np.ndarray:
+    return np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+
+
+def callbacks(cfg: TrainConfig, folder: Path, n_train: int, validate: bool) -> list[keras.callbacks.Callback]:
+    """The report's callbacks (early stopping, LR on plateau), or a per-epoch LR decay (--lr_decay)."""
+    chosen: list[keras.callbacks.Callback] = []
+    if cfg.early_stopping and validate:
+        chosen.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            mode="min",
+            patience=cfg.early_stopping_patience,
+            min_delta=cfg.early_stopping_min_delta,
+            restore_best_weights=True,
+        ))
+    if cfg.lr_decay:
+        chosen.append(keras.callbacks.LearningRateScheduler(lambda epoch: cfg.learning_rate * cfg.lr_decay**epoch))
+    elif validate:
+        chosen.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience))
+    return [*chosen, keras.callbacks.CSVLogger(str(folder / HISTORY_FILE)), EpochLog(cfg.epochs, n_train)]
+
+
+def build_model(cfg: TrainConfig) -> tuple[keras.Model, dict | None]:
+    """The compiled model cfg names, in cfg's precision (a resolved one: float32 or mixed_bfloat16),
+    and the hyperparameter values it came from (tuned runs)."""
+    if cfg.precision not in COMPUTE_PRECISIONS:  # decided once, by hardware.resolve, before any model is built
+        raise ValueError(f"precision {cfg.precision!r}: resolve it first (hardware.resolve)")
+    values = None
+    with models.precision(cfg.precision):
+        if cfg.hparams:
+            values = read_json(cfg.hparams, ("hyperparameters",))["hyperparameters"]
+            model = models.make_cnn(**search_space.cnn_kwargs(values), name="tuned")
+        else:
+            model = models.build(cfg.arch)
+    return models.compile_model(model, cfg.learning_rate, ema=cfg.ema), values
+
+
+def as_float32(cfg: TrainConfig, model: keras.Model) -> keras.Model:
+    """model with float32 compute: what is saved, scored and exported, whatever precision trained it.
+    Mixed precision keeps float32 weights, so they carry over unchanged."""
+    if cfg.precision == "float32":
+        return model
+    twin, _ = build_model(dataclasses.replace(cfg, precision="float32"))
+    twin.set_weights(model.get_weights())
+    twin.optimizer.build(twin.trainable_variables)  # its state too, as a float32 run saves it
+    for mine, theirs in zip(twin.optimizer.variables, model.optimizer.variables, strict=True):
+        mine.assign(theirs)
+    return twin
+
+
+def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_val, y_val) -> tuple[dict, list | None]:
+    """Train model in place (history.csv goes to folder); return a summary of the fit and, with
+    --ema, the last step's weights (the model then holds their average)."""
+    validate = len(x_val) > 0
+    train_ds = make_dataset(x_train, onehot(y_train), cfg.batch_size, cfg.seed,
+                            cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
+    fit_callbacks = callbacks(cfg, folder, len(x_train), validate)
+    last_step = LastStepWeights() if cfg.ema else None
+    fit_callbacks += [last_step] if last_step else []
+    start = time.perf_counter()
+    history = model.fit(
+        train_ds,
+        steps_per_epoch=batches_per_epoch(len(x_train), cfg.batch_size),
+        validation_data=(x_val.astype(np.float32), onehot(y_val)) if validate else None,
+        epochs=cfg.epochs,
+        callbacks=fit_callbacks,
+        shuffle=False,  # the dataset shuffles itself
+        # no progress bar in parallel.train_all's workers: they share the terminal
+        verbose=1 if sys.stdout.isatty() and multiprocessing.parent_process() is None else 0,
+    )
+    seconds = time.perf_counter() - start
+    epochs_run = len(history.history["loss"])
+    summary = {
+        "epochs_run": epochs_run,
+        "train_seconds": round(seconds, 1),
+        "train_images_per_second": round(epochs_run * len(x_train) / seconds, 1),
+        "parameters": model.count_params(),
+    }
+    stoppers = [c for c in fit_callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
+    if stoppers:  # its best epoch is the one whose weights were kept
+        summary.update(restored_epoch=stoppers[0].best_epoch + 1, stopped_early=stoppers[0].stopped_epoch > 0)
+    if validate:
+        val_losses = history.history["val_loss"]
+        summary.update(lowest_val_loss=float(np.min(val_losses)), lowest_val_loss_epoch=int(np.argmin(val_losses)) + 1)
+    log.info(f"train: {epochs_run} epochs, {seconds:.0f}s, {summary['train_images_per_second']:.0f} img/s")
+    return summary, last_step.weights if last_step else None
+
+
+def score(model: keras.Model, x_val, y_val) -> dict:
+    """classification_metrics of model's predictions for the validation images."""
+    return classification_metrics(y_val, model.predict(x_val.astype(np.float32), batch_size=256, verbose=0))
+
+
+def last_step_metrics(model: keras.Model, last_step: list, x_val, y_val) -> dict:
+    """Accuracy and loss of the float32 model with the last step's weights in place of the average."""
+    averaged = model.get_weights()
+    model.set_weights(last_step)
+    try:
+        scored = score(model, x_val, y_val)
+    finally:
+        model.set_weights(averaged)
+    return {key: scored[key] for key in ("accuracy", "errors", "loss")}
+
+
+def train_model(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None,
+                setup: hardware.Setup | None = None) -> Path:
+    """Train as cfg says; return the finished run folder.
+
+    `indices` (train rows, validation rows of train.csv) replace the configured split: the folds of
+    cross-validation. `setup` is the precision and threads a command resolved for this machine;
+    without it they are resolved here, from cfg.
+    """
+    setup_console_logging()
+    setup = setup or hardware.resolve(cfg.precision, cfg.threads)
+    cfg, why, machine = dataclasses.replace(cfg, precision=setup.precision), setup.reason, setup.machine
+    threads = hardware.apply_threads(setup.threads)
+    keras.utils.set_random_seed(cfg.seed)
+    model, hyperparameters = build_model(cfg)
+    # A full or read-only models folder found now, from the model's size, rather than after the training.
+    check_room(cfg.models_dir, run_bytes(model.count_params(), bool(cfg.ema)), "this run")
+    run_id = new_run_id(cfg.name)
+    with run_folder(cfg.models_dir, run_id) as folder:
+        log.info(f"machine: {hardware.describe(machine)}; precision {cfg.precision} ({why}), "
+                 f"{threads} thread{'s' * (threads != 1)}")
+        start = time.perf_counter()
+        digits = load_train(cfg.data_dir)
+        x_train, x_val, y_train, y_val, pseudo = training_data(cfg, digits, indices)
+        kind = "DEMO data (scikit-learn digits, not the competition's)" if digits.demo else "competition data"
+        extra = f" ({pseudo['kept']} of them pseudo-labelled test digits)" if pseudo else ""
+        log.info(f"data: {len(x_train)} train{extra} / {len(x_val)} val images from {digits.source} [{kind}], "
+                 f"{time.perf_counter() - start:.1f}s")
+
+        what = f"tuned model from {cfg.hparams}" if cfg.hparams else f"arch {cfg.arch}"
+        log.info(f"run: {run_id}, {what} ({model.count_params():,} parameters), "
+                 f"augment {'on' if cfg.augment else 'off'}, up to {cfg.epochs} epochs of batch {cfg.batch_size}, "
+                 f"{cfg.precision}")
+        write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "hyperparameters": hyperparameters,
+                                          "keras": keras.__version__, "backend": keras.backend.backend(),
+                                          "precision_reason": why, "hardware": hardware.record(machine, threads)})
+        write_json(folder / FINGERPRINT_FILE, {**digits.fingerprint(), "n_train": len(x_train), "n_val": len(x_val),
+                                                "n_pseudo": pseudo["kept"] if pseudo else 0})
+        if indices is not None:  # rows no config can redo: kept, so that reports and edge checks use the same
+            np.savez(folder / ROWS_FILE, train=indices[0], validation=indices[1])
+
+        summary, last_step = fit(cfg, folder, model, x_train, y_train, x_val, y_val)
+        model = as_float32(cfg, model)
+        model.save(folder / MODEL_FILE)
+        metrics = None
+        if len(x_val):
+            metrics = score(model, x_val, y_val)
+            if last_step is not None:  # what the average gained over the weights it averaged
+                summary["last_step_validation"] = last_step_metrics(model, last_step, x_val, y_val)
+                log.info(f"ema: val accuracy {metrics['accuracy']:.5f} averaged, "
+                         f"{summary['last_step_validation']['accuracy']:.5f} at the last step")
+            kept = f" (weights of epoch {summary['restored_epoch']})" if "restored_epoch" in summary else ""
+            log.info(f"eval{kept}: val accuracy {metrics['accuracy']:.5f} ({metrics['errors']} errors in "
+                     f"{metrics['n']}), val loss {metrics['loss']:.4f}, most confused "
+                     f"{metrics['most_confused']['true']}->{metrics['most_confused']['predicted']}")
+        write_json(folder / METRICS_FILE, {"run_id": run_id, "demo_data": digits.demo, "validation": metrics, **summary,
+                                           **({"pseudo_labels": pseudo} if pseudo else {})})
+    final = Path(cfg.models_dir) / run_id
+    log.info(f"saved: {final}")
+    return final
+
+
+def recorded_settings(cfg: TrainConfig, setup: hardware.Setup) -> dict:
+    """cfg as resumable work records it (CV folds, ensemble members, a recipe's models): with the
+    precision this machine trains in, so that work is not continued in another one."""
+    return {**cfg.to_dict(), "precision": setup.precision}

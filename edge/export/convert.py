@@ -1,0 +1,148 @@
+"""A run's Keras model converted to TFLite: float32, dynamic-range, float16 and int8 (calibrated on
+its own training digits), each checked for builtin ops, with a manifest (edge/export/exported.py).
+The library behind `make tflite` (edge/export/tflite.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from common.errors import ProjectError
+from common.writing import atomic_path, write_json
+from competition.data.digits import load_train
+from competition.data.reading import load_model
+from competition.runs.folders import MODEL_FILE
+from edge.export.exported import (
+    EXPORT_DIR,
+    MANIFEST_FILE,
+    VARIANTS,
+    run_data_dir,
+    sha256,
+    variant_file,
+)
+
+
+class ExportError(ProjectError):
+    """A conversion that would not run on a plain TFLite interpreter."""
+
+
+def calibration_images(folder: Path, data_dir: Path, size: int, seed: int = 0) -> np.ndarray:
+    """A random sample of the run's training rows (never its validation images)."""
+    from competition.runs.rows import run_split
+
+    x_train, _, _, _ = run_split(folder, load_train(data_dir))
+    pick = np.random.default_rng(seed).choice(len(x_train), size=min(size, len(x_train)), replace=False)
+    return x_train[pick].astype(np.float32)
+
+
+def convert(model, variant: str, calibration: np.ndarray | None = None) -> bytes:
+    """One TFLite flatbuffer of the Keras model, restricted to builtin ops."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "dynamic_range":
+        # Per-tensor dense weights keep FULLY_CONNECTED at version 9: per-channel makes it version
+        # 12, which tflite-runtime 2.14 (the last for Python 3.11 on a Pi) cannot load.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    elif variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")  # the converter's notes, and "Saved artifact at /tmp/..."
+        return converter.convert()
+
+
+def model_ops(flatbuffer: bytes) -> list[dict]:
+    """Each operator code in a .tflite file: name (builtin or custom) and version."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    ops = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())  # the schema keeps both
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            ops.append({"name": code.CustomCode().decode(), "version": code.Version(), "builtin": False})
+        else:
+            ops.append({"name": names[builtin], "version": code.Version(), "builtin": True})
+    return sorted(ops, key=lambda op: op["name"])
+
+
+def check_builtin_ops(flatbuffer: bytes, label: str) -> list[dict]:
+    ops = model_ops(flatbuffer)
+    custom = [op["name"] for op in ops if not op["builtin"]]
+    if custom:
+        raise ExportError(f"{label}: custom or Select TF ops {', '.join(custom)}: a plain TFLite "
+                          "interpreter cannot run it")
+    return ops
+
+
+def tensor_info(detail: dict) -> dict:
+    scale, zero_point = detail["quantization"]
+    return {"dtype": np.dtype(detail["dtype"]).name, "shape": [int(d) for d in detail["shape_signature"]],
+            "scale": float(scale), "zero_point": int(zero_point)}
+
+
+def io_details(flatbuffer: bytes) -> tuple[dict, dict]:
+    import tensorflow as tf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    return tensor_info(interpreter.get_input_details()[0]), tensor_info(interpreter.get_output_details()[0])
+
+
+def export(folder: Path, data_dir: str | None = None, calibration_size: int = 500,
+           variants: tuple[str, ...] = VARIANTS, out_dir: Path | None = None) -> Path:
+    """Write the variants and manifest.json for a run folder; return the manifest's path."""
+    import tensorflow as tf
+
+    out = out_dir or folder / EXPORT_DIR
+    model = load_model(folder / MODEL_FILE)  # a corrupt or cut file is an error naming it
+    calibration, data = None, None
+    if "int8" in variants:
+        data = run_data_dir(folder, data_dir)
+        calibration = calibration_images(folder, data, calibration_size)
+    entries = []
+    for variant in variants:
+        start = time.perf_counter()
+        flatbuffer = convert(model, variant, calibration)
+        ops = check_builtin_ops(flatbuffer, variant)
+        target = out / variant_file(variant)
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(flatbuffer)
+        inputs, outputs = io_details(flatbuffer)
+        entries.append({"variant": variant, "file": target.name, "bytes": len(flatbuffer), "sha256": sha256(target),
+                        "input": inputs, "output": outputs, "ops": ops})
+        quantized = f" (scale {inputs['scale']:g}, zero point {inputs['zero_point']})" if inputs["scale"] else ""
+        print(f"{variant}: {len(flatbuffer):,} bytes, input {inputs['dtype']}{quantized}, {len(ops)} builtin ops, "
+              f"{time.perf_counter() - start:.1f}s -> {target}")
+    manifest = {
+        "source_run": folder.name,
+        "source_model": str(folder / MODEL_FILE),
+        "source_sha256": sha256(folder / MODEL_FILE),
+        "tensorflow": tf.__version__,
+        "calibration": None if calibration is None else {
+            "images": len(calibration), "data_dir": str(data), "from": "the run's training split, sample seed 0"},
+        "variants": entries,
+    }
+    write_json(out / MANIFEST_FILE, manifest)
+    print(f"manifest: {out / MANIFEST_FILE}")
+    return out / MANIFEST_FILE

@@ -1,0 +1,2 @@
+"""The Raspberry Pi runtime: numpy, Pillow and a TFLite interpreter, no TensorFlow (requirements.txt).
+Commands: classify, read, camera, serve, bench; over classifier.py, image.py and reader.py."""

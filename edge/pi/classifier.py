@@ -1,0 +1,187 @@
+"""Classify 28x28 digits with an exported TFLite model, on the lightest interpreter installed.
+
+    from edge.pi.classifier import DigitClassifier
+    classifier = DigitClassifier("model_int8.tflite", num_threads=4)
+    result = classifier.classify(row_of_784_pixels)      # or a 28x28 array
+    result.label, result.probabilities, result.top_k
+
+Inputs are raw pixels 0..255, as in the competition's CSVs: the model itself scales them, so
+nothing here repeats the training preprocessing. Quantized models (uint8/int8 input or output) are
+handled with the tensors' scale and zero point, `real = scale * (q - zero_point)`.
+
+Imports no TensorFlow unless neither ai-edge-litert nor tflite-runtime is installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from common.digits_csv import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+
+# What a missing interpreter (ImportError) or a model it refuses (RuntimeError) raises: the user's to fix.
+INTERPRETER_ERRORS = (ImportError, RuntimeError)
+WHEEL_MACHINES = ("aarch64", "arm64", "x86_64", "AMD64")  # where the interpreters publish wheels
+
+
+def load_interpreter_class() -> tuple[type, str]:
+    """The Interpreter class of ai-edge-litert, else tflite-runtime, else tf.lite; and its name."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai_edge_litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite_runtime"
+    except ImportError:
+        pass
+    try:
+        import tensorflow as tf  # the heavy last resort, e.g. on the training machine
+    except ImportError:
+        raise ImportError(no_interpreter_message(platform.machine(), platform.python_version())) from None
+    return tf.lite.Interpreter, "tensorflow"
+
+
+def no_interpreter_message(machine: str, python: str) -> str:
+    """Why no interpreter could be imported, and what to do, in one line."""
+    if machine not in WHEEL_MACHINES:  # e.g. armv7l (32-bit Raspberry Pi OS), armv6l (Pi Zero, Pi 1)
+        return (f"no TFLite interpreter for {machine}: ai-edge-litert and tflite-runtime publish wheels for 64-bit "
+                f"ARM (aarch64) and x86-64 only; install 64-bit Raspberry Pi OS (a Pi 3, 4, 5 or Zero 2)")
+    return (f"no TFLite interpreter installed for Python {python}: `pip install -r edge/pi/requirements.txt` "
+            "(ai-edge-litert, or tflite-runtime for Python 3.11 and older)")
+
+
+@dataclasses.dataclass
+class ClassifierOptions:
+    """How to run the model. num_threads None means every core."""
+
+    num_threads: int | None = None
+    top_k: int = 3
+    batch_size: int = 256  # digits per invoke when classifying many
+
+
+@dataclasses.dataclass(frozen=True)
+class Category:
+    label: int
+    score: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Classification:
+    """One digit: the predicted label, all ten probabilities, and the best top_k."""
+
+    label: int
+    probabilities: np.ndarray  # float32 (10,)
+    top_k: list[Category]
+
+
+class DigitClassifier:
+    """A .tflite digit model on the lightest interpreter installed; raw 0..255 pixels in."""
+
+    def __init__(self, model_path: str | Path, options: ClassifierOptions | None = None,
+                 num_threads: int | None = None):
+        self.options = options or ClassifierOptions()
+        if num_threads is not None:
+            self.options = dataclasses.replace(self.options, num_threads=num_threads)
+        if not 1 <= self.options.top_k <= NUM_CLASSES:
+            raise ValueError(f"top_k must be 1..{NUM_CLASSES}, got {self.options.top_k}")
+        path = Path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such model file (export one with `make tflite`)")
+        interpreter_class, self.backend = load_interpreter_class()
+        self.threads = self.options.num_threads or os.cpu_count() or 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf.lite's deprecation notice, when it is the fallback
+            try:
+                self._interpreter = interpreter_class(model_path=str(path), num_threads=self.threads)
+            except ValueError as err:
+                raise ValueError(f"{path}: not a TFLite model this interpreter can load: {err}") from None
+        try:
+            self._interpreter.allocate_tensors()
+        except RuntimeError as err:  # e.g. an op version newer than this runtime knows
+            raise ValueError(f"{path}: {self.backend} cannot run this model: {err}".strip()) from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        shape = tuple(self._input["shape"][1:])
+        if shape != (IMAGE_SIZE, IMAGE_SIZE, 1):
+            raise ValueError(f"{path}: input shape {shape}, expected a (batch, 28, 28, 1) digit model")
+        self._batch = 0
+        self._lock = threading.Lock()  # one interpreter runs one invoke at a time (edge.pi.serve's threads share it)
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self._input["dtype"])
+
+    def classify(self, digit: np.ndarray) -> Classification:
+        """One digit: 784 raw pixels, or a 28x28 (or 28x28x1) array of them."""
+        pixels = np.asarray(digit)
+        if pixels.size != NUM_PIXELS:
+            raise ValueError(f"expected one digit (784 values or 28x28 pixels), got shape {pixels.shape}")
+        return self.classify_batch(pixels.reshape(1, NUM_PIXELS))[0]
+
+    def classify_batch(self, digits: np.ndarray) -> list[Classification]:
+        """Many digits: (N, 784) rows or (N, 28, 28[, 1]) arrays of raw pixels."""
+        return [self._postprocess(p) for p in self.predict(digits)]
+
+    def predict(self, digits: np.ndarray) -> np.ndarray:
+        """Float probabilities (N, 10) for a batch of digits, invoked batch_size at a time."""
+        batch = _as_batch(digits)
+        size = self.options.batch_size
+        with self._lock:
+            parts = [self._invoke(self._preprocess(batch[i:i + size])) for i in range(0, len(batch), size)]
+        return np.concatenate(parts) if parts else np.zeros((0, NUM_CLASSES), np.float32)
+
+    def _preprocess(self, batch: np.ndarray) -> np.ndarray:
+        """Raw 0..255 pixels to the model's input tensor, quantized if the model takes integers."""
+        pixels = batch.astype(np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+        dtype = self.input_dtype
+        if dtype == np.float32:
+            return pixels
+        scale, zero_point = self._input["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(pixels / scale + zero_point), info.min, info.max).astype(dtype)
+
+    def _invoke(self, tensor: np.ndarray) -> np.ndarray:
+        if len(tensor) != self._batch:  # the models take any batch size; resize only when it changes
+            self._interpreter.resize_tensor_input(self._input["index"], list(tensor.shape))
+            self._interpreter.allocate_tensors()
+            self._batch = len(tensor)
+        self._interpreter.set_tensor(self._input["index"], tensor)
+        self._interpreter.invoke()
+        out = self._interpreter.get_tensor(self._output["index"])
+        if out.dtype != np.float32:
+            scale, zero_point = self._output["quantization"]
+            out = scale * (out.astype(np.float32) - zero_point)
+        return out.astype(np.float32)
+
+    def _postprocess(self, probabilities: np.ndarray) -> Classification:
+        order = np.argsort(-probabilities, kind="stable")[: self.options.top_k]
+        return Classification(
+            label=int(order[0]),
+            probabilities=probabilities,
+            top_k=[Category(int(i), float(probabilities[i])) for i in order],
+        )
+
+
+def _as_batch(digits: np.ndarray) -> np.ndarray:
+    """(N, 784) rows from (N, 784), (N, 28, 28) or (N, 28, 28, 1); raw pixels checked 0..255."""
+    array = np.asarray(digits)
+    if array.dtype.kind not in "uif":
+        raise ValueError(f"expected numeric pixels 0..255, got dtype {array.dtype}")
+    if array.ndim not in (2, 3, 4) or int(np.prod(array.shape[1:])) != NUM_PIXELS:
+        raise ValueError(f"expected a batch of digits, (N, 784) or (N, 28, 28[, 1]), got shape {array.shape}")
+    rows = array.reshape(len(array), NUM_PIXELS)
+    bad = ~np.isfinite(rows) | (rows < 0) | (rows > 255)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(f"digit {row}, pixel {col}: expected a raw pixel 0..255, got {rows[row, col]}")
+    return rows
