@@ -56,6 +56,20 @@ def add_run_flag(parser: argparse.ArgumentParser) -> None:
                         help="run id or folder (default: the finished run with the best recorded score)")
 
 
+def add_retry_flags(parser: argparse.ArgumentParser, retries: int, backoff_s: float) -> None:
+    """--retries and --backoff_s: how a command that calls Kaggle retries network errors, 429 and 5xx."""
+    parser.add_argument("--retries", type=int, default=retries,
+                        help="tries after the first on network errors and 5xx (default: %(default)s)")
+    parser.add_argument("--backoff_s", type=float, default=backoff_s,
+                        help="first wait before a retry, doubled each time (default: %(default)s)")
+
+
+def add_tta_flag(parser: argparse.ArgumentParser, what: str = "when evaluating") -> None:
+    """--tta: test-time augmented copies per digit (scoring/probabilities.py)."""
+    parser.add_argument("--tta", type=int, default=0,
+                        help=f"test-time augmented copies per digit {what} (default: %(default)s)")
+
+
 def add_workers_flag(parser: argparse.ArgumentParser) -> None:
     """--jobs: how many models of a CV or an ensemble train at once (training/parallel.py)."""
     parser.add_argument("--jobs", type=int, default=1,

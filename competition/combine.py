@@ -27,7 +27,7 @@ startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines q
 
 from common.errors import add_debug_flag, exit_status
 from common.writing import write_json
-from competition.cli import add_data_dir, add_models_dir
+from competition.cli import add_data_dir, add_models_dir, add_tta_flag
 from competition.data.digits import load_train
 from competition.data.reading import read_json
 from competition.runs.folders import ENSEMBLE_FILE, exclusive
@@ -89,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="the combined ensemble goes to <models_dir>/cv-<name>/")
     add_data_dir(parser)
     add_models_dir(parser)
-    parser.add_argument("--tta", type=int, default=0,
-                        help="test-time augmented copies per digit when evaluating (default: %(default)s)")
+    add_tta_flag(parser, "when evaluating")
     parser.add_argument("--also", nargs="+", default=[],
                         help="runs or ensembles whose models join the submission but not the CV (trained on every row)")
     add_debug_flag(parser)

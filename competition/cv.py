@@ -29,7 +29,12 @@ startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines q
 
 from common.errors import add_debug_flag, exit_status
 from common.writing import write_json
-from competition.cli import add_workers_flag, named_after_preset, parse_train_config
+from competition.cli import (
+    add_tta_flag,
+    add_workers_flag,
+    named_after_preset,
+    parse_train_config,
+)
 from competition.config import TrainConfig
 from competition.data.digits import load_train
 from competition.runs.folders import ENSEMBLE_FILE, exclusive, is_run, open_resumable
@@ -77,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cv_seed", type=int, default=0, help="seed of the fold assignment (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="models per fold, seeds seed..seed+N-1; > 1 also measures their ensemble (default: 1)")
-    parser.add_argument("--tta", type=int, default=0,
-                        help="test-time augmented copies per digit when evaluating (default: %(default)s)")
+    add_tta_flag(parser)
     parser.add_argument("--fresh", action="store_true", help="delete this CV's models and start over")
     add_workers_flag(parser)
     add_debug_flag(parser)

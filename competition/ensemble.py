@@ -26,7 +26,12 @@ import numpy as np
 
 from common.errors import add_debug_flag, exit_status
 from common.writing import write_json
-from competition.cli import add_workers_flag, named_after_preset, parse_train_config
+from competition.cli import (
+    add_tta_flag,
+    add_workers_flag,
+    named_after_preset,
+    parse_train_config,
+)
 from competition.config import TrainConfig
 from competition.data import splits
 from competition.data.digits import load_test, load_train
@@ -97,8 +102,7 @@ def train_ensemble(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--k", type=int, default=5, help="number of members (default: %(default)s)")
-    parser.add_argument("--tta", type=int, default=0,
-                        help="test-time augmented copies per digit when evaluating (default: %(default)s)")
+    add_tta_flag(parser)
     parser.add_argument("--fresh", action="store_true", help="delete this ensemble's members and start over")
     add_workers_flag(parser)
     add_debug_flag(parser)

@@ -31,7 +31,7 @@ startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines q
 from common.digits_csv import SubmissionError, check_submission
 from common.errors import DataError, add_debug_flag, exit_status
 from common.writing import pid_alive
-from competition.cli import add_data_dir
+from competition.cli import add_data_dir, add_retry_flags
 from competition.data.digits import COMPETITION_ZIP, load_test, load_train
 from competition.data.reading import MEMBER_SEP, read_csv, unreadable
 from competition.kaggle.client import BACKOFF_S, RETRIES, KaggleClient
@@ -176,10 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a local copy instead of Kaggle: the competition's zip, or a folder of .csv or "
                              ".csv.gz files (default: download from Kaggle)")
     parser.add_argument("--force", action="store_true", help="fetch even when valid files are there already")
-    parser.add_argument("--retries", type=int, default=RETRIES,
-                        help="tries after the first on network errors and 5xx (default: %(default)s)")
-    parser.add_argument("--backoff_s", type=float, default=BACKOFF_S,
-                        help="first wait before a retry, doubled each time (default: %(default)s)")
+    add_retry_flags(parser, RETRIES, BACKOFF_S)
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.retries < 0 or args.backoff_s < 0:

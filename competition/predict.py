@@ -22,7 +22,7 @@ import numpy as np
 
 from common.digits_csv import SUBMISSION_FILE, write_submission
 from common.errors import add_debug_flag, exit_status
-from competition.cli import add_data_dir, add_models_dir, add_run_flag
+from competition.cli import add_data_dir, add_models_dir, add_run_flag, add_tta_flag
 from competition.config import NUM_CLASSES
 from competition.data.digits import DEMO_TEST_LABELS, load_test
 from competition.data.reading import read_csv, read_json
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     add_data_dir(parser)
     add_models_dir(parser)
     parser.add_argument("--out", default=None, help="where to write (default: RUN/submission.csv)")
-    parser.add_argument("--tta", type=int, default=0, help="test-time augmented copies per digit (default: %(default)s)")
+    add_tta_flag(parser, "in the submission")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     return exit_status(lambda: predict_run(args.run, args.data_dir, args.models_dir, args.out, args.name, args.tta), args.debug)

@@ -30,7 +30,7 @@ from common.digits_csv import (
 )
 from common.errors import add_debug_flag, exit_status
 from common.writing import write_json
-from competition.cli import add_data_dir, add_models_dir, add_run_flag
+from competition.cli import add_data_dir, add_models_dir, add_retry_flags, add_run_flag
 from competition.config import DATA_DIR, MODELS_DIR
 from competition.data.digits import load_test
 from competition.data.reading import read_csv, read_json
@@ -186,10 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout_s", type=float, default=TIMEOUT_S,
                         help="stop waiting for the score after this long (default: %(default)s)")
     parser.add_argument("--poll_s", type=float, default=POLL_S, help="seconds between polls (default: %(default)s)")
-    parser.add_argument("--retries", type=int, default=RETRIES,
-                        help="tries after the first on network errors and 5xx (default: %(default)s)")
-    parser.add_argument("--backoff_s", type=float, default=BACKOFF_S,
-                        help="first wait before a retry, doubled each time (default: %(default)s)")
+    add_retry_flags(parser, RETRIES, BACKOFF_S)
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.timeout_s <= 0 or args.poll_s <= 0 or args.retries < 0 or args.backoff_s < 0:

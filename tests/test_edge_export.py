@@ -9,7 +9,7 @@ from competition.config import TrainConfig
 from competition.data.digits import load_train
 from competition.data.splits import split
 from edge.export import check
-from edge.export import tflite as export
+from edge.export import convert as export
 from edge.export.exported import keras_probabilities, sha256
 from edge.pi.classifier import DigitClassifier
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from competition.config import IMAGE_SIZE
+from competition.config import IMAGE_SIZE, TrainConfig
 
 CENTRE = (IMAGE_SIZE - 1) / 2
 
@@ -68,9 +68,9 @@ def make_dataset(
     batch_size: int,
     seed: int,
     augment: bool = False,
-    rotation_deg: float = 10.0,
-    shift_frac: float = 0.1,
-    zoom_frac: float = 0.1,
+    rotation_deg: float = TrainConfig.rotation_deg,
+    shift_frac: float = TrainConfig.shift_frac,
+    zoom_frac: float = TrainConfig.zoom_frac,
     parallel: bool = True,
 ) -> tf.data.Dataset:
     """Endless shuffled float32 batches of raw 0..255 images and one-hot labels, augmented if asked.

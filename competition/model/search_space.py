@@ -6,6 +6,7 @@ only reads hyperparameters and calls it, so tuning and training share one model 
 
 from __future__ import annotations
 
+from competition.config import TrainConfig
 from competition.model.designs import compile_model, make_cnn
 
 # The report does not list its filter combinations: 4 per depth, widening with depth as the
@@ -57,7 +58,7 @@ def cnn_kwargs(values: dict) -> dict:
     }
 
 
-def build_model(hp, learning_rate: float = 1e-4):
+def build_model(hp, learning_rate: float = TrainConfig.learning_rate):
     """keras-tuner's hypermodel: declares the space on `hp`, then builds and compiles."""
     values = {name: hp.Choice(name, choices) for name, choices in SPACE.items()}
     return compile_model(make_cnn(**cnn_kwargs(values), name="tuned"), learning_rate)

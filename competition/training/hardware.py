@@ -19,6 +19,8 @@ import platform
 import sys
 from pathlib import Path
 
+from competition.config import TrainConfig
+
 # Instruction sets that decide how fast TensorFlow's CPU kernels (oneDNN) train, as /proc/cpuinfo
 # names them, and how a person does.
 FLAGS = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX512F", "avx512_vnni": "AVX512-VNNI",
@@ -153,7 +155,8 @@ class Setup:
     threads: int
 
 
-def resolve(precision: str = "auto", threads: int = 0, machine: Hardware | None = None) -> Setup:
+def resolve(precision: str = TrainConfig.precision, threads: int = TrainConfig.threads,
+            machine: Hardware | None = None) -> Setup:
     """The Setup for a requested precision and thread count (0: every usable core) on machine (detected)."""
     machine = machine or detect()
     chosen, why = choose_precision(precision, machine)

@@ -80,7 +80,7 @@ def check_tuner_state(folder: Path) -> None:
                 raise FileError(f"{err}; the search cannot resume from it: pass --fresh to start over") from None
 
 
-def hyperband_plan(max_epochs: int, factor: int, iterations: int = 1) -> tuple[int, int]:
+def hyperband_plan(max_epochs: int, factor: int, iterations: int = SearchConfig.iterations) -> tuple[int, int]:
     """(trials, epochs) a Hyperband search runs: keras-tuner's bracket arithmetic, summed."""
     brackets, epochs = 0, float(max_epochs)
     while epochs >= 1:

@@ -1,33 +1,37 @@
-"""Commands import libraries only: a module with a __main__ block is a command, and no module imports one."""
+"""The Pi runtime's own plan, checked where it runs (without TensorFlow): commands import libraries
+only, and edge/pi/ needs nothing but itself and common/ (tests/test_layers.py checks the whole tree)."""
 
 import ast
 
 from conftest import ROOT
 
-EDGE = ROOT / "edge"
+PI = ROOT / "edge" / "pi"
 
 
 def is_command(path) -> bool:
-    return 'if __name__ == "__main__":' in path.read_text()
+    return any(isinstance(node, ast.If) and ast.unparse(node.test) == "__name__ == '__main__'"
+               for node in ast.parse(path.read_text()).body)
 
 
-def edge_imports(path) -> set[str]:
-    """The edge modules `path` imports (edge.x as 'x'), at any depth of the file."""
+def project_imports(path) -> set[str]:
+    """The project modules `path` imports, at any depth of the file."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "edge":
-                names.update(alias.name for alias in node.names)
-            elif node.module.startswith("edge."):
-                names.add(node.module.split(".")[1])
+            names.add(node.module)
         elif isinstance(node, ast.Import):
-            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("edge."))
-    return names
+            names.update(alias.name for alias in node.names)
+    return {name for name in names if name.split(".")[0] in ("common", "competition", "edge")}
 
 
-def test_no_edge_module_imports_a_command():
-    commands = {path.stem for path in EDGE.glob("*.py") if is_command(path)}
-    assert {"classify", "check", "export"} <= commands
-    offenders = {f"{path.name} imports edge.{name}" for path in EDGE.glob("*.py")
-                 for name in edge_imports(path) & commands}
+def test_no_pi_module_imports_a_command():
+    commands = {f"edge.pi.{path.stem}" for path in PI.glob("*.py") if is_command(path)}
+    assert {"edge.pi.classify", "edge.pi.read", "edge.pi.serve"} <= commands
+    offenders = {f"{path.name} imports {name}" for path in PI.glob("*.py") for name in project_imports(path) & commands}
     assert not offenders
+
+
+def test_the_pi_runtime_needs_only_itself_and_common():
+    outside = {f"{path.name}: {name}" for path in PI.glob("*.py") for name in project_imports(path)
+               if not name.startswith(("edge.pi", "common"))}
+    assert not outside
