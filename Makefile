@@ -127,7 +127,7 @@ test-edge: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed .venv-tflite/.
 test-pi: $(EDGE_FIXTURES)/manifest.json .venv-tflite/.installed ## an emulated Raspberry Pi 4 (qemu, aarch64 Python 3.11, tflite-runtime): edge.pi.classify, edge.pi.read on a photo, edge.pi.camera on a video, edge.pi.bench; answers compared with x86
 	$(PY) scripts/emulated_pi.py --fixtures $(EDGE_FIXTURES) --x86_python .venv-tflite/bin/python $(ARGS)
 
-read: .venv-litert/.installed ## read the number in each of IMAGES ("a.jpg b.png") with MODEL (edge.pi.read)
+read: .venv-litert/.installed ## read the number in each of IMAGES ("a.jpg b.png") with MODEL (default: the best-scored run's exported int8 model) (edge.pi.read)
 	@$(LOCATE_MODEL) set -x; $(EDGE_PY) -m edge.pi.read "$$model" $(IMAGES) $(ARGS)
 
 serve: .venv-litert/.installed ## the drawing page and JSON API for MODEL on http://127.0.0.1:8000/ (edge.pi.serve)
@@ -136,7 +136,7 @@ serve: .venv-litert/.installed ## the drawing page and JSON API for MODEL on htt
 camera: .venv-litert/.installed ## read numbers live from CAMERA (default 0; a camera index, video file or picamera) (edge.pi.camera)
 	@$(LOCATE_MODEL) set -x; $(EDGE_PY) -m edge.pi.camera "$$model" --source $(or $(CAMERA),0) $(ARGS)
 
-bench-edge: .venv-litert/.installed ## ms per digit and digits/s of MODEL per thread count, with the CPU named (edge.pi.bench)
+bench-edge: .venv-litert/.installed ## ms per digit and digits/s of MODEL (default as make read) per thread count, with the CPU named (edge.pi.bench)
 	@$(LOCATE_MODEL) set -x; $(EDGE_PY) -m edge.pi.bench "$$model" $(ARGS)
 
 load-test-serve: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed ## 8 clients, 30 s of valid and malformed requests against edge.pi.serve; every answer checked
