@@ -1,13 +1,13 @@
 """The competition's CSV format, checked the same way wherever a file of it is read or written (numpy only).
 
-    pixels, labels = read_csv("test.csv")                # (N, 784) uint8, and (N,) or None
+    pixels, labels = read_digits_csv("test.csv")                # (N, 784) uint8, and (N,) or None
     write_submission(labels, "submission.csv", n_test)   # checked, then written whole
 
 train.csv is `label,pixel0..pixel783`, test.csv `pixel0..pixel783`; a submission is `ImageId,Label`,
 one row per test image, ImageId 1..N in order, labels 0..9. The submission is checked by `make
 submission` and `make best` before they write it, by `make submit` before it sends it, by `make data`
 on the competition's sample_submission.csv, and written by the Pi's `edge.pi.classify --out`. The trainer
-reads the big CSVs with pandas (competition/data/digits.py, against these columns); read_csv here is
+reads the big CSVs with pandas (competition/data/digits.py, against these columns); read_digits_csv here is
 the Pi's reader, without pandas. A UTF-8 byte-order mark (as spreadsheet programs write) is taken.
 Every refusal names the file, the line, the column and what was expected.
 """
@@ -69,7 +69,7 @@ def submission_text(labels: np.ndarray) -> str:
     return "ImageId,Label\n" + "".join(f"{i},{label}\n" for i, label in enumerate(labels, start=1))
 
 
-def read_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+def read_digits_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Pixels (N, 784) uint8 and labels (N,) or None from a competition-style CSV."""
     path = Path(path)
     try:

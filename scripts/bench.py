@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = hardware.detect()
     threads = hardware.apply_threads(machine.cores)  # before any op: TensorFlow fixes its pools then
     precision, why = hardware.choose_precision("auto", machine)
-    print(f"machine: {hardware.describe(machine)}; {threads} threads", flush=True)
+    print(f"machine: {hardware.describe_machine(machine)}; {threads} threads", flush=True)
     digits, note = training_images(args.data_dir)
     x, y = digits.images, onehot(digits.labels)
     print(f"data: {len(x):,} images from {digits.source}{note}; {args.epochs} timed epochs of {args.images:,} a model, "

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     threads = hardware.apply_threads(args.threads or MACHINE.cores)
-    print(f"machine: {hardware.describe(MACHINE)}", flush=True)
+    print(f"machine: {hardware.describe_machine(MACHINE)}", flush=True)
     digits = load_train(args.data_dir)
     images, labels = digits.images, onehot(digits.labels)
     print(f"data: {len(images)} images from {digits.source}; arch {args.arch}; {threads} intra-op threads")

@@ -90,7 +90,7 @@ def test_check_edge_fails_when_int8_falls_too_far(exported, monkeypatch, tmp_pat
     folder, _ = exported
     rows = [{"variant": "keras", "accuracy": 0.990}, {"variant": "int8", "accuracy": 0.985}]
     rows = [{**row, "agreement": 1.0, "max_prob_diff": 0.0, "bytes": 1} for row in rows]
-    monkeypatch.setattr(check, "evaluate", lambda *args: {"rows": rows, "threads": [1], "interpreter": "x"})
+    monkeypatch.setattr(check, "compare_variants", lambda *args: {"rows": rows, "threads": [1], "interpreter": "x"})
     assert check.main(["--run", str(folder), "--out", str(tmp_path / "c.json")]) == 1
     assert "0.50 points below" in capsys.readouterr().err
     assert check.main(["--run", str(folder), "--out", str(tmp_path / "c.json"), "--max_drop", "0.6"]) == 0

@@ -59,7 +59,7 @@ def test_cpu_model_and_flags_from_cpuinfo():
     assert hardware.cpu_info(X86_CPUINFO) == ("AMD EPYC 9B45", frozenset({"avx2", "fma", "avx512f", "avx512_bf16",
                                                                         "avx512_vnni"}))
     assert hardware.cpu_info(PI4_CPUINFO) == ("Raspberry Pi 4 Model B Rev 1.4", frozenset({"asimd"}))
-    assert "AVX512-BF16" in hardware.describe(hardware.Hardware(*hardware.cpu_info(X86_CPUINFO), 2, 2))
+    assert "AVX512-BF16" in hardware.describe_machine(hardware.Hardware(*hardware.cpu_info(X86_CPUINFO), 2, 2))
 
 
 def test_cgroup_quota_caps_the_cores(tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from competition.config import TrainConfig
 from competition.model import search_space
 from competition.model.designs import make_cnn
-from competition.training.trainer import build_model
+from competition.training.trainer import model_for
 from competition.training.tuning import hyperband_plan
 
 
@@ -54,5 +54,5 @@ def test_hyperband_plan_matches_the_reports_90_trials():
 def test_training_builds_the_searched_model_from_its_json(tmp_path):
     path = tmp_path / "best_hyperparameters.json"
     path.write_text(json.dumps({"hyperparameters": search_space.REPORT_BEST}))
-    model, values = build_model(TrainConfig(hparams=str(path), precision="float32"))
+    model, values = model_for(TrainConfig(hparams=str(path), precision="float32"))
     assert model.count_params() == 755_914 and values == search_space.REPORT_BEST

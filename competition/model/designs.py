@@ -39,11 +39,11 @@ def make_cnn(
     layers.append(keras.layers.Flatten())
     for units in fc_units:
         layers += [keras.layers.Dense(units, activation="relu"), keras.layers.Dropout(fc_dropout)]
-    layers.append(probabilities())
+    layers.append(probability_layer())
     return keras.Sequential(layers, name=name)
 
 
-def probabilities() -> keras.layers.Layer:
+def probability_layer() -> keras.layers.Layer:
     # float32 whatever the compute precision: the softmax and the loss need its range.
     return keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")
 
@@ -69,7 +69,7 @@ def strong_model(dropout: float = 0.4) -> keras.Model:
         layers += [*conv(filters, 3), *conv(filters, 3), *conv(filters, 5, strides=2, padding="same"),
                    keras.layers.Dropout(dropout)]
     layers += [*conv(128, 4), keras.layers.Flatten(), keras.layers.Dropout(dropout),
-               probabilities()]
+               probability_layer()]
     return keras.Sequential(layers, name="strong")
 
 
@@ -97,7 +97,7 @@ def resnet_model(dropout: float = 0.4) -> keras.Model:
         x = residual(conv(x, filters, strides=2))
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(dropout)(x)
-    return keras.Model(pixels, probabilities()(x), name="resnet")
+    return keras.Model(pixels, probability_layer()(x), name="resnet")
 
 
 # Architectures selectable by name (--arch), in config.ARCH_NAMES' order.

@@ -163,7 +163,7 @@ def resolve(precision: str = TrainConfig.precision, threads: int = TrainConfig.t
     return Setup(machine, chosen, why, choose_threads(threads, machine))
 
 
-def describe(hardware: Hardware) -> str:
+def describe_machine(hardware: Hardware) -> str:
     """One line: AMD EPYC, 2 of 2 cores, AVX2 FMA AVX512F AVX512-BF16, no GPU."""
     flags = " ".join(label for flag, label in FLAGS.items() if flag in hardware.flags) or "no AVX2"
     cores = f"{hardware.cores} of {hardware.host_cores} cores" if hardware.cores != hardware.host_cores \

@@ -133,7 +133,7 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
     rows = f"all {len(digits):,} rows" if recipe.val_size == 0 else f"a {1 - recipe.val_size:.0%} split"
     print(f"best: recipe {recipe.name}: {recipe.summary}; {len(everyone)} model{'s' * (len(everyone) > 1)} on {rows} "
           f"of {digits.source}" + (f", TTA x{recipe.tta}" if recipe.tta else ""), flush=True)
-    print(f"best: machine: {hardware.describe(setup.machine)}; precision {setup.precision} ({setup.reason}), "
+    print(f"best: machine: {hardware.describe_machine(setup.machine)}; precision {setup.precision} ({setup.reason}), "
           f"{threads} threads", flush=True)
     open_resumable(folder, SETTINGS_FILE, {"recipe": recipe.name, "members": [
         {key: value for key, value in trainer.recorded_settings(m.cfg, setup).items() if key in trainer.IDENTITY}

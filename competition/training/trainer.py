@@ -126,7 +126,7 @@ def callbacks(cfg: TrainConfig, folder: Path, n_train: int, validate: bool) -> l
     return [*chosen, keras.callbacks.CSVLogger(str(folder / HISTORY_FILE)), EpochLog(cfg.epochs, n_train)]
 
 
-def build_model(cfg: TrainConfig) -> tuple[keras.Model, dict | None]:
+def model_for(cfg: TrainConfig) -> tuple[keras.Model, dict | None]:
     """The compiled model cfg names, in cfg's precision (a resolved one: float32 or mixed_bfloat16),
     and the hyperparameter values it came from (tuned runs)."""
     if cfg.precision not in COMPUTE_PRECISIONS:  # decided once, by hardware.resolve, before any model is built
@@ -146,7 +146,7 @@ def as_float32(cfg: TrainConfig, model: keras.Model) -> keras.Model:
     Mixed precision keeps float32 weights, so they carry over unchanged."""
     if cfg.precision == "float32":
         return model
-    twin, _ = build_model(dataclasses.replace(cfg, precision="float32"))
+    twin, _ = model_for(dataclasses.replace(cfg, precision="float32"))
     twin.set_weights(model.get_weights())
     twin.optimizer.build(twin.trainable_variables)  # its state too, as a float32 run saves it
     for mine, theirs in zip(twin.optimizer.variables, model.optimizer.variables, strict=True):
@@ -221,12 +221,12 @@ def train_model(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None 
     cfg, why, machine = dataclasses.replace(cfg, precision=setup.precision), setup.reason, setup.machine
     threads = hardware.apply_threads(setup.threads)
     keras.utils.set_random_seed(cfg.seed)
-    model, hyperparameters = build_model(cfg)
+    model, hyperparameters = model_for(cfg)
     # A full or read-only models folder found now, from the model's size, rather than after the training.
     check_room(cfg.models_dir, run_bytes(model.count_params(), bool(cfg.ema)), "this run")
     run_id = new_run_id(cfg.name)
     with run_folder(cfg.models_dir, run_id) as folder:
-        log.info(f"machine: {hardware.describe(machine)}; precision {cfg.precision} ({why}), "
+        log.info(f"machine: {hardware.describe_machine(machine)}; precision {cfg.precision} ({why}), "
                  f"{threads} thread{'s' * (threads != 1)}")
         start = time.perf_counter()
         digits = load_train(cfg.data_dir)

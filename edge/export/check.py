@@ -23,14 +23,14 @@ from competition import startup
 
 startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
 
-from common.digits_csv import read_csv
+from common.digits_csv import read_digits_csv
 from common.errors import InputError, add_debug_flag, exit_status
 from common.writing import write_json
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
 from competition.runs.folders import resolve_run
 from edge.export.compare import (
     CHECK_FILE,
-    evaluate,
+    compare_variants,
     int8_drop_points,
     table,
     validation_split,
@@ -56,14 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     def command() -> int:
         folder = resolve_run(args.models_dir, args.run, single=True)
         if args.csv:
-            images, labels = read_csv(args.csv)
+            images, labels = read_digits_csv(args.csv)
             if labels is None:
                 raise InputError(f"{args.csv}: no label column; the check needs labelled digits")
             source = args.csv
         else:
             images, labels, source = validation_split(folder, args.data_dir)
         print(f"run: {folder}\ndata: {len(images)} digits, {source}", flush=True)
-        report = {**evaluate(folder, images, labels, args.latency_runs), "data": source, "max_drop": args.max_drop}
+        report = {**compare_variants(folder, images, labels, args.latency_runs), "data": source, "max_drop": args.max_drop}
         drop = int8_drop_points(report)
         report["int8_drop_points"] = drop
         report["passed"] = drop <= args.max_drop

@@ -56,7 +56,7 @@ def latency_ms(classifier: DigitClassifier, images: np.ndarray, runs: int) -> di
     return {"median": 1000 * float(np.median(times)), "p99": 1000 * float(np.percentile(times, 99))}
 
 
-def evaluate(folder: Path, images: np.ndarray, labels: np.ndarray, latency_runs: int = 200) -> dict:
+def compare_variants(folder: Path, images: np.ndarray, labels: np.ndarray, latency_runs: int = 200) -> dict:
     """Every variant in the run's manifest against its Keras model, on images and labels."""
     export_dir = folder / EXPORT_DIR
     if not (export_dir / MANIFEST_FILE).is_file():

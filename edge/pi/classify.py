@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.digits_csv import read_csv, submission_text, write_submission
+from common.digits_csv import read_digits_csv, submission_text, write_submission
 from common.errors import add_debug_flag, exit_status
 from common.writing import writable_folder
 from edge.pi.classifier import INTERPRETER_ERRORS, ClassifierOptions, DigitClassifier
@@ -33,7 +33,7 @@ def run(model: str, images: list[str], csv: str | None, out: str | None, threads
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads, top_k=top_k))
     start = time.perf_counter()
     if csv:
-        pixels, truth = read_csv(csv)
+        pixels, truth = read_digits_csv(csv)
         labels = classifier.predict(pixels).argmax(axis=1)
         seconds = time.perf_counter() - start
         if out:
