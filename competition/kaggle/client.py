@@ -8,7 +8,8 @@ number of times, and turns HTTP errors into messages that say what to do:
     401  the credentials are wrong, expired or revoked: make a new token at TOKEN_URL
     403  this account has not accepted the competition's rules: accept them at RULES_URL
 
-KAGGLE_API_ENVIRONMENT=LOCALHOST points the client at http://localhost (the tests' fake Kaggle).
+KAGGLE_API_ENVIRONMENT=LOCALHOST points the client at http://localhost (the tests' fake Kaggle), and
+this project's KAGGLE_LOCALHOST_PORT moves that to another port, so the fake needs no port 80 (root).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ OAUTH_FILE = "~/.kaggle/credentials.json"  # written by `kaggle auth login`
 LEADERBOARD_PAGE = 200
 LEADERBOARD_PAGES = 25
 
+# With KAGGLE_API_ENVIRONMENT=LOCALHOST: the port of the fake Kaggle (the client itself knows only port 80).
+LOCALHOST_PORT_VARIABLE = "KAGGLE_LOCALHOST_PORT"
+
 T = TypeVar("T")
 
 
@@ -60,7 +64,19 @@ def import_kaggle_api():
     """
     with contextlib.redirect_stdout(io.StringIO()):
         from kaggle.api.kaggle_api_extended import KaggleApi
+    _point_localhost()
     return KaggleApi
+
+
+def _point_localhost() -> None:
+    """The client's LOCALHOST endpoint at KAGGLE_LOCALHOST_PORT, read now (a test picks a free port);
+    kagglesdk has no setting for it, so its table of endpoints is written."""
+    from kagglesdk import kaggle_env
+
+    port = os.environ.get(LOCALHOST_PORT_VARIABLE, "").strip()
+    if port and not port.isdigit():
+        raise KaggleError(f"{LOCALHOST_PORT_VARIABLE}={port!r}: expected a port number")
+    kaggle_env._env_to_endpoint[kaggle_env.KaggleEnv.LOCAL] = f"http://localhost:{port}" if port else "http://localhost"
 
 
 def find_credentials(config_file: str | Path) -> str:
