@@ -55,7 +55,7 @@ import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
@@ -215,13 +215,12 @@ class FakeKaggle:
         from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 
         if call == "GetAcceleratorQuotaStatistics":
-            quota = types.ApiAcceleratorQuota()
-            quota.time_used, quota.total_time_allowed = (timedelta(seconds=self.gpu_used_s),
-                                                         timedelta(seconds=self.gpu_total_s))
+            # Written by hand: kagglesdk's own writer of durations drops whole days (timedelta.seconds);
+            # its reader takes these ("<seconds>s") as the real API sends them.
             answer = types.ApiGetAcceleratorQuotaStatisticsResponse()
-            answer.gpu_quota = quota
             answer.quota_refresh_time = datetime(2026, 12, 5, 0, 0)  # Kaggle's week turns on Saturday, 00:00 UTC
-            return 200, answer.to_dict()
+            return 200, {**answer.to_dict(), "gpuQuota": {"timeUsed": f"{self.gpu_used_s:.0f}s",
+                                                          "totalTimeAllowed": f"{self.gpu_total_s:.0f}s"}}
         if call == "SaveKernel":
             return self._save_kernel(body, types)
         slug = f"{body.get('userName')}/{body.get('kernelSlug')}"
