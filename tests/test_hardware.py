@@ -110,13 +110,14 @@ def test_strong_preset_on_an_avx2_only_cpu_trains_in_float32_and_says_so(demo_di
 
 
 def test_a_faked_t4_trains_in_mixed_float16_with_loss_scaling_and_saves_float32(demo_dir, tmp_path, monkeypatch):
-    """On a T4 (compute capability 7.5) auto means mixed_float16: Keras scales the loss; the saved
-    model computes in float32 (run here on the CPU, which TensorFlow allows, slowly)."""
+    """On a T4 (compute capability 7.5) auto means mixed_float16: Keras scales the loss, the weights'
+    average (--ema, the best recipes') still swaps in; the saved model computes in float32 (run here
+    on the CPU, which TensorFlow allows, slowly)."""
     import keras
 
     t4 = Hardware("Intel(R) Xeon(R) CPU @ 2.00GHz", frozenset({"avx2", "fma"}), 4, 4, "Tesla T4", (7, 5))
     monkeypatch.setattr(hardware, "detect", lambda gpu=True: t4)
-    cfg = train.parse_args(["--preset", "demo", "--epochs", "1", "--data_dir", str(demo_dir),
+    cfg = train.parse_args(["--preset", "demo", "--epochs", "1", "--ema", "0.9", "--data_dir", str(demo_dir),
                             "--models_dir", str(tmp_path)])
     model, _ = trainer.build_model(dataclasses.replace(cfg, precision="mixed_float16"))
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)

@@ -269,3 +269,14 @@ def test_versions_outside_the_range_stop_the_kernel_in_one_line_at_its_start(tmp
     assert len(log) == 2 and log[0].startswith("kaggle-best: recipe fast, project code abc, Python ")
     assert log[1].startswith("kaggle-best: error: Kaggle's image has keras 2.15.0 (the project needs keras>=3.5,<4.0); "
                              "scikit-learn 1.2.2")
+
+
+def test_a_kernel_gone_from_kaggle_says_so_in_one_line(fake, kaggle_json, tmp_path, capsys):
+    models = tmp_path / "models"
+    state = kernel.state_path(RECIPES["fast"], models)
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"slug": SLUG, "version": 3, "url": "u", "pushed_at": "t", "code": "c"}))
+    assert run(models) == 1
+    assert capsys.readouterr().err.strip() == (f"error: kernel {SLUG}: Kaggle has no such kernel (404): deleted on "
+                                               "Kaggle? --new pushes another")
+    assert run(models, "--new") == 0 and fake.count("SaveKernel") == 1

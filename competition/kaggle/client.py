@@ -338,6 +338,8 @@ class KaggleClient:
         status = _status(err)
         if status == 403 and forbidden:
             return KaggleError(f"{what}: Kaggle refused (403 Forbidden): {forbidden.format(rules=self.rules_url)}")
+        if status == 404 and forbidden:  # a kernel call: the kernel, not the competition, is missing
+            return KaggleError(f"{what}: Kaggle has no such kernel (404): deleted on Kaggle? --new pushes another")
         if status == 401:
             return KaggleError(f"{what}: Kaggle refused the credentials from {self.source} (401 Unauthorized): "
                                f"the key or token is wrong, expired or revoked. Make a new one at {TOKEN_URL}.")
