@@ -69,6 +69,11 @@ RECIPE ?= fast
 best: $(VENV)/.installed ## train RECIPE (report, fast, best-single, best-ensemble) into models/recipe-RECIPE/ with its checked submission.csv
 	$(PY) -m competition.best --models_dir $(MODELS_DIR) --recipe $(RECIPE) --data_dir $(DATA_DIR) $(ARGS)
 
+# The same recipe on Kaggle's GPU: make kaggle-best [RECIPE=fast] [ARGS="--force"]; docs/kaggle.md.
+.PHONY: kaggle-best
+kaggle-best: $(VENV)/.installed ## train RECIPE in a private Kaggle kernel on its GPU, fetch it into models/recipe-RECIPE-kaggle/
+	$(PY) -m competition.kaggle_best --models_dir $(MODELS_DIR) --recipe $(RECIPE) $(ARGS)
+
 # Beyond the report: make cv K=5 ARGS="--preset strong", make ensemble K=5 ARGS="--preset strong".
 K ?= 5
 .PHONY: cv ensemble combine

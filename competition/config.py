@@ -25,10 +25,12 @@ SHARED_DATA_DIR = ROOT.parent / "shared" / "data" / "digit-recognizer"
 MODELS_DIR = Path(os.environ.get("DIGITS_MODELS_DIR", ROOT / "models"))
 
 COMPETITION_TRAIN_ROWS = 42_000  # train.csv's rows: what the recipes' cross-validations measured on
-# Compute precisions (--precision). Weights stay float32 in both; mixed_bfloat16 runs the
-# convolutions in bfloat16. "auto" picks bfloat16 only where the hardware runs it natively
-# (competition/training/hardware.py): elsewhere it is emulated and slower than float32.
-COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16")
+# Compute precisions (--precision). Weights stay float32 in all; mixed_bfloat16 runs the
+# convolutions in bfloat16, mixed_float16 in float16 with the loss scaled (Keras wraps the optimizer
+# in a LossScaleOptimizer), for GPUs with float16 tensor cores but none for bfloat16 (T4, V100).
+# "auto" picks one only where the hardware runs it natively (competition/training/hardware.py):
+# elsewhere it is emulated and slower than float32.
+COMPUTE_PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 PRECISIONS = ("auto", *COMPUTE_PRECISIONS)
 # The model designs (--arch): competition/model/designs.py builds each.
 ARCH_NAMES = ("report", "strong", "resnet")

@@ -4,6 +4,7 @@ The CPUs are faked (cpuinfo text, cgroup files, Hardware values), so these tests
 any machine.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -42,14 +43,17 @@ Model\t\t: Raspberry Pi 4 Model B Rev 1.4
     (SAPPHIRE_RAPIDS, "mixed_bfloat16", "AMX-BF16"),
     (Hardware("ARM Neoverse", frozenset({"asimd", "bf16"}), 4, 4), "float32", "no AVX512-BF16"),
     (Hardware("AMD EPYC", frozenset({"avx2"}), 16, 16, "NVIDIA H200", (9, 0)), "mixed_bfloat16", "NVIDIA H200"),
-    (Hardware("Xeon", frozenset({"avx512_bf16"}), 8, 8, "Tesla T4", (7, 5)), "float32", "below 8.0"),
+    (Hardware("Xeon", frozenset({"avx512_bf16"}), 8, 8, "Tesla T4", (7, 5)), "mixed_float16", "float16 tensor cores"),
+    (Hardware("Xeon", frozenset({"avx2"}), 8, 8, "Tesla V100-SXM2-16GB", (7, 0)), "mixed_float16", "7.x"),
+    (Hardware("Xeon", frozenset({"avx512_bf16"}), 4, 4, "Tesla P100-PCIE-16GB", (6, 0)), "float32", "below 7.0"),
+    (Hardware("Xeon", frozenset({"avx2"}), 4, 4, "an unnamed GPU", None), "float32", "no tensor cores"),
 ])
 def test_auto_precision_is_bfloat16_only_where_the_hardware_runs_it_natively(machine, expected, why):
     precision, reason = hardware.choose_precision("auto", machine)
     assert precision == expected and why in reason and reason.startswith("auto: ")
 
 
-@pytest.mark.parametrize("asked", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("asked", ["float32", "mixed_bfloat16", "mixed_float16"])
 def test_an_explicit_precision_is_kept_on_any_machine(asked):
     for machine in (AVX2_ONLY, AVX512_BF16):
         assert hardware.choose_precision(asked, machine) == (asked, "as asked")
@@ -103,6 +107,26 @@ def test_strong_preset_on_an_avx2_only_cpu_trains_in_float32_and_says_so(demo_di
     first = (folder / "train.log").read_text().splitlines()[0]
     assert "machine: Intel(R) Core(TM) i7-8565U, 2 of 8 cores, AVX2 FMA, no GPU" in first
     assert "precision float32 (auto: the CPU has no AVX512-BF16" in first
+
+
+def test_a_faked_t4_trains_in_mixed_float16_with_loss_scaling_and_saves_float32(demo_dir, tmp_path, monkeypatch):
+    """On a T4 (compute capability 7.5) auto means mixed_float16: Keras scales the loss, the weights'
+    average (--ema, the best recipes') still swaps in; the saved model computes in float32 (run here
+    on the CPU, which TensorFlow allows, slowly)."""
+    import keras
+
+    t4 = Hardware("Intel(R) Xeon(R) CPU @ 2.00GHz", frozenset({"avx2", "fma"}), 4, 4, "Tesla T4", (7, 5))
+    monkeypatch.setattr(hardware, "detect", lambda gpu=True: t4)
+    cfg = train.parse_args(["--preset", "demo", "--epochs", "1", "--ema", "0.9", "--data_dir", str(demo_dir),
+                            "--models_dir", str(tmp_path)])
+    model, _ = trainer.model_for(dataclasses.replace(cfg, precision="mixed_float16"))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    folder = trainer.train_model(cfg)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["precision"] == "mixed_float16" and "Tesla T4 has float16 tensor cores" in config["precision_reason"]
+    saved = keras.models.load_model(folder / "model.keras")
+    assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    assert json.loads((folder / "metrics.json").read_text())["train_seconds"] > 0
 
 
 def test_strong_preset_on_an_avx512_bf16_cpu_trains_in_bfloat16(monkeypatch):

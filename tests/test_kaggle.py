@@ -1,7 +1,8 @@
 """`make data`, `make submit` and `make submissions` through the real kaggle client, against a fake Kaggle.
 
-The fake (competition/kaggle/fake.py) serves 127.0.0.1:80, where the client's LOCALHOST environment sends
-it; a test is skipped when that port cannot be had. No network, no ../shared, a few seconds in all.
+The fake (competition/kaggle/fake.py) serves a free port of 127.0.0.1 that it picks, where the client's
+LOCALHOST environment and KAGGLE_LOCALHOST_PORT send it: any user runs these, root or not. No network,
+no ../shared, a few seconds in all.
 """
 
 import base64
@@ -35,13 +36,9 @@ def competition():
 
 
 @pytest.fixture
-def kaggle(competition):
-    server = FakeKaggle(competition)
-    try:
-        server.__enter__()
-    except OSError as err:
-        pytest.skip(f"cannot serve the fake Kaggle on 127.0.0.1:80 ({err}); the client's LOCALHOST "
-                    "environment has no other port: run as root or with CAP_NET_BIND_SERVICE")
+def kaggle(competition, monkeypatch):
+    server = FakeKaggle(competition).__enter__()
+    monkeypatch.setenv("KAGGLE_LOCALHOST_PORT", str(server.port))
     yield server
     server.__exit__(None, None, None)
 
@@ -52,7 +49,8 @@ def kaggle_json(tmp_path, monkeypatch):
     home = tmp_path / "home"
     config_dir = home / ".kaggle"
     config_dir.mkdir(parents=True)
-    for name in [n for n in os.environ if n.startswith("KAGGLE_") or n in ("VERBOSE", "VERBOSE_OUTPUT")]:
+    for name in [n for n in os.environ if (n.startswith("KAGGLE_") and n != "KAGGLE_LOCALHOST_PORT")
+                 or n in ("VERBOSE", "VERBOSE_OUTPUT")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(config_dir))
@@ -139,7 +137,7 @@ def test_cut_download_leaves_data_as_it_was(kaggle, kaggle_json, tmp_path, capsy
 
 
 def test_kaggle_unreachable_is_retried_then_a_clear_error(kaggle, kaggle_json, tmp_path, capsys):
-    kaggle.__exit__(None, None, None)  # nothing listens on port 80 now
+    kaggle.__exit__(None, None, None)  # nothing listens on its port now
     assert get_data.main(["--data_dir", str(tmp_path / "data"), *FAST]) == 1
     err = capsys.readouterr().err
     assert err.count("network error, ConnectionError: [Errno 111] Connection refused; try") == 2
@@ -373,10 +371,10 @@ def test_demo_runs_are_not_submitted(kaggle, kaggle_json, competition, tmp_path,
 
 
 def test_command_line_needs_only_the_environment(kaggle, tmp_path):
-    """A fresh process, nothing patched: KAGGLE_API_ENVIRONMENT and KAGGLE_USERNAME/KAGGLE_KEY do it all."""
+    """A fresh process, nothing patched: KAGGLE_API_ENVIRONMENT, KAGGLE_LOCALHOST_PORT and
+    KAGGLE_USERNAME/KAGGLE_KEY do it all."""
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "KAGGLE_CONFIG_DIR": str(tmp_path / "kaggle"),
-           "KAGGLE_API_ENVIRONMENT": "LOCALHOST", "KAGGLE_USERNAME": USERNAME, "KAGGLE_KEY": KEY,
-           "NO_PROXY": "localhost,127.0.0.1"}
+           "KAGGLE_USERNAME": USERNAME, "KAGGLE_KEY": KEY, **kaggle.environment()}
     result = subprocess.run([sys.executable, "-m", "competition.get_data", "--data_dir", str(tmp_path / "data")],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -8,7 +8,8 @@ number of times, and turns HTTP errors into messages that say what to do:
     401  the credentials are wrong, expired or revoked: make a new token at TOKEN_URL
     403  this account has not accepted the competition's rules: accept them at RULES_URL
 
-KAGGLE_API_ENVIRONMENT=LOCALHOST points the client at http://localhost (the tests' fake Kaggle).
+KAGGLE_API_ENVIRONMENT=LOCALHOST points the client at http://localhost (the tests' fake Kaggle), and
+this project's KAGGLE_LOCALHOST_PORT moves that to another port, so the fake needs no port 80 (root).
 """
 
 from __future__ import annotations
@@ -37,8 +38,15 @@ BACKOFF_S = 2.0
 ACCESS_TOKEN_FILES = ("~/.kaggle/access_token", "~/.kaggle/access_token.txt")
 OAUTH_FILE = "~/.kaggle/credentials.json"  # written by `kaggle auth login`
 # The public leaderboard is read a page at a time, best first, until a score below the user's.
+# A 403 to a kernel call: Kaggle lends GPUs only to phone-verified accounts; a kernel is its owner's.
+KERNEL_FORBIDDEN = ("this account may not run this kernel: Kaggle lends GPUs only to accounts with a verified "
+                    "phone number (verify it at https://www.kaggle.com/settings), and a kernel only to its owner; "
+                    "its competition data needs the rules accepted ({rules})")
 LEADERBOARD_PAGE = 200
 LEADERBOARD_PAGES = 25
+
+# With KAGGLE_API_ENVIRONMENT=LOCALHOST: the port of the fake Kaggle (the client itself knows only port 80).
+LOCALHOST_PORT_VARIABLE = "KAGGLE_LOCALHOST_PORT"
 
 T = TypeVar("T")
 
@@ -60,7 +68,19 @@ def import_kaggle_api():
     """
     with contextlib.redirect_stdout(io.StringIO()):
         from kaggle.api.kaggle_api_extended import KaggleApi
+    _point_localhost()
     return KaggleApi
+
+
+def _point_localhost() -> None:
+    """The client's LOCALHOST endpoint at KAGGLE_LOCALHOST_PORT, read now (a test picks a free port);
+    kagglesdk has no setting for it, so its table of endpoints is written."""
+    from kagglesdk import kaggle_env
+
+    port = os.environ.get(LOCALHOST_PORT_VARIABLE, "").strip()
+    if port and not port.isdigit():
+        raise KaggleError(f"{LOCALHOST_PORT_VARIABLE}={port!r}: expected a port number")
+    kaggle_env._env_to_endpoint[kaggle_env.KaggleEnv.LOCAL] = f"http://localhost:{port}" if port else "http://localhost"
 
 
 def find_credentials(config_file: str | Path) -> str:
@@ -222,28 +242,104 @@ class KaggleClient:
             token = page.next_page_token
         return above, False
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
-        """fn(), tried again on network errors, 429 and 5xx; any failure becomes a KaggleError."""
+    # Script kernels (make kaggle-best, competition/kaggle/kernel.py), through kagglesdk's own calls:
+    # KaggleApi's kernels_status and kernels_logs turn 401 and 403 into a ValueError about slugs.
+
+    def push_kernel(self, folder: Path):
+        """Push the kernel in folder (kernel-metadata.json and its code file): Kaggle saves a new version
+        and starts running it. The response (kagglesdk ApiSaveKernelResponse: url, version_number, ...).
+        Not tried again: a push whose answer was lost may have started a run (and spends GPU quota)."""
+        def once():
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):  # its slug advice
+                response = self._api.kernels_push(str(folder))
+            if response.error:
+                raise KaggleError(f"push: Kaggle did not take the kernel: {response.error}")
+            if response.invalid_competition_sources:
+                raise KaggleError(f"push: Kaggle did not attach the competition's data ({self.competition}) to the "
+                                  f"kernel: accept the competition's rules at {self.rules_url}, then run this again")
+            return response
+
+        return self._call("push", once, retries=0, forbidden=KERNEL_FORBIDDEN)
+
+    def kernel_status(self, slug: str) -> tuple[str, str]:
+        """A kernel's latest run: its status (QUEUED, RUNNING, COMPLETE, ERROR, CANCEL_...) and failure message."""
+        from kagglesdk.kernels.types.kernels_api_service import (
+            ApiGetKernelSessionStatusRequest,
+        )
+
+        def once():
+            request = ApiGetKernelSessionStatusRequest()
+            request.user_name, request.kernel_slug = slug.split("/", 1)
+            with self._api.build_kaggle_client() as kaggle:
+                response = kaggle.kernels.kernels_api_client.get_kernel_session_status(request)
+            return response.status.name, response.failure_message or ""
+
+        return self._call(f"kernel {slug}", once, forbidden=KERNEL_FORBIDDEN)
+
+    def kernel_output(self, slug: str, page_token: str = "", page_size: int = 100):
+        """One page of a kernel's latest run's output: files (file_name, url), its log (JSON, a list of
+        {stream_name, time, data}), next_page_token (kagglesdk ApiListKernelSessionOutputResponse)."""
+        from kagglesdk.kernels.types.kernels_api_service import (
+            ApiListKernelSessionOutputRequest,
+        )
+
+        def once():
+            request = ApiListKernelSessionOutputRequest()
+            request.user_name, request.kernel_slug = slug.split("/", 1)
+            request.page_size, request.page_token = page_size, page_token
+            with self._api.build_kaggle_client() as kaggle:
+                return kaggle.kernels.kernels_api_client.list_kernel_session_output(request)
+
+        return self._call(f"kernel {slug}'s output", once, forbidden=KERNEL_FORBIDDEN)
+
+    def download_url(self, url: str, dest: Path, what: str) -> int:
+        """Download url (a kernel's output file, a signed storage URL: no credentials) to dest; bytes.
+        A cut download is started again from nothing, with this client's backoff."""
         import requests
 
-        for attempt in range(self.retries + 1):
+        def once() -> int:
+            response = requests.get(url, stream=True, timeout=300)
+            response.raise_for_status()
+            self._api.download_file(response, str(dest), None, quiet=True, resume=False, max_retries=0)
+            return dest.stat().st_size
+
+        return self._call(what, once)
+
+    def gpu_quota(self):
+        """This account's weekly GPU quota (kagglesdk ApiAcceleratorQuota: time_used, total_time_allowed,
+        timedeltas) and when it refreshes (a UTC datetime, or None)."""
+        response = self._call("GPU quota", self._api.quota_view)
+        return response.gpu_quota, response.quota_refresh_time
+
+    def _call(self, what: str, fn: Callable[[], T], retries: int | None = None, forbidden: str | None = None) -> T:
+        """fn(), tried again on network errors, 429 and 5xx (retries times, default the client's); any
+        failure becomes a KaggleError. forbidden: what a 403 means here, when not the competition's rules."""
+        import requests
+
+        retries = self.retries if retries is None else retries
+        for attempt in range(retries + 1):
             try:
                 return fn()
             except (requests.RequestException, _UploadFailed, *_urllib3_errors()) as err:
                 reason = _transient(err)
                 if reason is None:
-                    raise self._explain(what, err) from None
-                if attempt == self.retries:
+                    raise self._explain(what, err, forbidden) from None
+                if attempt == retries:
                     raise KaggleError(f"{what}: gave up after {attempt + 1} tries (last: {reason}). "
                                       "Check the network and https://www.kaggle.com, then run again.") from None
                 wait = self.backoff_s * 2**attempt
-                print(f"kaggle: {what}: {reason}; try {attempt + 2} of {self.retries + 1} in {wait:.1f}s",
+                print(f"kaggle: {what}: {reason}; try {attempt + 2} of {retries + 1} in {wait:.1f}s",
                       file=sys.stderr)
                 time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _explain(self, what: str, err: Exception) -> KaggleError:
+    def _explain(self, what: str, err: Exception, forbidden: str | None = None) -> KaggleError:
         status = _status(err)
+        if status == 403 and forbidden:
+            return KaggleError(f"{what}: Kaggle refused (403 Forbidden): {forbidden.format(rules=self.rules_url)}")
+        if status == 404 and forbidden:  # a kernel call: the kernel, not the competition, is missing
+            return KaggleError(f"{what}: Kaggle has no such kernel (404): deleted on Kaggle? --new pushes another")
         if status == 401:
             return KaggleError(f"{what}: Kaggle refused the credentials from {self.source} (401 Unauthorized): "
                                f"the key or token is wrong, expired or revoked. Make a new one at {TOKEN_URL}.")

@@ -1,6 +1,8 @@
 """A fake kaggle.com that answers what the installed client (kaggle 2.2.5) sends, for offline tests.
 
-With KAGGLE_API_ENVIRONMENT=LOCALHOST the client's KaggleApi talks to http://localhost, port 80.
+With KAGGLE_API_ENVIRONMENT=LOCALHOST the client's KaggleApi talks to http://localhost, and with this
+project's KAGGLE_LOCALHOST_PORT (competition/kaggle/client.py) on that port: the fake serves a free
+port it is given or picks (`environment()` says which), so any user can run it, root or not.
 The calls below were read off the real client by pointing it at a logging server:
 
     POST /api/v1/competitions.CompetitionApiService/DownloadDataFiles   {"competitionName"}
@@ -15,13 +17,28 @@ The calls below were read off the real client by pointing it at a logging server
          -> {"submissions": [{"teamId", "teamName", "score"}], "nextPageToken"}  (best first)
     POST /api/v1/security.OAuthService/IntrospectToken   {"token"} -> {"active", "username"}  (access tokens)
 
+and the kernel calls, their shapes those of kagglesdk's kernels types (the answers are made with them):
+
+    POST /api/v1/kernels.KernelsApiService/SaveKernel   {"slug", "newTitle", "text", "language", "kernelType",
+         "isPrivate", "enableGpu", "enableInternet", "competitionDataSources", "machineShape", ...}
+         -> {"ref", "url", "versionNumber", "error"?, "invalidCompetitionSources"?, ...}; the pushed script then
+         runs (FakeKaggle.runner: by default for real, in a folder laid out as Kaggle's, see KernelRun)
+    POST .../GetKernelSessionStatus   {"userName", "kernelSlug"} -> {"status": "QUEUED" | "RUNNING" | "COMPLETE"
+         | "ERROR", "failureMessage"?}
+    POST .../ListKernelSessionOutput  {"userName", "kernelSlug", "pageSize", "pageToken"}
+         -> {"files": [{"fileName", "url"}], "log": JSON [{"stream_name", "time", "data"}], "nextPageToken"}
+         (the files once the run has ended; each url is then a plain GET, as storage would serve it)
+    POST .../GetAcceleratorQuotaStatistics   {} -> {"quotaRefreshTime", "gpuQuota": {"timeUsed": "3600s",
+         "totalTimeAllowed": "108000s"}, ...}
+
 API calls carry `Authorization: Basic base64(username:key)` (kaggle.json, KAGGLE_USERNAME/KAGGLE_KEY) or
 `Bearer <token>` (KAGGLE_API_TOKEN); errors go back as JSON {"code", "message"}, which the client raises
 as requests.HTTPError. A submission is scored against the hidden test labels, as Kaggle would.
 
-    with FakeKaggle(make_competition()) as kaggle:   # serving on 127.0.0.1:80 until the block ends
+    with FakeKaggle(make_competition()) as kaggle:   # serving on a free port of 127.0.0.1 until the block ends
+        os.environ.update(kaggle.environment())       # where the client finds it
         kaggle.fail("DownloadDataFiles", 500)        # the next call answers 500, the one after is normal
-        kaggle.fail("storage", "cut")                # the next zip download stops half-way
+        kaggle.fail("storage", "cut")                # the next zip download stops half-way ("output": a kernel's file)
 """
 
 from __future__ import annotations
@@ -29,22 +46,31 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-HOST, PORT = "127.0.0.1", 80  # the client's LOCALHOST environment is http://localhost, no port to choose
+HOST = "127.0.0.1"
 USERNAME, KEY = "ada", "0123456789abcdef-not-a-real-key"
 TOKEN = "KGAT_0123456789-not-a-real-token"
 API = "/api/v1/"
 STORAGE = "/storage/digit-recognizer.zip"
 UPLOAD = "/upload/"
+OUTPUT = "/kernel-output/"  # where a kernel's output files are served (Kaggle: signed storage URLs)
+GPU_HOURS_A_WEEK = 30
 
 
 @dataclass
@@ -87,8 +113,17 @@ class FakeKaggle:
     max_daily_submissions: int = 5
     leaderboard: list[float] = field(default_factory=lambda: [1.0, 1.0, 0.99971, 0.99914, 0.99757, 0.9967,
                                                                 0.99614, 0.995, 0.99171, 0.98, 0.9])
+    port: int = 0  # 0: a free one, picked when it starts
+    gpu_used_s: float = 3.5 * 3600  # this week's GPU quota, as GetAcceleratorQuotaStatistics tells it
+    gpu_total_s: float = GPU_HOURS_A_WEEK * 3600
+    gpu_allowed: bool = True  # False: SaveKernel answers 403, as for an account that may not use GPUs
+    # Makes the run of a pushed kernel: runner(script text, kernel-metadata) -> an object with
+    # status() -> (status, failure message), log() -> [{"stream_name", "time", "data"}], outputs() -> folder.
+    runner: Callable | None = None
+    queued_polls: int = 1  # GetKernelSessionStatus answers QUEUED this many times first
     calls: list[str] = field(default_factory=list)  # "DownloadDataFiles", "storage", "upload", ...
     submissions: list[dict] = field(default_factory=list)
+    kernels: dict[str, list[dict]] = field(default_factory=dict)  # slug -> its versions' pushes, oldest first
     _faults: dict[str, list] = field(default_factory=dict)
     _uploads: dict[str, bytes] = field(default_factory=dict)
 
@@ -99,9 +134,19 @@ class FakeKaggle:
     def count(self, call: str) -> int:
         return self.calls.count(call)
 
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """The variables that send the kaggle client here."""
+        return {"KAGGLE_API_ENVIRONMENT": "LOCALHOST", "KAGGLE_LOCALHOST_PORT": str(self.port),
+                "NO_PROXY": "localhost,127.0.0.1"}
+
     def __enter__(self) -> FakeKaggle:
         handler = type("Handler", (_Handler,), {"kaggle": self})
-        self._server = ThreadingHTTPServer((HOST, PORT), handler)  # OSError when port 80 is not ours
+        self._server = ThreadingHTTPServer((HOST, self.port), handler)
+        self.port = self._server.server_address[1]
         self._server.daemon_threads = True
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -113,6 +158,9 @@ class FakeKaggle:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+        for versions in self.kernels.values():
+            for version in versions:
+                getattr(version["run"], "stop", lambda: None)()
 
     # What each call answers: (status, JSON body).
 
@@ -130,7 +178,7 @@ class FakeKaggle:
         if call == "StartSubmissionUpload":
             token = f"blob-{len(self._uploads) + 1}"
             self._uploads[token] = b""
-            return 200, {"token": token, "createUrl": f"http://localhost{UPLOAD}{token}"}
+            return 200, {"token": token, "createUrl": f"{self.url}{UPLOAD}{token}"}
         if call == "CreateSubmission":
             return 200, self._create_submission(body)
         if call == "GetSubmission":
@@ -156,7 +204,82 @@ class FakeKaggle:
                     for i, v in enumerate(page)]
             more = start + size < len(self.leaderboard)
             return 200, {"submissions": rows, "nextPageToken": str(start + size) if more else ""}
+        if call in KERNEL_CALLS:
+            return self._kernel_call(call, body)
         return 404, {"code": 404, "message": f"no such call {call}"}
+
+    # The kernel calls: answers built with kagglesdk's own types, so their JSON is the real one.
+
+    def _kernel_call(self, call: str, body: dict) -> tuple[int, dict]:
+        from kagglesdk.kernels.types import kernels_api_service as types
+        from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
+
+        if call == "GetAcceleratorQuotaStatistics":
+            # Written by hand: kagglesdk's own writer of durations drops whole days (timedelta.seconds);
+            # its reader takes these ("<seconds>s") as the real API sends them.
+            answer = types.ApiGetAcceleratorQuotaStatisticsResponse()
+            answer.quota_refresh_time = datetime(2026, 12, 5, 0, 0)  # Kaggle's week turns on Saturday, 00:00 UTC
+            return 200, {**answer.to_dict(), "gpuQuota": {"timeUsed": f"{self.gpu_used_s:.0f}s",
+                                                          "totalTimeAllowed": f"{self.gpu_total_s:.0f}s"}}
+        if call == "SaveKernel":
+            return self._save_kernel(body, types)
+        slug = f"{body.get('userName')}/{body.get('kernelSlug')}"
+        if slug not in self.kernels:
+            return 404, {"code": 404, "message": f"Kernel {slug} not found"}
+        version = self.kernels[slug][-1]
+        status, failure = version["run"].status()
+        if call == "GetKernelSessionStatus":
+            version["polls"] += 1
+            answer = types.ApiGetKernelSessionStatusResponse()
+            answer.status = KernelWorkerStatus.QUEUED if version["polls"] <= self.queued_polls else \
+                KernelWorkerStatus[status]
+            if failure and answer.status == KernelWorkerStatus.ERROR:
+                answer.failure_message = failure
+            return 200, answer.to_dict()
+        # ListKernelSessionOutput: the log so far; the files once the run has ended, a page at a time.
+        answer = types.ApiListKernelSessionOutputResponse()
+        answer.log = json.dumps(version["run"].log())
+        if status in ("COMPLETE", "ERROR"):
+            folder = version["run"].outputs()
+            names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+            start, size = int(body.get("pageToken") or 0), int(body.get("pageSize") or 20)
+            items = []
+            for name in names[start:start + size]:
+                item = types.ApiKernelSessionOutputFile()
+                item.file_name, item.url = name, f"{self.url}{OUTPUT}{slug}/{len(self.kernels[slug])}/{name}?sig=abc123"
+                items.append(item)
+            answer.files = items
+            answer.next_page_token = str(start + size) if start + size < len(names) else ""
+        return 200, answer.to_dict()
+
+    def _save_kernel(self, body: dict, types) -> tuple[int, dict]:
+        if body.get("enableGpu") and not self.gpu_allowed:
+            return 403, {"code": 403, "message": "Phone verification is required to use accelerators"}
+        slug = body.get("slug", "")
+        owner, _, name = slug.partition("/")
+        answer = types.ApiSaveKernelResponse()
+        if owner != self.username:
+            return 403, {"code": 403, "message": f"You do not have permission to push kernels of {owner}"}
+        wrong = [c for c in body.get("competitionDataSources") or [] if c != "digit-recognizer"]
+        if wrong or not self.rules_accepted:
+            answer.invalid_competition_sources = wrong or ["digit-recognizer"]
+        versions = self.kernels.setdefault(slug, [])
+        runner = self.runner or KernelRun
+        versions.append({"metadata": {k: v for k, v in body.items() if k != "text"}, "text": body.get("text", ""),
+                         "polls": 0, "run": runner(body.get("text", ""), body, self.competition)})
+        answer.ref, answer.url = f"/code/{slug}", f"{self.url}/code/{slug}"
+        answer.version_number, answer.kernel_id = len(versions), 70_000_000 + len(self.kernels)
+        return 200, answer.to_dict()
+
+    def output_file(self, path: str) -> bytes | None:
+        """A kernel version's output file by its served path (owner/slug/version/name), or None."""
+        owner, slug, version, name = (path.split("/", 3) + ["", "", "", ""])[:4]
+        versions = self.kernels.get(f"{owner}/{slug}", [])
+        if not version.isdigit() or not 0 < int(version) <= len(versions):
+            return None
+        folder = versions[int(version) - 1]["run"].outputs()
+        target = (folder / name).resolve()
+        return target.read_bytes() if folder.resolve() in target.parents and target.is_file() else None
 
     def _create_submission(self, body: dict) -> dict:
         data = self._uploads.get(body.get("blobFileTokens", ""))
@@ -226,16 +349,22 @@ class _Handler(BaseHTTPRequestHandler):
         request = json.loads(body or b"{}")
         if call == "DownloadDataFiles" and self.kaggle.rules_accepted:
             # Kaggle answers with a redirect to a signed storage URL.
-            return self._send(302, headers={"Location": f"http://localhost{STORAGE}?X-Goog-Signature=abc123"})
+            return self._send(302, headers={"Location": f"{self.kaggle.url}{STORAGE}?X-Goog-Signature=abc123"})
         with self.kaggle._lock:
             status, answer = self.kaggle._answer(call, request)
         self._send(status, json.dumps(answer).encode())
 
     def do_GET(self) -> None:
-        if not self.path.startswith(STORAGE):
+        if self.path.startswith(OUTPUT):
+            fault = self._fault("output")
+            data = self.kaggle.output_file(self.path[len(OUTPUT):].split("?", 1)[0])
+            if data is None:
+                return self._send(404)
+        elif self.path.startswith(STORAGE):
+            fault = self._fault("storage")
+            data = self.kaggle.competition.zip_bytes
+        else:
             return self._send(404)
-        fault = self._fault("storage")
-        data = self.kaggle.competition.zip_bytes
         if fault == "cut":  # promise the whole file, send half, hang up
             self.send_response(200)
             self.send_header("Content-Type", "application/zip")
@@ -248,7 +377,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None:
             return self._send_fault(fault)
-        self._send(200, data, "application/zip",
+        self._send(200, data, "application/octet-stream" if self.path.startswith(OUTPUT) else "application/zip",
                    {"Last-Modified": "Mon, 10 Jul 2023 12:00:00 GMT", "Accept-Ranges": "bytes"})
 
     def do_PUT(self) -> None:
@@ -262,3 +391,73 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(404)
             self.kaggle._uploads[token] = data
         self._send(200, b"{}")
+
+
+KERNEL_CALLS = ("SaveKernel", "GetKernelSessionStatus", "ListKernelSessionOutput", "GetAcceleratorQuotaStatistics")
+KAGGLE_INPUT = "input/digit-recognizer"  # under the fake's /kaggle: what competition_sources attaches
+KAGGLE_WORKING = "working"
+
+
+class KernelRun:
+    """A pushed script kernel run for real, as Kaggle would: in a folder laid out as Kaggle's (kaggle/input/
+    digit-recognizer with the competition's CSVs, kaggle/working for its outputs), its paths passed in
+    (`--input`, `--working`), by this Python, its output lines the kernel's log."""
+
+    def __init__(self, text: str, metadata: dict, competition: Competition):
+        self.root = Path(tempfile.mkdtemp(prefix="fake-kaggle-kernel-")) / "kaggle"
+        self.input, self.working = self.root / KAGGLE_INPUT, self.root / KAGGLE_WORKING
+        self.working.mkdir(parents=True)
+        with zipfile.ZipFile(io.BytesIO(competition.zip_bytes)) as zf:
+            zf.extractall(self.input)
+        script = self.root / "src" / "script.py"
+        script.parent.mkdir()
+        script.write_text(text)
+        self._events: list[dict] = []
+        self._start = time.monotonic()
+        env = {name: value for name, value in os.environ.items()
+               if not name.startswith(("KAGGLE_", "DIGITS_", "PYTHONPATH"))}  # a kernel knows nothing of ours
+        self._process = subprocess.Popen(
+            [sys.executable, str(script), "--input", str(self.input), "--working", str(self.working)],
+            cwd=self.working, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            self._events.append({"stream_name": "stdout", "time": round(time.monotonic() - self._start, 3),
+                                 "data": line})
+
+    def status(self) -> tuple[str, str]:
+        code = self._process.poll()
+        if code is None:
+            return "RUNNING", ""
+        self._reader.join()
+        return ("COMPLETE", "") if code == 0 else ("ERROR", f"Your notebook tried to run but exited with code {code}")
+
+    def log(self) -> list[dict]:
+        return list(self._events)
+
+    def outputs(self) -> Path:
+        return self.working
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+
+def digits_competition(n_test: int = 360, seed: int = 0) -> Competition:
+    """scikit-learn's digits in the competition's format (as `make demo-data`, not marked as demo), scored
+    against their test labels: a competition a model can learn in one epoch."""
+    from competition.data.demo import demo_images
+    from competition.data.digits import PIXEL_COLUMNS
+
+    images, labels = demo_images()
+    order = np.random.default_rng(seed).permutation(len(images))
+    test_idx, train_idx = order[:n_test], order[n_test:]
+    pixels = images.reshape(len(images), -1)
+    train = pd.DataFrame(pixels[train_idx], columns=PIXEL_COLUMNS)
+    train.insert(0, "label", labels[train_idx])
+    test = pd.DataFrame(pixels[test_idx], columns=PIXEL_COLUMNS)
+    sample = pd.DataFrame({"ImageId": np.arange(1, n_test + 1), "Label": 0})
+    return competition_zip(train, test, sample, labels[test_idx])

@@ -1,8 +1,10 @@
 """What this machine is, and the compute precision and threads that suit it.
 
 `--precision auto` (every preset's default) trains in bfloat16 only where the hardware runs it
-natively: a CPU with AVX512-BF16 or AMX-BF16, or a GPU of compute capability 8.0 or more. Elsewhere
-bfloat16 is emulated and several times slower than float32 (docs/speed.md), so auto means float32.
+natively: a CPU with AVX512-BF16 or AMX-BF16, or a GPU of compute capability 8.0 or more. A GPU of
+compute capability 7.x (T4, V100: float16 tensor cores, no bfloat16 ones) trains in mixed_float16.
+Elsewhere (CPUs without those instructions, a P100 at 6.0 with no tensor cores) reduced precision is
+emulated or gains little, and several times slower on a CPU (docs/speed.md), so auto means float32.
 `--threads 0` means every core this process may use: its CPU affinity and its cgroup's CPU quota
 (a container's share), not the host's count that os.cpu_count() gives.
 
@@ -27,6 +29,7 @@ FLAGS = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX512F", "avx512_vnni": "AVX
          "avx512_bf16": "AVX512-BF16", "amx_tile": "AMX", "amx_bf16": "AMX-BF16", "asimd": "NEON", "bf16": "BF16"}
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # x86 flags of bfloat16 matrix instructions
 BF16_GPU_CAPABILITY = (8, 0)  # Ampere and later: bfloat16 tensor cores
+FP16_GPU_CAPABILITY = (7, 0)  # Volta and Turing: float16 tensor cores only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +136,10 @@ def choose_precision(requested: str, hardware: Hardware) -> tuple[str, str]:
     if hardware.gpu:
         if hardware.gpu_capability and hardware.gpu_capability >= BF16_GPU_CAPABILITY:
             return "mixed_bfloat16", f"auto: {hardware.gpu} has bfloat16 tensor cores"
-        return "float32", f"auto: {hardware.gpu} has no bfloat16 tensor cores (compute capability below 8.0)"
+        if hardware.gpu_capability and hardware.gpu_capability >= FP16_GPU_CAPABILITY:
+            return "mixed_float16", (f"auto: {hardware.gpu} has float16 tensor cores, none for bfloat16 "
+                                     "(compute capability 7.x)")
+        return "float32", f"auto: {hardware.gpu} has no tensor cores (compute capability below 7.0)"
     native = [FLAGS[flag] for flag in NATIVE_BF16_FLAGS if flag in hardware.flags]
     if native:
         return "mixed_bfloat16", f"auto: the CPU has {native[0]}, so bfloat16 runs natively"

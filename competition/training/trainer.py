@@ -127,7 +127,7 @@ def callbacks(cfg: TrainConfig, folder: Path, n_train: int, validate: bool) -> l
 
 
 def model_for(cfg: TrainConfig) -> tuple[keras.Model, dict | None]:
-    """The compiled model cfg names, in cfg's precision (a resolved one: float32 or mixed_bfloat16),
+    """The compiled model cfg names, in cfg's precision (a resolved one: float32 or mixed_*),
     and the hyperparameter values it came from (tuned runs)."""
     if cfg.precision not in COMPUTE_PRECISIONS:  # decided once, by hardware.resolve, before any model is built
         raise ValueError(f"precision {cfg.precision!r}: resolve it first (hardware.resolve)")
@@ -149,7 +149,8 @@ def as_float32(cfg: TrainConfig, model: keras.Model) -> keras.Model:
     twin, _ = model_for(dataclasses.replace(cfg, precision="float32"))
     twin.set_weights(model.get_weights())
     twin.optimizer.build(twin.trainable_variables)  # its state too, as a float32 run saves it
-    for mine, theirs in zip(twin.optimizer.variables, model.optimizer.variables, strict=True):
+    trained = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # mixed_float16's loss scaling wraps it
+    for mine, theirs in zip(twin.optimizer.variables, trained.variables, strict=True):
         mine.assign(theirs)
     return twin
 

@@ -1,0 +1,177 @@
+"""What runs on Kaggle: the kernel script that `make kaggle-best` pushes is this file's source, then
+its settings (the recipe, the project's code as a base64 zip, the versions it was tested with) and a
+call of `run` (competition/kaggle/kernel.py writes it). The standard library only: it runs before
+the project is unpacked, on whatever Kaggle's image has.
+
+In the kernel it
+1. copies everything it prints into <working>/kaggle-best.log (Kaggle's own log has it too);
+2. checks the image's TensorFlow, Keras, numpy, pandas and scikit-learn against ACCEPTED: outside a
+   range it stops at once, in one line (not a traceback twenty minutes in); inside one but not the
+   tested pin, one line says so and it runs on Kaggle's own (no pip install: no internet needed,
+   no minutes of GPU quota spent installing, and the CUDA build that matches Kaggle's drivers);
+3. unpacks the project and runs `python -m competition.best --recipe <name>` on the competition's
+   data (<input>), exactly as `make best` does, into <working>/recipe-<name>/, one member at a time
+   (--jobs 1: the members share one GPU, whose memory one TensorFlow process takes);
+4. lifts that folder's files into <working>/ (submission.csv at the top, where Kaggle looks for a
+   notebook's submission) and writes kaggle_run.json: what ran, on which versions.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+INPUT = "/kaggle/input/digit-recognizer"
+WORKING = "/kaggle/working"
+LOG_FILE = "kaggle-best.log"
+RUN_FILE = "kaggle_run.json"  # in the output: the recipe, the code's digest, the versions it ran on
+PREFIX = "kaggle-best:"
+# The versions the project runs on: [lowest, first too high). Keras 3 on TensorFlow 2.16+ (where Keras 3
+# is TensorFlow's own); below the tested pins (requirements.txt) it is untested, and the log says so.
+ACCEPTED = {
+    "tensorflow": ((2, 16), (3, 0)),
+    "keras": ((3, 5), (4, 0)),
+    "numpy": ((1, 26), (3, 0)),
+    "pandas": ((2, 0), (4, 0)),
+    "scikit-learn": ((1, 3), (2, 0)),
+}
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """'2.18.0rc1' -> (2, 18, 0): the leading numbers."""
+    found = re.match(r"\d+(\.\d+)*", text)
+    return tuple(int(part) for part in found.group(0).split(".")) if found else ()
+
+
+def installed_versions(names=tuple(ACCEPTED)) -> dict[str, str | None]:
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def check_versions(installed: dict[str, str | None], tested: dict[str, str]) -> tuple[list[str], list[str]]:
+    """What stops the run (a package missing or outside ACCEPTED) and what is only said (inside, untested)."""
+    errors, notes = [], []
+    for name, (low, high) in ACCEPTED.items():
+        have = installed.get(name)
+        wanted = f">={'.'.join(map(str, low))},<{'.'.join(map(str, high))}"
+        if have is None:
+            errors.append(f"{name} is not installed (the project needs {name}{wanted})")
+        elif not low <= version_tuple(have) < high:
+            errors.append(f"{name} {have} (the project needs {name}{wanted})")
+        elif tested.get(name) and have != tested[name]:
+            notes.append(f"{name} {have}")
+    return errors, notes
+
+
+class Tee(io.TextIOBase):
+    """Writes to the stream and to the log file, line-buffered, so the log holds what Kaggle's holds."""
+
+    def __init__(self, stream, log):
+        self.stream, self.log = stream, log
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        self.stream.flush()
+        self.log.write(text)
+        self.log.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+        self.log.flush()
+
+
+def say(text: str) -> None:
+    print(f"{PREFIX} {text}", flush=True)
+
+
+def unpack(project_zip_b64: str, dest: Path) -> Path:
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(project_zip_b64))) as zf:
+        zf.extractall(dest)
+    return dest
+
+
+def find_input(input_dir: Path) -> Path:
+    """The competition's folder: the expected one, else the one under /kaggle/input holding train.csv."""
+    if (input_dir / "train.csv").is_file():
+        return input_dir
+    found = sorted(input_dir.parent.glob("**/train.csv")) if input_dir.parent.is_dir() else []
+    return found[0].parent if found else input_dir  # none: make best says what is missing
+
+
+def lift(folder: Path, working: Path) -> None:
+    """folder's entries into working (same file system: renames), then folder itself goes."""
+    for entry in sorted(folder.iterdir()):
+        os.replace(entry, working / entry.name)
+    folder.rmdir()
+
+
+def gpu_line() -> str:
+    try:
+        result = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap,memory.total", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "no nvidia-smi: no GPU"
+    return "; ".join(line.strip() for line in result.stdout.splitlines() if line.strip()) or "nvidia-smi found no GPU"
+
+
+def run(recipe: str, project_zip_b64: str, code_digest: str, tested: dict[str, str], epochs: int | None = None,
+        input_dir: str = INPUT, working_dir: str = WORKING) -> int:
+    """The kernel's work; its exit status (non-zero: Kaggle marks the run ERROR)."""
+    working = Path(working_dir)
+    working.mkdir(parents=True, exist_ok=True)
+    log = open(working / LOG_FILE, "a", encoding="utf-8")
+    sys.stdout, sys.stderr = Tee(sys.__stdout__, log), Tee(sys.__stderr__, log)
+    start = time.monotonic()
+    say(f"recipe {recipe}" + (f", {epochs} epochs a member (a trial)" if epochs else "")
+        + f", project code {code_digest}, Python {platform.python_version()}, GPU: {gpu_line()}")
+    installed = installed_versions()
+    errors, notes = check_versions(installed, tested)
+    if errors:
+        say(f"error: Kaggle's image has {'; '.join(errors)}: pin an older image in the kernel's settings, or "
+            "update the project's ACCEPTED ranges (competition/kaggle/bootstrap.py) once it is tested there")
+        return 3
+    say("running on Kaggle's own " + ", ".join(f"{name} {have}" for name, have in installed.items())
+        + (f" (tested with {', '.join(f'{n} {tested[n]}' for n in tested)}; untested here: {', '.join(notes)})"
+           if notes else " (the tested pins)"))
+
+    project = unpack(project_zip_b64, Path(tempfile.mkdtemp(prefix="digits-project-")))
+    data = find_input(Path(input_dir))
+    command = [sys.executable, "-u", "-m", "competition.best", "--recipe", recipe, "--data_dir", str(data),
+               "--models_dir", str(working), "--jobs", "1", *(["--epochs", str(epochs)] if epochs else [])]
+    say("$ python -m competition.best " + " ".join(command[4:]))
+    env = {**os.environ, "PYTHONPATH": str(project), "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, bufsize=1)
+    for line in process.stdout:
+        sys.stdout.write(line)
+    code = process.wait()
+    minutes = (time.monotonic() - start) / 60
+    if code:
+        say(f"error: make best stopped with exit status {code} after {minutes:.1f} min (its last lines above)")
+        return code
+    lift(working / f"recipe-{recipe}", working)
+    (working / RUN_FILE).write_text(json.dumps({
+        "recipe": recipe, "epochs": epochs, "code": code_digest, "versions": installed,
+        "python": platform.python_version(), "gpu": gpu_line(), "minutes": round(minutes, 1)}, indent=2) + "\n")
+    shutil.rmtree(project, ignore_errors=True)
+    say(f"done in {minutes:.1f} min: submission.csv, metrics.json, the members' run folders and {LOG_FILE} "
+        f"in {working}")
+    return 0

@@ -1,0 +1,325 @@
+"""`make kaggle-best`'s library: a recipe trained in a Kaggle script kernel on Kaggle's GPU, brought back.
+
+The kernel is one code file: competition/kaggle/bootstrap.py's source, then the project's own
+packages (common/ and competition/, zipped, base64) and the recipe to run. One file rather than a
+private dataset: a push is one call and nothing else to create, version or wait for; each kernel
+version holds exactly the code it ran (the source tab on Kaggle shows it); no dataset is left behind
+in the account. The competition's data is attached by `competition_sources`; GPU on, internet off
+(the kernel runs on Kaggle's own TensorFlow, bootstrap.py says why), private.
+
+The steps, each one call of the client (competition/kaggle/client.py):
+    estimate  minutes on that GPU (GPU_RATES: guesses until measured there) against the GPU quota left
+    push      kernel-metadata.json + kaggle_best.py; the pushed version is remembered in
+              models/.kaggle-best/<recipe>.json, so Ctrl-C while watching leaves it running and the
+              same command attaches to it instead of pushing a second one
+    watch     its status and its log's last line, every poll_s
+    fetch     its output files into a hidden folder, checked, then renamed to models/recipe-<name>-kaggle/
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import io
+import json
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from common.digits_csv import SUBMISSION_FILE
+from common.errors import ProjectError
+from common.writing import write_json, write_text
+from competition.config import COMPETITION_TRAIN_ROWS, ROOT, Recipe
+from competition.data.reading import read_json
+from competition.kaggle import bootstrap
+from competition.kaggle.client import COMPETITION, KaggleClient, KaggleError
+from competition.runs.folders import ENSEMBLE_FILE, METRICS_FILE
+from competition.training import recipes
+
+SCRIPT_FILE = "kaggle_best.py"
+METADATA_FILE = "kernel-metadata.json"  # the name the kaggle client reads
+PACKED = ("common", "competition")  # what trains; edge/, tests/ and docs/ stay home
+STATE_FOLDER = ".kaggle-best"  # under the models folder: one <recipe>.json per kernel pushed and not yet fetched
+POLL_S = 30.0
+LOG_TAIL = 15  # lines of a failed kernel's log shown
+HEARTBEAT = 10  # polls without news between two progress lines
+
+
+@dataclasses.dataclass(frozen=True)
+class Gpu:
+    name: str
+    capability: tuple[int, int]
+    rates: dict[str, float]  # images/s a preset trains at there, in the precision auto picks for it
+    measured: str = ""  # where the rates were measured; empty: they are guesses
+
+
+# Kaggle's accelerators (machine_shape). No rate has been measured on Kaggle yet: these are guesses from the
+# presets' batch sizes (64: step-bound on a GPU) and a T4's float16 throughput; docs/kaggle.md.
+GPUS = {
+    "NvidiaTeslaT4": Gpu("Tesla T4", (7, 5), {"report-aug": 10_000, "strong": 8_000, "strong-long": 8_000,
+                                              "strong-long-ema": 8_000, "resnet-long-ema": 4_000}),
+    # Retired on Kaggle (the client warns; the session runs on a T4), kept for accounts that still have it.
+    "NvidiaTeslaP100": Gpu("Tesla P100", (6, 0), {"report-aug": 8_000, "strong": 6_000, "strong-long": 6_000,
+                                                  "strong-long-ema": 6_000, "resnet-long-ema": 3_000}),
+}
+DEFAULT_GPU = "NvidiaTeslaT4"
+START_MINUTES = 4.0  # the session's start, TensorFlow's import, the calibration, the submission (a guess)
+
+
+def slug_of(recipe: Recipe) -> str:
+    return f"digits-kaggle-best-{recipe.name}"
+
+
+def output_folder(recipe: Recipe, models_dir: str | Path) -> Path:
+    return Path(models_dir) / f"recipe-{recipe.name}-kaggle"
+
+
+# Building the kernel
+
+
+def project_zip(root: Path = ROOT) -> tuple[str, str]:
+    """The project's packages (PACKED, .py files) as a base64 zip, and a short digest of their content."""
+    buffer, digest = io.BytesIO(), hashlib.sha256()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for package in PACKED:
+            for path in sorted((root / package).rglob("*.py")):
+                name = path.relative_to(root).as_posix()
+                if "/tests/" in name:
+                    continue
+                data = path.read_bytes()
+                digest.update(name.encode() + b"\0" + data)
+                # A fixed date: the same code makes the same zip.
+                zf.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
+    return base64.b64encode(buffer.getvalue()).decode(), digest.hexdigest()[:12]
+
+
+def tested_pins(requirements: Path = ROOT / "requirements.txt") -> dict[str, str]:
+    """requirements.txt's pins of the packages the kernel checks (bootstrap.ACCEPTED)."""
+    pins = {}
+    for line in requirements.read_text().splitlines():
+        name, _, version = line.split("#", 1)[0].strip().partition("==")
+        if name in bootstrap.ACCEPTED and version:
+            pins[name] = version.strip()
+    return pins
+
+
+def kernel_script(recipe: Recipe, epochs: int | None = None, root: Path = ROOT) -> tuple[str, str]:
+    """The kernel's code file and the digest of the code it carries."""
+    packed, digest = project_zip(root)
+    lines = "\n".join(f'    "{packed[i:i + 100]}"' for i in range(0, len(packed), 100))
+    footer = f'''
+
+# Written by `make kaggle-best` (competition/kaggle/kernel.py): what this kernel runs.
+RECIPE = {recipe.name!r}
+EPOCHS = {epochs!r}
+CODE_DIGEST = {digest!r}
+TESTED = {tested_pins(root / "requirements.txt")!r}
+PROJECT_ZIP = (  # {", ".join(PACKED)} of the checkout, zipped, base64
+{lines}
+)
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="make kaggle-best's kernel: the recipe, on Kaggle")
+    parser.add_argument("--input", default=INPUT, help="the competition's folder (default: %(default)s)")
+    parser.add_argument("--working", default=WORKING, help="where the outputs go (default: %(default)s)")
+    args, _ = parser.parse_known_args()  # whatever else the runner passes
+    code = run(RECIPE, PROJECT_ZIP, CODE_DIGEST, TESTED, EPOCHS, args.input, args.working)
+    if code:
+        sys.exit(code)
+'''
+    return Path(bootstrap.__file__).read_text() + footer, digest
+
+
+def kernel_metadata(username: str, recipe: Recipe, accelerator: str = DEFAULT_GPU) -> dict:
+    """kernel-metadata.json, as `kaggle kernels init` writes it (booleans as the strings it writes)."""
+    slug = slug_of(recipe)
+    return {
+        "id": f"{username}/{slug}", "title": f"digits kaggle-best {recipe.name}",  # Kaggle slugifies it to the id
+        "code_file": SCRIPT_FILE, "language": "python", "kernel_type": "script",
+        "is_private": "true", "enable_gpu": "true", "enable_tpu": "false", "enable_internet": "false",
+        "machine_shape": accelerator, "dataset_sources": [], "competition_sources": [COMPETITION],
+        "kernel_sources": [], "model_sources": [],
+    }
+
+
+def write_kernel_folder(folder: Path, username: str, recipe: Recipe, epochs: int | None = None,
+                        accelerator: str = DEFAULT_GPU) -> str:
+    """The folder `kaggle kernels push` takes; the digest of the code in it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script, digest = kernel_script(recipe, epochs)
+    write_text(folder / SCRIPT_FILE, script)
+    write_json(folder / METADATA_FILE, kernel_metadata(username, recipe, accelerator))
+    return digest
+
+
+# Before pushing: time and quota
+
+
+def estimate_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None) -> tuple[float, str]:
+    """The recipe's minutes on that GPU, start included, and what the figure is (measured or a guess)."""
+    gpu = GPUS[accelerator]
+    members = recipes.members(recipe, "", "", epochs)
+    train = sum(recipes.minutes(m.cfg, COMPETITION_TRAIN_ROWS, gpu.rates[m.preset]) for m in members)
+    what = f"measured {gpu.measured}" if gpu.measured else "a guess: not measured on Kaggle yet"
+    return START_MINUTES + train, what
+
+
+def check_quota(client: KaggleClient, needed_minutes: float, gpu: str, what: str, force: bool) -> None:
+    quota, refresh = client.gpu_quota()
+    need = f"the recipe needs about {_hours(needed_minutes / 60)} on a {gpu} ({what})"
+    if quota is None or quota.total_time_allowed is None:
+        print(f"kaggle-best: Kaggle did not say this account's GPU quota; {need}", flush=True)
+        return
+    left_h = max(0.0, (quota.total_time_allowed - (quota.time_used or timedelta(0))).total_seconds() / 3600)
+    total_h = quota.total_time_allowed.total_seconds() / 3600
+    when = f", renewed {refresh:%a %d %b %H:%M} UTC" if refresh else ""
+    line = f"GPU quota: {_hours(left_h)} of {_hours(total_h)} left this week{when}; {need}"
+    if left_h * 60 < needed_minutes and not force:
+        raise ProjectError(f"{line}: not pushed (--force pushes anyway; Kaggle stops a kernel when the quota ends)")
+    print(f"kaggle-best: {line}" + (" (--force: pushing anyway)" if left_h * 60 < needed_minutes else ""), flush=True)
+
+
+# The pushed kernel, remembered
+
+
+def state_path(recipe: Recipe, models_dir: str | Path) -> Path:
+    return Path(models_dir) / STATE_FOLDER / f"{recipe.name}.json"
+
+
+def push(client: KaggleClient, recipe: Recipe, models_dir: str | Path, epochs: int | None, accelerator: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="kaggle-best-push-") as folder:
+        digest = write_kernel_folder(Path(folder), client.username, recipe, epochs, accelerator)
+        response = client.push_kernel(Path(folder))
+    state = {"slug": f"{client.username}/{slug_of(recipe)}", "version": response.version_number,
+             "url": response.url, "recipe": recipe.name, "epochs": epochs, "code": digest,
+             "accelerator": accelerator, "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_json(state_path(recipe, models_dir), state)
+    print(f"kaggle-best: pushed version {state['version']} of {state['slug']} (code {digest}): {state['url']}",
+          flush=True)
+    return state
+
+
+# Watching, fetching
+
+
+def log_lines(output) -> list[str]:
+    """The kernel's log (the JSON list Kaggle keeps: {stream_name, time, data}) as text lines."""
+    try:
+        events = json.loads(output.log or "[]")
+    except json.JSONDecodeError:  # not the JSON Kaggle keeps: its lines as they are
+        return [line for line in (output.log or "").splitlines() if line.strip()]
+    text = "".join(event.get("data", "") for event in events if isinstance(event, dict))
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def watch(client: KaggleClient, state: dict, poll_s: float = POLL_S) -> str:
+    """Poll until the kernel's run ends; its last status. A line when the status or the log's last line
+    changes, and every HEARTBEAT polls when neither does."""
+    start, shown, quiet = time.monotonic(), None, 0
+    while True:
+        status, failure = client.kernel_status(state["slug"])
+        if status not in ("QUEUED", "RUNNING", "NEW_SCRIPT", "CANCEL_REQUESTED"):
+            return status
+        lines = log_lines(client.kernel_output(state["slug"], page_size=1)) if status == "RUNNING" else []
+        now = (status, lines[-1][:160] if lines else "")
+        quiet = 0 if now != shown else quiet + 1
+        if quiet % HEARTBEAT == 0:
+            elapsed = time.monotonic() - start
+            print(f"kaggle-best: {status} {int(elapsed // 60)}m {int(elapsed % 60):02d}s"
+                  + (f": {now[1]}" if now[1] else ""), flush=True)
+        shown = now
+        time.sleep(poll_s)
+
+
+def failed(client: KaggleClient, state: dict, status: str) -> KaggleError:
+    """The failed kernel's log's last lines (on stderr), and the one line that says what failed."""
+    _, failure = client.kernel_status(state["slug"])
+    lines = log_lines(client.kernel_output(state["slug"], page_size=1))
+    for line in lines[-LOG_TAIL:]:
+        print(f"  | {line}", file=sys.stderr)
+    ours = [line for line in lines if line.startswith(f"{bootstrap.PREFIX} error:")]
+    why = (ours[-1][len(bootstrap.PREFIX) + 8:] if ours else lines[-1] if lines else "") or failure or "no log"
+    return KaggleError(f"kernel {state['slug']} version {state['version']} ended {status} on Kaggle: {why} "
+                       f"(its log: {state['url']}; the next run pushes a new version)")
+
+
+def fetch(client: KaggleClient, state: dict, target: Path) -> list[str]:
+    """The kernel's output files into target, whole: a hidden folder beside it, checked, then renamed
+    (a target already there is replaced only then). The files' names."""
+    staging = target.with_name(f".{target.name}.download")
+    shutil.rmtree(staging, ignore_errors=True)
+    names, token = [], ""
+    try:
+        while True:
+            page = client.kernel_output(state["slug"], token)
+            for item in page.files or []:
+                name = item.file_name
+                parts = Path(name).parts
+                if Path(name).is_absolute() or ".." in parts or not parts:
+                    raise KaggleError(f"kernel output: refusing the file name {name!r} (outside the folder)")
+                if parts[0].startswith("."):  # the recipe folder's lock file, lifted with it
+                    continue
+                client.download_url(item.url, staging / name, f"download {name}")
+                names.append(name)
+            token = page.next_page_token or ""
+            if not token:
+                break
+        missing = [n for n in (SUBMISSION_FILE, METRICS_FILE, ENSEMBLE_FILE) if not (staging / n).is_file()]
+        if missing:
+            raise KaggleError(f"kernel {state['slug']} version {state['version']} completed without "
+                              f"{', '.join(missing)} in its output: see its log at {state['url']}")
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return names
+
+
+def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = DEFAULT_GPU, epochs: int | None = None,
+                force: bool = False, new: bool = False, poll_s: float = POLL_S, client: KaggleClient | None = None
+                ) -> Path:
+    """Push (or attach to) the recipe's kernel, watch it, fetch its output; the installed folder."""
+    client = client or KaggleClient()
+    path = state_path(recipe, models_dir)
+    state = read_json(path) if path.is_file() and not new else None
+    if state:
+        print(f"kaggle-best: attaching to version {state['version']} of {state['slug']}, pushed "
+              f"{state['pushed_at']} (code {state['code']}): {state['url']} (--new pushes another)", flush=True)
+    else:
+        minutes, what = estimate_minutes(recipe, accelerator, epochs)
+        gpu = GPUS[accelerator].name
+        print(f"kaggle-best: recipe {recipe.name} ({recipe.summary}) on a {gpu}: about {minutes:.0f} min ({what})",
+              flush=True)
+        check_quota(client, minutes, gpu, what, force)
+        state = push(client, recipe, models_dir, epochs, accelerator)
+    status = watch(client, state, poll_s)
+    if status != "COMPLETE":
+        path.unlink(missing_ok=True)
+        raise failed(client, state, status)
+    target = output_folder(recipe, models_dir)
+    names = fetch(client, state, target)
+    path.unlink(missing_ok=True)
+    metrics = read_json(target / METRICS_FILE)
+    ran = read_json(target / bootstrap.RUN_FILE) if (target / bootstrap.RUN_FILE).is_file() else {}
+    estimate = (metrics.get("estimate") or {}).get("accuracy")
+    print(f"kaggle-best: {len(names)} files -> {target}; {metrics.get('train_minutes')} min of training, "
+          f"{ran.get('minutes')} min in all; GPU: {ran.get('gpu', 'not said')}"
+          + (f"; expected accuracy about {estimate:.5f}" if estimate else ""), flush=True)
+    print(f"kaggle-best: send it with `make submit RUN={target.name}` (plain `make submit` picks the best "
+          "recorded score)", flush=True)
+    return target
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"

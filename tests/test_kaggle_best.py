@@ -1,0 +1,282 @@
+"""`make kaggle-best`: a recipe pushed as a Kaggle kernel, watched, fetched, submitted, against the fake Kaggle.
+
+One test runs the generated kernel script for real (the fake's KernelRun: a folder laid out as Kaggle's,
+kaggle/input/digit-recognizer and kaggle/working, passed in as paths), one epoch on scikit-learn's digits
+in the competition's format; the others give the fake a canned run, so they take a second each.
+"""
+
+import ast
+import base64
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_kaggle import FAST, competition_data, kaggle_json, write_secret  # noqa: F401  (fixtures)
+
+from competition import kaggle_best, submit
+from competition import predict as submission
+from competition.config import RECIPES, ROOT
+from competition.kaggle import bootstrap, kernel
+from competition.kaggle.fake import KEY, USERNAME, FakeKaggle, digits_competition
+from competition.runs.folders import best_scored
+
+SLUG = f"{USERNAME}/digits-kaggle-best-fast"
+QUICK = ["--poll_s", "0.01", *FAST]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return digits_competition()
+
+
+class CannedRun:
+    """A kernel run that Kaggle has already made: RUNNING for `polls` status calls, then `ends`."""
+
+    def __init__(self, working: Path, polls: int = 2, ends: str = "COMPLETE", log: list[str] | None = None):
+        self.working, self.polls, self.ends = working, polls, ends
+        self.lines = log or ["kaggle-best: recipe fast, project code abc", "best: member-1: strong seed 0",
+                             "kaggle-best: done in 6.0 min"]
+
+    def status(self):
+        self.polls -= 1
+        if self.polls >= 0:
+            return "RUNNING", ""
+        return self.ends, "Your notebook tried to run but exited with code 2" if self.ends == "ERROR" else ""
+
+    def log(self):
+        shown = self.lines if self.polls < 0 else self.lines[:1]
+        return [{"stream_name": "stdout", "time": float(i), "data": line + "\n"} for i, line in enumerate(shown)]
+
+    def outputs(self):
+        return self.working
+
+
+def canned_outputs(folder: Path, labels: np.ndarray, estimate: float | None = 0.99524) -> Path:
+    """What the kernel leaves in /kaggle/working for the fast recipe (its model file a stand-in)."""
+    member = folder / "20261203-120000-member-1"
+    member.mkdir(parents=True)
+    (member / "model.keras").write_bytes(b"not a model: submitting never loads it")
+    (member / "metrics.json").write_text(json.dumps({"run_id": member.name, "demo_data": False}))
+    (folder / "ensemble.json").write_text(json.dumps({"members": [member.name], "recipe": "fast"}))
+    (folder / "metrics.json").write_text(json.dumps({
+        "recipe": "fast", "members": [member.name], "demo_data": False, "validation": None, "train_minutes": 2.1,
+        "estimate": {"accuracy": estimate, "std": 0.00042, "source": "5-fold CV"} if estimate else None}))
+    pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels}).to_csv(folder / "submission.csv",
+                                                                                     index=False)
+    (folder / bootstrap.LOG_FILE).write_text("kaggle-best: done\n")
+    (folder / bootstrap.RUN_FILE).write_text(json.dumps({"gpu": "Tesla T4, 7.5, 15360 MiB", "minutes": 6.0}))
+    (folder / ".recipe-fast.lock").write_text("pid 1")
+    return folder
+
+
+@pytest.fixture
+def fake(digits, tmp_path, monkeypatch):
+    """The fake Kaggle, its pushed kernels answered by a canned run (test_..._end_to_end runs one for real)."""
+    server = FakeKaggle(digits, runner=lambda text, body, competition: CannedRun(
+        canned_outputs(tmp_path / f"working-{len(server.calls)}", competition.test_labels)))
+    server.__enter__()
+    monkeypatch.setenv("KAGGLE_LOCALHOST_PORT", str(server.port))
+    yield server
+    server.__exit__(None, None, None)
+
+
+def run(models, *args) -> int:
+    return kaggle_best.main(["--recipe", "fast", "--models_dir", str(models), *QUICK, *args])
+
+
+def test_the_pushed_kernel_is_what_kaggle_expects(fake, kaggle_json, tmp_path, capsys):
+    assert run(tmp_path / "models") == 0
+    [push] = fake.kernels[SLUG]
+    sent = push["metadata"]
+    assert (sent["slug"], sent["newTitle"], sent["language"], sent["kernelType"]) == (
+        SLUG, "digits kaggle-best fast", "python", "script")
+    assert (sent["isPrivate"], sent["enableGpu"], sent["enableInternet"]) == (True, True, False)
+    assert sent["competitionDataSources"] == ["digit-recognizer"] and sent["machineShape"] == "NvidiaTeslaT4"
+    assert not sent.get("datasetDataSources")
+    script = push["text"]
+    ast.parse(script)  # one Python file
+    assert "RECIPE = 'fast'\nEPOCHS = None\n" in script and script.startswith(Path(bootstrap.__file__).read_text())
+    packed = ast.literal_eval(script.split("PROJECT_ZIP = (", 1)[1].split("\n)\n", 1)[0].split("\n", 1)[1].join("()"))
+    with zipfile.ZipFile(io.BytesIO(base64.b64decode(packed))) as zf:
+        names = set(zf.namelist())
+        assert zf.read("competition/best.py") == (ROOT / "competition/best.py").read_bytes()
+    assert {"common/errors.py", "competition/training/recipes.py", "competition/config.py"} <= names
+    assert not [n for n in names if "/tests/" in n or not n.endswith(".py")]
+    out = capsys.readouterr().out
+    assert f"pushed version 1 of {SLUG} (code " in out and f"{fake.url}/code/{SLUG}" in out
+
+    kernel.write_kernel_folder(tmp_path / "folder", USERNAME, RECIPES["fast"])  # as --build_only writes it
+    metadata = json.loads((tmp_path / "folder" / kernel.METADATA_FILE).read_text())
+    from slugify import slugify  # the kaggle client's own: a title that does not give the id makes it warn
+
+    assert slugify(metadata["title"]) == metadata["id"].split("/")[1] and metadata["code_file"] == "kaggle_best.py"
+    assert (tmp_path / "folder" / "kaggle_best.py").read_text() == script
+
+
+def test_kernel_script_runs_locally_as_on_kaggle_then_submits(digits, kaggle_json, tmp_path, monkeypatch, capsys):
+    """The generated script, run for real by the fake in a folder laid out as Kaggle's, one epoch; its
+    output fetched whole, then `make submission` and `make submit` take it as they take any recipe."""
+    models = tmp_path / "models"
+    with FakeKaggle(digits, queued_polls=1) as server:
+        monkeypatch.setenv("KAGGLE_LOCALHOST_PORT", str(server.port))
+        assert run(models, "--epochs", "1", "--poll_s", "0.5") == 0
+        working = server.kernels[SLUG][0]["run"].working
+        out = capsys.readouterr().out
+        log = (working / bootstrap.LOG_FILE).read_text()
+        assert "kaggle-best: running on Kaggle's own tensorflow" in log
+        assert "kaggle-best: $ python -m competition.best --recipe fast --data_dir " in log
+        assert "best: machine: " in log and "best: member-1: strong seed 0, 1 epochs" in log
+        assert sorted(p.name for p in working.iterdir() if not p.name.startswith(".")) == sorted(
+            [bootstrap.LOG_FILE, bootstrap.RUN_FILE, "ensemble.json", "metrics.json", "recipe_config.json",
+             "submission.csv", next(p.name for p in working.iterdir() if p.name.endswith("-member-1"))])
+
+        target = models / "recipe-fast-kaggle"
+        assert "kaggle-best: RUNNING" in out and f"files -> {target}" in out
+        assert f"make submit RUN=recipe-fast-kaggle" in out
+        assert sorted(p.name for p in models.iterdir()) == [kernel.STATE_FOLDER, target.name]  # nothing half-made
+        assert list((models / kernel.STATE_FOLDER).iterdir()) == []  # fetched: nothing to attach to
+        [member] = [p for p in target.iterdir() if p.name.endswith("-member-1")]
+        assert (member / "model.keras").read_bytes() == next(working.glob("*-member-1/model.keras")).read_bytes()
+        assert (target / "submission.csv").read_bytes() == (working / "submission.csv").read_bytes()
+        ran = json.loads((target / bootstrap.RUN_FILE).read_text())
+        assert ran["recipe"] == "fast" and ran["epochs"] == 1 and ran["versions"]["keras"]
+
+        data = competition_data(digits, tmp_path)
+        assert submission.main(["--data_dir", str(data), "--models_dir", str(models), "--out",
+                                str(tmp_path / "again.csv")]) == 0
+        assert pd.read_csv(tmp_path / "again.csv").shape == (len(digits.test_labels), 2)
+        assert submit.main(["--data_dir", str(data), "--models_dir", str(models), *QUICK]) == 0
+        [sent] = server.submissions
+        assert sent["description"].startswith("recipe-fast-kaggle") and sent["status"] == "COMPLETE"
+        assert "submit: public score" in capsys.readouterr().out
+
+
+def test_ctrl_c_leaves_the_kernel_running_and_the_next_run_attaches(fake, kaggle_json, tmp_path, monkeypatch,
+                                                                   capsys):
+    models = tmp_path / "models"
+
+    watch = kernel.watch
+
+    def watch_then_ctrl_c(client, state, poll_s):
+        client.kernel_status(state["slug"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kernel, "watch", watch_then_ctrl_c)
+    assert run(models) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: the kernel keeps running on Kaggle; the same command attaches to it" in err
+    state = json.loads(kernel.state_path(RECIPES["fast"], models).read_text())
+    assert (state["slug"], state["version"]) == (SLUG, 1) and not (models / "recipe-fast-kaggle").exists()
+
+    monkeypatch.setattr(kernel, "watch", watch)
+    assert run(models) == 0
+    assert f"attaching to version 1 of {SLUG}" in capsys.readouterr().out
+    assert fake.count("SaveKernel") == 1 and (models / "recipe-fast-kaggle" / "submission.csv").is_file()
+    assert not kernel.state_path(RECIPES["fast"], models).exists()
+    assert not (models / "recipe-fast-kaggle" / ".recipe-fast.lock").exists()
+
+
+def test_a_kernel_that_errors_shows_its_last_lines_and_one_line_why(fake, kaggle_json, tmp_path, capsys):
+    lines = ["kaggle-best: recipe fast", "Traceback (most recent call last):", "ValueError: train.csv: no rows",
+             "kaggle-best: error: make best stopped with exit status 2 after 0.4 min (its last lines above)"]
+    fake.runner = lambda text, body, competition: CannedRun(tmp_path / "nothing", ends="ERROR", log=lines)
+    assert run(tmp_path / "models") == 1
+    err = capsys.readouterr().err
+    assert "  | ValueError: train.csv: no rows" in err
+    [why] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert why.startswith(f"error: kernel {SLUG} version 1 ended ERROR on Kaggle: make best stopped with exit status 2")
+    assert not (tmp_path / "models" / "recipe-fast-kaggle").exists()
+    assert not kernel.state_path(RECIPES["fast"], tmp_path / "models").exists()  # the next run pushes anew
+
+
+def test_short_quota_refuses_in_one_line_and_force_pushes(fake, kaggle_json, tmp_path, capsys):
+    fake.gpu_used_s = fake.gpu_total_s - 60  # a minute left
+    assert run(tmp_path / "models") == 2
+    out, err = capsys.readouterr()
+    assert "about 6 min (a guess: not measured on Kaggle yet)" in out
+    [line] = err.strip().splitlines()
+    assert line.startswith("error: GPU quota: 1 min of 30.0 h left this week, renewed Sat 05 Dec 00:00 UTC; the "
+                           "recipe needs about 6 min on a Tesla T4 (a guess")
+    assert line.endswith("not pushed (--force pushes anyway; Kaggle stops a kernel when the quota ends)")
+    assert fake.count("SaveKernel") == 0
+    assert run(tmp_path / "models", "--force") == 0
+    assert "(--force: pushing anyway)" in capsys.readouterr().out and fake.count("SaveKernel") == 1
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("wrong key", "GPU quota: Kaggle refused the credentials from"),
+    ("no GPU for this account", "push: Kaggle refused (403 Forbidden): this account may not run this kernel: "
+                                "Kaggle lends GPUs only to accounts with a verified phone number"),
+    ("rules not accepted", "push: Kaggle did not attach the competition's data (digit-recognizer) to the kernel: "
+                           "accept the competition's rules at https://www.kaggle.com/competitions/digit-recognizer/rules"),
+])
+def test_refusals_are_one_line(fake, kaggle_json, tmp_path, capsys, case, expected):
+    if case == "wrong key":
+        write_secret(kaggle_json, json.dumps({"username": USERNAME, "key": "wrong-key-0000"}))
+    fake.gpu_allowed = case != "no GPU for this account"
+    fake.rules_accepted = case != "rules not accepted"
+    assert run(tmp_path / "models") == 1
+    out, err = capsys.readouterr()
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [err.strip()]
+    assert expected in err and KEY not in out + err and "Traceback" not in err
+    assert not kernel.state_path(RECIPES["fast"], tmp_path / "models").exists()
+
+
+def test_a_cut_download_is_retried_then_gives_up_leaving_nothing_half_made(fake, kaggle_json, tmp_path, capsys):
+    models = tmp_path / "models"
+    fake.fail("output", "cut")
+    assert run(models) == 0 and "try 2 of 3" in capsys.readouterr().err  # cut once: fetched again whole
+
+    fake.fail("output", "cut", "cut", "cut")
+    assert run(models, "--new") == 1
+    err = capsys.readouterr().err
+    assert "gave up after 3 tries (last: network error, ChunkedEncodingError: Connection broken" in err
+    assert sorted(p.name for p in models.iterdir()) == [kernel.STATE_FOLDER, "recipe-fast-kaggle"]  # the first, kept
+    assert kernel.state_path(RECIPES["fast"], models).exists()  # still to fetch: the next run attaches
+    assert run(models) == 0 and fake.count("SaveKernel") == 2
+    assert "attaching to version 2" in capsys.readouterr().out
+
+
+def test_plain_make_submit_picks_the_kaggle_recipe_when_its_estimate_is_best(tmp_path):
+    labels = np.zeros(5, dtype=int)
+    canned_outputs(tmp_path / "recipe-fast", labels, estimate=0.99524)
+    canned_outputs(tmp_path / "recipe-best-single-kaggle", labels, estimate=0.99638)
+    picked, why = best_scored(tmp_path)
+    assert picked.name == "recipe-best-single-kaggle" and "expected accuracy, 5-fold CV 0.99638" in why
+    canned_outputs(tmp_path / "recipe-best-ensemble", labels, estimate=0.99700)
+    assert best_scored(tmp_path)[0].name == "recipe-best-ensemble"
+
+
+def test_versions_outside_the_range_stop_the_kernel_in_one_line_at_its_start(tmp_path, monkeypatch, capsys):
+    tested = {"tensorflow": "2.21.0", "keras": "3.15.1"}
+    versions = {"tensorflow": "2.18.0", "keras": "3.8.0", "numpy": "1.26.4", "pandas": "2.2.3", "scikit-learn": "1.2.2"}
+    errors, notes = bootstrap.check_versions(versions, tested)
+    assert errors == ["scikit-learn 1.2.2 (the project needs scikit-learn>=1.3,<2.0)"]
+    assert notes == ["tensorflow 2.18.0", "keras 3.8.0"]
+    assert bootstrap.check_versions({**versions, "scikit-learn": "1.5.0", "keras": None}, tested)[0] == [
+        "keras is not installed (the project needs keras>=3.5,<4.0)"]
+    assert bootstrap.version_tuple("2.18.0rc1") == (2, 18, 0) and bootstrap.version_tuple("3.10") == (3, 10)
+
+    monkeypatch.setattr(bootstrap, "installed_versions", lambda: {**versions, "keras": "2.15.0"})
+    monkeypatch.setattr(bootstrap.sys, "stdout", bootstrap.sys.stdout)  # run() tees it; undone after
+    monkeypatch.setattr(bootstrap.sys, "stderr", bootstrap.sys.stderr)
+    assert bootstrap.run("fast", "", "abc", tested, None, str(tmp_path / "input"), str(tmp_path / "working")) == 3
+    log = (tmp_path / "working" / bootstrap.LOG_FILE).read_text().splitlines()
+    assert len(log) == 2 and log[0].startswith("kaggle-best: recipe fast, project code abc, Python ")
+    assert log[1].startswith("kaggle-best: error: Kaggle's image has keras 2.15.0 (the project needs keras>=3.5,<4.0); "
+                             "scikit-learn 1.2.2")
+
+
+def test_a_kernel_gone_from_kaggle_says_so_in_one_line(fake, kaggle_json, tmp_path, capsys):
+    models = tmp_path / "models"
+    state = kernel.state_path(RECIPES["fast"], models)
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"slug": SLUG, "version": 3, "url": "u", "pushed_at": "t", "code": "c"}))
+    assert run(models) == 1
+    assert capsys.readouterr().err.strip() == (f"error: kernel {SLUG}: Kaggle has no such kernel (404): deleted on "
+                                               "Kaggle? --new pushes another")
+    assert run(models, "--new") == 0 and fake.count("SaveKernel") == 1
