@@ -295,7 +295,7 @@ class Handler(BaseHTTPRequestHandler):
             needed = image_bytes(data)
             if needed > self.server.max_image_bytes:
                 raise ImageTooLarge(f"the image would take about {needed / MIB:,.0f} MiB to decode and read; "
-                                    f"this server takes at most {self.server.max_image_bytes / MIB:,.0f} MiB")
+                                    f"this server takes at most {self.server.max_image_bytes / MIB:,.0f} MiB (--memory_mb)")
             self.hold(needed)
             reading = read_image(self.server.classifier, data, name="the image")
         except ImageTooLarge as err:
