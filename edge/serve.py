@@ -22,7 +22,7 @@ with room for its system) whatever arrives. What the server itself takes at star
 connection, are set aside; the rest is a pool from which each request takes what it needs before
 it allocates: its body, then its image's decoding as the header says it will take (edge/image.py:
 JPEGs are decoded at a fraction of their size) and the reading. An image that would need more than
-the pool (or edge/image.py's 256 MiB) is 413 before decoding; a request that finds no room within
+the pool (or over edge/image.py's 256 MiB to decode) is 413 before decoding; a request that finds no room within
 2 seconds, because other large images are being decoded, is 503 (try again). numpy, Pillow and an
 interpreter only.
 """
@@ -44,7 +44,7 @@ import numpy as np
 
 from edge.classifier import NUM_PIXELS, ClassifierOptions, DigitClassifier
 from edge.errors import InputError, add_debug_flag, run_command
-from edge.image import MAX_DECODE_BYTES, ImageError, ImageTooLarge, decode_bytes, opened_image
+from edge.image import ImageError, ImageTooLarge, decode_bytes, opened_image
 from edge.memory import MIB, BusyError, MemoryPool, release_freed_memory, status_kib
 from edge.reader import WORK_SIDE, read_image
 
@@ -83,7 +83,6 @@ class DigitServer(ThreadingHTTPServer):
         self.slots = threading.BoundedSemaphore(max_connections)
         self.page = PAGE.read_bytes()
         self.memory = MemoryPool(pool_bytes(memory_mb, max_connections))
-        self.max_image_bytes = min(self.memory.capacity, MAX_DECODE_BYTES)
         self.deadlines: dict[Handler, float] = {}  # each request in progress: when it must have arrived
         self.deadline_lock = threading.Lock()
         self.watching = True
@@ -293,9 +292,9 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(HTTPStatus.BAD_REQUEST, "empty body; send an image file")
         try:
             needed = image_bytes(data)
-            if needed > self.server.max_image_bytes:
-                raise ImageTooLarge(f"the image would take about {needed / MIB:,.0f} MiB to decode and read; "
-                                    f"this server takes at most {self.server.max_image_bytes / MIB:,.0f} MiB (--memory_mb)")
+            if needed > self.server.memory.capacity:
+                raise ImageTooLarge(f"the image would take about {needed / MIB:,.0f} MiB to decode and read; this "
+                                    f"server takes at most {self.server.memory.capacity / MIB:,.0f} MiB (--memory_mb)")
             self.hold(needed)
             reading = read_image(self.server.classifier, data, name="the image")
         except ImageTooLarge as err:
@@ -421,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"serving http://{host}:{port}/ with {args.model} on {server.classifier.backend} "
               f"(Ctrl-C stops)", flush=True)
         if not args.quiet:
-            print(f"memory: under {args.memory_mb} MiB; {server.memory.capacity / MIB:.0f} MiB for requests, "
-                  f"images up to {server.max_image_bytes / MIB:.0f} MiB to decode", file=sys.stderr, flush=True)
+            print(f"memory: under {args.memory_mb} MiB, {server.memory.capacity / MIB:.0f} MiB of it for requests",
+                  file=sys.stderr, flush=True)
         try:
             server.serve_forever()
         finally:
