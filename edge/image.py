@@ -175,6 +175,21 @@ def jpeg_scans(data: bytes) -> int:
     return scans
 
 
+def shrink_pixels(pixels: np.ndarray, max_side: int = MAX_SIDE, name: str = "the frame") -> tuple[np.ndarray, float]:
+    """Decoded uint8 pixels (H, W) or (H, W, 3), e.g. a camera frame, shrunk as read_grey shrinks a
+    file (longer side at most max_side, channels kept in their order), and the pixels per pixel of
+    the result; over MAX_PIXELS refused, so that what follows (float copies) stays bounded."""
+    height, width = pixels.shape[:2]
+    if width * height > MAX_PIXELS:
+        raise ImageTooLarge(f"{name}: {width}x{height} pixels is larger than the {MAX_PIXELS:,} taken")
+    if max(width, height) <= max_side or pixels.dtype != np.uint8 or pixels.ndim not in (2, 3):
+        return pixels, 1.0
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    image.thumbnail((max_side, max_side), Image.Resampling.BOX)
+    small = np.asarray(image)
+    return small, max(width, height) / max(small.shape[:2])
+
+
 def flatten(image: Image.Image) -> np.ndarray:
     """Float greyscale 0..255 of any mode, transparency judged (see the module's docstring)."""
     if not (image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info):
