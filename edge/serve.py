@@ -15,16 +15,17 @@ GET /api/health  {"ok": true, "model": ..., "interpreter": ...}
 Binds to 127.0.0.1 unless --host says otherwise. A bad request gets a 4xx JSON {"error": ...} and
 the server keeps serving: a body over --max_bytes is 413 (not read), a wrong content type 415, no
 length 411, a request not in within --timeout seconds 408 (however it trickles), at most
---max_connections at once (503 beyond), JSON of any shape that is not 784 pixels 400.
+--max_connections at once (503 beyond), headers over 32 KiB 431, JSON of any shape that is not 784
+pixels 400 (a classify body over 256 KiB 413).
 
 Memory: the server's resident memory stays under --memory_mb MiB (default 384, for a 1 GB Pi
 with room for its system) whatever arrives. What the server itself takes at start, and a share per
 connection, are set aside; the rest is a pool from which each request takes what it needs before
 it allocates: its body, then its image's decoding as the header says it will take (edge/image.py:
 JPEGs are decoded at a fraction of their size) and the reading. An image that would need more than
-the pool (or over edge/image.py's 256 MiB to decode) is 413 before decoding; a request that finds no room within
-2 seconds, because other large images are being decoded, is 503 (try again). numpy, Pillow and an
-interpreter only.
+the pool (or over edge/image.py's 256 MiB to decode) is 413 before decoding; a request that finds
+no room within 2 seconds, because other large images are being decoded, is 503 (try again).
+numpy, Pillow and an interpreter only.
 """
 
 from __future__ import annotations
