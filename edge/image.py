@@ -126,7 +126,8 @@ def decode_bytes(image: Image.Image, data: bytes, max_side: int | None) -> int:
     width, height = image.size
     pixel = 1 if image.mode in ONE_BYTE_MODES else 4
     copies = (2 if image.mode in ALPHA_MODES else 1) + DECODER_COPIES.get(image.format, UNKNOWN_DECODER_COPIES)
-    coefficients = jpeg_coefficient_bytes(image, data, full_width, full_height) if image.format in ("JPEG", "MPO") else 0
+    jpeg = image.format in ("JPEG", "MPO")
+    coefficients = jpeg_coefficient_bytes(image, data, full_width, full_height) if jpeg else 0
     longer = max(width, height)
     side = min(longer, max_side or longer)
     out_width, out_height = -(-width * side // longer), -(-height * side // longer)

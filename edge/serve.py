@@ -84,6 +84,9 @@ class DigitServer(ThreadingHTTPServer):
         self.slots = threading.BoundedSemaphore(max_connections)
         self.page = PAGE.read_bytes()
         self.memory = MemoryPool(pool_bytes(memory_mb, max_connections))
+        if max_bytes > self.memory.capacity:
+            raise InputError(f"--max_bytes {max_bytes:,} is more than the {self.memory.capacity:,} bytes that "
+                             f"--memory_mb {memory_mb} leaves for requests")
         self.deadlines: dict[Handler, float] = {}  # each request in progress: when it must have arrived
         self.deadline_lock = threading.Lock()
         self.watching = True

@@ -23,7 +23,7 @@ TIMEOUT = 0.5  # seconds a client may stall, short for the test
 @pytest.fixture(scope="module")
 def server(fixtures):
     server = serve.make_server(str(model_path(fixtures, "int8")), port=0, threads=1, max_bytes=200_000,
-                               timeout=TIMEOUT, max_connections=4, quiet=True)
+                               timeout=TIMEOUT, max_connections=4, quiet=True, memory_mb=1024)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -204,3 +204,11 @@ def test_http_servers_own_refusals_are_json(server):
         raw.sendall(b"NOT-HTTP\r\n\r\n")
         reply = b"".join(iter(lambda: raw.recv(4096), b""))
     assert reply.startswith(b"HTTP/1.1 400") and b'"error"' in reply and b"application/json" in reply
+
+
+def test_a_budget_too_small_for_the_server_is_one_line(fixtures, capsys):
+    assert serve.main([str(model_path(fixtures, "int8")), "--port", "0", "--memory_mb", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --memory_mb 20: too little; the server takes") and len(err.splitlines()) == 1
+    assert serve.main([str(model_path(fixtures, "int8")), "--port", "0", "--max_bytes", str(900 << 20)]) == 2
+    assert "is more than the" in capsys.readouterr().err
