@@ -296,7 +296,7 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(HTTPStatus.BAD_REQUEST, "empty body; send an image file")
         try:
             needed = image_bytes(data)
-            if needed > self.server.memory.capacity:
+            if needed + len(data) > self.server.memory.capacity:  # the body is held already
                 raise ImageTooLarge(f"the image would take about {needed / MIB:,.0f} MiB to decode and read; this "
                                     f"server takes at most {self.server.memory.capacity / MIB:,.0f} MiB (--memory_mb)")
             self.hold(needed)
