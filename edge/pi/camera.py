@@ -29,8 +29,8 @@ import numpy as np
 
 from common.errors import InputError, add_debug_flag, exit_status
 from edge.pi.classifier import INTERPRETER_ERRORS, ClassifierOptions, DigitClassifier
-from edge.pi.image import ImageError
-from edge.pi.reader import Reading, read_grey_image
+from edge.pi.image import ImageError, shrink_pixels
+from edge.pi.reader import WORK_SIDE, Reading, read_grey_image
 
 WINDOW = "edge.pi.camera (q quits)"
 GREEN, RED = (40, 200, 40), (40, 40, 230)  # BGR, as OpenCV draws
@@ -81,10 +81,11 @@ def picamera_frames(size: tuple[int, int] = (640, 480)) -> Iterator[np.ndarray]:
 
 
 def read_frame(classifier: DigitClassifier, frame: np.ndarray) -> Reading:
-    """The number in one BGR (or grey) frame; no digits is an empty reading."""
-    grey = frame.astype(np.float32) @ BGR_WEIGHTS if frame.ndim == 3 else frame.astype(np.float32)
+    """The number in one BGR (or grey) frame, shrunk as edge.pi.read shrinks photos; no digits is an empty reading."""
+    small, scale = shrink_pixels(frame, WORK_SIDE)
+    grey = small.astype(np.float32) @ BGR_WEIGHTS if small.ndim == 3 else small.astype(np.float32)
     try:
-        return read_grey_image(classifier, grey)
+        return read_grey_image(classifier, grey, scale)
     except ImageError:
         return Reading([])
 

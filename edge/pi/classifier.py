@@ -9,17 +9,24 @@ Inputs are raw pixels 0..255, as in the competition's CSVs: the model itself sca
 nothing here repeats the training preprocessing. Quantized models (uint8/int8 input or output) are
 handled with the tensors' scale and zero point, `real = scale * (q - zero_point)`.
 
-Imports no TensorFlow unless neither ai-edge-litert nor tflite-runtime is installed.
+Imports no TensorFlow unless neither ai-edge-litert nor tflite-runtime is installed. The lines an
+interpreter writes on a normal start (ai-edge-litert's "INFO: Created TensorFlow Lite XNNPACK
+delegate for CPU.", TensorFlow's INFO lines and CUDA probe) are dropped; warnings and errors show.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import platform
+import re
+import sys
+import tempfile
 import threading
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -28,6 +35,36 @@ from common.digits_csv import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
 # What a missing interpreter (ImportError) or a model it refuses (RuntimeError) raises: the user's to fix.
 INTERPRETER_ERRORS = (ImportError, RuntimeError)
 WHEEL_MACHINES = ("aarch64", "arm64", "x86_64", "AMD64")  # where the interpreters publish wheels
+# A normal start's lines on descriptor 2: TFLite's INFO lines, absl's INFO records (I0000 ...) and
+# its note about them, the CUDA probe's error where there is no GPU (tf.lite runs on the CPU anyway).
+START_UP_NOISE = re.compile(rb"^(INFO: |I\d{4} |WARNING: All log messages before absl::InitializeLog\(\))"
+                            rb"|^E\d{4} .*failed call to cuInit")
+LOG_RECORD = re.compile(rb"^([IWEF]\d{4} |[A-Z]+: )")  # a new line of a log; others continue the one before
+
+
+@contextlib.contextmanager
+def quiet_start_up() -> Iterator[None]:
+    """Descriptor 2 captured while an interpreter is imported and started (C++ writes there, past
+    sys.stderr), then replayed without START_UP_NOISE or the lines that continue it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept, dropping = [], False
+            for line in captured:
+                if START_UP_NOISE.match(line) or (dropping and not LOG_RECORD.match(line)):
+                    dropping = True
+                else:
+                    dropping = False
+                    kept.append(line)
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def load_interpreter_class() -> tuple[type, str]:
@@ -97,18 +134,18 @@ class DigitClassifier:
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such model file (export one with `make tflite`)")
-        interpreter_class, self.backend = load_interpreter_class()
         self.threads = self.options.num_threads or os.cpu_count() or 1
-        with warnings.catch_warnings():
+        with quiet_start_up(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tf.lite's deprecation notice, when it is the fallback
+            interpreter_class, self.backend = load_interpreter_class()
             try:
                 self._interpreter = interpreter_class(model_path=str(path), num_threads=self.threads)
             except ValueError as err:
                 raise ValueError(f"{path}: not a TFLite model this interpreter can load: {err}") from None
-        try:
-            self._interpreter.allocate_tensors()
-        except RuntimeError as err:  # e.g. an op version newer than this runtime knows
-            raise ValueError(f"{path}: {self.backend} cannot run this model: {err}".strip()) from None
+            try:
+                self._interpreter.allocate_tensors()  # the XNNPACK delegate is made here
+            except RuntimeError as err:  # e.g. an op version newer than this runtime knows
+                raise ValueError(f"{path}: {self.backend} cannot run this model: {err}".strip()) from None
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         shape = tuple(self._input["shape"][1:])

@@ -15,9 +15,11 @@ Pillow and numpy only. edge/pi/reader.py finds several digits in one image and u
 
 from __future__ import annotations
 
+import contextlib
 import io
+import re
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -29,10 +31,25 @@ MIN_CONTRAST = 32  # grey levels between background and ink below which the imag
 INK_THRESHOLD = 0.2  # after stretching, fainter pixels count as background (paper grain, noise)
 MIN_SIDE = 8  # pixels: a smaller image cannot show a digit's strokes
 MAX_PIXELS = 50_000_000  # larger images are refused before decoding (a 50-megapixel photo is ample)
+MAX_SIDE = 2048  # pixels: an image is shrunk to this longer side as it is decoded unless told otherwise
+MAX_DECODE_BYTES = 256 << 20  # one image's decoding may take this much memory (decode_bytes); more is refused
+MIB = 1 << 20
+# Pillow keeps these modes in one byte a pixel and every other mode in four (RGB too).
+ONE_BYTE_MODES = ("1", "L", "P")
+ALPHA_MODES = ("LA", "RGBA", "PA", "La", "RGBa")  # shrunk through a premultiplied full-size copy
+# Copies of the full image that a format's decoder holds beside Pillow's (measured: WebP's three);
+# a format not listed is assumed as bad as the worst.
+DECODER_COPIES = {"PNG": 0, "JPEG": 0, "MPO": 0, "GIF": 0, "BMP": 0, "TIFF": 1, "WEBP": 3}
+UNKNOWN_DECODER_COPIES = 3
+JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # the first marker after a scan's entropy-coded data
 
 
 class ImageError(ValueError):
     """An image that cannot be read, or holds no digit."""
+
+
+class ImageTooLarge(ImageError):
+    """An image whose decoding would take more memory than allowed; refused before decoding."""
 
 
 def load_digit(path: str | Path) -> np.ndarray:
@@ -44,37 +61,135 @@ def load_digit(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path}: {err}") from None
 
 
-def read_grey(source: str | Path | bytes | BinaryIO, name: str | None = None,
-              max_side: int | None = None) -> tuple[np.ndarray, float]:
+def read_grey(source: str | Path | bytes | BinaryIO, name: str | None = None, max_side: int | None = MAX_SIDE,
+              max_bytes: int = MAX_DECODE_BYTES) -> tuple[np.ndarray, float]:
     """An image file (a path, its bytes, or an open binary file) as float greyscale 0..255, and
     the file's pixels per pixel of it (above 1 when shrunk).
 
     EXIF rotation applied, transparency judged (see the module's docstring), shrunk so that its
-    longer side is at most max_side when given. Errors name `name` (default: the path)."""
+    longer side is at most max_side (None: not shrunk). An image whose decoding would take more
+    than max_bytes of memory (decode_bytes) is refused from its header, before decoding.
+    Errors name `name` (default: the path)."""
     label = name or (str(source) if isinstance(source, (str, Path)) else "the image")
-    opened = io.BytesIO(source) if isinstance(source, bytes) else source
-    try:
-        with Image.open(opened) as image:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageError(f"{label}: {width}x{height} pixels is larger than the {MAX_PIXELS:,} taken")
+    with opened_image(source, label) as (image, data):
+        width, height = image.size
+        try:
+            needed = decode_bytes(image, data, max_side)
+            if needed > max_bytes:
+                raise ImageTooLarge(f"{label}: {width}x{height} pixels ({image.format} {image.mode}) would take "
+                                    f"about {needed / MIB:,.0f} MiB to decode; at most {max_bytes / MIB:,.0f} MiB "
+                                    "are taken")
             if max_side and max(image.size) > max_side:
-                image.draft(None, (max_side, max_side))  # JPEG: decode at a fraction of full size
-            image = ImageOps.exif_transpose(image)  # phone photos carry their rotation in EXIF
-            if max_side and max(image.size) > max_side:
-                image.thumbnail((max_side, max_side), Image.Resampling.BOX)
+                image.thumbnail((max_side, max_side), Image.Resampling.BOX)  # decoded, then shrunk
+            ImageOps.exif_transpose(image, in_place=True)  # phone photos carry their rotation in EXIF
             grey = flatten(image)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+            if isinstance(err, ImageError):
+                raise
+            raise ImageError(f"{label}: not a readable image (PNG, JPEG, ...): {err}") from None
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"{label}: too small, {width}x{height} pixels; a digit needs at least {MIN_SIDE}x{MIN_SIDE}")
+    return grey, max(width, height) / max(grey.shape)
+
+
+@contextlib.contextmanager
+def opened_image(source: str | Path | bytes | BinaryIO, label: str) -> Iterator[tuple[Image.Image, bytes]]:
+    """The image opened from its header (nothing decoded yet) and the file's bytes; errors name `label`."""
+    try:
+        if isinstance(source, (str, Path)):
+            data = Path(source).read_bytes()
+        else:
+            data = source if isinstance(source, bytes) else source.read()
     except FileNotFoundError:
         raise ImageError(f"{label}: no such file") from None
     except IsADirectoryError:
         raise ImageError(f"{label}: a folder, not an image file") from None
+    try:
+        image = Image.open(io.BytesIO(data))
+        width, height = image.size
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        if isinstance(err, ImageError):
-            raise
         raise ImageError(f"{label}: not a readable image (PNG, JPEG, ...): {err}") from None
-    if min(width, height) < MIN_SIDE:
-        raise ImageError(f"{label}: too small, {width}x{height} pixels; a digit needs at least {MIN_SIDE}x{MIN_SIDE}")
-    return grey, max(width, height) / max(grey.shape)
+    with image:
+        if width * height > MAX_PIXELS:
+            raise ImageTooLarge(f"{label}: {width}x{height} pixels is larger than the {MAX_PIXELS:,} taken")
+        yield image, data
+
+
+def decode_bytes(image: Image.Image, data: bytes, max_side: int | None) -> int:
+    """Peak bytes of decoding an opened image and shrinking it to max_side, from its header: Pillow's
+    full-size image (a JPEG drafted to a fraction of it: the draft is set here), a premultiplied copy
+    for transparency, the copies some decoders hold, a JPEG's coefficients when it has several scans
+    (progressive), the shrinking's intermediates and the float greyscale, plus 5%. Checked against
+    the process's peak memory in edge/tests/test_image_memory.py."""
+    full_width, full_height = image.size
+    if max_side and max(image.size) > max_side:
+        image.draft(None, (max_side, max_side))  # JPEG: decode at a fraction of full size
+    width, height = image.size
+    pixel = 1 if image.mode in ONE_BYTE_MODES else 4
+    copies = (2 if image.mode in ALPHA_MODES else 1) + DECODER_COPIES.get(image.format, UNKNOWN_DECODER_COPIES)
+    jpeg = image.format in ("JPEG", "MPO")
+    coefficients = jpeg_coefficient_bytes(image, data, full_width, full_height) if jpeg else 0
+    longer = max(width, height)
+    side = min(longer, max_side or longer)
+    out_width, out_height = -(-width * side // longer), -(-height * side // longer)
+    shrinking = 0
+    if side < longer:  # Pillow reduces by a whole factor to within twice the size, then resamples in two passes
+        factor = longer // (2 * side)
+        rows = -(-height // factor) if factor > 1 else height
+        reduced = -(-width // factor) * rows if factor > 1 else 0
+        shrinking = (reduced + out_width * rows + out_width * out_height) * pixel
+    grey = out_width * out_height * (28 if image.mode in ALPHA_MODES or "transparency" in image.info else 9)
+    return int(1.05 * (copies * width * height * pixel + coefficients + shrinking + grey)) + 2 * MIB
+
+
+def jpeg_coefficient_bytes(image: Image.Image, data: bytes, width: int, height: int) -> int:
+    """A JPEG of several scans (progressive, or sequential non-interleaved) is decoded from all of
+    its DCT coefficients held at once, 2 bytes each at full size, whatever the draft; one scan is
+    decoded a row of blocks at a time."""
+    if image.info.get("progressive") or jpeg_scans(data) > 1:
+        layers = getattr(image, "layer", None) or [(0, 1, 1, 0)] * len(image.getbands())
+        h_max = max(h for _, h, _, _ in layers)
+        v_max = max(v for _, _, v, _ in layers)
+        blocks = sum(-(-width // (8 * h_max)) * h * -(-height // (8 * v_max)) * v for _, h, v, _ in layers)
+        return blocks * 64 * 2
+    return 0
+
+
+def jpeg_scans(data: bytes) -> int:
+    """How many scans (SOS markers) a JPEG file has, up to 2; the segments are walked, not searched."""
+    at, scans = 2, 0
+    while at + 4 <= len(data) and scans < 2:
+        if data[at] != 0xFF:
+            return scans
+        marker = data[at + 1]
+        if marker == 0xFF or marker == 0x01 or 0xD0 <= marker <= 0xD8:  # fill bytes, markers without a length
+            at += 1 if marker == 0xFF else 2
+            continue
+        if marker == 0xD9:  # end of image
+            return scans
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+        if marker == 0xDA:  # start of scan: its entropy-coded data runs to the next marker
+            scans += 1
+            found = JPEG_MARKER.search(data, at)
+            if found is None:
+                return scans
+            at = found.start()
+    return scans
+
+
+def shrink_pixels(pixels: np.ndarray, max_side: int = MAX_SIDE, name: str = "the frame") -> tuple[np.ndarray, float]:
+    """Decoded uint8 pixels (H, W) or (H, W, 3), e.g. a camera frame, shrunk as read_grey shrinks a
+    file (longer side at most max_side, channels kept in their order), and the pixels per pixel of
+    the result; over MAX_PIXELS refused, so that what follows (float copies) stays bounded."""
+    height, width = pixels.shape[:2]
+    if width * height > MAX_PIXELS:
+        raise ImageTooLarge(f"{name}: {width}x{height} pixels is larger than the {MAX_PIXELS:,} taken")
+    if max(width, height) <= max_side or pixels.dtype != np.uint8 or pixels.ndim not in (2, 3):
+        return pixels, 1.0
+    image = Image.fromarray(np.ascontiguousarray(pixels))
+    image.thumbnail((max_side, max_side), Image.Resampling.BOX)
+    small = np.asarray(image)
+    return small, max(width, height) / max(small.shape[:2])
 
 
 def flatten(image: Image.Image) -> np.ndarray:

@@ -15,14 +15,24 @@ GET /api/health  {"ok": true, "model": ..., "interpreter": ...}
 Binds to 127.0.0.1 unless --host says otherwise. A bad request gets a 4xx JSON {"error": ...} and
 the server keeps serving: a body over --max_bytes is 413 (not read), a wrong content type 415, no
 length 411, a request not in within --timeout seconds 408 (however it trickles), at most
---max_connections at once (503 beyond). numpy, Pillow and an interpreter only.
+--max_connections at once (503 beyond), headers over 32 KiB 431, JSON of any shape that is not 784
+pixels 400 (a classify body over 256 KiB 413).
+
+Memory: the server's resident memory stays under --memory_mb MiB (default 384, for a 1 GB Pi
+with room for its system) whatever arrives. What the server itself takes at start, and a share per
+connection, are set aside; the rest is a pool from which each request takes what it needs before
+it allocates: its body, then its image's decoding as the header says it will take (edge/pi/image.py:
+JPEGs are decoded at a fraction of their size) and the reading. An image that would need more than
+the pool (or over edge/pi/image.py's 256 MiB to decode) is 413 before decoding; a request that finds
+no room within 2 seconds, because other large images are being decoded, is 503 (try again).
+numpy, Pillow and an interpreter only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import socket
 import sys
 import threading
@@ -40,13 +50,22 @@ from edge.pi.classifier import (
     ClassifierOptions,
     DigitClassifier,
 )
-from edge.pi.image import ImageError
-from edge.pi.reader import read_image
+from edge.pi.image import ImageError, ImageTooLarge, decode_bytes, opened_image
+from edge.pi.memory import MIB, MemoryPool, PoolBusy, release_freed_memory, status_kib
+from edge.pi.reader import WORK_SIDE, read_image
 
 PAGE = Path(__file__).with_name("page.html")
 IMAGE_TYPES = ("image/", "application/octet-stream")
 WATCH_SECONDS = 0.25  # how often the deadlines of requests in progress are checked
 DRAIN_FACTOR = 4  # a too-large body up to this many times --max_bytes is read and dropped before the 413
+MEMORY_MB = 384  # default --memory_mb: a 1 GB Pi keeps well over half for its system and other programs
+MEMORY_WAIT_S = 2.0  # a request waits this long for room in the memory pool, then gets a 503
+MAX_JSON_BYTES = 256 << 10  # a classify body (784 numbers take under 16 KiB; JSON nested 100,000 deep 200 KB)
+JSON_BYTES_PER_BYTE = 40  # Python objects parsed from a byte of JSON at most ("[[],[],..." : 56 bytes a list)
+READ_BYTES_PER_PIXEL = 48  # edge/pi/reader.py's arrays per pixel of the shrunk image (45 measured on noise)
+HEADER_BYTES = 32 << 10  # request line and headers of one request (http.server alone allows 100 x 64 KiB)
+CONNECTION_BYTES = 1 * MIB  # set aside per connection: its headers parsed, thread, buffers
+SLACK_BYTES = 16 * MIB  # set aside for the allocator's own overhead and Python's small objects
 
 
 class RequestError(Exception):
@@ -64,14 +83,15 @@ class DigitServer(ThreadingHTTPServer):
     request_queue_size = 64  # socketserver's 5 drops bursts of connections: a client then waits 1 s to retry
 
     def __init__(self, address: tuple[str, int], classifier: DigitClassifier, model: str, max_bytes: int,
-                 timeout: float, max_connections: int, quiet: bool = False):
+                 timeout: float, max_connections: int, quiet: bool = False, memory_mb: int = MEMORY_MB):
         self.classifier, self.model, self.max_bytes, self.quiet = classifier, model, max_bytes, quiet
         self.request_timeout = timeout
         self.slots = threading.BoundedSemaphore(max_connections)
-        # Images are decoded at full size before shrinking (a 4 MB PNG can hold 50 megapixels): as many
-        # at once as there are cores bounds the memory and costs no throughput, the work being CPU-bound.
-        self.decoding = threading.BoundedSemaphore(os.cpu_count() or 1)
         self.page = PAGE.read_bytes()
+        self.memory = MemoryPool(pool_bytes(memory_mb, max_connections))
+        if max_bytes > self.memory.capacity:
+            raise InputError(f"--max_bytes {max_bytes:,} is more than the {self.memory.capacity:,} bytes that "
+                             f"--memory_mb {memory_mb} leaves for requests")
         self.deadlines: dict[Handler, float] = {}  # each request in progress: when it must have arrived
         self.deadline_lock = threading.Lock()
         self.watching = True
@@ -114,6 +134,25 @@ class DigitServer(ThreadingHTTPServer):
             self.slots.release()
 
 
+class HeaderLimit:
+    """A connection's reader allowing `left` bytes of request line and headers (reset per request):
+    http.server reads up to 100 header lines of 64 KiB, several copies of 6 MiB for each connection.
+    Past the limit a line reads as too long, which http.server answers 431. Bodies read as they are."""
+
+    def __init__(self, reader):
+        self.reader, self.left = reader, HEADER_BYTES
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self.left <= 0:
+            return b"x" * (limit if limit > 0 else 1 << 16)  # longer than http.server's limit is asked for
+        line = self.reader.readline(min(limit, self.left) if limit > 0 else self.left)
+        self.left -= len(line)
+        return line
+
+    def __getattr__(self, name: str):
+        return getattr(self.reader, name)
+
+
 class Handler(BaseHTTPRequestHandler):
     server: DigitServer
     protocol_version = "HTTP/1.1"  # keep-alive: a page's requests reuse one connection
@@ -124,8 +163,10 @@ class Handler(BaseHTTPRequestHandler):
         self.timeout = self.server.request_timeout  # a client that stalls this long is dropped
         self.late = False
         super().setup()
+        self.rfile = HeaderLimit(self.rfile)
 
     def handle_one_request(self) -> None:
+        self.rfile.left = HEADER_BYTES
         with self.server.deadline_lock:
             self.server.deadlines[self] = time.monotonic() + self.server.request_timeout
         try:
@@ -160,16 +201,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no page {path}; try / or POST /api/read"})
 
     def do_POST(self) -> None:
-        routes = {"/api/read": self.api_read, "/api/classify": self.api_classify}
-        route = routes.get(self.path.split("?", 1)[0])
+        routes = {"/api/read": (self.api_read, self.server.max_bytes),
+                  "/api/classify": (self.api_classify, min(self.server.max_bytes, MAX_JSON_BYTES))}
+        route, max_bytes = routes.get(self.path.split("?", 1)[0], (None, 0))
         try:
             if self.late:
                 raise RequestError(HTTPStatus.REQUEST_TIMEOUT, "the request came too slowly")
             if route is None:
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no API {self.path}; POST /api/read or /api/classify")
-            start = time.perf_counter()
-            answer = route(self.body())
-            self.send_json(HTTPStatus.OK, {**answer, "ms": round(1000 * (time.perf_counter() - start), 2)})
+            with contextlib.ExitStack() as self.holding:  # the memory the request takes, until it is answered
+                start = time.perf_counter()
+                answer = route(self.body(max_bytes))
+                self.send_json(HTTPStatus.OK, {**answer, "ms": round(1000 * (time.perf_counter() - start), 2)})
         except RequestError as err:
             self.send_json(err.status, {"error": str(err)})
         except Exception as err:  # a bug must not stop the server: answer 500 and log it
@@ -181,8 +224,9 @@ class Handler(BaseHTTPRequestHandler):
 
     do_DELETE = do_PATCH = do_PUT
 
-    def body(self) -> bytes:
-        """The request's body, refused before reading when it is too large or of unknown length."""
+    def body(self, max_bytes: int) -> bytes:
+        """The request's body, refused before reading when it is too large or of unknown length, read
+        once the memory pool has room for it (kept there until the answer is sent)."""
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked" or length is None:
             self.close_connection = True
@@ -191,11 +235,17 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise RequestError(HTTPStatus.BAD_REQUEST, f"Content-Length {length[:20]!r} is not a number")
         size = int(length)
-        if size > self.server.max_bytes:
+        if size > max_bytes:
             self.close_connection = True
-            if size <= DRAIN_FACTOR * self.server.max_bytes:  # read and drop it, so the client sees the answer
+            if size <= DRAIN_FACTOR * max_bytes:  # read and drop it, so the client sees the answer
                 self.drain(size)
-            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self.too_large(size))
+            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, self.too_large(size, max_bytes))
+        try:
+            self.hold(size)
+        except RequestError:
+            self.close_connection = True
+            self.drain(size)
+            raise
         try:
             data = self.rfile.read(size)
         except TimeoutError:
@@ -209,8 +259,16 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError(HTTPStatus.BAD_REQUEST, f"body cut short: {len(data):,} of {size:,} bytes")
         return data
 
-    def too_large(self, size: int) -> str:
-        return f"body of {size:,} bytes; at most {self.server.max_bytes:,} are taken"
+    def too_large(self, size: int, max_bytes: int) -> str:
+        return f"body of {size:,} bytes; at most {max_bytes:,} are taken"
+
+    def hold(self, size: int) -> None:
+        """Take `size` bytes of the memory pool until the request is answered, else a 503."""
+        try:
+            self.holding.enter_context(self.server.memory.hold(size, MEMORY_WAIT_S))
+        except PoolBusy:
+            raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, "busy: other requests hold this server's memory "
+                               "(--memory_mb); try again") from None
 
     def drain(self, size: int) -> None:
         try:
@@ -227,7 +285,8 @@ class Handler(BaseHTTPRequestHandler):
         length = self.headers.get("Content-Length", "")
         if length.strip().isdigit() and int(length) > self.server.max_bytes:
             self.close_connection = True
-            self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": self.too_large(int(length))})
+            self.send_json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           {"error": self.too_large(int(length), self.server.max_bytes)})
             return False
         return super().handle_expect_100()
 
@@ -241,8 +300,14 @@ class Handler(BaseHTTPRequestHandler):
         if not data:
             raise RequestError(HTTPStatus.BAD_REQUEST, "empty body; send an image file")
         try:
-            with self.server.decoding:
-                reading = read_image(self.server.classifier, data, name="the image")
+            needed = image_bytes(data)
+            if needed + len(data) > self.server.memory.capacity:  # the body is held already
+                raise ImageTooLarge(f"the image would take about {needed / MIB:,.0f} MiB to decode and read; this "
+                                    f"server takes at most {self.server.memory.capacity / MIB:,.0f} MiB (--memory_mb)")
+            self.hold(needed)
+            reading = read_image(self.server.classifier, data, name="the image")
+        except ImageTooLarge as err:
+            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(err)) from None
         except ImageError as err:
             raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, str(err)) from None
         answer = reading.as_dict()
@@ -254,6 +319,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.content_type() != "application/json":
             raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
                                f"Content-Type {self.content_type() or 'missing'}; send application/json")
+        self.hold(JSON_BYTES_PER_BYTE * len(data))
         pixels = parse_pixels(data)
         probabilities = self.server.classifier.predict(pixels[None])[0]
         label = int(np.argmax(probabilities))
@@ -285,24 +351,56 @@ def parse_pixels(data: bytes) -> np.ndarray:
     """784 raw pixels 0..255 from {"pixels": [...]} (or a bare list), else a 400 saying what was wrong."""
     try:
         value = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RequestError(HTTPStatus.BAD_REQUEST, f"not JSON: {err}") from None
+    except RecursionError:
+        raise RequestError(HTTPStatus.BAD_REQUEST, "JSON nested too deeply; expected {\"pixels\": [...]}") from None
+    except ValueError as err:  # not JSON, not UTF-8, or an integer of over 4,300 digits
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"not JSON: {str(err)[:200]}") from None
     pixels = value.get("pixels") if isinstance(value, dict) else value
     if not isinstance(pixels, list) or len(pixels) != NUM_PIXELS:
         size = len(pixels) if isinstance(pixels, list) else type(pixels).__name__
         raise RequestError(HTTPStatus.BAD_REQUEST, f'expected {{"pixels": [{NUM_PIXELS} values 0..255]}}, got {size}')
     for i, p in enumerate(pixels):
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 255:
-            raise RequestError(HTTPStatus.BAD_REQUEST, f"pixel {i}: expected a number 0..255, got {json.dumps(p)[:20]}")
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"pixel {i}: expected a number 0..255, got {shown(p)}")
     return np.array(pixels, dtype=np.float32)
+
+
+def shown(value) -> str:
+    """A JSON value as a client sent it, cut to 20 characters (a 4,000-digit integer too)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 20:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return json.dumps(value)[:20]
+
+
+def image_bytes(data: bytes) -> int:
+    """What reading an image takes, from its header: decoding and shrinking it, then the reading."""
+    with opened_image(data, "the image") as (image, _):
+        width, height = image.size
+        decoding = decode_bytes(image, data, WORK_SIDE)
+    shrunk = width * height * min(1.0, WORK_SIDE / max(width, height)) ** 2
+    return decoding + int(READ_BYTES_PER_PIXEL * shrunk)
+
+
+def pool_bytes(memory_mb: int, max_connections: int) -> int:
+    """The bytes requests may hold at once: --memory_mb less what the server holds now (the
+    interpreter and model loaded), a share per connection and the allocator's slack."""
+    resident = status_kib("VmRSS") * 1024 or 64 * MIB  # 64 MiB where /proc is missing (measured: 50-60)
+    set_aside = resident + max_connections * CONNECTION_BYTES + SLACK_BYTES
+    pool = memory_mb * MIB - set_aside
+    if pool < 16 * MIB:
+        raise InputError(f"--memory_mb {memory_mb}: too little; the server takes {resident / MIB:.0f} MiB, "
+                         f"{max_connections} connections {max_connections * CONNECTION_BYTES / MIB:.0f} MiB, "
+                         f"so give at least {(set_aside + 16 * MIB) / MIB:.0f}")
+    return pool
 
 
 def make_server(model: str, host: str = "127.0.0.1", port: int = 8000, threads: int | None = None,
                 max_bytes: int = 4 << 20, timeout: float = 10.0, max_connections: int = 32,
-                quiet: bool = False) -> DigitServer:
+                quiet: bool = False, memory_mb: int = MEMORY_MB) -> DigitServer:
+    release_freed_memory()
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
     try:
-        return DigitServer((host, port), classifier, model, max_bytes, timeout, max_connections, quiet)
+        return DigitServer((host, port), classifier, model, max_bytes, timeout, max_connections, quiet, memory_mb)
     except OSError as err:  # the port is taken, the address is not this machine's, a port below 1024
         raise InputError(f"{host}:{port}: cannot listen there: {err.strerror or err}") from None
 
@@ -316,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_bytes", type=int, default=4 << 20, help="largest request body (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds a client may stall (default: %(default)s)")
     parser.add_argument("--max_connections", type=int, default=32, help="connections at once (default: %(default)s)")
+    parser.add_argument("--memory_mb", type=int, default=MEMORY_MB,
+                        help="the server's resident memory stays under this many MiB (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no line per request on stderr")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
@@ -324,10 +424,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def serve() -> None:
         server = make_server(args.model, args.host, args.port, args.threads, args.max_bytes, args.timeout,
-                             args.max_connections, args.quiet)
+                             args.max_connections, args.quiet, args.memory_mb)
         host, port = server.server_address[:2]
         print(f"serving http://{host}:{port}/ with {args.model} on {server.classifier.backend} "
               f"(Ctrl-C stops)", flush=True)
+        if not args.quiet:
+            print(f"memory: under {args.memory_mb} MiB, {server.memory.capacity / MIB:.0f} MiB of it for requests",
+                  file=sys.stderr, flush=True)
         try:
             server.serve_forever()
         finally:

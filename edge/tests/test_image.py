@@ -6,7 +6,7 @@ from conftest import model_path
 from PIL import Image
 
 from edge.pi.classifier import DigitClassifier
-from edge.pi.image import ImageError, load_digit, mnist_like
+from edge.pi.image import ImageError, load_digit, mnist_like, read_grey
 
 
 def paper_photo(digit: np.ndarray, scale: int = 9, seed: int = 0) -> np.ndarray:
@@ -107,3 +107,19 @@ def test_a_tiny_image_is_too_small_not_blank(tmp_path):
     with pytest.raises(ImageError, match=r"dot.png: too small, 1x1 pixels"):
         load_digit(path)
 
+
+
+def test_exif_rotation_is_applied_also_to_a_shrunk_image(tmp_path):
+    """The rotation is applied after shrinking (no full-size copy): the result is turned all the same."""
+    pixels = np.zeros((300, 200), np.uint8)
+    pixels[:50] = 255  # a light band along the top edge of the stored image
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "turned.jpg"
+    Image.fromarray(pixels).save(path, exif=exif)
+    for max_side in (None, 150):
+        grey, scale = read_grey(path, max_side=max_side)
+        side = max_side or 300
+        assert grey.shape == (round(side * 2 / 3), side) and scale == 300 / side
+        right, left = grey[:, -grey.shape[1] // 10:], grey[:, : grey.shape[1] // 2]
+        assert right.mean() > 200 and left.mean() < 30  # the band is on the right once turned

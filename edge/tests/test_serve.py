@@ -23,7 +23,7 @@ TIMEOUT = 0.5  # seconds a client may stall, short for the test
 @pytest.fixture(scope="module")
 def server(fixtures):
     server = serve.make_server(str(model_path(fixtures, "int8")), port=0, threads=1, max_bytes=200_000,
-                               timeout=TIMEOUT, max_connections=4, quiet=True)
+                               timeout=TIMEOUT, max_connections=4, quiet=True, memory_mb=1024)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -93,6 +93,43 @@ BAD_REQUESTS = [  # (path, body, content type, status, words of the error)
     ("/api/classify", json.dumps({"pixels": [0] * 784}).encode(), "text/plain", 415, "application/json"),
     ("/api/nothing", b"", "application/json", 404, "no API"),
 ]
+PIXELS = json.dumps([0] * 783)[:-1].encode()  # 783 pixels, the list left open for a last one
+MALFORMED_JSON = [  # (body, words of the 400's error): any shape that is not 784 pixels
+    (b'{"pixels": ' + b"[" * 60_000 + b"]" * 60_000 + b"}", "nested too deeply"),
+    (PIXELS + b", 1" + b"0" * 5000 + b"]", "4300 digits"),  # past Python's integer conversion
+    (PIXELS + b", 1" + b"0" * 29 + b"]", "an integer of 30 digits"),
+    (PIXELS + b", 1e999]", "got Infinity"),
+    (PIXELS + b", NaN]", "got NaN"),
+    (PIXELS + b', {"a": [1]}]', 'got {"a": [1]}'),
+    (b'{"pixels": {"a": 1}}', "got dict"),
+    (b'{"pixels": [' + b"[0], " * 783 + b"[0]]}", "pixel 0: expected a number 0..255, got [0]"),
+    (b"[" + json.dumps([0] * 784).encode() + b"]", "got 1"),
+    (b'{"pixel": []}', "got NoneType"),
+    (b'"pixels"', "got str"),
+    (b"true", "got bool"),
+    (b"\xff\xfe\x00garbage", "not JSON"),
+]
+
+
+@pytest.mark.parametrize("body, words", MALFORMED_JSON, ids=range(len(MALFORMED_JSON)))
+def test_malformed_json_of_any_shape_is_a_400(server, body, words):
+    got, answer = post_json(server, "/api/classify", body, "application/json")
+    assert got == 400 and words in answer["error"], answer
+
+
+def test_a_classify_body_is_capped_below_max_bytes(server, monkeypatch):
+    monkeypatch.setattr(serve, "MAX_JSON_BYTES", 20_000)  # below the test server's max_bytes
+    got, answer = post_json(server, "/api/classify", b" " * 20_001, "application/json")
+    assert got == 413 and "body of 20,001 bytes; at most 20,000" in answer["error"]
+
+
+def test_headers_beyond_their_cap_are_a_431_and_the_connection_is_served_after(server):
+    headers = "".join(f"X-Filler-{i}: {'x' * 1000}\r\n" for i in range(serve.HEADER_BYTES // 1000 + 1))
+    with socket.create_connection(server.server_address[:2], timeout=5) as raw:
+        raw.sendall(f"GET /api/health HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        reply = b"".join(iter(lambda: raw.recv(4096), b""))
+    assert reply.startswith(b"HTTP/1.1 431") and b"application/json" in reply
+    assert request(server, "GET", "/api/health", headers={"X-Small": "y" * 2000})[0] == 200
 
 
 @pytest.mark.parametrize("path, body, kind, status, words", BAD_REQUESTS)
@@ -167,3 +204,11 @@ def test_http_servers_own_refusals_are_json(server):
         raw.sendall(b"NOT-HTTP\r\n\r\n")
         reply = b"".join(iter(lambda: raw.recv(4096), b""))
     assert reply.startswith(b"HTTP/1.1 400") and b'"error"' in reply and b"application/json" in reply
+
+
+def test_a_budget_too_small_for_the_server_is_one_line(fixtures, capsys):
+    assert serve.main([str(model_path(fixtures, "int8")), "--port", "0", "--memory_mb", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --memory_mb 20: too little; the server takes") and len(err.splitlines()) == 1
+    assert serve.main([str(model_path(fixtures, "int8")), "--port", "0", "--max_bytes", str(900 << 20)]) == 2
+    assert "is more than the" in capsys.readouterr().err
