@@ -103,7 +103,7 @@ def settings(name: str, epochs_scale: float, override: dict) -> dict:
     return s
 
 
-def run(args) -> int:
+def screen(args) -> int:
     os.environ["KERAS_BACKEND"] = "jax"
     import jax
     import jax.numpy as jnp
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
 
         prepare(args.data_dir or str(SHARED_DATA_DIR), Path(args.out))
         return 0
-    return run(args)
+    return screen(args)
 
 
 if __name__ == "__main__":

@@ -264,7 +264,7 @@ def test_versions_outside_the_range_stop_the_kernel_in_one_line_at_its_start(tmp
     monkeypatch.setattr(bootstrap, "installed_versions", lambda: {**versions, "keras": "2.15.0"})
     monkeypatch.setattr(bootstrap.sys, "stdout", bootstrap.sys.stdout)  # run() tees it; undone after
     monkeypatch.setattr(bootstrap.sys, "stderr", bootstrap.sys.stderr)
-    assert bootstrap.run("fast", "", "abc", tested, None, str(tmp_path / "input"), str(tmp_path / "working")) == 3
+    assert bootstrap.run_recipe("fast", "", "abc", tested, None, str(tmp_path / "input"), str(tmp_path / "working")) == 3
     log = (tmp_path / "working" / bootstrap.LOG_FILE).read_text().splitlines()
     assert len(log) == 2 and log[0].startswith("kaggle-best: recipe fast, project code abc, Python ")
     assert log[1].startswith("kaggle-best: error: Kaggle's image has keras 2.15.0 (the project needs keras>=3.5,<4.0); "

@@ -132,7 +132,7 @@ def gpu_line() -> str:
     return "; ".join(line.strip() for line in result.stdout.splitlines() if line.strip()) or "nvidia-smi found no GPU"
 
 
-def run(recipe: str, project_zip_b64: str, code_digest: str, tested: dict[str, str], epochs: int | None = None,
+def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict[str, str], epochs: int | None = None,
         input_dir: str = INPUT, working_dir: str = WORKING) -> int:
     """The kernel's work; its exit status (non-zero: Kaggle marks the run ERROR)."""
     working = Path(working_dir)

@@ -130,7 +130,7 @@ if __name__ == "__main__":
     parser.add_argument("--input", default=INPUT, help="the competition's folder (default: %(default)s)")
     parser.add_argument("--working", default=WORKING, help="where the outputs go (default: %(default)s)")
     args, _ = parser.parse_known_args()  # whatever else the runner passes
-    code = run(RECIPE, PROJECT_ZIP, CODE_DIGEST, TESTED, EPOCHS, args.input, args.working)
+    code = run_recipe(RECIPE, PROJECT_ZIP, CODE_DIGEST, TESTED, EPOCHS, args.input, args.working)
     if code:
         sys.exit(code)
 '''

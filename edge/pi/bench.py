@@ -80,7 +80,7 @@ def bench(model: str, threads: int, digits: np.ndarray, runs: int, batch: int, b
             "digits_per_s_batched": batch * batches / seconds, "batch": batch, "runs": runs}
 
 
-def run(models: list[str], threads: list[int] | None, runs: int, batch: int, batches: int,
+def benchmark(models: list[str], threads: list[int] | None, runs: int, batch: int, batches: int,
         out: str | None) -> None:
     if out:
         writable_folder(Path(out).parent, what=out)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.runs, args.batch, args.batches, *(args.threads or [1])) < 1:
         parser.error("--runs, --batch, --batches and --threads must be at least 1")
-    return exit_status(lambda: run(args.models, args.threads, args.runs, args.batch, args.batches, args.json),
+    return exit_status(lambda: benchmark(args.models, args.threads, args.runs, args.batch, args.batches, args.json),
                        args.debug, also=INTERPRETER_ERRORS)
 
 

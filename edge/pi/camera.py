@@ -100,7 +100,7 @@ def draw(cv2, frame: np.ndarray, reading: Reading, fps: float) -> np.ndarray:
     return frame
 
 
-def run(model: str, source: str, headless: bool, as_json: bool, frames: int | None, threads: int | None) -> None:
+def watch(model: str, source: str, headless: bool, as_json: bool, frames: int | None, threads: int | None) -> None:
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
     cv2 = None if headless and source == "picamera" else import_cv2()
     stream = picamera_frames() if source == "picamera" else opencv_frames(source)
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--json goes with --headless")
     if args.frames is not None and args.frames < 1 or args.threads is not None and args.threads < 1:
         parser.error("--frames and --threads must be at least 1")
-    return exit_status(lambda: run(args.model, args.source, args.headless, args.json, args.frames, args.threads),
+    return exit_status(lambda: watch(args.model, args.source, args.headless, args.json, args.frames, args.threads),
                        args.debug, also=INTERPRETER_ERRORS)
 
 

@@ -25,7 +25,7 @@ from common.writing import writable_folder
 from edge.pi.classifier import INTERPRETER_ERRORS, ClassifierOptions, DigitClassifier
 
 
-def run(model: str, images: list[str], csv: str | None, out: str | None, threads: int | None,
+def classify_images(model: str, images: list[str], csv: str | None, out: str | None, threads: int | None,
         top_k: int) -> list[int]:
     """Classify the images or the CSV's rows; print results; return the labels."""
     if out:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--threads must be at least 1, --top_k 1..10")
 
     def command() -> None:
-        run(args.model, args.images, args.csv, args.out, args.threads, args.top_k)
+        classify_images(args.model, args.images, args.csv, args.out, args.threads, args.top_k)
 
     return exit_status(command, args.debug, also=INTERPRETER_ERRORS)
 

@@ -52,7 +52,7 @@ def line_for(path: str, reading: Reading) -> str:
     return f"{path}: {reading.text}  (weakest digit {reading.weakest:.3f})"
 
 
-def run(model: str, images: list[str], as_json: bool, annotate_dir: str | None, threads: int | None) -> None:
+def read_images(model: str, images: list[str], as_json: bool, annotate_dir: str | None, threads: int | None) -> None:
     """Read each image's number; print a line or a JSON object per image; annotate if asked."""
     if annotate_dir:
         writable_folder(Path(annotate_dir), what=annotate_dir)
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
-    return exit_status(lambda: run(args.model, args.images, args.json, args.annotate, args.threads), args.debug, also=INTERPRETER_ERRORS)
+    return exit_status(lambda: read_images(args.model, args.images, args.json, args.annotate, args.threads), args.debug, also=INTERPRETER_ERRORS)
 
 
 if __name__ == "__main__":
