@@ -41,9 +41,11 @@ OPENING_FRACTION = 0.25  # opening window, of the shorter side: wider than a str
 NOISE_SIGMAS = 6  # ink is what rises this many of the paper's noise deviations above it...
 LOW_FRACTION = 0.3  # ...and at least this part of Otsu's threshold (JPEG and grain are not Gaussian)
 FAINTEST = 1.5  # a digit's peak is at least this many times that floor (noise barely crosses it)
+BORDER_PEAK = 0.6  # a piece at the image's border fainter than this (of the boldest ink) is a shadow's edge
 MIN_AREA_FRACTION = 0.01  # components with less ink than this part of the largest one are noise
 JOIN_OVERLAP = 0.5  # pieces sharing this part of the narrower one's columns are one digit
-FRAGMENT_HEIGHT = 0.5  # pieces shorter than this part of the digits' height are no digit on their own:
+FRAGMENT_HEIGHT = 0.65  # pieces shorter than this part of the digits' height (the median's)...
+FRAGMENT_AREA = 0.35  # ...with less ink than this part of a digit's (a flat 2 has more) are no digit alone:
 ATTACH_GAP = 0.35  # they may join a digit this close (part of the digits' height), else are dropped
 ATTACH_GAIN = 0.02  # the model must be this much surer of the digit with a fragment to keep it
 SPLIT_WIDTH = 0.8  # pieces at least this wide (part of the digits' height) may be two touching digits
@@ -78,7 +80,8 @@ class Reading:
 
     def as_dict(self) -> dict:
         return {"text": self.text, "weakest": round(self.weakest, 4) if self.digits else None, "digits": [
-            {"label": d.label, "probability": round(d.probability, 4), "box": list(d.box)} for d in self.digits]}
+            {"label": d.label, "probability": round(d.probability, 4), "box": list(d.box), "split": d.split}
+            for d in self.digits]}
 
 
 def read_image(classifier: DigitClassifier, source: str | Path | bytes | BinaryIO,
@@ -156,12 +159,16 @@ def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part
         return labels, [], [], 0.0
     peaks = np.zeros(len(boxes) + 1, np.float32)
     np.maximum.at(peaks, labels[labels > 0], ink[labels > 0])
-    kept = [k for k, area in enumerate(areas) if area >= MIN_AREA_FRACTION * max(areas) and peaks[k + 1] >= faintest]
+    rows, cols = ink.shape
+    edge = [box[0] == 0 or box[1] == 0 or box[2] == cols or box[3] == rows for box in boxes]
+    kept = [k for k, area in enumerate(areas) if area >= MIN_AREA_FRACTION * max(areas) and peaks[k + 1] >= faintest
+            and not (edge[k] and peaks[k + 1] < BORDER_PEAK)]  # a shadow's or the page's edge, not ink
     if not kept:
         return labels, [], [], 0.0
     heights = [boxes[k][3] - boxes[k][1] for k in kept]
     height = float(np.median([h for h in heights if h >= FRAGMENT_HEIGHT * max(heights)]))
-    small = [k for k, h in zip(kept, heights) if h < FRAGMENT_HEIGHT * height]
+    typical = float(np.median([areas[k] for k, h in zip(kept, heights) if h >= FRAGMENT_HEIGHT * height]))
+    small = [k for k, h in zip(kept, heights) if h < FRAGMENT_HEIGHT * height and areas[k] < FRAGMENT_AREA * typical]
     fragments = join_pieces([boxes[k] for k in small], [areas[k] for k in small], [[k + 1] for k in small])
     bodies = [g for g in fragments if g[0][3] - g[0][1] >= FRAGMENT_HEIGHT * height]  # a broken faint stroke
     fragments = [g for g in fragments if g[0][3] - g[0][1] < FRAGMENT_HEIGHT * height]
