@@ -47,11 +47,14 @@ JOIN_OVERLAP = 0.5  # pieces sharing this part of the narrower one's columns are
 FRAGMENT_HEIGHT = 0.65  # pieces shorter than this part of the digits' height (the median's)...
 FRAGMENT_AREA = 0.35  # ...with less ink than this part of a digit's (a flat 2 has more) are no digit alone:
 ATTACH_GAP = 0.35  # they may join a digit this close (part of the digits' height), else are dropped
+ALONE_HEIGHT = 0.4  # a fragment this tall and ALONE_WIDTH wide that joins no digit is one (a flat, thin 5)
+ALONE_WIDTH = 0.3  # when the model is ALONE_SURE of it
+ALONE_SURE = 0.9
 ATTACH_GAIN = 0.02  # the model must be this much surer of the digit with a fragment to keep it
 SPLIT_WIDTH = 0.8  # pieces at least this wide (part of the digits' height) may be two touching digits
 WIDE = 1.3  # ...and at least this wide are two when the model is this sure of both halves together:
 SPLIT_SURE = 0.5
-SPLIT_GAIN = 0.3  # narrower ones, when it is this much surer of both halves together than of the whole
+SPLIT_GAIN = 0.6  # narrower ones, when it is this much surer of both halves together than of the whole
 SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
 SPLIT_SPAN = (0.25, 0.75)
 
@@ -154,7 +157,14 @@ class Part:
 def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part], list[Part], float]:
     """The components' label image; the digits' pieces (bodies) and the fragments, each joined
     with those sharing most of their columns; and the digits' height (pixels)."""
-    labels, boxes, areas = components(ink > 0)
+    mask = ink > 0
+    bridged = mask.copy()  # a stroke broken by a pixel or two (faint, thin ink) stays one piece
+    bridged[1:] |= mask[:-1]
+    bridged[:-1] |= mask[1:]
+    bridged[:, 1:] |= bridged[:, :-1].copy()
+    bridged[:, :-1] |= bridged[:, 1:].copy()
+    labels, boxes, areas = components(bridged)
+    labels[~mask] = 0
     if not boxes:
         return labels, [], [], 0.0
     peaks = np.zeros(len(boxes) + 1, np.float32)
@@ -168,7 +178,8 @@ def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part
     heights = [boxes[k][3] - boxes[k][1] for k in kept]
     height = float(np.median([h for h in heights if h >= FRAGMENT_HEIGHT * max(heights)]))
     typical = float(np.median([areas[k] for k, h in zip(kept, heights) if h >= FRAGMENT_HEIGHT * height]))
-    small = [k for k, h in zip(kept, heights) if h < FRAGMENT_HEIGHT * height and areas[k] < FRAGMENT_AREA * typical]
+    small = [k for k, h in zip(kept, heights) if h < FRAGMENT_HEIGHT * height
+             and (areas[k] < FRAGMENT_AREA * typical or h < ALONE_HEIGHT * height)]
     fragments = join_pieces([boxes[k] for k in small], [areas[k] for k in small], [[k + 1] for k in small])
     bodies = [g for g in fragments if g[0][3] - g[0][1] >= FRAGMENT_HEIGHT * height]  # a broken faint stroke
     fragments = [g for g in fragments if g[0][3] - g[0][1] < FRAGMENT_HEIGHT * height]
@@ -268,12 +279,17 @@ def attach_fragments(classifier: DigitClassifier, ink: np.ndarray, labels: np.nd
             if gap <= ATTACH_GAP * height and rise <= ATTACH_GAP * height:
                 trials.append((f, d, dataclasses.replace(part, extra=part.extra + fragment.ids,
                                                          extra_box=fragment.box)))
+    alone = [f for f, fragment in enumerate(fragments) if fragment.box[3] - fragment.box[1] >= ALONE_HEIGHT * height
+             and fragment.box[2] - fragment.box[0] >= ALONE_WIDTH * height]
+    trials += [(f, None, fragments[f]) for f in alone]
     if not trials:
         return digits
     results = classify_parts(classifier, ink, labels, [t[2] for t in trials])
+    standing = {f: (part, *result) for (f, d, part), result in zip(trials, results)
+                if d is None and result is not None and result[1].max() >= ALONE_SURE}
     best = {}  # fragment -> (gain, digit index)
     for (f, d, _), result in zip(trials, results):
-        if result is None:
+        if result is None or d is None:
             continue
         (_, (x, _, w, _)), before = digits[d][1], digits[d][2]
         fragment = fragments[f]
@@ -296,7 +312,7 @@ def attach_fragments(classifier: DigitClassifier, ink: np.ndarray, labels: np.nd
     for (d, part), result in zip(changed, results):
         if result is not None:
             digits[d] = (part, *result)
-    return digits
+    return digits + [digit for f, digit in standing.items() if f not in best]
 
 
 def background(grey: np.ndarray) -> np.ndarray:

@@ -152,7 +152,7 @@ def test_a_stray_stroke_and_a_dot_beside_an_8_are_dropped(tmp_path, classifier, 
     inks = [written_digit(first_of(readable, k), 60.0, "paper", rng, last=False) for k in (8, 3)]
     canvas, boxes = lay_out(inks, 60.0, rng, ())
     x, y, w, h = boxes[0]
-    for blob, (top, left) in ((fragment(2.5, 30.0, 1.5, 1.0), (y + 8, x + w + 10)),  # a stray stroke half its height
+    for blob, (top, left) in ((fragment(2.5, 30.0, 1.5, 1.0), (y - 2, x - 30)),  # a stray stroke, 10 px left
                               (fragment(3.0, 0.0, 0.0, 1.0), (y - 14, x + w // 2))):  # a dot above it
         area = canvas[top:top + blob.shape[0], left:left + blob.shape[1]]
         np.maximum(area, blob, out=area)
