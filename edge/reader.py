@@ -12,14 +12,16 @@ The steps, each cheap enough for a Pi:
      share of the paper's brightness there, since light multiplies paper and ink alike);
   4. ink pixels: everything well above the paper's noise (not Otsu's threshold, which a faint
      digit can fall under), refused below MIN_CONTRAST (a blank image);
-  5. pieces: 8-connected components of the ink, noise out, pieces that share most of their columns
-     joined (a 5's loose bar); a piece far shorter than the number's digits is a fragment;
+  5. pieces: 8-connected components of the ink (gaps of a pixel bridged), noise and faint pieces
+     at the border (a shadow's edge) out, pieces that share most of their columns joined; a piece
+     short beside the number's digits (their median height), or short and light, is a fragment;
   6. each digit's own ink, stretched to its own peak and cut at INK_THRESHOLD as edge/image.py
      does for one digit alone (a faint digit or chalk reaches the model as bold ink does), through
      MNIST's recipe, classified in one batch with the alternatives the next step weighs:
-  7. a fragment beside a digit joins it when the model is surer of the digit with it, else it is
-     dropped (a speck, a dot of dust); a piece too wide for one digit is cut at the column where
-     the model is surest of both halves, when it is surer of them than of the whole (touching digits).
+  7. a piece too wide for one digit is cut at the column where the model is surest of both
+     halves, when it is sure enough of them (touching digits; Digit.split); a fragment beside a
+     digit joins it when the model is surer of the digit with it (a 5's loose bar, a 4's stroke),
+     else it is a digit alone if wide and sure enough (a flat 5), else dropped (a speck, a stray stroke).
 A slight rotation is left to the model, trained with rotations.
 """
 
@@ -270,7 +272,8 @@ def attach_fragments(classifier: DigitClassifier, ink: np.ndarray, labels: np.nd
                      digits: list[tuple[Part, tuple, np.ndarray]], fragments: list[Part],
                      height: float) -> list[tuple[Part, tuple, np.ndarray]]:
     """Each fragment joined to the digit beside it when the model is surer of that digit with it
-    (or as sure, for one within the digit's columns: a 5's bar), else dropped."""
+    (or as sure, for one within the digit's columns: a 5's bar); else a digit of its own when
+    ALONE_HEIGHT tall, ALONE_WIDTH wide and the model ALONE_SURE of it; else dropped."""
     trials = []  # (fragment index, digit index, the part with it)
     for f, fragment in enumerate(fragments):
         for d, (part, (_, (x, y, w, h)), _) in enumerate(digits):
