@@ -43,19 +43,22 @@ OPENING_FRACTION = 0.25  # opening window, of the shorter side: wider than a str
 NOISE_SIGMAS = 6  # ink is what rises this many of the paper's noise deviations above it...
 LOW_FRACTION = 0.3  # ...and at least this part of Otsu's threshold (JPEG and grain are not Gaussian)
 FAINTEST = 1.5  # a digit's peak is at least this many times that floor (noise barely crosses it)
+SPARSE = 0.3  # a piece with fewer ink pixels than this part of its length is a chain of noise, no stroke
 BORDER_PEAK = 0.6  # a piece at the image's border fainter than this (of the boldest ink) is a shadow's edge
 MIN_AREA_FRACTION = 0.01  # components with less ink than this part of the largest one are noise
 JOIN_OVERLAP = 0.5  # pieces sharing this part of the narrower one's columns are one digit
 FRAGMENT_HEIGHT = 0.65  # pieces shorter than this part of the digits' height (the median's)...
 FRAGMENT_AREA = 0.35  # ...with less ink than this part of a digit's (a flat 2 has more) are no digit alone:
 ATTACH_GAP = 0.35  # they may join a digit this close (part of the digits' height), else are dropped
+PROMOTE_AREA = 0.2  # fragments joined into a digit's height with this part of its ink are one...
+FAINT_AREA, FAINT_PEAK = 0.04, 0.6  # ...or with this part, when all fainter than this (a faint, thin digit)
 ALONE_HEIGHT = 0.4  # a fragment this tall and ALONE_WIDTH wide that joins no digit is one (a flat, thin 5)
 ALONE_WIDTH = 0.3  # when the model is ALONE_SURE of it
 ALONE_SURE = 0.9
 ATTACH_GAIN = 0.02  # the model must be this much surer of the digit with a fragment to keep it
 SPLIT_WIDTH = 0.8  # pieces at least this wide (part of the digits' height) may be two touching digits
 WIDE = 1.3  # ...and at least this wide are two when the model is this sure of both halves together:
-SPLIT_SURE = 0.5
+SPLIT_SURE = 0.99
 SPLIT_GAIN = 0.6  # narrower ones, when it is this much surer of both halves together than of the whole
 SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
 SPLIT_SPAN = (0.25, 0.75)
@@ -165,16 +168,18 @@ def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part
     bridged[:-1] |= mask[1:]
     bridged[:, 1:] |= bridged[:, :-1].copy()
     bridged[:, :-1] |= bridged[:, 1:].copy()
-    labels, boxes, areas = components(bridged)
+    labels, boxes, _ = components(bridged)
     labels[~mask] = 0
     if not boxes:
         return labels, [], [], 0.0
+    areas = np.bincount(labels[mask], minlength=len(boxes) + 1)[1:].tolist()  # ink pixels, not bridges
     peaks = np.zeros(len(boxes) + 1, np.float32)
     np.maximum.at(peaks, labels[labels > 0], ink[labels > 0])
     rows, cols = ink.shape
     edge = [box[0] == 0 or box[1] == 0 or box[2] == cols or box[3] == rows for box in boxes]
     kept = [k for k, area in enumerate(areas) if area >= MIN_AREA_FRACTION * max(areas) and peaks[k + 1] >= faintest
-            and not (edge[k] and peaks[k + 1] < BORDER_PEAK)]  # a shadow's or the page's edge, not ink
+            and not (edge[k] and peaks[k + 1] < BORDER_PEAK)  # a shadow's or the page's edge, not ink
+            and area >= SPARSE * max(boxes[k][2] - boxes[k][0], boxes[k][3] - boxes[k][1])]  # JPEG's block edges
     if not kept:
         return labels, [], [], 0.0
     heights = [boxes[k][3] - boxes[k][1] for k in kept]
@@ -183,8 +188,11 @@ def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part
     small = [k for k, h in zip(kept, heights) if h < FRAGMENT_HEIGHT * height
              and (areas[k] < FRAGMENT_AREA * typical or h < ALONE_HEIGHT * height)]
     fragments = join_pieces([boxes[k] for k in small], [areas[k] for k in small], [[k + 1] for k in small])
-    bodies = [g for g in fragments if g[0][3] - g[0][1] >= FRAGMENT_HEIGHT * height]  # a broken faint stroke
-    fragments = [g for g in fragments if g[0][3] - g[0][1] < FRAGMENT_HEIGHT * height]
+    promoted = [g[0][3] - g[0][1] >= FRAGMENT_HEIGHT * height and (g[1] >= PROMOTE_AREA * typical or (
+        g[1] >= FAINT_AREA * typical and max(peaks[k] for k in g[2]) < FAINT_PEAK)) for g in fragments]
+    # ...a digit in pieces (a faint one may have little ink), not a dot above a dash
+    bodies = [g for g, up in zip(fragments, promoted) if up]
+    fragments = [g for g, up in zip(fragments, promoted) if not up]
     tall = [k for k in kept if k not in small]
     bodies = join_pieces([boxes[k] for k in tall] + [g[0] for g in bodies], [areas[k] for k in tall] + [g[1] for g in bodies],
                          [[k + 1] for k in tall] + [g[2] for g in bodies])
