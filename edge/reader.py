@@ -235,18 +235,20 @@ def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
                    height: float) -> list[tuple[Part, tuple, np.ndarray]]:
     """Each body as a digit (part, (crop, box), probabilities), or as two when it is ink of two
     touching digits: too wide for one and cut where the model is surest of both halves."""
+    results = classify_parts(classifier, ink, labels, bodies)
     parts = list(bodies)
     cuts = {}  # body index -> the halves' indices in parts, per cut
     for i, body in enumerate(bodies):
         x0, _, x1, _ = body.box
-        if x1 - x0 < SPLIT_WIDTH * height:
+        unsure = results[i] is None or results[i][1].max() < 1 - SPLIT_GAIN  # what takes_split could cut
+        if not (x1 - x0 >= WIDE * height or (x1 - x0 >= SPLIT_WIDTH * height and unsure)):
             continue
         columns = sorted({int(round(x0 + f * (x1 - x0))) for f in np.linspace(*SPLIT_SPAN, SPLIT_CUTS)})
         cuts[i] = []
         for c in columns:
             cuts[i].append((len(parts), len(parts) + 1))
             parts += [dataclasses.replace(body, columns=(x0, c)), dataclasses.replace(body, columns=(c, x1))]
-    results = classify_parts(classifier, ink, labels, parts)
+    results += classify_parts(classifier, ink, labels, parts[len(bodies):])
     chosen = []
     for i, body in enumerate(bodies):
         whole = results[i]
