@@ -46,6 +46,7 @@ FAINTEST = 1.5  # a digit's peak is at least this many times that floor (noise b
 SPARSE = 0.3  # a piece with fewer ink pixels than this part of its length is a chain of noise, no stroke
 BORDER_PEAK = 0.6  # a piece at the image's border fainter than this (of the boldest ink) is a shadow's edge
 MIN_AREA_FRACTION = 0.01  # components with less ink than this part of the largest one are noise
+NOISE_AREA = 0.0025  # ...and those under this part are removed before a pixel's gap is bridged
 JOIN_OVERLAP = 0.5  # pieces sharing this part of the narrower one's columns are one digit
 FRAGMENT_HEIGHT = 0.65  # pieces shorter than this part of the digits' height (the median's)...
 FRAGMENT_AREA = 0.35  # ...with less ink than this part of a digit's (a flat 2 has more) are no digit alone:
@@ -163,6 +164,13 @@ def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part
     """The components' label image; the digits' pieces (bodies) and the fragments, each joined
     with those sharing most of their columns; and the digits' height (pixels)."""
     mask = ink > 0
+    labels, boxes, areas = components(mask)
+    if not boxes:
+        return labels, [], [], 0.0
+    peaks = np.zeros(len(boxes) + 1, np.float32)
+    np.maximum.at(peaks, labels[mask], ink[mask])
+    noise = np.flatnonzero((np.array(areas) < NOISE_AREA * max(areas)) | (peaks[1:] < faintest)) + 1
+    mask &= ~np.isin(labels, noise)  # noise and faint residue (a shadow's edge) out first: no bridge chains them
     bridged = mask.copy()  # a stroke broken by a pixel or two (faint, thin ink) stays one piece
     bridged[1:] |= mask[:-1]
     bridged[:-1] |= mask[1:]
@@ -170,8 +178,6 @@ def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part
     bridged[:, :-1] |= bridged[:, 1:].copy()
     labels, boxes, _ = components(bridged)
     labels[~mask] = 0
-    if not boxes:
-        return labels, [], [], 0.0
     areas = np.bincount(labels[mask], minlength=len(boxes) + 1)[1:].tolist()  # ink pixels, not bridges
     peaks = np.zeros(len(boxes) + 1, np.float32)
     np.maximum.at(peaks, labels[labels > 0], ink[labels > 0])
