@@ -23,7 +23,6 @@ from competition.config import (
     TrainConfig,
     help_of,
 )
-from competition.runs.folders import resolve_run
 
 
 def add_flags(parser: argparse.ArgumentParser, cls: type) -> None:
@@ -110,6 +109,10 @@ def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) 
     if args.hparams and not Path(args.hparams).is_file():
         parser.error(f"--hparams {args.hparams}: no such file (run `make tune` first)")
     if args.pseudo:  # found now, as a path: CV and ensemble members run with their own models_dir
+        from competition.runs.folders import (
+            resolve_run,  # here: the flags need no pandas (edge venv scripts)
+        )
+
         try:
             args.pseudo = str(resolve_run(args.models_dir, args.pseudo).resolve())
         except FileNotFoundError as err:

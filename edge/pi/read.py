@@ -5,10 +5,11 @@
     python -m edge.pi.read model_int8.tflite *.jpg --annotate annotated/ --threads 4
 
 Finds each digit (ink on paper or board, either polarity, uneven light, colour, JPEG, slight
-rotation; the digits must not touch), makes it MNIST-like, classifies, and reads left to right
-(edge/pi/reader.py). A line is `FILE: NUMBER  (weakest digit P)`; --json prints
-{"file": ..., "text": "2026", "weakest": P, "digits": [{"label": 2, "probability": 0.998,
-"box": [x, y, w, h]}, ...]} with boxes in the image's own pixels. --annotate DIR writes each image
+rotation, faint strokes, loose specks; two touching digits are cut apart), makes it MNIST-like,
+classifies, and reads left to right (edge/pi/reader.py). A line is `FILE: NUMBER  (weakest digit P)`;
+--json prints {"file": ..., "text": "2026", "weakest": P, "digits": [{"label": 2, "probability":
+0.998, "box": [x, y, w, h], "split": false}, ...]} with boxes in the image's own pixels; "split"
+is true for a digit cut out of ink it shared with its neighbour. --annotate DIR writes each image
 as DIR/<name>.png with its boxes and labels drawn. An image whose only ink is one digit reads as
 that digit (edge.pi.classify remains the command for one digit per image). Exit 2 on a bad image,
 naming it; the images before it are printed.

@@ -2,7 +2,7 @@
 
     from edge.pi.reader import read_image
     reading = read_image(classifier, "photo.jpg")     # or read_grey_image(classifier, grey_array)
-    reading.text, reading.weakest, reading.digits[0].label, .probability, .box  # box: x, y, w, h
+    reading.text, reading.weakest, reading.digits[0].label, .probability, .box, .split  # box: x, y, w, h
 
 The steps, each cheap enough for a Pi:
   1. grey, at most WORK_SIDE pixels on its longer side (edge/pi/image.py: EXIF rotation, transparency);
@@ -10,12 +10,19 @@ The steps, each cheap enough for a Pi:
   3. uneven lighting: the background is a grey opening (min then max filter, wider than a stroke)
      on a small copy, smoothed and scaled back; the ink is what rises above it (dark ink: as a
      share of the paper's brightness there, since light multiplies paper and ink alike);
-  4. ink pixels: Otsu's threshold on that ink, refused below MIN_CONTRAST (a blank image);
-  5. digits: 8-connected components of the ink, specks dropped, pieces that share most of their
-     columns joined (a 5's loose bar), pieces far shorter than the tallest joined to the digit
-     beside them (a 9's loose tick) or, alone, dropped (a smudge);
-  6. each digit's own ink, cropped, through MNIST's recipe (edge/pi/image.py), classified in one batch.
-Digits must not touch; a slight rotation is left to the model, trained with rotations.
+  4. ink pixels: everything well above the paper's noise (not Otsu's threshold, which a faint
+     digit can fall under), refused below MIN_CONTRAST (a blank image);
+  5. pieces: 8-connected components of the ink (gaps of a pixel bridged), noise and faint pieces
+     at the border (a shadow's edge) out, pieces that share most of their columns joined; a piece
+     short beside the number's digits (their median height), or short and light, is a fragment;
+  6. each digit's own ink, stretched to its own peak and cut at INK_THRESHOLD as edge/pi/image.py
+     does for one digit alone (a faint digit or chalk reaches the model as bold ink does), through
+     MNIST's recipe, classified in one batch with the alternatives the next step weighs:
+  7. a piece too wide for one digit is cut at the column where the model is surest of both
+     halves, when it is sure enough of them (touching digits; Digit.split); a fragment beside a
+     digit joins it when the model is surer of the digit with it (a 5's loose bar, a 4's stroke),
+     else it is a digit alone if wide and sure enough (a flat 5), else dropped (a speck, a stray stroke).
+A slight rotation is left to the model, trained with rotations.
 """
 
 from __future__ import annotations
@@ -28,15 +35,34 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from edge.pi.classifier import DigitClassifier
-from edge.pi.image import MIN_CONTRAST, ImageError, from_ink, read_grey
+from edge.pi.image import INK_THRESHOLD, MIN_CONTRAST, ImageError, from_ink, read_grey
 
 WORK_SIDE = 1024  # pixels: larger photos are shrunk first (a digit still spans far more than 28)
 SMALL_SIDE = 64  # the background is estimated on a copy whose shorter side is this
 OPENING_FRACTION = 0.25  # opening window, of the shorter side: wider than a stroke of a digit that fills it
-MIN_AREA_FRACTION = 0.02  # components with less ink than this part of the largest one are specks
+NOISE_SIGMAS = 6  # ink is what rises this many of the paper's noise deviations above it...
+LOW_FRACTION = 0.3  # ...and at least this part of Otsu's threshold (JPEG and grain are not Gaussian)
+FAINTEST = 1.5  # a digit's peak is at least this many times that floor (noise barely crosses it)
+SPARSE = 0.3  # a piece with fewer ink pixels than this part of its length is a chain of noise, no stroke
+BORDER_PEAK = 0.6  # a piece at the image's border fainter than this (of the boldest ink) is a shadow's edge
+MIN_AREA_FRACTION = 0.01  # components with less ink than this part of the largest one are noise
+NOISE_AREA = 0.0025  # ...and those under this part are removed before a pixel's gap is bridged
 JOIN_OVERLAP = 0.5  # pieces sharing this part of the narrower one's columns are one digit
-MIN_HEIGHT_FRACTION = 0.5  # pieces shorter than this part of the tallest are no digit on their own:
-ATTACH_GAP = 0.3  # they join the digit beside them when this close (part of the tallest), else are dropped
+FRAGMENT_HEIGHT = 0.65  # pieces shorter than this part of the digits' height (the median's)...
+FRAGMENT_AREA = 0.35  # ...with less ink than this part of a digit's (a flat 2 has more) are no digit alone:
+ATTACH_GAP = 0.35  # they may join a digit this close (part of the digits' height), else are dropped
+PROMOTE_AREA = 0.2  # fragments joined into a digit's height with this part of its ink are one...
+FAINT_AREA, FAINT_PEAK = 0.04, 0.6  # ...or with this part, when all fainter than this (a faint, thin digit)
+ALONE_HEIGHT = 0.4  # a fragment this tall and ALONE_WIDTH wide that joins no digit is one (a flat, thin 5)
+ALONE_WIDTH = 0.3  # when the model is ALONE_SURE of it
+ALONE_SURE = 0.9
+ATTACH_GAIN = 0.02  # the model must be this much surer of the digit with a fragment to keep it
+SPLIT_WIDTH = 0.8  # pieces at least this wide (part of the digits' height) may be two touching digits
+WIDE = 1.3  # ...and at least this wide are two when the model is this sure of both halves together:
+SPLIT_SURE = 0.99
+SPLIT_GAIN = 0.6  # narrower ones, when it is this much surer of both halves together than of the whole
+SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
+SPLIT_SPAN = (0.25, 0.75)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +71,7 @@ class Digit:
     probability: float
     box: tuple[int, int, int, int]  # x, y, width, height in the image's own pixels
     probabilities: np.ndarray  # all ten
+    split: bool = False  # cut out of ink it touched (another digit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +89,8 @@ class Reading:
 
     def as_dict(self) -> dict:
         return {"text": self.text, "weakest": round(self.weakest, 4) if self.digits else None, "digits": [
-            {"label": d.label, "probability": round(d.probability, 4), "box": list(d.box)} for d in self.digits]}
+            {"label": d.label, "probability": round(d.probability, 4), "box": list(d.box), "split": d.split}
+            for d in self.digits]}
 
 
 def read_image(classifier: DigitClassifier, source: str | Path | bytes | BinaryIO,
@@ -78,22 +106,24 @@ def read_image(classifier: DigitClassifier, source: str | Path | bytes | BinaryI
 
 def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float = 1.0) -> Reading:
     """The number in a float greyscale image (H, W); boxes multiplied by `scale`."""
-    ink = ink_map(grey)
-    pieces = find_digits(ink)
-    if not pieces:
+    ink, faintest = ink_map(grey)
+    labels, bodies, fragments, height = find_pieces(ink, faintest)
+    if not bodies:
         raise ImageError("no digit found: the ink is only specks")
-    batch = np.stack([from_ink(crop) for crop, _ in pieces])
-    probabilities = classifier.predict(batch)
+    chosen = split_touching(classifier, ink, labels, bodies, height)
+    chosen = attach_fragments(classifier, ink, labels, chosen, fragments, height)
     digits = []
-    for (_, (x, y, w, h)), p in zip(pieces, probabilities):
+    for part, (crop, (x, y, w, h)), p in sorted(chosen, key=lambda c: c[1][1][0] + c[1][1][2] / 2):
         label = int(np.argmax(p))
         box = tuple(int(round(v * scale)) for v in (x, y, w, h))
-        digits.append(Digit(label, float(p[label]), box, p))
+        digits.append(Digit(label, float(p[label]), box, p, split=part.columns is not None))
     return Reading(digits)
 
 
-def ink_map(grey: np.ndarray) -> np.ndarray:
-    """Ink 0..1 on a 0 background, either polarity, lighting flattened; fainter than Otsu's threshold is 0."""
+def ink_map(grey: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ink on a 0 background, either polarity, lighting flattened, in units of the strokes' cores
+    (1: the boldest ink; a faint digit's peak is less); what is not well above the paper's noise
+    is 0. Also the faintest peak a digit's ink may have, in the same units."""
     grey = np.asarray(grey, dtype=np.float32)
     low, median, high = np.percentile(grey[::2, ::2], [1, 50, 99])  # every 4th pixel is plenty for these
     dark_ink = median - low > high - median
@@ -108,9 +138,200 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
     core = float(np.percentile(strong, 90)) if strong.size else 0.0  # the strokes' cores, as MNIST's 255
     if core < MIN_CONTRAST:
         raise ImageError(f"no digit found: the image is blank (contrast {ink.max():.0f} of 255)")
-    ink = np.clip(ink / core, 0, 1)
-    ink[ink < threshold / core] = 0
-    return ink
+    paper = ink[::2, ::2]
+    paper = paper[paper < threshold]
+    middle, quartile = np.percentile(paper, [50, 75]) if paper.size else (0.0, 0.0)
+    noise = (quartile - middle) / 0.6745  # a Gaussian's quartile is 0.6745 deviations from its middle
+    floor = min(threshold, max(middle + NOISE_SIGMAS * noise, LOW_FRACTION * threshold))
+    ink /= core
+    ink[ink < floor / core] = 0
+    return ink, max(FAINTEST * floor, MIN_CONTRAST) / core
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """Which ink is one digit: components `ids` (their box), within `columns` when cut from
+    touching ink, with the fragments `extra` attached."""
+
+    ids: tuple[int, ...]
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1, ends exclusive
+    columns: tuple[int, int] | None = None
+    extra: tuple[int, ...] = ()
+    extra_box: tuple[int, int, int, int] | None = None
+
+
+def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part], list[Part], float]:
+    """The components' label image; the digits' pieces (bodies) and the fragments, each joined
+    with those sharing most of their columns; and the digits' height (pixels)."""
+    mask = ink > 0
+    labels, boxes, areas = components(mask)
+    if not boxes:
+        return labels, [], [], 0.0
+    peaks = np.zeros(len(boxes) + 1, np.float32)
+    np.maximum.at(peaks, labels[mask], ink[mask])
+    noise = np.flatnonzero((np.array(areas) < NOISE_AREA * max(areas)) | (peaks[1:] < faintest)) + 1
+    mask &= ~np.isin(labels, noise)  # noise and faint residue (a shadow's edge) out first: no bridge chains them
+    bridged = mask.copy()  # a stroke broken by a pixel or two (faint, thin ink) stays one piece
+    bridged[1:] |= mask[:-1]
+    bridged[:-1] |= mask[1:]
+    bridged[:, 1:] |= bridged[:, :-1].copy()
+    bridged[:, :-1] |= bridged[:, 1:].copy()
+    labels, boxes, _ = components(bridged)
+    labels[~mask] = 0
+    areas = np.bincount(labels[mask], minlength=len(boxes) + 1)[1:].tolist()  # ink pixels, not bridges
+    peaks = np.zeros(len(boxes) + 1, np.float32)
+    np.maximum.at(peaks, labels[labels > 0], ink[labels > 0])
+    rows, cols = ink.shape
+    edge = [box[0] == 0 or box[1] == 0 or box[2] == cols or box[3] == rows for box in boxes]
+    kept = [k for k, area in enumerate(areas) if area >= MIN_AREA_FRACTION * max(areas) and peaks[k + 1] >= faintest
+            and not (edge[k] and peaks[k + 1] < BORDER_PEAK)  # a shadow's or the page's edge, not ink
+            and area >= SPARSE * max(boxes[k][2] - boxes[k][0], boxes[k][3] - boxes[k][1])]  # JPEG's block edges
+    if not kept:
+        return labels, [], [], 0.0
+    heights = [boxes[k][3] - boxes[k][1] for k in kept]
+    height = float(np.median([h for h in heights if h >= FRAGMENT_HEIGHT * max(heights)]))
+    typical = float(np.median([areas[k] for k, h in zip(kept, heights) if h >= FRAGMENT_HEIGHT * height]))
+    small = [k for k, h in zip(kept, heights) if h < FRAGMENT_HEIGHT * height
+             and (areas[k] < FRAGMENT_AREA * typical or h < ALONE_HEIGHT * height)]
+    fragments = join_pieces([boxes[k] for k in small], [areas[k] for k in small], [[k + 1] for k in small])
+    promoted = [g[0][3] - g[0][1] >= FRAGMENT_HEIGHT * height and (g[1] >= PROMOTE_AREA * typical or (
+        g[1] >= FAINT_AREA * typical and max(peaks[k] for k in g[2]) < FAINT_PEAK)) for g in fragments]
+    # ...a digit in pieces (a faint one may have little ink), not a dot above a dash
+    bodies = [g for g, up in zip(fragments, promoted) if up]
+    fragments = [g for g, up in zip(fragments, promoted) if not up]
+    tall = [k for k in kept if k not in small]
+    bodies = join_pieces([boxes[k] for k in tall] + [g[0] for g in bodies], [areas[k] for k in tall] + [g[1] for g in bodies],
+                         [[k + 1] for k in tall] + [g[2] for g in bodies])
+    as_part = lambda group: Part(tuple(group[2]), group[0])  # noqa: E731
+    return labels, [as_part(g) for g in bodies], [as_part(g) for g in fragments], height
+
+
+def cut_out(ink: np.ndarray, labels: np.ndarray, part: Part) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """A part's own ink, stretched to its own peak and cut at INK_THRESHOLD as edge/pi/image.py does
+    for one digit alone, cropped to it; and its box (x, y, w, h). None when it has no ink."""
+    x0, y0, x1, y1 = merged(part.box, part.extra_box) if part.extra_box else part.box
+    region = labels[y0:y1, x0:x1]
+    own = np.isin(region, part.ids)
+    if part.columns:
+        own[:, :max(0, part.columns[0] - x0)] = False
+        own[:, max(0, part.columns[1] - x0):] = False
+    if part.extra:
+        own |= np.isin(region, part.extra)
+    rows, cols = np.nonzero(own)
+    if rows.size == 0:
+        return None
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    values = np.where(own, ink[y0:y1, x0:x1], 0)[top:bottom, left:right]
+    values = values / values.max()
+    values[values < INK_THRESHOLD] = 0
+    return values, (int(x0 + left), int(y0 + top), int(right - left), int(bottom - top))
+
+
+def classify_parts(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray,
+                   parts: list[Part]) -> list[tuple[tuple[np.ndarray, tuple], np.ndarray] | None]:
+    """Each part's (crop, box) and the model's ten probabilities for it, in one batch; None for a
+    part without ink."""
+    crops = [cut_out(ink, labels, part) for part in parts]
+    found = [c for c in crops if c is not None and (c[0] > INK_THRESHOLD).any()]
+    probabilities = iter(classifier.predict(np.stack([from_ink(c[0]) for c in found])) if found else [])
+    return [(c, next(probabilities)) if c is not None and (c[0] > INK_THRESHOLD).any() else None for c in crops]
+
+
+def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray, bodies: list[Part],
+                   height: float) -> list[tuple[Part, tuple, np.ndarray]]:
+    """Each body as a digit (part, (crop, box), probabilities), or as two when it is ink of two
+    touching digits: too wide for one and cut where the model is surest of both halves."""
+    results = classify_parts(classifier, ink, labels, bodies)
+    parts = list(bodies)
+    cuts = {}  # body index -> the halves' indices in parts, per cut
+    for i, body in enumerate(bodies):
+        x0, _, x1, _ = body.box
+        unsure = results[i] is None or results[i][1].max() < 1 - SPLIT_GAIN  # what takes_split could cut
+        if not (x1 - x0 >= WIDE * height or (x1 - x0 >= SPLIT_WIDTH * height and unsure)):
+            continue
+        columns = sorted({int(round(x0 + f * (x1 - x0))) for f in np.linspace(*SPLIT_SPAN, SPLIT_CUTS)})
+        cuts[i] = []
+        for c in columns:
+            cuts[i].append((len(parts), len(parts) + 1))
+            parts += [dataclasses.replace(body, columns=(x0, c)), dataclasses.replace(body, columns=(c, x1))]
+    results += classify_parts(classifier, ink, labels, parts[len(bodies):])
+    chosen = []
+    for i, body in enumerate(bodies):
+        whole = results[i]
+        best = None
+        for left, right in cuts.get(i, []):
+            a, b = results[left], results[right]
+            if a is None or b is None or min(a[0][1][3], b[0][1][3]) < FRAGMENT_HEIGHT * height:
+                continue  # a half that is no digit's height
+            score = float(np.log(a[1].max()) + np.log(b[1].max()))
+            if best is None or score > best[0]:
+                best = (score, left, right)
+        if best and takes_split(best[0], whole, body, height):
+            chosen += [(parts[best[1]], *results[best[1]]), (parts[best[2]], *results[best[2]])]
+        elif whole is not None:
+            chosen.append((body, *whole))
+    return chosen
+
+
+def takes_split(score: float, whole: tuple | None, body: Part, height: float) -> bool:
+    """Whether two halves whose top probabilities multiply to exp(score) beat the whole: a piece
+    WIDE or wider when the model is fairly sure of both, a narrower one only when it is far surer
+    of them than of the whole (the model is often sure of two touching digits as one)."""
+    if whole is None:
+        return True
+    if body.box[2] - body.box[0] >= WIDE * height:
+        return score >= np.log(SPLIT_SURE)
+    return float(np.exp(score)) > float(whole[1].max()) + SPLIT_GAIN
+
+
+def attach_fragments(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray,
+                     digits: list[tuple[Part, tuple, np.ndarray]], fragments: list[Part],
+                     height: float) -> list[tuple[Part, tuple, np.ndarray]]:
+    """Each fragment joined to the digit beside it when the model is surer of that digit with it
+    (or as sure, for one within the digit's columns: a 5's bar); else a digit of its own when
+    ALONE_HEIGHT tall, ALONE_WIDTH wide and the model ALONE_SURE of it; else dropped."""
+    trials = []  # (fragment index, digit index, the part with it)
+    for f, fragment in enumerate(fragments):
+        for d, (part, (_, (x, y, w, h)), _) in enumerate(digits):
+            gap = max(fragment.box[0] - (x + w), x - fragment.box[2], 0)
+            rise = max(fragment.box[1] - (y + h), y - fragment.box[3], 0)
+            if gap <= ATTACH_GAP * height and rise <= ATTACH_GAP * height:
+                trials.append((f, d, dataclasses.replace(part, extra=part.extra + fragment.ids,
+                                                         extra_box=fragment.box)))
+    alone = [f for f, fragment in enumerate(fragments) if fragment.box[3] - fragment.box[1] >= ALONE_HEIGHT * height
+             and fragment.box[2] - fragment.box[0] >= ALONE_WIDTH * height]
+    trials += [(f, None, fragments[f]) for f in alone]
+    if not trials:
+        return digits
+    results = classify_parts(classifier, ink, labels, [t[2] for t in trials])
+    standing = {f: (part, *result) for (f, d, part), result in zip(trials, results)
+                if d is None and result is not None and result[1].max() >= ALONE_SURE}
+    best = {}  # fragment -> (gain, digit index)
+    for (f, d, _), result in zip(trials, results):
+        if result is None or d is None:
+            continue
+        (_, (x, _, w, _)), before = digits[d][1], digits[d][2]
+        fragment = fragments[f]
+        inside = min(fragment.box[2], x + w) - max(fragment.box[0], x) >= JOIN_OVERLAP * (fragment.box[2] - fragment.box[0])
+        gain = float(result[1].max() - before.max()) + (2 * ATTACH_GAIN if inside else 0.0)
+        if gain > ATTACH_GAIN and gain > best.get(f, (-1.0, 0))[0]:
+            best[f] = (gain, d)
+    extras = {}
+    for f, (_, d) in best.items():
+        extras.setdefault(d, []).append(fragments[f])
+    changed = []
+    for d, attached in extras.items():
+        part = digits[d][0]
+        box = attached[0].box
+        for fragment in attached[1:]:
+            box = merged(box, fragment.box)
+        changed.append((d, dataclasses.replace(part, extra=sum((a.ids for a in attached), ()), extra_box=box)))
+    results = classify_parts(classifier, ink, labels, [part for _, part in changed])
+    digits = list(digits)
+    for (d, part), result in zip(changed, results):
+        if result is not None:
+            digits[d] = (part, *result)
+    return digits + [digit for f, digit in standing.items() if f not in best]
 
 
 def background(grey: np.ndarray) -> np.ndarray:
@@ -151,29 +372,6 @@ def otsu(values: np.ndarray) -> float:
     mean_above = ((weights * centres).sum() - np.cumsum(weights * centres)) / np.maximum(above, 1)
     between = below * above * (mean_below - mean_above) ** 2
     return float(edges[1:][int(np.argmax(between))])
-
-
-def find_digits(ink: np.ndarray) -> list[tuple[np.ndarray, tuple[int, int, int, int]]]:
-    """Each digit's own ink (cropped to its box) and its box (x, y, w, h), left to right."""
-    labels, boxes, areas = components(ink > 0)
-    if not boxes:
-        return []
-    pieces = [k for k, area in enumerate(areas) if area >= MIN_AREA_FRACTION * max(areas)]  # specks out first
-    groups = join_pieces([boxes[k] for k in pieces], [areas[k] for k in pieces], [k + 1 for k in pieces])
-    tallest = max(box[3] - box[1] for box, _, _ in groups)
-    kept = [g for g in groups if g[0][3] - g[0][1] >= MIN_HEIGHT_FRACTION * tallest]
-    for box, area, ids in groups:  # a short piece (a loose tick or bar) belongs to the digit beside it
-        if box[3] - box[1] < MIN_HEIGHT_FRACTION * tallest:
-            gaps = [max(box[0] - other[2], other[0] - box[2], 0) for other, _, _ in kept]
-            k = int(np.argmin(gaps))
-            if gaps[k] <= ATTACH_GAP * tallest:
-                other, other_area, other_ids = kept[k]
-                kept[k] = (merged(box, other), area + other_area, other_ids + ids)
-    digits = []
-    for (x0, y0, x1, y1), _, members in sorted(kept, key=lambda g: (g[0][0] + g[0][2]) / 2):
-        own = np.isin(labels[y0:y1, x0:x1], members)
-        digits.append((np.where(own, ink[y0:y1, x0:x1], 0), (x0, y0, x1 - x0, y1 - y0)))
-    return digits
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]], list[int]]:
@@ -226,9 +424,10 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, 
 
 
 def join_pieces(boxes: list[tuple[int, int, int, int]], areas: list[int],
-                ids: list[int]) -> list[tuple[tuple, int, list[int]]]:
-    """Components that share most of the narrower one's columns, as one digit: (box, area, ids)."""
-    groups = [(box, area, [k]) for box, area, k in zip(boxes, areas, ids)]
+                ids: list[list[int]]) -> list[tuple[tuple, int, list[int]]]:
+    """Pieces (each of components `ids`) that share most of the narrower one's columns, as one
+    digit: (box, area, ids)."""
+    groups = [(box, area, list(k)) for box, area, k in zip(boxes, areas, ids)]
     joined = True
     while joined:
         joined = False

@@ -9,9 +9,10 @@ from PIL import Image
 
 from edge.pi import read
 from edge.pi.classifier import DigitClassifier
-from edge.pi.image import ImageError, mnist_like
-from edge.pi.reader import components, read_image
+from edge.pi.image import ImageError, from_ink, mnist_like
+from edge.pi.reader import components, cut_out, find_pieces, ink_map, read_image
 from edge.pi.synthetic import FORMS, compose
+from edge.pi.written import fragment, lay_out, render, written_digit
 
 LENGTH = 4
 
@@ -118,3 +119,70 @@ def test_bad_images_are_one_line_after_the_good_ones(tmp_path, fixtures, readabl
     assert f"error: {cut}: not a readable image" in capsys.readouterr().err
     with pytest.raises(ImageError, match="tiny.png: too small"):
         read_image(DigitClassifier(model), png(Image.new("L", (1, 1)), tmp_path / "tiny.png"))
+
+
+# The failure classes of issue 31, each as one small made image whose text is asserted.
+HEIGHT = 84  # pixels: each digit's 28x28 field scaled 3x (its ink's longer side about 60)
+
+
+def first_of(readable, label, skip=0):
+    pixels, labels = readable
+    return pixels[np.flatnonzero(labels == label)[skip]]
+
+
+def page(fields, form="paper", strengths=None, touching=(), seed=0):
+    """Digits (N, 784) written in a row by edge/pi/written.py (no fragments), as a PIL image."""
+    rng = np.random.default_rng(seed)
+    inks = [written_digit(f, 60.0, "paper", rng, last=False) for f in fields]
+    if strengths:
+        inks = [ink * s for ink, s in zip(inks, strengths)]
+    canvas, _ = lay_out(inks, 60.0, rng, touching)
+    return render(canvas, 60.0, form, rng)
+
+
+def test_a_faint_thin_last_digit_is_read(tmp_path, classifier, readable):
+    fields = [first_of(readable, k) for k in (3, 8, 7, 7, 0)]
+    faint = page(fields, strengths=[1, 1, 1, 1, 0.3])
+    reading = read_image(classifier, png(faint, tmp_path / "faint.png"))
+    assert reading.text == "38770"
+
+
+def test_a_stray_stroke_and_a_dot_beside_an_8_are_dropped(tmp_path, classifier, readable):
+    rng = np.random.default_rng(0)
+    inks = [written_digit(first_of(readable, k), 60.0, "paper", rng, last=False) for k in (8, 3)]
+    canvas, boxes = lay_out(inks, 60.0, rng, ())
+    x, y, w, h = boxes[0]
+    for blob, (top, left) in ((fragment(2.5, 30.0, 1.5, 1.0), (y - 2, x - 30)),  # a stray stroke, 10 px left
+                              (fragment(3.0, 0.0, 0.0, 1.0), (y - 14, x + w // 2))):  # a dot above it
+        area = canvas[top:top + blob.shape[0], left:left + blob.shape[1]]
+        np.maximum(area, blob, out=area)
+    reading = read_image(classifier, png(render(canvas, 60.0, "paper", rng), tmp_path / "speck.png"))
+    assert reading.text == "83"
+
+
+def test_a_white_on_dark_number_is_read(tmp_path, classifier, readable):
+    fields = [first_of(readable, k) for k in (3, 1, 4)]
+    reading = read_image(classifier, png(page(fields, form="board"), tmp_path / "board.png"))
+    assert reading.text == "314"
+
+
+def test_a_chalk_digit_reaches_the_model_as_the_same_digit_alone_does(readable):
+    """The reader's crop of a digit on a board is what edge/pi/image.py makes of it alone."""
+    board = np.asarray(page([first_of(readable, 4)], form="board").convert("L"), np.float32)
+    ink, faintest = ink_map(board)
+    labels, bodies, _, _ = find_pieces(ink, faintest)
+    assert len(bodies) == 1
+    crop, _ = cut_out(ink, labels, bodies[0])
+    read, alone = from_ink(crop).astype(float), mnist_like(board).astype(float)
+    assert np.abs(read - alone).mean() < 8  # grey levels of 255: threshold, stroke width and centre agree
+    assert abs((read > 127).sum() - (alone > 127).sum()) <= 0.1 * (alone > 127).sum()
+
+
+def test_two_touching_digits_are_cut_apart(tmp_path, fixtures, classifier, readable, capsys):
+    fields = [first_of(readable, k) for k in (2, 0, 5)]
+    image = page(fields, touching=(0,))
+    reading = read_image(classifier, png(image, tmp_path / "touching.png"))
+    assert reading.text == "205"
+    assert [d.split for d in reading.digits] == [True, True, False]
+    assert read.main([str(model_path(fixtures, "int8")), str(tmp_path / "touching.png"), "--json"]) == 0
+    assert [d["split"] for d in json.loads(capsys.readouterr().out)["digits"]] == [True, True, False]
