@@ -16,15 +16,14 @@ exists, a CUDA error is news, so only INFO lines are dropped.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.abc
 import importlib.util
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
-from typing import Iterator
+
+from common.stderr import filtered_stderr
 
 # Before absl's logging is set up TensorFlow ignores its own level: these are INFO lines (oneDNN,
 # "Could not find cuda drivers") and absl's note about them.
@@ -41,25 +40,6 @@ def is_noise(line: bytes, nvidia: bool) -> bool:
     return bool(_ALWAYS_NOISE.match(line) or (not nvidia and _CUDA_NOISE.match(line)))
 
 
-@contextlib.contextmanager
-def filtered_stderr(nvidia: bool) -> Iterator[None]:
-    """Descriptor 2 captured while the block runs (C++ writes there, past sys.stderr), then replayed
-    without the noise."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = b"".join(line for line in captured if not is_noise(line, nvidia))
-            if kept:
-                os.write(2, kept)
-
-
 class _QuietLoader(importlib.abc.Loader):
     """TensorFlow's own loader, run inside filtered_stderr with the device probe that calls cuInit."""
 
@@ -70,7 +50,8 @@ class _QuietLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module):
-        with filtered_stderr(has_nvidia_device()):
+        nvidia = has_nvidia_device()
+        with filtered_stderr(lambda lines: [line for line in lines if not is_noise(line, nvidia)]):
             self._loader.exec_module(module)
             module.config.list_physical_devices()
 

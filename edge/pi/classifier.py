@@ -21,16 +21,15 @@ import dataclasses
 import os
 import platform
 import re
-import sys
-import tempfile
 import threading
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from common.digits_csv import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+from common.stderr import filtered_stderr
 
 # What a missing interpreter (ImportError) or a model it refuses (RuntimeError) raises: the user's to fix.
 INTERPRETER_ERRORS = (ImportError, RuntimeError)
@@ -42,29 +41,22 @@ START_UP_NOISE = re.compile(rb"^(INFO: |I\d{4} |WARNING: All log messages before
 LOG_RECORD = re.compile(rb"^([IWEF]\d{4} |[A-Z]+: )")  # a new line of a log; others continue the one before
 
 
-@contextlib.contextmanager
-def quiet_start_up() -> Iterator[None]:
-    """Descriptor 2 captured while an interpreter is imported and started (C++ writes there, past
-    sys.stderr), then replayed without START_UP_NOISE or the lines that continue it."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept, dropping = [], False
-            for line in captured:
-                if START_UP_NOISE.match(line) or (dropping and not LOG_RECORD.match(line)):
-                    dropping = True
-                else:
-                    dropping = False
-                    kept.append(line)
-            if kept:
-                os.write(2, b"".join(kept))
+def without_start_up_noise(lines: Iterable[bytes]) -> list[bytes]:
+    """The lines of an interpreter's start on descriptor 2 less START_UP_NOISE and the lines that
+    continue it."""
+    kept, dropping = [], False
+    for line in lines:
+        if START_UP_NOISE.match(line) or (dropping and not LOG_RECORD.match(line)):
+            dropping = True
+        else:
+            dropping = False
+            kept.append(line)
+    return kept
+
+
+def quiet_start_up() -> contextlib.AbstractContextManager:
+    """Descriptor 2 while an interpreter is imported and started, replayed without its start-up noise."""
+    return filtered_stderr(without_start_up_noise)
 
 
 def load_interpreter_class() -> tuple[type, str]:
