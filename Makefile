@@ -10,6 +10,9 @@ DEMO_DIR := data/demo
 ARGS ?=
 RUN ?=
 RUN_FLAG := $(if $(RUN),--run $(RUN))
+# Train the models of best, cv and ensemble on a Ray cluster: CLUSTER=local, auto or HOST:PORT (docs/cluster.md).
+CLUSTER ?=
+CLUSTER_FLAG := $(if $(CLUSTER),--cluster $(CLUSTER))
 
 .PHONY: help setup demo-data demo train train-aug tune train-best submission bench bench-speed test clean
 
@@ -66,8 +69,8 @@ train-best: $(VENV)/.installed ## retrain the search's best hyperparameters (aug
 RECIPE ?= fast
 .PHONY: best
 
-best: $(VENV)/.installed ## train RECIPE (report, fast, best-single, best-ensemble) into models/recipe-RECIPE/ with its checked submission.csv
-	$(PY) -m competition.best --models_dir $(MODELS_DIR) --recipe $(RECIPE) --data_dir $(DATA_DIR) $(ARGS)
+best: $(VENV)/.installed ## train RECIPE (report, fast, best-single, best-ensemble) into models/recipe-RECIPE/ with its checked submission.csv [CLUSTER=...]
+	$(PY) -m competition.best --models_dir $(MODELS_DIR) --recipe $(RECIPE) --data_dir $(DATA_DIR) $(CLUSTER_FLAG) $(ARGS)
 
 # The same recipe on Kaggle's GPU: make kaggle-best [RECIPE=fast] [ARGS="--force"]; docs/kaggle.md.
 .PHONY: kaggle-best
@@ -79,10 +82,10 @@ K ?= 5
 .PHONY: cv ensemble combine
 
 cv: $(VENV)/.installed ## K-fold cross-validation of a configuration: per-fold accuracy, mean and spread
-	$(PY) -m competition.cv --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) --k $(K) $(ARGS)
+	$(PY) -m competition.cv --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) --k $(K) $(CLUSTER_FLAG) $(ARGS)
 
 ensemble: $(VENV)/.installed ## train K members (seeds), average their probabilities; reuses members that exist
-	$(PY) -m competition.ensemble --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) --k $(K) $(ARGS)
+	$(PY) -m competition.ensemble --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) --k $(K) $(CLUSTER_FLAG) $(ARGS)
 
 combine: $(VENV)/.installed ## CVS="cv-a cv-b" NAME=n: CVs of the same folds as one ensemble, scored per fold -> models/cv-NAME
 	$(PY) -m competition.combine --models_dir $(MODELS_DIR) --data_dir $(DATA_DIR) $(CVS) --name $(NAME) $(ARGS)

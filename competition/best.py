@@ -3,6 +3,7 @@
     python -m competition.best --recipe fast                       # one strong model, every row
     python -m competition.best --recipe best-single                # the best single model, TTA x4
     python -m competition.best --recipe best-ensemble --budget_minutes 60
+    python -m competition.best --recipe best-ensemble --cluster HEAD:6379   # its members on a Ray cluster
     python -m competition.best --list                              # the recipes and their estimates
 
 Before training it says what it will do and how long that should take here: each member's
@@ -26,7 +27,12 @@ from competition import startup
 startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
 
 from common.errors import add_debug_flag, exit_status
-from competition.cli import add_data_dir, add_models_dir
+from competition.cli import (
+    add_cluster_flag,
+    add_data_dir,
+    add_models_dir,
+    check_cluster_jobs,
+)
 from competition.config import RECIPES
 from competition.runs.folders import exclusive
 from competition.training.recipes import folder_of, print_recipes, train_recipe
@@ -49,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="train each member this many epochs instead of its preset's, to try the command out "
                              "(the recipe's estimate then does not apply)")
     parser.add_argument("--fresh", action="store_true", help="delete this recipe's models and start over")
+    add_cluster_flag(parser)
     add_debug_flag(parser)
     args = parser.parse_args(argv)
+    check_cluster_jobs(parser, args, 0)
     if args.list:
         print_recipes()
         return 0
@@ -60,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def work():  # two of the same recipe at once would train its members twice
         with exclusive(folder_of(recipe, args.models_dir), "a recipe"):
-            return train_recipe(recipe, args.data_dir, args.models_dir, args.budget_minutes, args.jobs, args.epochs, args.fresh)
+            return train_recipe(recipe, args.data_dir, args.models_dir, args.budget_minutes, args.jobs, args.epochs,
+                                args.fresh, args.cluster)
 
     return exit_status(work, args.debug, interrupted="finished members are kept: the same command continues")
 

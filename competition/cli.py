@@ -76,6 +76,31 @@ def add_workers_flag(parser: argparse.ArgumentParser) -> None:
                              "(default: %(default)s)")
 
 
+def add_cluster_flag(parser: argparse.ArgumentParser) -> None:
+    """--cluster: the models as tasks on a Ray cluster instead of this machine's processes (training/cluster.py)."""
+    # The form only: Ray itself is imported where a cluster is used.
+    from competition.training.cluster import parse_address
+
+    def address(text: str) -> str:
+        try:
+            return parse_address(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parser.add_argument("--cluster", type=address, default=None, metavar="ADDRESS",
+                        help="train the models as tasks on a Ray cluster: local (Ray on this machine's cores), auto "
+                             "(the running one: $RAY_ADDRESS, or `ray start`'s on this machine), HOST:PORT or "
+                             "ray://HOST:PORT; each node picks its own precision (default: none, this machine's "
+                             "processes; docs/cluster.md)")
+
+
+def check_cluster_jobs(parser: argparse.ArgumentParser, args: argparse.Namespace, default_jobs: int) -> None:
+    """--jobs places models on this machine; on a cluster Ray places them (--threads sets each one's CPUs)."""
+    if args.cluster and args.jobs != default_jobs:
+        parser.error("--jobs is for this machine's processes; with --cluster Ray places the models "
+                     "(--threads sets each one's CPUs)")
+
+
 def from_flags(args: argparse.Namespace, cls: type):
     names = {field.name for field in dataclasses.fields(cls)}
     return cls(**{key: value for key, value in vars(args).items() if key in names})

@@ -4,6 +4,7 @@
     python -m competition.cv --k 5 --preset strong --folds 1 2     # some folds now, the rest later
     python -m competition.cv --k 5 --preset strong --seeds 2       # 2 models per fold: an ensemble's CV
     python -m competition.cv --k 5 --preset strong --jobs 2        # 2 models at once: more images/s in all
+    python -m competition.cv --k 5 --preset strong --cluster HEAD:6379  # the folds on a Ray cluster
     python -m competition.predict --run cv-strong               # all its models as one ensemble
 
 Folds are stratified over train.csv (--cv_seed). Each model is an ordinary run folder under
@@ -30,14 +31,22 @@ startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines q
 from common.errors import add_debug_flag, exit_status
 from common.writing import write_json
 from competition.cli import (
+    add_cluster_flag,
     add_tta_flag,
     add_workers_flag,
+    check_cluster_jobs,
     named_after_preset,
     parse_train_config,
 )
 from competition.config import TrainConfig
 from competition.data.digits import load_train
-from competition.runs.folders import ENSEMBLE_FILE, exclusive, is_run, open_resumable
+from competition.runs.folders import (
+    ENSEMBLE_FILE,
+    exclusive,
+    is_run,
+    open_resumable,
+    recorded,
+)
 from competition.scoring.folds import (
     SETTINGS_FILE,
     fold_indices,
@@ -48,10 +57,12 @@ from competition.training import hardware, parallel, trainer
 
 
 def cross_validate(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int = 0, seeds: int = 1, tta: int = 0,
-        fresh: bool = False, workers: int = 1) -> dict:
+        fresh: bool = False, workers: int = 1, cluster: str | None = None) -> dict:
     folder = Path(cfg.models_dir) / f"cv-{cfg.name}"
-    setup = hardware.resolve(cfg.precision, cfg.threads)  # this machine's, handed to every model
-    settings = {**trainer.recorded_settings(cfg, setup), "k": k, "cv_seed": cv_seed, "seeds": seeds}
+    setup = hardware.resolve(cfg.precision, cfg.threads)  # this machine's, handed to every model trained here
+    precision = hardware.work_precision(cfg.precision, setup, None if fresh else recorded(folder / SETTINGS_FILE, "precision"),
+                                        bool(cluster))
+    settings = {**trainer.recorded_settings(cfg, precision), "k": k, "cv_seed": cv_seed, "seeds": seeds}
     open_resumable(folder, SETTINGS_FILE, settings, (*trainer.IDENTITY, "k", "cv_seed"), fresh,  # seeds may grow
                    defaults=trainer.RECORDED_DEFAULTS)
 
@@ -63,9 +74,9 @@ def cross_validate(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_
         for i in chosen:
             train_rows, held_out = splits[i - 1]
             what = f" (of {k}, seed {cfg.seed + s}: {len(train_rows)} train / {len(held_out)} held out)"
-            jobs[i, s] = parallel.Job(dataclasses.replace(cfg, seed=cfg.seed + s), folder,
+            jobs[i, s] = parallel.Job(dataclasses.replace(cfg, seed=cfg.seed + s, precision=precision), folder,
                                       model_name(i, s, cfg.seed + s), splits[i - 1], what)
-    trained = dict(zip(jobs, parallel.train_all(list(jobs.values()), workers, setup)))
+    trained = dict(zip(jobs, parallel.train_all(list(jobs.values()), workers, setup, cluster, digits)))
     runs = {i: [trained[i, s] for s in range(seeds)] for i in chosen}
     # Every model of this CV, those of folds not chosen now included: all were trained as cfg says.
     members = sorted(p.name for p in folder.iterdir() if is_run(p))
@@ -85,8 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     add_tta_flag(parser)
     parser.add_argument("--fresh", action="store_true", help="delete this CV's models and start over")
     add_workers_flag(parser)
+    add_cluster_flag(parser)
     add_debug_flag(parser)
     cfg, args = parse_train_config(parser, argv)
+    check_cluster_jobs(parser, args, 1)
     if args.k < 2 or any(not 1 <= f <= args.k for f in args.folds or []):
         parser.error("--k must be at least 2 and --folds between 1 and k")
     if args.seeds < 1 or args.tta < 0 or args.jobs < 1:
@@ -95,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def work():  # two CVs of one name at once would train the same folds twice and race on cv.json
         with exclusive(Path(cfg.models_dir) / f"cv-{cfg.name}", "a cross-validation"):
-            return cross_validate(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh, args.jobs)
+            return cross_validate(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh, args.jobs,
+                                  args.cluster)
 
     return exit_status(work, args.debug, interrupted="finished folds are kept: the same command continues")
 

@@ -3,6 +3,7 @@
     python -m competition.ensemble --k 5 --preset strong                # members share the validation split
     python -m competition.ensemble --k 15 --preset strong --val_size 0  # final members on every row
     python -m competition.ensemble --k 4 --preset strong --jobs 2       # 2 members at once
+    python -m competition.ensemble --k 15 --preset strong --cluster auto  # on the running Ray cluster
     python -m competition.predict --run ensemble-strong [--tta 4]   # its submission, as from a run
 
 models/ensemble-<name>/ holds one ordinary run folder per member (member-<i>, seed seed+i-1),
@@ -27,8 +28,10 @@ import numpy as np
 from common.errors import add_debug_flag, exit_status
 from common.writing import write_json
 from competition.cli import (
+    add_cluster_flag,
     add_tta_flag,
     add_workers_flag,
+    check_cluster_jobs,
     named_after_preset,
     parse_train_config,
 )
@@ -41,6 +44,7 @@ from competition.runs.folders import (
     METRICS_FILE,
     exclusive,
     open_resumable,
+    recorded,
 )
 from competition.scoring.metrics import agreement, classification_metrics
 from competition.scoring.probabilities import member_probabilities
@@ -65,20 +69,23 @@ def evaluate(folder: Path, member_names: list[str], images: np.ndarray, labels: 
     return result
 
 
-def train_ensemble(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, workers: int = 1) -> Path:
+def train_ensemble(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, workers: int = 1,
+                   cluster: str | None = None) -> Path:
     folder = Path(cfg.models_dir) / f"ensemble-{cfg.name}"
-    setup = hardware.resolve(cfg.precision, cfg.threads)  # this machine's, handed to every model
-    open_resumable(folder, SETTINGS_FILE, {**trainer.recorded_settings(cfg, setup), "k": k}, trainer.IDENTITY, fresh,  # k may grow
-                   defaults=trainer.RECORDED_DEFAULTS)
+    setup = hardware.resolve(cfg.precision, cfg.threads)  # this machine's, handed to every model trained here
+    precision = hardware.work_precision(cfg.precision, setup, None if fresh else recorded(folder / SETTINGS_FILE, "precision"),
+                                        bool(cluster))
+    open_resumable(folder, SETTINGS_FILE, {**trainer.recorded_settings(cfg, precision), "k": k}, trainer.IDENTITY,  # k may grow
+                   fresh, defaults=trainer.RECORDED_DEFAULTS)
 
-    jobs = [parallel.Job(dataclasses.replace(cfg, seed=cfg.seed + i - 1), folder, f"member-{i}",
+    digits = load_train(cfg.data_dir)
+    jobs = [parallel.Job(dataclasses.replace(cfg, seed=cfg.seed + i - 1, precision=precision), folder, f"member-{i}",
                       what=f" (of {k}, seed {cfg.seed + i - 1})") for i in range(1, k + 1)]
-    members = parallel.train_all(jobs, workers, setup)
+    members = parallel.train_all(jobs, workers, setup, cluster, digits)
     names = [member.name for member in members]
     seconds = sum(read_json(member / METRICS_FILE, ("train_seconds",))["train_seconds"] for member in members)
     write_json(folder / ENSEMBLE_FILE, {"members": names, "config": cfg.to_dict()})
 
-    digits = load_train(cfg.data_dir)
     _, x_val, _, y_val = splits.split(digits, cfg)
     if len(x_val):
         result = evaluate(folder, names, x_val, y_val, tta)
@@ -105,15 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     add_tta_flag(parser)
     parser.add_argument("--fresh", action="store_true", help="delete this ensemble's members and start over")
     add_workers_flag(parser)
+    add_cluster_flag(parser)
     add_debug_flag(parser)
     cfg, args = parse_train_config(parser, argv)
+    check_cluster_jobs(parser, args, 1)
     if args.k < 1 or args.jobs < 1 or args.tta < 0:
         parser.error("--k and --jobs must be at least 1, --tta at least 0")
     cfg = named_after_preset(cfg, args.preset)
 
     def work():  # two ensembles of one name at once would train the same members twice
         with exclusive(Path(cfg.models_dir) / f"ensemble-{cfg.name}", "an ensemble"):
-            return train_ensemble(cfg, args.k, args.tta, args.fresh, args.jobs)
+            return train_ensemble(cfg, args.k, args.tta, args.fresh, args.jobs, args.cluster)
 
     return exit_status(work, args.debug, interrupted="finished members are kept: the same command continues")
 

@@ -50,7 +50,36 @@ def new_run_id(name: str) -> str:
 
 @contextlib.contextmanager
 def run_folder(models_dir: str | Path, run_id: str) -> Iterator[Path]:
-    """Yield a temporary folder to fill; on success it becomes models_dir/run_id."""
+    """Yield a temporary folder to fill; on success it becomes models_dir/run_id. The run's log
+    lines go to its train.log meanwhile."""
+    with _building(models_dir, run_id) as tmp:
+        handler = logging.FileHandler(tmp / LOG_FILE)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        log.addHandler(handler)
+        try:
+            yield tmp
+        finally:
+            log.removeHandler(handler)
+            handler.close()
+
+
+def place_run(models_dir: str | Path, run_id: str, files: dict[str, bytes]) -> Path:
+    """Write a run folder trained elsewhere (a cluster's node: its files by relative path) as
+    models_dir/run_id, whole or not at all, as run_folder writes one trained here."""
+    with _building(models_dir, run_id) as tmp:
+        for relative, data in files.items():
+            target = tmp / relative
+            if tmp.resolve() not in target.resolve().parents:  # a name from another machine stays inside the run
+                raise ProjectError(f"run {run_id}: its file {relative!r} is outside its folder")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    return Path(models_dir) / run_id
+
+
+@contextlib.contextmanager
+def _building(models_dir: str | Path, run_id: str) -> Iterator[Path]:
+    """The hidden .tmp-<id> folder a run is built in, locked; renamed to <id> when the block ends
+    well, removed when it does not."""
     models = Path(models_dir)
     models.mkdir(parents=True, exist_ok=True)
     remove_killed_runs(models)
@@ -64,21 +93,14 @@ def run_folder(models_dir: str | Path, run_id: str) -> Iterator[Path]:
             raise BusyError(f"{tmp} is being written by another process: a run of the same name started "
                             "in the same second; start this one again")
         tmp.mkdir()
-        handler = logging.FileHandler(tmp / LOG_FILE)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        log.addHandler(handler)
         try:
             yield tmp
-            log.removeHandler(handler)
-            handler.close()
             os.replace(tmp, final)
         except OSError as err:
             if err.filename is None:  # a write that failed (no space left) names no file: name the folder
                 err.filename = str(models)
             raise
         finally:
-            log.removeHandler(handler)
-            handler.close()
             shutil.rmtree(tmp, ignore_errors=True)  # a failed run leaves nothing behind
 
 
@@ -299,6 +321,11 @@ def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...], defau
         raise ValueError(f"{path.parent} holds work with other settings ({diffs}): "
                          "pass --fresh to start over, or --name for a new one")
     return True
+
+
+def recorded(path: Path, key: str):
+    """The value a settings file (cv_config.json, ...) records for key; None without the file or the key."""
+    return read_json(path).get(key) if path.is_file() else None
 
 
 def open_resumable(folder: Path, settings_file: str, settings: dict, keys: tuple[str, ...], fresh: bool,

@@ -169,6 +169,22 @@ def resolve(precision: str = TrainConfig.precision, threads: int = TrainConfig.t
     return Setup(machine, chosen, why, choose_threads(threads, machine))
 
 
+def work_precision(requested: str, here: Setup, recorded: str | None, cluster: bool) -> str:
+    """The precision that resumable work (CV folds, ensemble members, a recipe's models) records,
+    and so the one its models train in. `recorded`: what the work's record holds (None: new work).
+
+    Here, "auto" is this machine's precision, as the record check has always compared it: work
+    begun on another machine is refused if that one trained otherwise. On a cluster each node
+    resolves "auto" for itself, so new work records "auto"; work that recorded "auto" continues so
+    anywhere (this machine is one more node); work that recorded a resolved precision continues in
+    it on every node, so that its models never mix precisions (docs/cluster.md)."""
+    if requested != "auto":
+        return requested
+    if recorded == "auto" or (cluster and recorded is None):
+        return "auto"
+    return recorded if cluster else here.precision
+
+
 def describe_machine(hardware: Hardware) -> str:
     """One line: AMD EPYC, 2 of 2 cores, AVX2 FMA AVX512F AVX512-BF16, no GPU."""
     flags = " ".join(label for flag, label in FLAGS.items() if flag in hardware.flags) or "no AVX2"

@@ -1,5 +1,6 @@
 """Several models of a CV, an ensemble or a recipe: those missing trained, each into its run folder,
-one after another or side by side in their own processes; those that exist reused.
+one after another or side by side in their own processes, or as tasks on a Ray cluster
+(cluster.py); those that exist reused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from competition.config import TrainConfig
+from competition.data.digits import Digits, load_train
 from competition.runs.folders import resolve_run, setup_console_logging
 from competition.training import hardware, trainer
 
@@ -28,9 +30,12 @@ class Job:
     what: str = ""
 
 
-def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = None) -> list[Path]:
+def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = None, cluster: str | None = None,
+              digits: Digits | None = None) -> list[Path]:
     """Each job's run folder, in order: the folds of a CV, the members of an ensemble. Those that
-    exist are reused (an interrupted job continues); the missing ones are trained, `workers` at a time.
+    exist are reused (an interrupted job continues); the missing ones are trained, `workers` at a time,
+    or on the Ray cluster at `cluster` (each node resolving its own precision and threads), from
+    `digits` (train.csv, read from the first job's data_dir without).
 
     With workers > 1 each model trains in a fresh process with its share of the cores (cfg.threads
     unless set): on 2 cores, two 1-thread trainings together do more images/s than one 2-thread
@@ -44,6 +49,12 @@ def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = 
             print(f"{job.name}: already trained, reusing {found[job.name].name}", flush=True)
     todo = [job for job in jobs if job.name not in found]
     if not todo:
+        return [found[job.name] for job in jobs]
+    if cluster:
+        # Ray only where a cluster is asked for.
+        from competition.training import cluster as ray_cluster
+
+        found.update(ray_cluster.train_all(todo, cluster, digits or load_train(todo[0].cfg.data_dir)))
         return [found[job.name] for job in jobs]
     setup = setup or hardware.resolve(todo[0].cfg.precision, todo[0].cfg.threads)
     if workers <= 1:

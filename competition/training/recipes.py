@@ -33,6 +33,7 @@ from competition.runs.folders import (
     ENSEMBLE_FILE,
     METRICS_FILE,
     open_resumable,
+    recorded,
     resolve_run,
 )
 from competition.scoring.metrics import classification_metrics
@@ -124,7 +125,7 @@ def plan(chosen: list, folder: Path, digits, budget_minutes: float,
 
 
 def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes: float = 0.0, jobs: int = 0,
-        epochs: int | None = None, fresh: bool = False) -> Path:
+        epochs: int | None = None, fresh: bool = False, cluster: str | None = None) -> Path:
     folder = folder_of(recipe, models_dir)
     digits, test = load_train(data_dir), load_test(data_dir)  # both checked before anything trains
     everyone = members(recipe, data_dir, str(folder), epochs)
@@ -135,8 +136,11 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
           f"of {digits.source}" + (f", TTA x{recipe.tta}" if recipe.tta else ""), flush=True)
     print(f"best: machine: {hardware.describe_machine(setup.machine)}; precision {setup.precision} ({setup.reason}), "
           f"{threads} threads", flush=True)
+    before = None if fresh else (recorded(folder / SETTINGS_FILE, "members") or [{}])[0].get("precision")
+    precision = hardware.work_precision(everyone[0].cfg.precision, setup, before, bool(cluster))
+    everyone = [dataclasses.replace(m, cfg=dataclasses.replace(m.cfg, precision=precision)) for m in everyone]
     open_resumable(folder, SETTINGS_FILE, {"recipe": recipe.name, "members": [
-        {key: value for key, value in trainer.recorded_settings(m.cfg, setup).items() if key in trainer.IDENTITY}
+        {key: value for key, value in trainer.recorded_settings(m.cfg, precision).items() if key in trainer.IDENTITY}
         for m in everyone]}, ("recipe", "members"), fresh)
 
     chosen, estimated = plan(everyone, folder, digits, budget_minutes, setup)
@@ -149,15 +153,19 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
         print(f"best: {member.name}: {member.preset} seed {member.cfg.seed}, {member.cfg.epochs} epochs, "
               + (f"about {_minutes(each)}" if each else "trained already"), flush=True)
     total = sum(estimated)
-    side_by_side = " (the sum of their times: side by side they may end sooner, docs/speed.md)" if workers > 1 else ""
-    print(f"best: about {_minutes(total)} of training, {workers} at a time{side_by_side}", flush=True)
+    if cluster:
+        print(f"best: about {_minutes(total)} of training at this machine's speed, shared among the cluster's nodes "
+              f"at {cluster}", flush=True)
+    else:
+        side_by_side = " (the sum of their times: side by side they may end sooner, docs/speed.md)" if workers > 1 else ""
+        print(f"best: about {_minutes(total)} of training, {workers} at a time{side_by_side}", flush=True)
     if len(chosen) < len(everyone):
         print(f"best: --budget_minutes {budget_minutes:g} fits {len(chosen)} of the recipe's {len(everyone)} models: "
               "the ensemble stops there (run again with a larger budget to add the rest)", flush=True)
 
     start = time.perf_counter()
     jobs_to_run = [parallel.Job(m.cfg, folder, m.name, what=f" ({m.preset}, seed {m.cfg.seed})") for m in chosen]
-    runs = parallel.train_all(jobs_to_run, workers, setup)
+    runs = parallel.train_all(jobs_to_run, workers, setup, cluster, digits)
     write_json(folder / ENSEMBLE_FILE, {"members": [r.name for r in runs], "recipe": recipe.name})
     # The recipes' estimates are cross-validations of the competition's train.csv, trained as the recipe says.
     estimate = recipe.estimate(len(runs)) if not epochs and len(digits) == COMPETITION_TRAIN_ROWS else None

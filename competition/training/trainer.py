@@ -126,27 +126,31 @@ def callbacks(cfg: TrainConfig, folder: Path, n_train: int, validate: bool) -> l
     return [*chosen, keras.callbacks.CSVLogger(str(folder / HISTORY_FILE)), EpochLog(cfg.epochs, n_train)]
 
 
-def model_for(cfg: TrainConfig) -> tuple[keras.Model, dict | None]:
+def model_for(cfg: TrainConfig, values: dict | None = None) -> tuple[keras.Model, dict | None]:
     """The compiled model cfg names, in cfg's precision (a resolved one: float32 or mixed_*),
-    and the hyperparameter values it came from (tuned runs)."""
+    and the hyperparameter values it came from (tuned runs): `values`, or read from cfg.hparams."""
     if cfg.precision not in COMPUTE_PRECISIONS:  # decided once, by hardware.resolve, before any model is built
         raise ValueError(f"precision {cfg.precision!r}: resolve it first (hardware.resolve)")
-    values = None
     with models.precision(cfg.precision):
         if cfg.hparams:
-            values = read_json(cfg.hparams, ("hyperparameters",))["hyperparameters"]
+            values = values or tuned_values(cfg.hparams)
             model = models.make_cnn(**search_space.cnn_kwargs(values), name="tuned")
         else:
             model = models.build(cfg.arch)
     return models.compile_model(model, cfg.learning_rate, ema=cfg.ema), values
 
 
-def as_float32(cfg: TrainConfig, model: keras.Model) -> keras.Model:
+def tuned_values(hparams: str) -> dict:
+    """The hyperparameter values of a search's best_hyperparameters.json."""
+    return read_json(hparams, ("hyperparameters",))["hyperparameters"]
+
+
+def as_float32(cfg: TrainConfig, model: keras.Model, values: dict | None = None) -> keras.Model:
     """model with float32 compute: what is saved, scored and exported, whatever precision trained it.
     Mixed precision keeps float32 weights, so they carry over unchanged."""
     if cfg.precision == "float32":
         return model
-    twin, _ = model_for(dataclasses.replace(cfg, precision="float32"))
+    twin, _ = model_for(dataclasses.replace(cfg, precision="float32"), values)
     twin.set_weights(model.get_weights())
     twin.optimizer.build(twin.trainable_variables)  # its state too, as a float32 run saves it
     trained = getattr(model.optimizer, "inner_optimizer", model.optimizer)  # mixed_float16's loss scaling wraps it
@@ -210,27 +214,32 @@ def last_step_metrics(model: keras.Model, last_step: list, x_val, y_val) -> dict
 
 
 def train_model(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None,
-                setup: hardware.Setup | None = None) -> Path:
+                setup: hardware.Setup | None = None, digits: Digits | None = None,
+                hyperparameters: dict | None = None, into: str | Path | None = None) -> Path:
     """Train as cfg says; return the finished run folder.
 
     `indices` (train rows, validation rows of train.csv) replace the configured split: the folds of
     cross-validation. `setup` is the precision and threads a command resolved for this machine;
-    without it they are resolved here, from cfg.
+    without it they are resolved here, from cfg. A cluster's node has no data files or search
+    folder: it is handed the checked train.csv (`digits`) and the tuned values of cfg.hparams
+    (`hyperparameters`), and builds the run in its own folder `into`, while config.json records
+    cfg's paths, as on the machine the run is for.
     """
     setup_console_logging()
     setup = setup or hardware.resolve(cfg.precision, cfg.threads)
     cfg, why, machine = dataclasses.replace(cfg, precision=setup.precision), setup.reason, setup.machine
     threads = hardware.apply_threads(setup.threads)
     keras.utils.set_random_seed(cfg.seed)
-    model, hyperparameters = model_for(cfg)
+    model, hyperparameters = model_for(cfg, hyperparameters)
+    models_dir = into or cfg.models_dir
     # A full or read-only models folder found now, from the model's size, rather than after the training.
-    check_room(cfg.models_dir, run_bytes(model.count_params(), bool(cfg.ema)), "this run")
+    check_room(models_dir, run_bytes(model.count_params(), bool(cfg.ema)), "this run")
     run_id = new_run_id(cfg.name)
-    with run_folder(cfg.models_dir, run_id) as folder:
+    with run_folder(models_dir, run_id) as folder:
         log.info(f"machine: {hardware.describe_machine(machine)}; precision {cfg.precision} ({why}), "
                  f"{threads} thread{'s' * (threads != 1)}")
         start = time.perf_counter()
-        digits = load_train(cfg.data_dir)
+        digits = digits or load_train(cfg.data_dir)
         x_train, x_val, y_train, y_val, pseudo = training_data(cfg, digits, indices)
         kind = "DEMO data (scikit-learn digits, not the competition's)" if digits.demo else "competition data"
         extra = f" ({pseudo['kept']} of them pseudo-labelled test digits)" if pseudo else ""
@@ -250,7 +259,7 @@ def train_model(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None 
             np.savez(folder / ROWS_FILE, train=indices[0], validation=indices[1])
 
         summary, last_step = fit(cfg, folder, model, x_train, y_train, x_val, y_val)
-        model = as_float32(cfg, model)
+        model = as_float32(cfg, model, hyperparameters)
         model.save(folder / MODEL_FILE)
         metrics = None
         if len(x_val):
@@ -265,12 +274,13 @@ def train_model(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None 
                      f"{metrics['most_confused']['true']}->{metrics['most_confused']['predicted']}")
         write_json(folder / METRICS_FILE, {"run_id": run_id, "demo_data": digits.demo, "validation": metrics, **summary,
                                            **({"pseudo_labels": pseudo} if pseudo else {})})
-    final = Path(cfg.models_dir) / run_id
-    log.info(f"saved: {final}")
+    final = Path(models_dir) / run_id
+    if into is None:  # a node's own folder is not where the run ends up: the driver says where
+        log.info(f"saved: {final}")
     return final
 
 
-def recorded_settings(cfg: TrainConfig, setup: hardware.Setup) -> dict:
+def recorded_settings(cfg: TrainConfig, precision: str) -> dict:
     """cfg as resumable work records it (CV folds, ensemble members, a recipe's models): with the
-    precision this machine trains in, so that work is not continued in another one."""
-    return {**cfg.to_dict(), "precision": setup.precision}
+    precision its models train in (hardware.work_precision), so that work is not continued in another."""
+    return {**cfg.to_dict(), "precision": precision}

@@ -1,0 +1,242 @@
+"""CV folds and ensemble members as tasks on a Ray cluster started by the test: a head without CPUs
+and two nodes of one CPU each (ray.cluster_utils.Cluster), one epoch on the demo set."""
+
+import glob
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from ray.cluster_utils import Cluster
+
+from competition import cv, ensemble
+from competition import predict as submission
+from competition.config import COMPUTE_PRECISIONS
+from competition.training import cluster as ray_cluster
+from competition.training import hardware
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_FILES = ["config.json", "data_fingerprint.json", "history.csv", "metrics.json", "model.keras", "train.log"]
+
+
+def quick(demo_dir, models_dir):
+    return ["--data_dir", str(demo_dir), "--models_dir", str(models_dir), "--epochs", "1", "--batch_size", "128",
+            "--learning_rate", "0.003"]
+
+
+def two_nodes() -> Cluster:
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})  # the driver's node trains nothing
+    workers = [nodes.add_node(num_cpus=1) for _ in range(2)]
+    nodes.wait_for_nodes()
+    nodes.workers = workers
+    return nodes
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    nodes = two_nodes()
+    yield nodes
+    nodes.shutdown()
+
+
+def runs_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if (p / "model.keras").is_file())
+
+
+def files_of(run: Path) -> list[str]:
+    """A run's files, less the predictions that scoring caches in it."""
+    return sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file() and p.parent.name != "predictions")
+
+
+def test_a_cv_on_the_cluster_writes_what_local_processes_write_and_continues_here(demo_dir, tmp_path, cluster, capfd):
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "c", "--cluster", cluster.address]) == 0
+    out = capfd.readouterr().out
+    assert "cluster: 3 nodes, 2 CPUs, no GPU" in out
+    for fold in ("fold-1", "fold-2"):  # the driver's line as it queues and ends; the node's own lines, named
+        assert f"{fold}: queued (of 2" in out and f"{fold}: done on " in out
+        assert any(line.startswith(f"({fold} pid=") and "epoch 1/1" in line for line in out.splitlines())
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "l", "--jobs", "2"]) == 0
+    capfd.readouterr()
+
+    on_cluster, here = (json.loads((tmp_path / f"cv-{name}" / "cv.json").read_text()) for name in ("c", "l"))
+    assert on_cluster.keys() == here.keys() and [f.keys() for f in on_cluster["folds"]] == [f.keys() for f in here["folds"]]
+    for mine, theirs in zip(on_cluster["folds"], here["folds"]):
+        cluster_run, local_run = tmp_path / "cv-c" / mine["runs"][0], tmp_path / "cv-l" / theirs["runs"][0]
+        assert files_of(cluster_run) == files_of(local_run) == sorted([*RUN_FILES, "rows.npz"])
+        with np.load(cluster_run / "rows.npz") as a, np.load(local_run / "rows.npz") as b:  # the same folds
+            np.testing.assert_array_equal(a["validation"], b["validation"])
+        config = json.loads((cluster_run / "config.json").read_text())
+        # The node resolved "auto" for itself and says on what; the paths are the driver's, not the node's.
+        assert config["precision"] in COMPUTE_PRECISIONS and config["hardware"]["threads"] == 1
+        assert config["models_dir"] == str(tmp_path / "cv-c") and config["data_dir"] == str(demo_dir)
+        assert "epoch 1/1" in (cluster_run / "train.log").read_text()
+        metrics = json.loads((cluster_run / "metrics.json").read_text())
+        assert metrics["validation"]["accuracy"] == pytest.approx(mine["accuracy"][0])
+    assert json.loads((tmp_path / "cv-c" / "cv_config.json").read_text())["precision"] == "auto"
+    assert json.loads((tmp_path / "cv-l" / "cv_config.json").read_text())["precision"] in COMPUTE_PRECISIONS
+    assert not [p for p in (tmp_path / "cv-c").iterdir() if p.name.startswith(".tmp-")]
+
+    # Begun on the cluster (each node its own precision), it continues on this machine as one more node.
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "c"]) == 0
+    assert capfd.readouterr().out.count("already trained, reusing") == 2
+
+
+def test_a_cv_begun_here_continues_on_the_cluster_in_the_precision_it_recorded(demo_dir, tmp_path, cluster, capfd):
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--folds", "1", "--name", "r"]) == 0
+    recorded = json.loads((tmp_path / "cv-r" / "cv_config.json").read_text())["precision"]
+    assert recorded in COMPUTE_PRECISIONS
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "r", "--cluster", cluster.address]) == 0
+    out = capfd.readouterr().out
+    assert "fold-1: already trained, reusing" in out and "fold-2: done on" in out
+    fold_2 = next(p for p in runs_in(tmp_path / "cv-r") if p.name.endswith("-fold-2"))
+    assert json.loads((fold_2 / "config.json").read_text())["precision"] == recorded  # on every node: never mixed
+    assert json.loads((tmp_path / "cv-r" / "cv_config.json").read_text())["precision"] == recorded
+
+
+@pytest.mark.parametrize("requested, recorded, on_cluster, expected", [
+    ("float32", None, True, "float32"),  # asked for: everywhere
+    ("float32", "mixed_bfloat16", False, "float32"),  # (and the record check then refuses the change)
+    ("auto", None, False, "HERE"),  # new work here: this machine's, as before clusters
+    ("auto", None, True, "auto"),  # new work on a cluster: each node its own
+    ("auto", "auto", False, "auto"),  # begun on a cluster, continued here: this machine is one more node
+    ("auto", "auto", True, "auto"),
+    ("auto", "mixed_bfloat16", True, "mixed_bfloat16"),  # begun on one machine: its precision on every node
+    ("auto", "float32", False, "HERE"),  # here: compared with the record, refused if it differs
+])
+def test_the_precision_resumable_work_records(requested, recorded, on_cluster, expected):
+    here = hardware.Setup(hardware.Hardware("x", frozenset(), 2, 2), "HERE", "test", 2)
+    assert hardware.work_precision(requested, here, recorded, on_cluster) == expected
+
+
+def test_an_ensemble_on_the_cluster_is_an_ordinary_ensemble_folder(demo_dir, tmp_path, cluster, trained_run, capfd):
+    assert ensemble.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "e", "--cluster", cluster.address]) == 0
+    folder = tmp_path / "ensemble-e"
+    members = runs_in(folder)
+    assert [p.name.rsplit("-", 2)[-2:] for p in members] == [["member", "1"], ["member", "2"]]
+    for member in members:  # as a run trained here is written
+        assert files_of(member) == files_of(trained_run) == RUN_FILES
+    assert json.loads((folder / "ensemble.json").read_text())["members"] == [p.name for p in members]
+    assert json.loads((folder / "metrics.json").read_text())["members"] == 2
+    out = tmp_path / "submission.csv"
+    assert submission.main(["--run", str(folder), "--data_dir", str(demo_dir), "--out", str(out)]) == 0
+    assert len(pd.read_csv(out)) == 359 and "ensemble of 2" in capfd.readouterr().out
+
+
+def test_a_node_lost_during_a_model_has_it_trained_again_on_another(demo_dir, tmp_path, capfd):
+    nodes = two_nodes()
+    lost = []
+
+    def lose_a_node_while_both_train():
+        # Both models are training once each node's own folder holds its unfinished run (the nodes
+        # of this test share this machine's temporary folder).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if len(glob.glob(f"{tempfile.gettempdir()}/digits-run-*/.tmp-*-fold-*")) == 2:
+                nodes.remove_node(nodes.workers[1], allow_graceful=False)
+                lost.append(True)
+                return
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=lose_a_node_while_both_train, daemon=True)
+    try:
+        watcher.start()
+        assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "n", "--cluster", nodes.address]) == 0
+        watcher.join()
+    finally:
+        nodes.shutdown()
+    assert lost, "the two folds never trained at once"
+    summary = json.loads((tmp_path / "cv-n" / "cv.json").read_text())
+    assert [f["fold"] for f in summary["folds"]] == [1, 2]
+    for run in runs_in(tmp_path / "cv-n"):
+        assert files_of(run) == sorted([*RUN_FILES, "rows.npz"])
+    assert capfd.readouterr().out.count(": done on ") == 2
+
+
+def test_a_driver_killed_and_run_again_reuses_every_model_it_wrote(demo_dir, tmp_path, cluster, capfd):
+    argv = [*quick(demo_dir, tmp_path), "--k", "3", "--name", "k", "--cluster", cluster.address]
+    driver = subprocess.Popen([sys.executable, "-m", "competition.ensemble", *argv], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = tmp_path / "ensemble-k"
+    deadline = time.monotonic() + 240
+    while not (folder.is_dir() and runs_in(folder)) and time.monotonic() < deadline and driver.poll() is None:
+        time.sleep(0.1)
+    driver.kill()
+    driver.wait()
+    written = runs_in(folder)
+    assert 1 <= len(written) < 3, "the driver was to be killed between its first model and its last"
+
+    assert ensemble.main(argv) == 0
+    out = capfd.readouterr().out
+    assert out.count("already trained, reusing") == len(written)
+    assert set(written) < set(runs_in(folder)) and len(runs_in(folder)) == 3
+
+
+def test_a_node_with_other_versions_refuses_in_one_line_and_writes_nothing(demo_dir, tmp_path, cluster, monkeypatch,
+                                                                          capfd):
+    real = ray_cluster.versions()
+    monkeypatch.setattr(ray_cluster, "versions", lambda: {**real, "Keras": "0.0.0"})  # the driver's, as it says
+    assert ensemble.main([*quick(demo_dir, tmp_path), "--k", "1", "--name", "v", "--cluster", cluster.address]) == 2
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "refuses member-1" in errors[0]
+    assert f"Keras {real['Keras']} there, 0.0.0 on the driver" in errors[0] and "(" in errors[0]  # the node named
+    assert not runs_in(tmp_path / "ensemble-v")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_no_ray_no_cluster_and_too_few_cpus_are_one_line_each(demo_dir, tmp_path, cluster, monkeypatch, capfd):
+    argv = [*quick(demo_dir, tmp_path), "--k", "1", "--name", "x"]
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "ray", None)  # as if not installed
+        assert ensemble.main([*argv, "--cluster", "local"]) == 2
+    port = free_port()
+    assert ensemble.main([*argv, "--cluster", f"127.0.0.1:{port}"]) == 1
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray_cluster, "RAY_START_RECORD", tmp_path / "no-record")
+    assert ensemble.main([*argv, "--cluster", "auto"]) == 1
+    assert ensemble.main([*argv, "--cluster", cluster.address, "--threads", "4"]) == 2
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: --cluster needs Ray, which is not installed here: pip install -r requirements.txt (it pins ray), "
+        "or leave out --cluster",
+        f"error: no Ray cluster at 127.0.0.1:{port}: Connection refused (on its head: `ray start --head`; "
+        "--cluster local runs on this machine)",
+        "error: --cluster auto: no running Ray cluster ($RAY_ADDRESS is unset and `ray start` has left none on this "
+        "machine): start one with `ray start --head`, or pass --cluster local",
+        "error: the cluster has no node with 4 CPUs for one model (its largest has 1) (--threads 4): add a node "
+        "with `ray start --address HEAD:PORT`, or ask fewer --threads",
+    ]
+    assert not runs_in(tmp_path / "ensemble-x")
+    with pytest.raises(SystemExit) as exit_:
+        ensemble.main([*argv, "--cluster", "head-without-port"])
+    assert exit_.value.code == 2 and "expected local, auto, HOST:PORT or ray://HOST:PORT" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("nodes, models, threads, expected", [
+    ([{"CPU": 1}, {"CPU": 1}], 2, 0, (1, 0)),  # the cores shared among the models
+    ([{"CPU": 8}, {"CPU": 2}], 1, 0, (8, 0)),  # one model: one node's cores at most
+    ([{"CPU": 8}, {"CPU": 2}], 20, 0, (1, 0)),
+    ([{"CPU": 0}, {"CPU": 4, "GPU": 1}], 3, 0, (1, 1)),  # a GPU each, where there are GPUs
+    ([{"CPU": 16}, {"CPU": 4, "GPU": 2}], 1, 0, (4, 1)),  # on a GPU node: its CPUs
+    ([{"CPU": 4}], 1, 2, (2, 0)),  # --threads
+])
+def test_each_model_asks_for_its_threads_as_cpus_and_a_gpu_where_there_are_some(nodes, models, threads, expected):
+    assert ray_cluster.member_resources(nodes, models, threads) == expected
+
+
+def test_without_the_flag_ray_is_never_imported():
+    code = ("import sys\nfrom competition import best, cv, ensemble\nfrom competition.training import parallel\n"
+            "try:\n    cv.main(['--help'])\nexcept SystemExit:\n    pass\nprint('ray imported:', 'ray' in sys.modules)")
+    check = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert "--cluster ADDRESS" in check.stdout and check.stdout.rstrip().endswith("ray imported: False")
