@@ -184,7 +184,7 @@ def test_a_node_with_other_versions_refuses_in_one_line_and_writes_nothing(demo_
     monkeypatch.setattr(ray_cluster, "versions", lambda: {**real, "Keras": "0.0.0"})  # the driver's, as it says
     assert ensemble.main([*quick(demo_dir, tmp_path), "--k", "1", "--name", "v", "--cluster", cluster.address]) == 2
     errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "refuses member-1" in errors[0]
+    assert len(errors) == 1 and errors[0].startswith("error: member-1: node ") and "refuses it" in errors[0]
     assert f"Keras {real['Keras']} there, 0.0.0 on the driver" in errors[0] and "(" in errors[0]  # the node named
     assert not runs_in(tmp_path / "ensemble-v")
 

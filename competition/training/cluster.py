@@ -226,8 +226,8 @@ def train_on_node(cfg: TrainConfig, indices, what: str, digits: Digits, hyperpar
     wrong = [f"{name} {mine.get(name)} there, {version} on the driver" for name, version in expected.items()
              if mine.get(name) != version]
     if wrong:
-        raise VersionMismatch(f"node {node} refuses {cfg.name}: {'; '.join(wrong)}: install requirements.txt's "
-                              "pins on every node")
+        raise VersionMismatch(f"node {node} refuses it: {'; '.join(wrong)}: install requirements.txt's pins on "
+                              "every node")
     from competition.training import trainer
 
     setup = hardware.resolve(cfg.precision, cfg.threads)  # this node's precision and threads
