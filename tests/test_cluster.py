@@ -19,6 +19,7 @@ from ray.cluster_utils import Cluster
 from competition import cv, ensemble
 from competition import predict as submission
 from competition.config import COMPUTE_PRECISIONS
+from competition.runs.folders import is_run
 from competition.training import cluster as ray_cluster
 from competition.training import hardware
 
@@ -47,7 +48,8 @@ def cluster():
 
 
 def runs_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if (p / "model.keras").is_file())
+    """The finished runs in folder (not a hidden .tmp-<id> being written)."""
+    return sorted(p for p in folder.iterdir() if is_run(p))
 
 
 def files_of(run: Path) -> list[str]:
