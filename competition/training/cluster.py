@@ -37,7 +37,6 @@ import competition
 from common.errors import ProjectError, RemoteError, describe
 from competition.config import TrainConfig
 from competition.data.digits import Digits
-from competition.data.reading import read_json
 from competition.runs.folders import METRICS_FILE, place_run
 from competition.training import hardware
 
@@ -166,9 +165,10 @@ def train_all(jobs: list, address: str, digits: Digits) -> dict[str, Path]:
         if job.cfg.pseudo:
             raise ProjectError("--pseudo with --cluster: its labelling models are read from this machine's "
                                "models folder, which the nodes do not have; train it without --cluster")
-    # A search's best hyperparameters: read here, where the search folder is.
-    tuned = {job.cfg.hparams: read_json(job.cfg.hparams, ("hyperparameters",))["hyperparameters"]
-             for job in jobs if job.cfg.hparams}
+    # A search's values are read here, where its folder is (imported here: a node loads this module before TensorFlow).
+    from competition.training.trainer import tuned_values
+
+    tuned = {job.cfg.hparams: tuned_values(job.cfg.hparams) for job in jobs if job.cfg.hparams}
     with connected(address) as ray:
         cpus, gpus = member_resources(_alive(ray), len(jobs), jobs[0].cfg.threads)
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_calls=1, max_retries=RETRIES,

@@ -35,7 +35,7 @@ def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = 
     """Each job's run folder, in order: the folds of a CV, the members of an ensemble. Those that
     exist are reused (an interrupted job continues); the missing ones are trained, `workers` at a time,
     or on the Ray cluster at `cluster` (each node resolving its own precision and threads), from
-    `digits` (train.csv, read from the first job's data_dir without).
+    `digits` (train.csv as the command read it; without, each model reads its data_dir).
 
     With workers > 1 each model trains in a fresh process with its share of the cores (cfg.threads
     unless set): on 2 cores, two 1-thread trainings together do more images/s than one 2-thread
@@ -54,11 +54,12 @@ def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = 
         # Ray only where a cluster is asked for.
         from competition.training import cluster as ray_cluster
 
-        found.update(ray_cluster.train_all(todo, cluster, digits or load_train(todo[0].cfg.data_dir)))
+        digits = load_train(todo[0].cfg.data_dir) if digits is None else digits
+        found.update(ray_cluster.train_all(todo, cluster, digits))
         return [found[job.name] for job in jobs]
     setup = setup or hardware.resolve(todo[0].cfg.precision, todo[0].cfg.threads)
     if workers <= 1:
-        found.update((job.name, _train(job, setup)) for job in todo)
+        found.update((job.name, _train(job, setup, digits)) for job in todo)
         return [found[job.name] for job in jobs]
 
     threads = hardware.threads_each(workers)
@@ -69,7 +70,7 @@ def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = 
         for job in todo:
             each = job.cfg.threads or threads
             futures[job.name] = pool.submit(_train_in_worker, dataclasses.replace(
-                job, cfg=dataclasses.replace(job.cfg, threads=each)), dataclasses.replace(setup, threads=each))
+                job, cfg=dataclasses.replace(job.cfg, threads=each)), dataclasses.replace(setup, threads=each), digits)
         for name, future in futures.items():
             found[name] = future.result()
     finally:
@@ -77,12 +78,12 @@ def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = 
     return [found[job.name] for job in jobs]
 
 
-def _train(job: Job, setup: hardware.Setup) -> Path:
+def _train(job: Job, setup: hardware.Setup, digits: Digits | None) -> Path:
     print(f"{job.name}: training{job.what}", flush=True)
     return trainer.train_model(dataclasses.replace(job.cfg, name=job.name, models_dir=str(job.folder)), job.indices,
-                               setup)
+                               setup, digits)
 
 
-def _train_in_worker(job: Job, setup: hardware.Setup) -> Path:
+def _train_in_worker(job: Job, setup: hardware.Setup, digits: Digits | None) -> Path:
     setup_console_logging(prefix=f"[{job.name}] ")  # several models log to one console
-    return _train(job, setup)
+    return _train(job, setup, digits)

@@ -239,7 +239,7 @@ def train_model(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None 
         log.info(f"machine: {hardware.describe_machine(machine)}; precision {cfg.precision} ({why}), "
                  f"{threads} thread{'s' * (threads != 1)}")
         start = time.perf_counter()
-        digits = digits or load_train(cfg.data_dir)
+        digits = load_train(cfg.data_dir) if digits is None else digits
         x_train, x_val, y_train, y_val, pseudo = training_data(cfg, digits, indices)
         kind = "DEMO data (scikit-learn digits, not the competition's)" if digits.demo else "competition data"
         extra = f" ({pseudo['kept']} of them pseudo-labelled test digits)" if pseudo else ""
