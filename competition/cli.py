@@ -18,6 +18,7 @@ from competition.config import (
     MODELS_DIR,
     PRECISIONS,
     PRESETS,
+    SCHEDULES,
     TUNERS,
     SearchConfig,
     TrainConfig,
@@ -129,6 +130,16 @@ def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) 
         parser.error("--epochs and --batch_size must be at least 1, --val_size in [0, 1)")
     if not 0 <= args.ema < 1:
         parser.error(f"--ema {args.ema}: a momentum in [0, 1); 0 is off")
+    if args.arch == "report" and (args.width, args.dropout) != (TrainConfig.width, TrainConfig.dropout):
+        parser.error("--width and --dropout are for --arch strong and resnet (the report's design has its own)")
+    if args.width <= 0 or not 0 <= args.dropout < 1:
+        parser.error("--width must be above 0, --dropout in [0, 1)")
+    if args.schedule not in SCHEDULES:
+        parser.error(f"--schedule {args.schedule!r}: choose from {', '.join(SCHEDULES)}")
+    if not 0 <= args.warmup < 1 or not 0 <= args.label_smoothing < 1:
+        parser.error("--warmup and --label_smoothing must be in [0, 1)")
+    if args.schedule == "onecycle" and (args.lr_decay or args.early_stopping):
+        parser.error("--schedule onecycle sets every step's rate: give it --lr_decay 0 and --no-early_stopping")
     if args.ema and args.early_stopping:  # its restored best epoch would silently replace the average
         parser.error("--ema needs --no-early_stopping (use --lr_decay, as the strong preset does)")
     if args.hparams and not Path(args.hparams).is_file():

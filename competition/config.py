@@ -35,6 +35,7 @@ PRECISIONS = ("auto", *COMPUTE_PRECISIONS)
 # The model designs (--arch): competition/model/designs.py builds each.
 ARCH_NAMES = ("report", "strong", "resnet")
 TUNERS = ("hyperband", "random", "bayesian")
+SCHEDULES = ("epoch", "onecycle")
 
 
 def setting(default, help: str):
@@ -76,6 +77,9 @@ class TrainConfig(_DataAndFit):
 
     name: str = setting("report", "suffix of the run's folder (models/<time>-<name>; cv-<name>, ensemble-<name>)")
     arch: str = setting("report", f"the model design: {', '.join(ARCH_NAMES)}")
+    width: float = setting(1.0, "strong and resnet: multiply every layer's filters by this (FLOPs scale by about "
+                                "its square)")
+    dropout: float = setting(0.4, "strong and resnet: the dropout rate of their dropout layers")
     epochs: int = setting(40, "epochs to train, at most (early stopping may end sooner)")
     # EarlyStopping(val_loss, patience 10, min_delta 0.005, restore best) and
     # ReduceLROnPlateau(val_loss, patience 3), as the report's model 2.
@@ -85,6 +89,13 @@ class TrainConfig(_DataAndFit):
     reduce_lr_patience: int = setting(3, "epochs without improvement before the learning rate is cut (without "
                                          "--lr_decay)")
     lr_decay: float = setting(0.0, "multiply the learning rate by this each epoch (0: cut it on plateaus instead)")
+    # One-cycle (Smith 2018), as the training-speed records use: a short linear rise to a high peak,
+    # then a fall to zero, set every step rather than every epoch.
+    schedule: str = setting("epoch", f"learning-rate schedule, one of {', '.join(SCHEDULES)}; epoch: --lr_decay or "
+                                     "cuts on plateaus; onecycle: rise to --learning_rate over --warmup of the steps, "
+                                     "then a cosine fall to zero")
+    warmup: float = setting(0.2, "with --schedule onecycle: share of the steps that rise to --learning_rate")
+    label_smoothing: float = setting(0.0, "train towards 1 - this on the true digit and the rest spread evenly (0: off)")
     # 0.999 averages about the last 1,000 steps; metrics.json scores both the average and the last step.
     ema: float = setting(0.0, "keep a moving average of the weights with this momentum and save it (0: off; "
                               "0.999 ~ 1,000 steps)")

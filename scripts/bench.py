@@ -12,9 +12,10 @@ All in one process, on the cores it may use, one after another:
        batch 32, float32; Keras 3 has no ImageDataGenerator, which the report used),
      - the same model trained the project's way (`make train-aug`: tf.data, one fused affine warp,
        batch 32, --precision auto), and without augmentation (`make train`),
-     - the strong preset (`make best RECIPE=fast`: batch 64, --precision auto);
+     - each model the recipes train (`make best RECIPE=...`), as its preset trains it;
      each with its training GFLOP/s (competition/training/speed.py counts the FLOPs) and the share of the
-     float32 matmul limit that makes.
+     float32 matmul limit that makes;
+  4. each recipe's training FLOPs and its minutes at those rates on the competition's 42,000 rows.
 Each model trains warm-up epochs (tracing, and the batches prepared meanwhile), then --epochs timed
 epochs of --images images, in --repeats rounds that alternate the models; the median counts, and
 the limit is the best matmul measured between rounds. Images come from --data_dir (train.csv),
@@ -38,11 +39,11 @@ startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines q
 import keras  # noqa: E402
 
 from competition.cli import add_data_dir  # noqa: E402
-from competition.config import PRESETS, TrainConfig  # noqa: E402
+from competition.config import COMPETITION_TRAIN_ROWS, PRESETS, RECIPES, TrainConfig  # noqa: E402
 from competition.data.demo import write_demo_data  # noqa: E402
 from competition.data.digits import DataError, load_train  # noqa: E402
 from competition.model import designs as models  # noqa: E402
-from competition.training import hardware, speed
+from competition.training import hardware, recipes, speed
 from competition.training.trainer import onehot  # noqa: E402
 
 
@@ -58,7 +59,28 @@ def notebook_rate(x, y, images: int, epochs: int) -> tuple[float, keras.Model]:
 def project_rate(x, y, cfg: TrainConfig, images: int, epochs: int) -> tuple[float, keras.Model]:
     keras.utils.set_random_seed(0)
     rate = speed.training_rate(cfg, x, y, steps=max(images // cfg.batch_size, 10), epochs=epochs)
-    return rate, models.build(cfg.arch)  # the design, for its FLOPs
+    return rate, models.for_config(cfg)  # the design, for its FLOPs
+
+
+def recipe_presets() -> list[str]:
+    """The presets the recipes train, in the recipes' order; the report's model is the project rows."""
+    found = [preset for recipe in RECIPES.values() for preset, _ in recipe.members if preset != "report-aug"]
+    return list(dict.fromkeys(found))
+
+
+def recipe_minutes(rates: dict[str, float]) -> list[dict]:
+    """Each recipe's training FLOPs on the competition's rows and its minutes at the rates measured here."""
+    lines = []
+    for recipe in RECIPES.values():
+        if recipe.members[0][0] == "report-aug":  # early stopping: its epochs are not known ahead
+            continue
+        chosen = recipes.members(recipe, "", "")
+        rows = COMPETITION_TRAIN_ROWS * (1 - recipe.val_size)
+        seconds = sum(member.cfg.epochs * rows / rates[member.preset] for member in chosen)
+        models_ = " + ".join(f"{seeds} x {preset}" if seeds > 1 else preset for preset, seeds in recipe.members)
+        lines.append({"recipe": recipe.name, "tflop": round(recipes.training_flops([m.cfg for m in chosen]) / 1e12, 1),
+                      "minutes": round(seconds / 60, 1), "models": models_})
+    return lines
 
 
 def training_images(data_dir: str) -> tuple[object, str]:
@@ -92,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.repeats} rounds")
 
     report = TrainConfig(augment=True, precision=precision)
-    strong = TrainConfig(**{**PRESETS["strong"], "precision": precision})
     runs = [
         ("notebook", "report model, numpy arrays, Keras augmentation layers, batch 32, float32",
          lambda: notebook_rate(x, y, args.images, args.epochs)),
@@ -100,9 +121,12 @@ def main(argv: list[str] | None = None) -> int:
          lambda: project_rate(x, y, report, args.images, args.epochs)),
         ("project, no augmentation", f"report model, tf.data, batch 32, {precision}",
          lambda: project_rate(x, y, TrainConfig(precision=precision), args.images, args.epochs)),
-        ("strong preset", f"strong model, tf.data + fused affine warp, batch 64, {precision}",
-         lambda: project_rate(x, y, strong, args.images, args.epochs)),
     ]
+    for preset in recipe_presets():  # each model the recipes train, as they train it
+        cfg = TrainConfig(**{**PRESETS[preset], "precision": precision})
+        width = f" x{cfg.width:g} wide" if cfg.width != 1 else ""
+        runs.append((preset, f"{cfg.arch} model{width}, batch {cfg.batch_size}, {precision}",
+                     lambda cfg=cfg: project_rate(x, y, cfg, args.images, args.epochs)))
     # Rounds alternate the models, so that drift in a shared machine's speed hits all alike; the
     # limit is the best matmul measured between them.
     dtypes = ["float32"] + (["bfloat16"] if precision != "float32" else [])
@@ -133,15 +157,21 @@ def main(argv: list[str] | None = None) -> int:
               f"{gflops / limit['float32']:6.1%} of the float32 limit  ({what})", flush=True)
 
     by_name = {row["name"]: row for row in rows}
+    recipes_here = recipe_minutes({name: row["images_per_second"] for name, row in by_name.items()})
+    for line in recipes_here:
+        print(f"recipe {line['recipe']:<14} {line['tflop']:5.0f} TFLOP of training, about {line['minutes']:5.1f} min "
+              f"here ({line['models']})", flush=True)
     ratio = by_name["project"]["images_per_second"] / by_name["notebook"]["images_per_second"]
-    summary = (f"bench: the project trains the report's model at {ratio:.1f}x the notebook's speed; the strong preset "
-               f"reaches {by_name['strong preset']['fraction_of_float32_limit']:.0%} of this machine's float32 matmul "
+    fast = by_name[RECIPES["fast"].members[0][0]]
+    summary = (f"bench: the project trains the report's model at {ratio:.1f}x the notebook's speed; the fast recipe's "
+               f"model reaches {fast['fraction_of_float32_limit']:.0%} of this machine's float32 matmul "
                f"limit ({precision}: {why})")
     print(summary)
     if args.out:
         Path(args.out).write_text(json.dumps({"hardware": hardware.record(machine, threads), "precision": precision,
                                               "precision_reason": why, "limit_gflops": limit, "rows": rows,
-                                              "notebook_ratio": round(ratio, 2), "summary": summary}, indent=2) + "\n")
+                                              "notebook_ratio": round(ratio, 2), "recipes": recipes_here,
+                                              "summary": summary}, indent=2) + "\n")
     return 0
 
 

@@ -42,6 +42,19 @@ def test_bad_flags_are_refused(capsys):
     assert "--arch 'vgg': choose from report" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--schedule", "cosine"], "--schedule 'cosine': choose from epoch, onecycle"),
+    (["--preset", "strong", "--schedule", "onecycle"], "--schedule onecycle sets every step's rate"),
+    (["--label_smoothing", "1"], "--warmup and --label_smoothing must be in [0, 1)"),
+    (["--width", "0.5"], "--width and --dropout are for --arch strong and resnet"),
+    (["--arch", "strong", "--dropout", "1"], "--width must be above 0, --dropout in [0, 1)"),
+])
+def test_schedule_smoothing_width_and_dropout_flags_are_checked(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train.parse_args(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_flags_override_config_typed():
     cfg = train.parse_args(["--epochs", "3", "--learning_rate", "0.001", "--augment", "--seed", "7"])
     assert (cfg.epochs, cfg.learning_rate, cfg.augment, cfg.seed) == (3, 0.001, True, 7)

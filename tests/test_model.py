@@ -58,6 +58,18 @@ def test_strong_model_is_the_kaggle_design():
     assert {d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)} == {0.4}
 
 
+@pytest.mark.parametrize("arch, filters", [("strong", [16, 16, 16, 32, 32, 32, 64]), ("resnet", [16, 24, 24, 24, 48, 48, 48])])
+def test_width_scales_every_layers_filters_and_dropout_is_set(arch, filters):
+    model = models.build(arch, width=0.5, dropout=0.1)
+    assert [c.filters for c in model.layers if isinstance(c, keras.layers.Conv2D)] == filters
+    assert {d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)} == {0.1}
+
+
+def test_the_reports_design_refuses_a_width_or_dropout():
+    with pytest.raises(ValueError, match="--width and --dropout are for strong and resnet"):
+        models.build("report", width=0.5)
+
+
 def test_resnet_model_has_two_residual_blocks_and_global_pooling():
     model = models.build("resnet")
     assert model.count_params() == 265_770

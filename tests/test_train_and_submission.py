@@ -131,6 +131,23 @@ def test_all_rows_with_a_decaying_learning_rate(demo_dir, tmp_path):
     assert len(epochs) == 2 and not any("val_" in line for line in epochs)  # no validation, no "nan" columns
 
 
+def test_one_cycle_rises_to_its_peak_then_falls_to_zero_with_smoothed_labels(demo_dir, tmp_path):
+    """--schedule onecycle --warmup 0.5: the first epoch's steps rise to the peak, the second's fall to
+    zero; label smoothing keeps the loss above the plain cross-entropy's floor."""
+    import keras
+
+    cfg = TrainConfig(name="cycle", arch="strong", data_dir=str(demo_dir), models_dir=str(tmp_path), epochs=2,
+                      batch_size=128, learning_rate=2e-3, schedule="onecycle", warmup=0.5, label_smoothing=0.2,
+                      width=0.5, val_size=0.0, early_stopping=False)
+    folder = trainer.train_model(cfg)
+    history = pd.read_csv(folder / "history.csv")
+    assert history["learning_rate"].tolist() == pytest.approx([2e-3, 0.0], abs=1e-9)
+    model = keras.saving.load_model(folder / "model.keras")
+    assert model.loss.label_smoothing == 0.2
+    assert [c.filters for c in model.layers if isinstance(c, keras.layers.Conv2D)][0] == 16
+    assert json.loads((folder / "config.json").read_text())["schedule"] == "onecycle"
+
+
 def right_at_last_epoch(folder, n: int) -> int:
     """Validation digits the run's last epoch got right, by history.csv: counted as digits, so that a
     bound on them cannot fail on a float's last bit."""

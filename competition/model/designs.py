@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import keras
 
-from competition.config import COMPUTE_PRECISIONS, IMAGE_SIZE, NUM_CLASSES
+from competition.config import COMPUTE_PRECISIONS, IMAGE_SIZE, NUM_CLASSES, TrainConfig
 
 
 def make_cnn(
@@ -53,11 +53,15 @@ def report_model() -> keras.Model:
     return make_cnn((32, 64), 5, 0.25, (256,), 0.5, name="report")
 
 
-def strong_model(dropout: float = 0.4) -> keras.Model:
+def scaled(filters: int, width: float) -> int:
+    return max(1, round(filters * width))
+
+
+def strong_model(width: float = TrainConfig.width, dropout: float = TrainConfig.dropout) -> keras.Model:
     """Beyond the report: the best honest Kaggle design for these digits (C. Deotte, 2018).
 
     Stacks of 3x3 convolutions with batch norm, a strided 5x5 convolution in place of pooling,
-    dropout 0.4; 327,242 parameters.
+    dropout 0.4; 327,242 parameters. `width` scales every layer's filters (FLOPs by about its square).
     """
 
     def conv(filters: int, kernel: int, strides: int = 1, padding: str = "valid") -> list[keras.layers.Layer]:
@@ -65,15 +69,15 @@ def strong_model(dropout: float = 0.4) -> keras.Model:
                 keras.layers.BatchNormalization()]
 
     layers = [keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels"), keras.layers.Rescaling(1 / 255)]
-    for filters in (32, 64):
+    for filters in (scaled(32, width), scaled(64, width)):
         layers += [*conv(filters, 3), *conv(filters, 3), *conv(filters, 5, strides=2, padding="same"),
                    keras.layers.Dropout(dropout)]
-    layers += [*conv(128, 4), keras.layers.Flatten(), keras.layers.Dropout(dropout),
+    layers += [*conv(scaled(128, width), 4), keras.layers.Flatten(), keras.layers.Dropout(dropout),
                probability_layer()]
     return keras.Sequential(layers, name="strong")
 
 
-def resnet_model(dropout: float = 0.4) -> keras.Model:
+def resnet_model(width: float = TrainConfig.width, dropout: float = TrainConfig.dropout) -> keras.Model:
     """A small residual network: a second design whose errors differ from the strong model's.
 
     A 3x3 stem, then at 14x14 and at 7x7 a strided 3x3 convolution and a residual block (two 3x3
@@ -92,8 +96,8 @@ def resnet_model(dropout: float = 0.4) -> keras.Model:
         return keras.layers.ReLU()(keras.layers.Add()([x, y]))
 
     pixels = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
-    x = conv(keras.layers.Rescaling(1 / 255)(pixels), 32)
-    for filters in (48, 96):
+    x = conv(keras.layers.Rescaling(1 / 255)(pixels), scaled(32, width))
+    for filters in (scaled(48, width), scaled(96, width)):
         x = residual(conv(x, filters, strides=2))
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(dropout)(x)
@@ -104,10 +108,21 @@ def resnet_model(dropout: float = 0.4) -> keras.Model:
 ARCHITECTURES = {"report": report_model, "strong": strong_model, "resnet": resnet_model}
 
 
-def build(arch: str) -> keras.Model:
+def build(arch: str, width: float = TrainConfig.width, dropout: float = TrainConfig.dropout) -> keras.Model:
+    """The design `arch`; strong and resnet with their filters scaled by `width` and their dropout."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[arch]()
+    if arch == "report":
+        if (width, dropout) != (TrainConfig.width, TrainConfig.dropout):
+            raise ValueError("the report's design has its own widths and dropout: --width and --dropout are for "
+                             "strong and resnet")
+        return report_model()
+    return ARCHITECTURES[arch](width, dropout)
+
+
+def for_config(cfg) -> keras.Model:
+    """The design a TrainConfig names (its arch, width and dropout)."""
+    return build(cfg.arch, cfg.width, cfg.dropout)
 
 
 @contextlib.contextmanager
@@ -124,17 +139,18 @@ def precision(name: str) -> Iterator[None]:
 
 
 def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool | str = "auto",
-                  ema: float = 0.0) -> keras.Model:
+                  ema: float = 0.0, label_smoothing: float = 0.0) -> keras.Model:
     """The report's compile: Adam, categorical cross-entropy, accuracy, precision, recall, F1.
 
     ema > 0: Adam also keeps a moving average of the weights, which fit swaps in at its end.
+    label_smoothing > 0: the loss aims at 1 - label_smoothing for the true digit, not 1.
 
     jit_compile "auto" means no XLA on a CPU-only machine, where scripts/bench_speed.py measured it
     slower (docs/speed.md).
     """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate, use_ema=ema > 0, ema_momentum=ema or 0.99),
-        loss="categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
         metrics=[
             "accuracy",
             keras.metrics.Precision(name="precision"),  # threshold 0.5 on the softmax, as the report

@@ -29,6 +29,7 @@ from competition.config import (
 from competition.data import splits
 from competition.data.digits import load_test, load_train
 from competition.data.reading import read_json
+from competition.model import designs as models
 from competition.runs.folders import (
     ENSEMBLE_FILE,
     METRICS_FILE,
@@ -65,6 +66,16 @@ def members(recipe: Recipe, data_dir: str, models_dir: str, epochs: int | None =
 def minutes(cfg: TrainConfig, rows: int, images_per_second: float) -> float:
     """Training minutes of one member at a measured rate (early stopping can only shorten it)."""
     return cfg.epochs * rows * (1 - cfg.val_size) / images_per_second / 60
+
+
+def training_flops(cfgs: list[TrainConfig], rows: int = COMPETITION_TRAIN_ROWS) -> float:
+    """FLOPs that training models of these configs takes on `rows` rows of train.csv
+    (speed.training_flops an image, times the images of every epoch): what a machine's speed divides."""
+    return sum(cfg.epochs * rows * (1 - cfg.val_size) * speed.training_flops(models.for_config(cfg)) for cfg in cfgs)
+
+
+def recipe_flops(recipe: Recipe, rows: int = COMPETITION_TRAIN_ROWS) -> float:
+    return training_flops([member.cfg for member in members(recipe, "", "")], rows)
 
 
 def within_budget(planned: list[float], budget_minutes: float) -> int:
@@ -153,12 +164,13 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
         print(f"best: {member.name}: {member.preset} seed {member.cfg.seed}, {member.cfg.epochs} epochs, "
               + (f"about {_minutes(each)}" if each else "trained already"), flush=True)
     total = sum(estimated)
+    flops = f", {training_flops([m.cfg for m in chosen], len(digits)) / 1e12:,.1f} TFLOP"
     if cluster:
-        print(f"best: about {_minutes(total)} of training at this machine's speed, shared among the cluster's nodes "
+        print(f"best: about {_minutes(total)} of training{flops} at this machine's speed, shared among the cluster's nodes "
               f"at {cluster}", flush=True)
     else:
         side_by_side = " (the sum of their times: side by side they may end sooner, docs/speed.md)" if workers > 1 else ""
-        print(f"best: about {_minutes(total)} of training, {workers} at a time{side_by_side}", flush=True)
+        print(f"best: about {_minutes(total)} of training{flops}, {workers} at a time{side_by_side}", flush=True)
     if len(chosen) < len(everyone):
         print(f"best: --budget_minutes {budget_minutes:g} fits {len(chosen)} of the recipe's {len(everyone)} models: "
               "the ensemble stops there (run again with a larger budget to add the rest)", flush=True)
@@ -216,5 +228,5 @@ def print_recipes() -> None:
     for recipe in RECIPES.values():
         estimate = recipe.estimate(sum(seeds for _, seeds in recipe.members))
         models_ = " + ".join(f"{seeds} x {preset}" if seeds > 1 else preset for preset, seeds in recipe.members)
-        print(f"{recipe.name:<14} {estimate.accuracy:.5f}  {models_}" + (f", TTA x{recipe.tta}" if recipe.tta else "")
-              + f": {recipe.summary}")
+        print(f"{recipe.name:<14} {estimate.accuracy:.5f}  {recipe_flops(recipe) / 1e12:5.0f} TFLOP  {models_}"
+              + (f", TTA x{recipe.tta}" if recipe.tta else "") + f": {recipe.summary}")

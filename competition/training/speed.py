@@ -98,7 +98,8 @@ def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, step
     """Images/s at which cfg trains here: a fresh model in cfg's (settled) precision on cfg's
     pipeline, epochs of `steps` batches, the median after the warm-up."""
     with models.precision(cfg.precision):
-        model = models.compile_model(models.build(cfg.arch), cfg.learning_rate, ema=cfg.ema)
+        model = models.compile_model(models.for_config(cfg), cfg.learning_rate, ema=cfg.ema,
+                                     label_smoothing=cfg.label_smoothing)
     ds = make_dataset(images, onehot, cfg.batch_size, cfg.seed, cfg.augment, cfg.rotation_deg, cfg.shift_frac,
                       cfg.zoom_frac)
     seconds = median_epoch_seconds(lambda n, timer: model.fit(ds, steps_per_epoch=steps, epochs=n, callbacks=[timer],

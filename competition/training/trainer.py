@@ -75,6 +75,24 @@ class EpochLog(keras.callbacks.Callback):
         )
 
 
+class OneCycle(keras.callbacks.Callback):
+    """--schedule onecycle: the learning rate of each step, from Keras's warm-up-then-cosine schedule.
+    Set on the optimizer's own rate, so that the model saved has a plain rate like any other."""
+
+    def __init__(self, peak: float, steps: int, warmup: float):
+        super().__init__()
+        rise = int(round(steps * warmup))
+        self.schedule = keras.optimizers.schedules.CosineDecay(
+            peak / 25, decay_steps=max(steps - rise, 1), warmup_target=peak, warmup_steps=rise)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate.assign(self.schedule(self.model.optimizer.iterations))
+
+    def on_epoch_end(self, epoch, logs=None):  # history.csv's rate: the next step's, as LearningRateScheduler logs
+        if logs is not None:
+            logs["learning_rate"] = float(self.schedule(self.model.optimizer.iterations))
+
+
 class LastStepWeights(keras.callbacks.Callback):
     """The weights of the last step, kept before fit swaps in their moving average (--ema)."""
 
@@ -109,7 +127,8 @@ def onehot(labels: np.ndarray) -> np.ndarray:
 
 
 def callbacks(cfg: TrainConfig, folder: Path, n_train: int, validate: bool) -> list[keras.callbacks.Callback]:
-    """The report's callbacks (early stopping, LR on plateau), or a per-epoch LR decay (--lr_decay)."""
+    """The report's callbacks (early stopping, LR on plateau), a per-epoch LR decay (--lr_decay) or a
+    per-step one-cycle (--schedule onecycle)."""
     chosen: list[keras.callbacks.Callback] = []
     if cfg.early_stopping and validate:
         chosen.append(keras.callbacks.EarlyStopping(
@@ -119,7 +138,9 @@ def callbacks(cfg: TrainConfig, folder: Path, n_train: int, validate: bool) -> l
             min_delta=cfg.early_stopping_min_delta,
             restore_best_weights=True,
         ))
-    if cfg.lr_decay:
+    if cfg.schedule == "onecycle":
+        chosen.append(OneCycle(cfg.learning_rate, cfg.epochs * batches_per_epoch(n_train, cfg.batch_size), cfg.warmup))
+    elif cfg.lr_decay:
         chosen.append(keras.callbacks.LearningRateScheduler(lambda epoch: cfg.learning_rate * cfg.lr_decay**epoch))
     elif validate:
         chosen.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience))
@@ -136,8 +157,8 @@ def model_for(cfg: TrainConfig, values: dict | None = None) -> tuple[keras.Model
             values = values or tuned_values(cfg.hparams)
             model = models.make_cnn(**search_space.cnn_kwargs(values), name="tuned")
         else:
-            model = models.build(cfg.arch)
-    return models.compile_model(model, cfg.learning_rate, ema=cfg.ema), values
+            model = models.for_config(cfg)
+    return models.compile_model(model, cfg.learning_rate, ema=cfg.ema, label_smoothing=cfg.label_smoothing), values
 
 
 def tuned_values(hparams: str) -> dict:
