@@ -14,7 +14,7 @@ All in one process, on the cores it may use, one after another:
        batch 32, --precision auto), and without augmentation (`make train`),
      - each model the recipes train (`make best RECIPE=...`), as its preset trains it;
      each with its training GFLOP/s (competition/training/speed.py counts the FLOPs) and the share of the
-     float32 matmul limit that makes;
+     float32 matmul limit that makes; the fast recipe's model also at batch 32-256 and in float32;
   4. each recipe's training FLOPs and its minutes at those rates on the competition's 42,000 rows.
 Each model trains warm-up epochs (tracing, and the batches prepared meanwhile), then --epochs timed
 epochs of --images images, in --repeats rounds that alternate the models; the median counts, and
@@ -26,6 +26,7 @@ JSON (--out) has everything.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -47,6 +48,9 @@ from competition.training import hardware, recipes, speed
 from competition.training.trainer import onehot  # noqa: E402
 
 
+BATCH_SIZES = (32, 64, 128, 256)  # the fast recipe's model is also timed at each
+
+
 def notebook_rate(x, y, images: int, epochs: int) -> tuple[float, keras.Model]:
     keras.utils.set_random_seed(0)
     model = models.compile_model(speed.notebook_model(), 1e-4)
@@ -60,6 +64,11 @@ def project_rate(x, y, cfg: TrainConfig, images: int, epochs: int) -> tuple[floa
     keras.utils.set_random_seed(0)
     rate = speed.training_rate(cfg, x, y, steps=max(images // cfg.batch_size, 10), epochs=epochs)
     return rate, models.for_config(cfg)  # the design, for its FLOPs
+
+
+def describe(cfg: TrainConfig) -> str:
+    width = f" x{cfg.width:g} wide" if cfg.width != 1 else ""
+    return f"{cfg.arch} model{width}, batch {cfg.batch_size}, {cfg.precision}"
 
 
 def recipe_presets() -> list[str]:
@@ -122,11 +131,18 @@ def main(argv: list[str] | None = None) -> int:
         ("project, no augmentation", f"report model, tf.data, batch 32, {precision}",
          lambda: project_rate(x, y, TrainConfig(precision=precision), args.images, args.epochs)),
     ]
+    fast = RECIPES["fast"].members[0][0]
     for preset in recipe_presets():  # each model the recipes train, as they train it
         cfg = TrainConfig(**{**PRESETS[preset], "precision": precision})
-        width = f" x{cfg.width:g} wide" if cfg.width != 1 else ""
-        runs.append((preset, f"{cfg.arch} model{width}, batch {cfg.batch_size}, {precision}",
-                     lambda cfg=cfg: project_rate(x, y, cfg, args.images, args.epochs)))
+        runs.append((preset, describe(cfg), lambda cfg=cfg: project_rate(x, y, cfg, args.images, args.epochs)))
+    # The fast recipe's model at other batch sizes and, where training uses bfloat16, in float32: what
+    # a step's size and precision buy on this machine.
+    fast_cfg = TrainConfig(**{**PRESETS[fast], "precision": precision})
+    variants = [dataclasses.replace(fast_cfg, batch_size=b) for b in BATCH_SIZES if b != fast_cfg.batch_size]
+    variants += [dataclasses.replace(fast_cfg, precision="float32")] if precision != "float32" else []
+    for cfg in variants:
+        name = f"{fast}, batch {cfg.batch_size}" if cfg.batch_size != fast_cfg.batch_size else f"{fast}, float32"
+        runs.append((name, describe(cfg), lambda cfg=cfg: project_rate(x, y, cfg, args.images, args.epochs)))
     # Rounds alternate the models, so that drift in a shared machine's speed hits all alike; the
     # limit is the best matmul measured between them.
     dtypes = ["float32"] + (["bfloat16"] if precision != "float32" else [])
@@ -162,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recipe {line['recipe']:<14} {line['tflop']:5.0f} TFLOP of training, about {line['minutes']:5.1f} min "
               f"here ({line['models']})", flush=True)
     ratio = by_name["project"]["images_per_second"] / by_name["notebook"]["images_per_second"]
-    fast = by_name[RECIPES["fast"].members[0][0]]
+    fast = by_name[fast]
     summary = (f"bench: the project trains the report's model at {ratio:.1f}x the notebook's speed; the fast recipe's "
                f"model reaches {fast['fraction_of_float32_limit']:.0%} of this machine's float32 matmul "
                f"limit ({precision}: {why})")
