@@ -9,6 +9,7 @@ memory-bound and add few FLOPs.
 
 from __future__ import annotations
 
+import gc
 import math
 import statistics
 import time
@@ -104,6 +105,10 @@ def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, step
                       cfg.zoom_frac)
     seconds = median_epoch_seconds(lambda n, timer: model.fit(ds, steps_per_epoch=steps, epochs=n, callbacks=[timer],
                                                               shuffle=False, verbose=0), epochs)
+    # Free the trial's tf.data pipeline now: left to a later garbage collection (at the end of the
+    # real training, measured), its teardown waited up to a minute for its idle autotuning thread.
+    del model, ds
+    gc.collect()
     return steps * cfg.batch_size / seconds
 
 
