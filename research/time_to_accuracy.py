@@ -14,7 +14,6 @@ docs/experiments.md.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path

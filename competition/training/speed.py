@@ -107,7 +107,7 @@ def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, step
                                                               shuffle=False, verbose=0), epochs)
     # Free the trial's tf.data pipeline now: left to a later garbage collection (at the end of the
     # real training, measured), its teardown waited up to a minute for its idle autotuning thread.
-    del model, ds
+    model = ds = None
     gc.collect()
     return steps * cfg.batch_size / seconds
 
