@@ -197,10 +197,10 @@ def test_short_quota_refuses_in_one_line_and_force_pushes(fake, kaggle_json, tmp
     fake.gpu_used_s = fake.gpu_total_s - 60  # a minute left
     assert run(tmp_path / "models") == 2
     out, err = capsys.readouterr()
-    assert "about 6 min (a guess: not measured on Kaggle yet)" in out
+    assert "about 5 min (a guess: not measured on Kaggle yet)" in out
     [line] = err.strip().splitlines()
     assert line.startswith("error: GPU quota: 1 min of 30.0 h left this week, renewed Sat 05 Dec 00:00 UTC; the "
-                           "recipe needs about 6 min on a Tesla T4 (a guess")
+                           "recipe needs about 5 min on a Tesla T4 (a guess")
     assert line.endswith("not pushed (--force pushes anyway; Kaggle stops a kernel when the quota ends)")
     assert fake.count("SaveKernel") == 0
     assert run(tmp_path / "models", "--force") == 0
