@@ -15,13 +15,17 @@ The steps, each cheap enough for a Pi:
   5. pieces: 8-connected components of the ink (gaps of a pixel bridged), noise and faint pieces
      at the border (a shadow's edge) out, pieces that share most of their columns joined; a piece
      short beside the number's digits (their median height), or short and light, is a fragment;
-  6. each digit's own ink, stretched to its own peak and cut at INK_THRESHOLD as edge/pi/image.py
+  6. each digit's own ink (and the pixel beside its strokes under the noise floor: a faint digit
+     keeps its strokes' width), stretched to its own peak and cut at INK_THRESHOLD as edge/pi/image.py
      does for one digit alone (a faint digit or chalk reaches the model as bold ink does), through
      MNIST's recipe, classified in one batch with the alternatives the next step weighs:
-  7. a piece too wide for one digit is cut at the column where the model is surest of both
-     halves, when it is sure enough of them (touching digits; Digit.split); a fragment beside a
-     digit joins it when the model is surer of the digit with it (a 5's loose bar, a 4's stroke),
-     else it is a digit alone if wide and sure enough (a flat 5), else dropped (a speck, a stray stroke).
+  7. touching digits (Digit.split): a piece whose strokes' cores, eroded a little, fall apart into
+     digit-tall parts side by side (a contact thinner than the strokes) is cut there, each pixel
+     to the part it grows back into, when the model is about as sure of the parts as of the whole;
+     else a piece too wide for one digit is cut at the column where the model is surest of both
+     halves, when it is sure enough of them; a fragment beside a digit joins it when the model is
+     surer of the digit with it (a 5's loose bar, a 4's stroke), else it is a digit alone if wide
+     and sure enough (a flat 5), else dropped (a speck, a stray stroke).
 A slight rotation is left to the model, trained with rotations.
 """
 
@@ -57,6 +61,13 @@ ALONE_HEIGHT = 0.4  # a fragment this tall and ALONE_WIDTH wide that joins no di
 ALONE_WIDTH = 0.3  # when the model is ALONE_SURE of it
 ALONE_SURE = 0.9
 ATTACH_GAIN = 0.02  # the model must be this much surer of the digit with a fragment to keep it
+NECK_WIDTH = 0.5  # pieces this wide (part of the digits' height) are searched for a neck between digits:
+NECK_CORES = (0.6, 0.75)  # their strokes' cores (ink this part of the piece's peak: soft edges thicken a contact),
+NECK_UNSURE = 0.95  # the second only for a piece SPLIT_WIDTH wide the model is less sure of than this...
+NECK_DEPTH = 0.2  # ...eroded by up to this part of a stroke's width fall apart into digit-tall cores side by side
+NECK_CORE_HEIGHT = 0.5  # (cores this part of the digits' height); the pieces stand when the model gives
+NECK_SURE, NECK_LOSS = 0.6, 0.05  # each this much and all together no more than this below the whole
+NECK_APART = 0.95  # (each this much when the cores were apart before any erosion)
 SPLIT_WIDTH = 0.8  # pieces at least this wide (part of the digits' height) may be two touching digits
 WIDE = 1.3  # ...and at least this wide are two when the model is this sure of both halves together:
 SPLIT_SURE = 0.99
@@ -116,14 +127,15 @@ def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float 
     for part, (crop, (x, y, w, h)), p in sorted(chosen, key=lambda c: c[1][1][0] + c[1][1][2] / 2):
         label = int(np.argmax(p))
         box = tuple(int(round(v * scale)) for v in (x, y, w, h))
-        digits.append(Digit(label, float(p[label]), box, p, split=part.columns is not None))
+        digits.append(Digit(label, float(p[label]), box, p, split=part.within is not None))
     return Reading(digits)
 
 
 def ink_map(grey: np.ndarray) -> tuple[np.ndarray, float]:
     """Ink on a 0 background, either polarity, lighting flattened, in units of the strokes' cores
     (1: the boldest ink; a faint digit's peak is less); what is not well above the paper's noise
-    is 0. Also the faintest peak a digit's ink may have, in the same units."""
+    is negated (no ink to find pieces by: `ink > 0` is the ink; cut_out takes it back beside a
+    digit's strokes). Also the faintest peak a digit's ink may have, in the same units."""
     grey = np.asarray(grey, dtype=np.float32)
     low, median, high = np.percentile(grey[::2, ::2], [1, 50, 99])  # every 4th pixel is plenty for these
     dark_ink = median - low > high - median
@@ -144,20 +156,28 @@ def ink_map(grey: np.ndarray) -> tuple[np.ndarray, float]:
     noise = (quartile - middle) / 0.6745  # a Gaussian's quartile is 0.6745 deviations from its middle
     floor = min(threshold, max(middle + NOISE_SIGMAS * noise, LOW_FRACTION * threshold))
     ink /= core
-    ink[ink < floor / core] = 0
+    below = ink < floor / core
+    ink[below] *= -1  # no ink to find pieces by, but a faint digit's soft edge when it is cut out
     return ink, max(FAINTEST * floor, MIN_CONTRAST) / core
 
 
 @dataclasses.dataclass(frozen=True)
 class Part:
-    """Which ink is one digit: components `ids` (their box), within `columns` when cut from
-    touching ink, with the fragments `extra` attached."""
+    """Which ink is one digit: components `ids` (their box), only the pixels `within` (a mask over
+    the box) when cut from touching ink, with the fragments `extra` attached."""
 
     ids: tuple[int, ...]
     box: tuple[int, int, int, int]  # x0, y0, x1, y1, ends exclusive
-    columns: tuple[int, int] | None = None
+    within: np.ndarray | None = dataclasses.field(default=None, compare=False)
     extra: tuple[int, ...] = ()
     extra_box: tuple[int, int, int, int] | None = None
+
+    def columns(self, start: int, end: int) -> Part:
+        """This part's ink between image columns start and end."""
+        x0, y0, x1, y1 = self.box
+        within = np.zeros((y1 - y0, x1 - x0), bool)
+        within[:, max(0, start - x0):max(0, end - x0)] = True
+        return dataclasses.replace(self, within=within)
 
 
 def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part], list[Part], float]:
@@ -210,18 +230,23 @@ def cut_out(ink: np.ndarray, labels: np.ndarray, part: Part) -> tuple[np.ndarray
     """A part's own ink, stretched to its own peak and cut at INK_THRESHOLD as edge/pi/image.py does
     for one digit alone, cropped to it; and its box (x, y, w, h). None when it has no ink."""
     x0, y0, x1, y1 = merged(part.box, part.extra_box) if part.extra_box else part.box
+    x0, y0, x1, y1 = max(0, x0 - 1), max(0, y0 - 1), min(ink.shape[1], x1 + 1), min(ink.shape[0], y1 + 1)
     region = labels[y0:y1, x0:x1]
     own = np.isin(region, part.ids)
-    if part.columns:
-        own[:, :max(0, part.columns[0] - x0)] = False
-        own[:, max(0, part.columns[1] - x0):] = False
+    if part.within is not None:
+        bx, by = part.box[0] - x0, part.box[1] - y0
+        inside = np.zeros_like(own)
+        inside[by:by + part.within.shape[0], bx:bx + part.within.shape[1]] = part.within
+        own &= inside
     if part.extra:
         own |= np.isin(region, part.extra)
     rows, cols = np.nonzero(own)
     if rows.size == 0:
         return None
+    edge = rank_filter(own, 3, np.maximum) & (region == 0)  # ink under the noise floor beside the strokes
+    own |= edge
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    values = np.where(own, ink[y0:y1, x0:x1], 0)[top:bottom, left:right]
+    values = np.where(own, np.abs(ink[y0:y1, x0:x1]), 0)[top:bottom, left:right]
     values = values / values.max()
     values[values < INK_THRESHOLD] = 0
     return values, (int(x0 + left), int(y0 + top), int(right - left), int(bottom - top))
@@ -239,13 +264,22 @@ def classify_parts(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
 
 def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray, bodies: list[Part],
                    height: float) -> list[tuple[Part, tuple, np.ndarray]]:
-    """Each body as a digit (part, (crop, box), probabilities), or as two when it is ink of two
-    touching digits: too wide for one and cut where the model is surest of both halves."""
+    """Each body as a digit (part, (crop, box), probabilities), or as two or more when it is ink of
+    touching digits: cut at a neck (a contact thinner than their strokes) when the model is about
+    as sure of the pieces as of the whole, else, when too wide for one digit, at the column where
+    the model is surest of both halves."""
     results = classify_parts(classifier, ink, labels, bodies)
     parts = list(bodies)
-    cuts = {}  # body index -> the halves' indices in parts, per cut
+    necks, cuts = {}, {}  # body index -> the pieces' indices in parts (per cut, for columns)
     for i, body in enumerate(bodies):
-        x0, _, x1, _ = body.box
+        x0, y0, x1, y1 = body.box
+        if x1 - x0 < NECK_WIDTH * height:
+            continue
+        unsure = x1 - x0 >= SPLIT_WIDTH * height and (results[i] is None or results[i][1].max() < NECK_UNSURE)
+        pieces, depth = neck_cut(ink[y0:y1, x0:x1], np.isin(labels[y0:y1, x0:x1], body.ids), height, unsure)
+        if pieces:
+            necks[i] = (depth, list(range(len(parts), len(parts) + len(pieces))))
+            parts += [dataclasses.replace(body, within=piece) for piece in pieces]
         unsure = results[i] is None or results[i][1].max() < 1 - SPLIT_GAIN  # what takes_split could cut
         if not (x1 - x0 >= WIDE * height or (x1 - x0 >= SPLIT_WIDTH * height and unsure)):
             continue
@@ -253,11 +287,17 @@ def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
         cuts[i] = []
         for c in columns:
             cuts[i].append((len(parts), len(parts) + 1))
-            parts += [dataclasses.replace(body, columns=(x0, c)), dataclasses.replace(body, columns=(c, x1))]
+            parts += [body.columns(x0, c), body.columns(c, x1)]
     results += classify_parts(classifier, ink, labels, parts[len(bodies):])
     chosen = []
     for i, body in enumerate(bodies):
         whole = results[i]
+        depth, pieces = necks.get(i, (0.0, []))
+        neck = [results[k] for k in pieces]
+        if neck and all(r is not None and r[0][1][3] >= FRAGMENT_HEIGHT * height for r in neck) and takes_neck(
+                [r[1].max() for r in neck], whole, depth):  # each piece a digit's height
+            chosen += [(parts[k], *results[k]) for k in pieces]
+            continue
         best = None
         for left, right in cuts.get(i, []):
             a, b = results[left], results[right]
@@ -271,6 +311,71 @@ def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
         elif whole is not None:
             chosen.append((body, *whole))
     return chosen
+
+
+def neck_cut(region: np.ndarray, own: np.ndarray, height: float,
+             unsure: bool) -> tuple[list[np.ndarray] | None, float]:
+    """A piece's ink `own` (a mask over `region`, its ink) as two or more digits side by side, when
+    its strokes' cores (ink of a NECK_CORES part of its peak, the first only unless the model is
+    `unsure` of the whole; unsure, also not eroded), eroded by up to NECK_DEPTH of a
+    stroke's width, leave digit-tall parts (each a group of cores above one another) whose columns
+    barely overlap: digits touching at a point. Each pixel goes to the part it grows back into.
+    Also the depth they parted at (erosions, in stroke widths). None when there is no such neck."""
+    peak = region[own].max()
+    for level in NECK_CORES if unsure else NECK_CORES[:1]:
+        cores = own & (region >= level * peak)
+        stroke = stroke_width(cores)
+        eroded = cores
+        for step in range(0 if unsure else 1, int(NECK_DEPTH * stroke) + 1):
+            eroded = erode(eroded) if step else eroded
+            labels, boxes, areas = components(eroded)
+            groups = [g for g in join_pieces(boxes, areas, [[k + 1] for k in range(len(boxes))])
+                      if g[0][3] - g[0][1] >= NECK_CORE_HEIGHT * height]
+            if len(groups) >= 2:
+                return grow_back(labels, [g[2] for g in sorted(groups, key=lambda g: g[0][0])], own), step / stroke
+            if not groups:
+                break
+    return None, 0.0
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """The mean width of a mask's strokes, in pixels: a stroke of width t and length L has area tL
+    and 2L pixels at its edge."""
+    return 2 * int(mask.sum()) / max(int((mask & ~erode(mask)).sum()), 1)
+
+
+def grow_back(labels: np.ndarray, groups: list[list[int]], own: np.ndarray) -> list[np.ndarray]:
+    """The pixels of `own` each group of components (of `labels`) reaches growing within it, a
+    pixel a step; the rest (other components: a 5's bar) go to the group nearest in columns."""
+    grown = np.zeros(own.shape, np.int32)
+    for n, ids in enumerate(groups, 1):
+        grown[np.isin(labels, ids)] = n
+    for _ in range(own.shape[0]):
+        reach = rank_filter(grown, 3, np.maximum)
+        new = own & (grown == 0) & (reach > 0)
+        if not new.any():
+            break
+        grown[new] = reach[new]
+    rest = own & (grown == 0)
+    if rest.any():
+        middles = np.array([np.nonzero(grown == n)[1].mean() for n in range(1, len(groups) + 1)])
+        grown[rest] = 1 + np.abs(np.nonzero(rest)[1][:, None] - middles).argmin(axis=1)
+    return [grown == n for n in range(1, len(groups) + 1)]
+
+
+def erode(mask: np.ndarray) -> np.ndarray:
+    """A mask less a pixel all round (a 3 x 3 square)."""
+    return rank_filter(np.pad(mask, 1), 3, np.minimum)[1:-1, 1:-1]
+
+
+def takes_neck(sure: list[float], whole: tuple | None, depth: float) -> bool:
+    """Whether pieces cut at a neck `depth` deep, the model's top probabilities `sure`, beat the
+    whole: each NECK_SURE (NECK_APART when their cores were apart before any erosion: a faint
+    join, not a thin one), together no more than NECK_LOSS below the whole."""
+    if whole is None:
+        return True
+    least = NECK_APART if depth == 0 else NECK_SURE
+    return min(sure) >= least and float(np.prod(sure)) >= float(whole[1].max()) - NECK_LOSS
 
 
 def takes_split(score: float, whole: tuple | None, body: Part, height: float) -> bool:
