@@ -143,3 +143,11 @@ def test_the_fast_recipe_trains_at_most_a_quarter_of_the_old_ones_flops():
     strong = TrainConfig(**PRESETS["strong"], val_size=0.0)
     by_hand = strong.epochs * 42_000 * speed.training_flops(designs.for_config(strong))
     assert recipes.recipe_flops(old) == pytest.approx(by_hand) == pytest.approx(95.1e12, rel=1e-3)
+
+
+def test_best_single_trains_at_most_half_of_the_old_ones_flops():
+    from competition.training import recipes
+
+    old, new = RECIPES["best-single-v1"], RECIPES["best-single"]
+    assert recipes.recipe_flops(new) / recipes.recipe_flops(old) <= 0.5 + 1e-9  # 25 epochs of 50: exactly half
+    assert new.tta == old.tta == 4 and new.val_size == old.val_size == 0.0
