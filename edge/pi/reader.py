@@ -156,8 +156,7 @@ def ink_map(grey: np.ndarray) -> tuple[np.ndarray, float]:
     noise = (quartile - middle) / 0.6745  # a Gaussian's quartile is 0.6745 deviations from its middle
     floor = min(threshold, max(middle + NOISE_SIGMAS * noise, LOW_FRACTION * threshold))
     ink /= core
-    below = ink < floor / core
-    ink[below] *= -1  # no ink to find pieces by, but a faint digit's soft edge when it is cut out
+    ink[ink < floor / core] *= -1  # no ink to find pieces by, but a faint digit's soft edge when it is cut out
     return ink, max(FAINTEST * floor, MIN_CONTRAST) / core
 
 
@@ -243,8 +242,7 @@ def cut_out(ink: np.ndarray, labels: np.ndarray, part: Part) -> tuple[np.ndarray
     rows, cols = np.nonzero(own)
     if rows.size == 0:
         return None
-    edge = rank_filter(own, 3, np.maximum) & (region == 0)  # ink under the noise floor beside the strokes
-    own |= edge
+    own |= rank_filter(own, 3, np.maximum) & (region == 0)  # ink under the noise floor beside the strokes
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     values = np.where(own, np.abs(ink[y0:y1, x0:x1]), 0)[top:bottom, left:right]
     values = values / values.max()
@@ -270,7 +268,7 @@ def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
     the model is surest of both halves."""
     results = classify_parts(classifier, ink, labels, bodies)
     parts = list(bodies)
-    necks, cuts = {}, {}  # body index -> the pieces' indices in parts (per cut, for columns)
+    necks, cuts = {}, {}  # body index -> (depth, the neck's pieces' indices in parts); -> halves' indices per column
     for i, body in enumerate(bodies):
         x0, y0, x1, y1 = body.box
         if x1 - x0 < NECK_WIDTH * height:
