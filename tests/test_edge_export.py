@@ -122,3 +122,48 @@ def test_classifier_quantizes_raw_pixels_for_a_signed_int8_input(exported, demo_
     assert np.array_equal(classifier._preprocess(x_val[:2]), (x_val[:2].astype(np.int16) - 128).astype(np.int8))
     unsigned = DigitClassifier(folder / "tflite" / "model_int8.tflite")
     assert np.abs(classifier.predict(x_val) - unsigned.predict(x_val)).max() <= 2 / 256
+
+
+def test_batch_norm_scales_fold_into_the_relu_convolutions_before_them():
+    """A strong model whose batch norms scale by 0.5-40 (narrow moving variances, as a trained first
+    layer has): folded, each keeps only its offset, the outputs stay, the original is untouched."""
+    import keras
+
+    from competition.model.designs import strong_model
+
+    model = strong_model(width=0.25)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.moving_variance.assign(rng.uniform(6e-4, 4.0, n).astype(np.float32))
+            layer.moving_mean.assign(rng.uniform(0.0, 0.5, n).astype(np.float32))
+            layer.beta.assign(rng.normal(0, 0.1, n).astype(np.float32))
+    before = [w.copy() for w in model.get_weights()]
+    pixels = rng.integers(0, 256, (8, 28, 28, 1)).astype(np.float32)
+    folded = export.fold_scales(model)
+    norms = [layer for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 7
+    for layer in norms:
+        gamma, mean, variance = (w.numpy() for w in (layer.gamma, layer.moving_mean, layer.moving_variance))
+        assert np.all(gamma == 1) and np.all(mean == 0) and np.allclose(variance + layer.epsilon, 1)
+    np.testing.assert_allclose(folded.predict(pixels, verbose=0), model.predict(pixels, verbose=0), atol=1e-5)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_a_negative_batch_norm_scale_is_left_in_place():
+    """relu(s * z) is not s * relu(z) for s < 0: such a batch norm is not folded."""
+    import keras
+
+    from competition.model.designs import strong_model
+
+    model = strong_model(width=0.25)
+    first = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    gamma = first.gamma.numpy()
+    gamma[0] = -2.0
+    first.gamma.assign(gamma)
+    folded = export.fold_scales(model)
+    kept = next(layer for layer in folded.layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert kept.gamma.numpy()[0] == -2.0
+    pixels = np.random.default_rng(1).integers(0, 256, (4, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_allclose(folded.predict(pixels, verbose=0), model.predict(pixels, verbose=0), atol=1e-5)

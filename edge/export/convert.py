@@ -44,10 +44,48 @@ def calibration_images(folder: Path, data_dir: Path, size: int, seed: int = 0) -
     return x_train[pick].astype(np.float32)
 
 
+def fold_scales(model):
+    """The model with each batch norm's per-channel scale moved into the convolution before it,
+    where that is exact: the convolution's activation is ReLU or none and every scale is positive
+    (relu(s * z) = s * relu(z)); the batch norm keeps only its offset. Outputs are unchanged.
+
+    Why: with a batch norm after a ReLU convolution (the strong design), TFLite's int8 calibration
+    gives the convolution's output the range of the batch norm's, which can be 30 times wider (a
+    first layer on 0..1 pixels, scaled up by 1/sqrt(variance)): a handful of the 256 levels, and
+    a model that scored 0.995 in Keras fell to 0.85 in int8. Folded, the two ranges are one."""
+    import keras
+
+    folded = keras.models.clone_model(model)
+    folded.set_weights(model.get_weights())
+    for layer in folded.layers:
+        if not isinstance(layer, keras.layers.BatchNormalization) or not layer.scale:
+            continue
+        source = layer.input._keras_history.operation
+        if not isinstance(source, keras.layers.Conv2D) or source.activation not in (
+                keras.activations.relu, keras.activations.linear):
+            continue
+        gamma, beta, mean, variance = (w.numpy() for w in (layer.gamma, layer.beta, layer.moving_mean,
+                                                           layer.moving_variance))
+        scale = gamma / np.sqrt(variance + layer.epsilon)
+        if not (scale > 0).all():
+            continue
+        source.kernel.assign(source.kernel.numpy() * scale)
+        if source.use_bias:
+            source.bias.assign(source.bias.numpy() * scale)
+        layer.gamma.assign(np.ones_like(gamma))
+        layer.beta.assign(beta - mean * scale)
+        layer.moving_mean.assign(np.zeros_like(mean))
+        layer.moving_variance.assign(np.full_like(variance, 1 - layer.epsilon))
+    return folded
+
+
 def convert(model, variant: str, calibration: np.ndarray | None = None) -> bytes:
-    """One TFLite flatbuffer of the Keras model, restricted to builtin ops."""
+    """One TFLite flatbuffer of the Keras model, restricted to builtin ops (int8: its batch norms'
+    scales folded first, fold_scales)."""
     import tensorflow as tf
 
+    if variant == "int8":
+        model = fold_scales(model)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant != "float32":
