@@ -120,7 +120,8 @@ def test_the_precision_resumable_work_records(requested, recorded, on_cluster, e
 def test_an_ensemble_on_the_cluster_is_an_ordinary_ensemble_folder(demo_dir, tmp_path, cluster, trained_run, capfd):
     assert ensemble.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "e", "--cluster", cluster.address]) == 0
     folder = tmp_path / "ensemble-e"
-    members = runs_in(folder)
+    # by number: an id begins with the second its member began, and on a busy cluster member 2 may begin first
+    members = sorted(runs_in(folder), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
     assert [p.name.rsplit("-", 2)[-2:] for p in members] == [["member", "1"], ["member", "2"]]
     for member in members:  # as a run trained here is written
         assert files_of(member) == files_of(trained_run) == RUN_FILES

@@ -105,7 +105,7 @@ def touch_offset(left: np.ndarray, right: np.ndarray, dy: int) -> int:
     for x in range(left.shape[1], 0, -1):  # slide in from just apart until the strokes share pixels
         shared = 0
         for row in range(max(0, dy), min(a.shape[0], dy + b.shape[0])):
-            span = a[row, x:]
+            span = a[row, x:x + b.shape[1]]  # a narrow right digit (a 1) may end inside the left one
             shared += int(np.count_nonzero(span & b[row - dy, :span.size]))
         if shared >= 6:
             return x
