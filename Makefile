@@ -119,7 +119,7 @@ tflite: $(VENV)/.installed ## export RUN (default: the run with the best recorde
 check-edge: $(VENV)/.installed ## each TFLite variant vs the Keras model: accuracy, agreement, size, latency; fails if int8 drops > 0.3 points
 	$(PY) -m edge.export.check --models_dir $(MODELS_DIR) $(RUN_FLAG) $(ARGS)
 
-$(EDGE_FIXTURES)/manifest.json: $(VENV)/.installed scripts/edge_fixtures.py edge/export/tflite.py
+$(EDGE_FIXTURES)/manifest.json: $(VENV)/.installed scripts/edge_fixtures.py edge/export/tflite.py edge/export/convert.py edge/export/pairs.py edge/pi/written.py
 	$(PY) scripts/edge_fixtures.py --out $(EDGE_FIXTURES)
 
 .venv-%/.installed: edge/tests/requirements-%.txt pyproject.toml

@@ -16,7 +16,7 @@ from edge.pi.classifier import DigitClassifier
 
 @pytest.fixture(scope="module")
 def exported(trained_run):
-    manifest = export.export(trained_run, calibration_size=100)
+    manifest = export.export(trained_run, calibration_size=100, pair_examples=400, pair_epochs=1)
     return trained_run, json.loads(manifest.read_text())
 
 
@@ -37,6 +37,23 @@ def test_export_writes_four_variants_and_a_manifest(exported):
     # Raw 0..255 pixels go into the int8 model unchanged: uint8 with scale 1 and zero point 0.
     assert variants["int8"]["input"] == {"dtype": "uint8", "shape": [-1, 28, 28, 1], "scale": 1.0, "zero_point": 0}
     assert variants["int8"]["output"]["dtype"] == "uint8" and variants["int8"]["output"]["scale"] == 1 / 256
+
+
+def test_export_writes_the_readers_pair_model_beside_the_variants(exported):
+    """pairs_int8.tflite: raw pixels of one piece in, (one digit, two digits) out; its figures on
+    the made pieces it held out in the manifest."""
+    folder, manifest = exported
+    entry = manifest["pairs"]
+    path = folder / "tflite" / entry["file"]
+    assert entry["file"] == "pairs_int8.tflite" and path.stat().st_size == entry["bytes"] == len(path.read_bytes())
+    assert sha256(path) == entry["sha256"]
+    assert entry["examples"] == 400 and entry["held_out"] == 40 and 0 <= entry["accuracy"] <= 1
+    assert entry["pairs_missed"] + entry["singles_called_pairs"] == round((1 - entry["accuracy"]) * 40)
+    ops = export.model_ops(path.read_bytes())
+    assert all(op["builtin"] for op in ops)
+    pieces = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1)).astype(np.uint8)
+    called = DigitClassifier(path).predict(pieces)
+    assert called.shape == (3, 2) and np.allclose(called.sum(axis=1), 1, atol=0.02)
 
 
 def test_variants_hold_only_builtin_ops_the_pi_runtime_knows(exported):

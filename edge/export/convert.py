@@ -21,6 +21,7 @@ from common.writing import atomic_path, write_json
 from competition.data.digits import load_train
 from competition.data.reading import load_model
 from competition.runs.folders import MODEL_FILE
+from edge.export import pairs
 from edge.export.exported import (
     EXPORT_DIR,
     MANIFEST_FILE,
@@ -29,17 +30,24 @@ from edge.export.exported import (
     sha256,
     variant_file,
 )
+from edge.pi.reader import PAIRS_FILE
 
 
 class ExportError(ProjectError):
     """A conversion that would not run on a plain TFLite interpreter."""
 
 
-def calibration_images(folder: Path, data_dir: Path, size: int, seed: int = 0) -> np.ndarray:
-    """A random sample of the run's training rows (never its validation images)."""
+def training_digits(folder: Path, data_dir: Path) -> np.ndarray:
+    """The run's training rows (never its validation images), (N, 28, 28, 1)."""
     from competition.runs.rows import run_split
 
-    x_train, _, _, _ = run_split(folder, load_train(data_dir))
+    return run_split(folder, load_train(data_dir))[0]
+
+
+def calibration_images(folder: Path, data_dir: Path, size: int, seed: int = 0,
+                       digits: np.ndarray | None = None) -> np.ndarray:
+    """A random sample of the run's training rows (`digits`, when already read)."""
+    x_train = training_digits(folder, data_dir) if digits is None else digits
     pick = np.random.default_rng(seed).choice(len(x_train), size=min(size, len(x_train)), replace=False)
     return x_train[pick].astype(np.float32)
 
@@ -148,16 +156,20 @@ def io_details(flatbuffer: bytes) -> tuple[dict, dict]:
 
 
 def export(folder: Path, data_dir: str | None = None, calibration_size: int = 500,
-           variants: tuple[str, ...] = VARIANTS, out_dir: Path | None = None) -> Path:
-    """Write the variants and manifest.json for a run folder; return the manifest's path."""
+           variants: tuple[str, ...] = VARIANTS, out_dir: Path | None = None,
+           pair_examples: int = pairs.EXAMPLES, pair_epochs: int = pairs.EPOCHS) -> Path:
+    """Write the variants, the reader's pair model (edge/export/pairs.py; none when pair_examples
+    is 0) and manifest.json for a run folder; return the manifest's path."""
     import tensorflow as tf
 
     out = out_dir or folder / EXPORT_DIR
     model = load_model(folder / MODEL_FILE)  # a corrupt or cut file is an error naming it
-    calibration, data = None, None
-    if "int8" in variants:
+    calibration, data, digits = None, None, None
+    if "int8" in variants or pair_examples:
         data = run_data_dir(folder, data_dir)
-        calibration = calibration_images(folder, data, calibration_size)
+        digits = training_digits(folder, data)
+    if "int8" in variants:
+        calibration = calibration_images(folder, data, calibration_size, digits=digits)
     entries = []
     for variant in variants:
         start = time.perf_counter()
@@ -172,6 +184,15 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
         quantized = f" (scale {inputs['scale']:g}, zero point {inputs['zero_point']})" if inputs["scale"] else ""
         print(f"{variant}: {len(flatbuffer):,} bytes, input {inputs['dtype']}{quantized}, {len(ops)} builtin ops, "
               f"{time.perf_counter() - start:.1f}s -> {target}")
+    pair_entry = None
+    if pair_examples:
+        pair_model, pieces, figures = pairs.train_pairs(digits, pair_examples, pair_epochs)
+        flatbuffer = convert(pair_model, "int8", pieces[:calibration_size])
+        check_builtin_ops(flatbuffer, "pairs")
+        with atomic_path(out / PAIRS_FILE) as tmp:
+            tmp.write_bytes(flatbuffer)
+        pair_entry = {"file": PAIRS_FILE, "bytes": len(flatbuffer), "sha256": sha256(out / PAIRS_FILE), **figures}
+        print(f"pairs: {len(flatbuffer):,} bytes, int8 -> {out / PAIRS_FILE}")
     manifest = {
         "source_run": folder.name,
         "source_model": str(folder / MODEL_FILE),
@@ -180,6 +201,7 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
         "calibration": None if calibration is None else {
             "images": len(calibration), "data_dir": str(data), "from": "the run's training split, sample seed 0"},
         "variants": entries,
+        "pairs": pair_entry,
     }
     write_json(out / MANIFEST_FILE, manifest)
     print(f"manifest: {out / MANIFEST_FILE}")

@@ -30,7 +30,7 @@ import numpy as np
 from common.errors import InputError, add_debug_flag, exit_status
 from edge.pi.classifier import INTERPRETER_ERRORS, ClassifierOptions, DigitClassifier
 from edge.pi.image import ImageError, shrink_pixels
-from edge.pi.reader import WORK_SIDE, Reading, read_grey_image
+from edge.pi.reader import WORK_SIDE, Reading, pair_model_beside, read_grey_image
 
 WINDOW = "edge.pi.camera (q quits)"
 GREEN, RED = (40, 200, 40), (40, 40, 230)  # BGR, as OpenCV draws
@@ -80,12 +80,12 @@ def picamera_frames(size: tuple[int, int] = (640, 480)) -> Iterator[np.ndarray]:
         camera.stop()
 
 
-def read_frame(classifier: DigitClassifier, frame: np.ndarray) -> Reading:
+def read_frame(classifier: DigitClassifier, frame: np.ndarray, pairs: DigitClassifier | None = None) -> Reading:
     """The number in one BGR (or grey) frame, shrunk as edge.pi.read shrinks photos; no digits is an empty reading."""
     small, scale = shrink_pixels(frame, WORK_SIDE)
     grey = small.astype(np.float32) @ BGR_WEIGHTS if small.ndim == 3 else small.astype(np.float32)
     try:
-        return read_grey_image(classifier, grey, scale)
+        return read_grey_image(classifier, grey, scale, pairs)
     except ImageError:
         return Reading([])
 
@@ -102,13 +102,14 @@ def draw(cv2, frame: np.ndarray, reading: Reading, fps: float) -> np.ndarray:
 
 def watch(model: str, source: str, headless: bool, as_json: bool, frames: int | None, threads: int | None) -> None:
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
+    pairs = pair_model_beside(model, threads)  # the reader's pair model, where make tflite wrote one
     cv2 = None if headless and source == "picamera" else import_cv2()
     stream = picamera_frames() if source == "picamera" else opencv_frames(source)
     count, start, fps = 0, time.perf_counter(), 0.0
     try:
         for frame in stream:
             began = time.perf_counter()
-            reading = read_frame(classifier, frame)
+            reading = read_frame(classifier, frame, pairs)
             ms = 1000 * (time.perf_counter() - began)
             count += 1
             fps = count / (time.perf_counter() - start)

@@ -6,7 +6,8 @@
 
 Finds each digit (ink on paper or board, either polarity, uneven light, colour, JPEG, slight
 rotation, faint strokes, loose specks; two touching digits are cut apart), makes it MNIST-like,
-classifies, and reads left to right (edge/pi/reader.py). A line is `FILE: NUMBER  (weakest digit P)`;
+classifies, and reads left to right (edge/pi/reader.py); touching digits are found by the pair model
+that make tflite writes beside the digit model (pairs_int8.tflite), or by rules where there is none. A line is `FILE: NUMBER  (weakest digit P)`;
 --json prints {"file": ..., "text": "2026", "weakest": P, "digits": [{"label": 2, "probability":
 0.998, "box": [x, y, w, h], "split": false}, ...]} with boxes in the image's own pixels; "split"
 is true for a digit cut out of ink it shared with its neighbour. --annotate DIR writes each image
@@ -27,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from common.errors import add_debug_flag, exit_status
 from common.writing import writable_folder, write_whole
 from edge.pi.classifier import INTERPRETER_ERRORS, ClassifierOptions, DigitClassifier
-from edge.pi.reader import Reading, read_image
+from edge.pi.reader import PAIRS_FILE, Reading, pair_model_beside, read_image
 
 BOX_COLOUR = (230, 30, 30)
 
@@ -58,15 +59,18 @@ def read_images(model: str, images: list[str], as_json: bool, annotate_dir: str 
     if annotate_dir:
         writable_folder(Path(annotate_dir), what=annotate_dir)
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
+    pairs = pair_model_beside(model, threads)
     for path in images:
-        reading = read_image(classifier, path)
+        reading = read_image(classifier, path, pairs=pairs)
         if as_json:
             print(json.dumps({"file": path, **reading.as_dict()}), flush=True)
         else:
             print(line_for(path, reading), flush=True)
         if annotate_dir:
             annotate(Path(path), reading, Path(annotate_dir))
-    print(f"model: {model} on {classifier.backend}, {classifier.threads} threads", file=sys.stderr)
+    print(f"model: {model} on {classifier.backend}, {classifier.threads} threads; touching digits "
+          + (f"by the pair model {PAIRS_FILE} beside it" if pairs else f"by rules (no {PAIRS_FILE} beside it)"),
+          file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Read a written number: find each digit in a photo or scan, make it MNIST-like, classify, left to right.
 
-    from edge.pi.reader import read_image
-    reading = read_image(classifier, "photo.jpg")     # or read_grey_image(classifier, grey_array)
+    from edge.pi.reader import pair_model_beside, read_image
+    pairs = pair_model_beside("model_int8.tflite")   # pairs_int8.tflite beside it (make tflite), or None
+    reading = read_image(classifier, "photo.jpg", pairs=pairs)  # or read_grey_image(classifier, grey_array)
     reading.text, reading.weakest, reading.digits[0].label, .probability, .box, .split  # box: x, y, w, h
 
 The steps, each cheap enough for a Pi:
@@ -19,7 +20,10 @@ The steps, each cheap enough for a Pi:
      keeps its strokes' width), stretched to its own peak and cut at INK_THRESHOLD as edge/pi/image.py
      does for one digit alone (a faint digit or chalk reaches the model as bold ink does), through
      MNIST's recipe, classified in one batch with the alternatives the next step weighs:
-  7. touching digits (Digit.split): a piece whose strokes' cores, eroded a little, fall apart into
+  7. touching digits (Digit.split): with the pair model (a small model trained on made pieces of
+     one digit and of two touching ones, edge/export/pairs.py), a wide piece it calls two digits is
+     cut where the model is surest of every piece, at a neck or a column (split_pairs). Without it
+     (a model exported before there was one), by rules: a piece whose strokes' cores, eroded a little, fall apart into
      digit-tall parts side by side (a contact thinner than the strokes) is cut there, each pixel
      to the part it grows back into, when the model is about as sure of the parts as of the whole;
      else a piece too wide for one digit is cut at the column where the model is surest of both
@@ -72,6 +76,8 @@ SPLIT_WIDTH = 0.8  # pieces at least this wide (part of the digits' height) may 
 WIDE = 1.3  # ...and at least this wide are two when the model is this sure of both halves together:
 SPLIT_SURE = 0.99
 SPLIT_GAIN = 0.6  # narrower ones, when it is this much surer of both halves together than of the whole
+PAIRS_FILE = "pairs_int8.tflite"  # the pair model make tflite writes beside model_int8.tflite
+PAIR_SURE = 0.7  # a piece NECK_WIDTH wide or more is two digits when the pair model gives that this much
 SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
 SPLIT_SPAN = (0.25, 0.75)
 
@@ -104,24 +110,35 @@ class Reading:
             for d in self.digits]}
 
 
+def pair_model_beside(model: str | Path, threads: int | None = None) -> DigitClassifier | None:
+    """The pair model exported beside a digit model (PAIRS_FILE in its folder), or None."""
+    path = Path(model).with_name(PAIRS_FILE)
+    return DigitClassifier(path, num_threads=threads) if path.is_file() else None
+
+
 def read_image(classifier: DigitClassifier, source: str | Path | bytes | BinaryIO,
-               name: str | None = None) -> Reading:
+               name: str | None = None, pairs: DigitClassifier | None = None) -> Reading:
     """The number in an image file (path, bytes or binary file); errors name the file or `name`."""
     label = name or (str(source) if isinstance(source, (str, Path)) else "the image")
     grey, scale = read_grey(source, name=label, max_side=WORK_SIDE)
     try:
-        return read_grey_image(classifier, grey, scale)
+        return read_grey_image(classifier, grey, scale, pairs)
     except ImageError as err:
         raise ImageError(f"{label}: {err}") from None
 
 
-def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float = 1.0) -> Reading:
-    """The number in a float greyscale image (H, W); boxes multiplied by `scale`."""
+def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float = 1.0,
+                    pairs: DigitClassifier | None = None) -> Reading:
+    """The number in a float greyscale image (H, W); boxes multiplied by `scale`; touching digits
+    found by the pair model `pairs` when given, else by rules."""
     ink, faintest = ink_map(grey)
     labels, bodies, fragments, height = find_pieces(ink, faintest)
     if not bodies:
         raise ImageError("no digit found: the ink is only specks")
-    chosen = split_touching(classifier, ink, labels, bodies, height)
+    if pairs is not None:
+        chosen = split_pairs(classifier, pairs, ink, labels, bodies, height)
+    else:
+        chosen = split_touching(classifier, ink, labels, bodies, height)
     chosen = attach_fragments(classifier, ink, labels, chosen, fragments, height)
     digits = []
     for part, (crop, (x, y, w, h)), p in sorted(chosen, key=lambda c: c[1][1][0] + c[1][1][2] / 2):
@@ -281,26 +298,22 @@ def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
         unsure = results[i] is None or results[i][1].max() < 1 - SPLIT_GAIN  # what takes_split could cut
         if not (x1 - x0 >= WIDE * height or (x1 - x0 >= SPLIT_WIDTH * height and unsure)):
             continue
-        columns = sorted({int(round(x0 + f * (x1 - x0))) for f in np.linspace(*SPLIT_SPAN, SPLIT_CUTS)})
-        cuts[i] = []
-        for c in columns:
-            cuts[i].append((len(parts), len(parts) + 1))
-            parts += [body.columns(x0, c), body.columns(c, x1)]
+        cuts[i] = column_cuts(body, parts)
     results += classify_parts(classifier, ink, labels, parts[len(bodies):])
     chosen = []
     for i, body in enumerate(bodies):
         whole = results[i]
         depth, pieces = necks.get(i, (0.0, []))
         neck = [results[k] for k in pieces]
-        if neck and all(r is not None and r[0][1][3] >= FRAGMENT_HEIGHT * height for r in neck) and takes_neck(
+        if neck and all(digit_tall(r, height) for r in neck) and takes_neck(
                 [r[1].max() for r in neck], whole, depth):  # each piece a digit's height
             chosen += [(parts[k], *results[k]) for k in pieces]
             continue
         best = None
         for left, right in cuts.get(i, []):
             a, b = results[left], results[right]
-            if a is None or b is None or min(a[0][1][3], b[0][1][3]) < FRAGMENT_HEIGHT * height:
-                continue  # a half that is no digit's height
+            if not (digit_tall(a, height) and digit_tall(b, height)):
+                continue
             score = float(np.log(a[1].max()) + np.log(b[1].max()))
             if best is None or score > best[0]:
                 best = (score, left, right)
@@ -309,6 +322,51 @@ def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
         elif whole is not None:
             chosen.append((body, *whole))
     return chosen
+
+
+def split_pairs(classifier: DigitClassifier, pairs: DigitClassifier, ink: np.ndarray, labels: np.ndarray,
+                bodies: list[Part], height: float) -> list[tuple[Part, tuple, np.ndarray]]:
+    """Each body as a digit, or, when the pair model gives a body NECK_WIDTH wide or more PAIR_SURE
+    of being two touching digits, as the pieces the digit model is surest of, every one a digit's
+    height: cut at a neck (neck_cut, both core levels) or at one of SPLIT_CUTS columns."""
+    results = classify_parts(classifier, ink, labels, bodies)
+    wide = [i for i, body in enumerate(bodies) if body.box[2] - body.box[0] >= NECK_WIDTH * height
+            and results[i] is not None]
+    called = pairs.predict(np.stack([from_ink(results[i][0][0]) for i in wide]))[:, 1] if wide else []
+    parts, cuts = list(bodies), {}  # body index -> each way to cut it, as indices of its pieces in parts
+    for i in (i for i, sure in zip(wide, called) if sure >= PAIR_SURE):
+        body = bodies[i]
+        x0, y0, x1, y1 = body.box
+        pieces, _ = neck_cut(ink[y0:y1, x0:x1], np.isin(labels[y0:y1, x0:x1], body.ids), height, unsure=True)
+        cuts[i] = [list(range(len(parts), len(parts) + len(pieces)))] if pieces else []
+        parts += [dataclasses.replace(body, within=piece) for piece in pieces or []]
+        cuts[i] += column_cuts(body, parts)
+    results += classify_parts(classifier, ink, labels, parts[len(bodies):])
+    chosen = []
+    for i, body in enumerate(bodies):
+        ways = [way for way in cuts.get(i, []) if all(digit_tall(results[k], height) for k in way)]
+        if ways:
+            best = max(ways, key=lambda way: sum(np.log(results[k][1].max()) for k in way))
+            chosen += [(parts[k], *results[k]) for k in best]
+        elif results[i] is not None:
+            chosen.append((body, *results[i]))
+    return chosen
+
+
+def column_cuts(body: Part, parts: list[Part]) -> list[tuple[int, int]]:
+    """The body's two halves at each of SPLIT_CUTS columns (SPLIT_SPAN of its width), appended to
+    `parts`; their indices there."""
+    x0, _, x1, _ = body.box
+    cuts = []
+    for c in sorted({int(round(x0 + f * (x1 - x0))) for f in np.linspace(*SPLIT_SPAN, SPLIT_CUTS)}):
+        cuts.append((len(parts), len(parts) + 1))
+        parts += [body.columns(x0, c), body.columns(c, x1)]
+    return cuts
+
+
+def digit_tall(result: tuple | None, height: float) -> bool:
+    """Whether a classified piece has ink and is a digit's height (FRAGMENT_HEIGHT of the digits')."""
+    return result is not None and result[0][1][3] >= FRAGMENT_HEIGHT * height
 
 
 def neck_cut(region: np.ndarray, own: np.ndarray, height: float,

@@ -52,7 +52,7 @@ from edge.pi.classifier import (
 )
 from edge.pi.image import ImageError, ImageTooLarge, decode_bytes, opened_image
 from edge.pi.memory import MIB, MemoryPool, PoolBusy, release_freed_memory, status_kib
-from edge.pi.reader import WORK_SIDE, read_image
+from edge.pi.reader import WORK_SIDE, pair_model_beside, read_image
 
 PAGE = Path(__file__).with_name("page.html")
 IMAGE_TYPES = ("image/", "application/octet-stream")
@@ -80,6 +80,7 @@ class DigitServer(ThreadingHTTPServer):
     """One thread per connection, at most max_connections at once; one shared classifier."""
 
     daemon_threads = True
+    pairs: DigitClassifier | None = None  # the reader's pair model (make_server sets it where there is one)
     request_queue_size = 64  # socketserver's 5 drops bursts of connections: a client then waits 1 s to retry
 
     def __init__(self, address: tuple[str, int], classifier: DigitClassifier, model: str, max_bytes: int,
@@ -305,7 +306,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise ImageTooLarge(f"the image would take about {needed / MIB:,.0f} MiB to decode and read; this "
                                     f"server takes at most {self.server.memory.capacity / MIB:,.0f} MiB (--memory_mb)")
             self.hold(needed)
-            reading = read_image(self.server.classifier, data, name="the image")
+            reading = read_image(self.server.classifier, data, name="the image", pairs=self.server.pairs)
         except ImageTooLarge as err:
             raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(err)) from None
         except ImageError as err:
@@ -399,10 +400,13 @@ def make_server(model: str, host: str = "127.0.0.1", port: int = 8000, threads: 
                 quiet: bool = False, memory_mb: int = MEMORY_MB) -> DigitServer:
     release_freed_memory()
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
+    pairs = pair_model_beside(model, threads)  # the reader's pair model, where make tflite wrote one
     try:
-        return DigitServer((host, port), classifier, model, max_bytes, timeout, max_connections, quiet, memory_mb)
+        server = DigitServer((host, port), classifier, model, max_bytes, timeout, max_connections, quiet, memory_mb)
     except OSError as err:  # the port is taken, the address is not this machine's, a port below 1024
         raise InputError(f"{host}:{port}: cannot listen there: {err.strerror or err}") from None
+    server.pairs = pairs
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:

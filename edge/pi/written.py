@@ -15,7 +15,9 @@ a sixth of a digit's height up, a baseline that wanders. Forms:
   photo     blue ink on cream paper, a shadow across it, turned a little, JPEG;
   touching  paper, one pair of neighbours whose strokes touch.
 scripts/read_accuracy.py composes them from a run's validation digits (never trained on), seeded;
-the inks are the bound: the same digits cut out perfectly. numpy and Pillow only.
+the inks are the bound: the same digits cut out perfectly. pair_examples makes what the reader's
+pair model learns from (edge/export/pairs.py): one digit, or two touching, cut out as the reader
+cuts a piece. numpy and Pillow only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import io
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from edge.pi.image import INK_THRESHOLD, from_ink
 
 FORMS = ("paper", "faint", "specks", "board", "blur", "photo", "touching")
 HEIGHTS = (56, 100)  # pixels: a number's typical digit height, drawn from this range per number
@@ -110,6 +114,24 @@ def touch_offset(left: np.ndarray, right: np.ndarray, dy: int) -> int:
         if shared >= 6:
             return x
     return left.shape[1] // 2
+
+
+def pair_examples(digits: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`count` pieces of ink as MNIST-like uint8 (count, 28, 28), half of them one digit of `digits`
+    (N, 784 or 28x28) and half two pushed together until their strokes touch (label 1), written
+    as write_number writes them (heights, faint or thin strokes) and cut out as the reader cuts
+    a piece: its own ink over its peak, fainter than INK_THRESHOLD dropped."""
+    crops, labels = np.zeros((count, 28, 28), np.uint8), np.arange(count) % 2
+    for k, pair in enumerate(labels):
+        height = float(rng.uniform(*HEIGHTS))
+        form = "faint" if rng.random() < 0.3 else "paper"
+        inks = [written_digit(digits[int(rng.integers(len(digits)))], height * float(rng.uniform(
+            1 - HEIGHT_SPREAD, 1 + HEIGHT_SPREAD)), form, rng, last=False) for _ in range(1 + pair)]
+        canvas, _ = lay_out(inks, height, rng, (0,) if pair else ())
+        ink = canvas / canvas.max()
+        ink[ink < INK_THRESHOLD] = 0
+        crops[k] = from_ink(ink)
+    return crops, labels
 
 
 def add_fragments(canvas: np.ndarray, boxes: list[tuple[int, int, int, int]], height: float,

@@ -10,9 +10,10 @@ from PIL import Image
 from edge.pi import read
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError, from_ink, mnist_like
-from edge.pi.reader import components, cut_out, find_pieces, ink_map, neck_cut, read_image
+from edge.pi.reader import (PAIR_SURE, PAIRS_FILE, components, cut_out, find_pieces, ink_map, neck_cut,
+                             pair_model_beside, read_image)
 from edge.pi.synthetic import FORMS, compose
-from edge.pi.written import fragment, lay_out, render, written_digit
+from edge.pi.written import fragment, lay_out, pair_examples, render, written_digit
 
 LENGTH = 4
 
@@ -213,3 +214,54 @@ def test_a_neck_thinner_than_the_strokes_parts_two_digits_and_a_ring_stays_whole
     ys, xs = np.mgrid[0:50, 0:50]
     ring[(np.hypot(ys - 25, xs - 25) < 20) & (np.hypot(ys - 25, xs - 25) >= 12)] = 1.0
     assert neck_cut(ring, ring > 0, 40.0, unsure=True) == (None, 0.0)
+
+
+@pytest.fixture(scope="module")
+def pairs(fixtures):
+    """The reader's pair model, exported beside the fixture model (trained on made demo pieces)."""
+    model = pair_model_beside(model_path(fixtures, "int8"), threads=1)
+    assert model is not None, "make tflite (edge_fixtures.py) writes pairs_int8.tflite beside the model"
+    return model
+
+
+def test_pair_examples_are_half_single_digits_half_touching_pairs_laid_out_wider(readable):
+    pieces, labels = pair_examples(readable[0], 60, np.random.default_rng(0))
+    assert pieces.shape == (60, 28, 28) and pieces.dtype == np.uint8 and list(labels[:4]) == [0, 1, 0, 1]
+    columns = (pieces > 127).any(axis=1).sum(axis=1)
+    rows = (pieces > 127).any(axis=2).sum(axis=1)
+    wide = columns / rows  # MNIST's box keeps a piece's shape: a pair lies flat
+    assert np.median(wide[labels == 1]) > 1.4 * np.median(wide[labels == 0])
+
+
+def test_the_pair_model_tells_two_touching_digits_from_one(readable, pairs):
+    pieces, labels = pair_examples(readable[0], 200, np.random.default_rng(1))
+    called = pairs.predict(pieces)[:, 1] >= PAIR_SURE
+    assert np.mean(called == labels) >= 0.9
+    assert np.sum(called & (labels == 0)) <= 2  # a single digit called two is cut: the costlier mistake
+
+
+@pytest.mark.parametrize("fields, touching, text, split", [
+    ((2, 0, 5), (0,), "205", [True, True, False]),
+    ((2, 4), (0,), "24", [True, True]),  # these three the rules read as one digit (4, 8, 4)
+    ((3, 8), (0,), "38", [True, True]),
+    ((6, 8), (0,), "68", [True, True]),
+    ((2, 0, 5), (), "205", [False, False, False]),  # apart: nothing to cut
+])
+def test_the_pair_model_finds_the_touching_pair_and_the_digit_model_where_to_cut(
+        tmp_path, classifier, readable, pairs, fields, touching, text, split):
+    image = page([first_of(readable, k) for k in fields], touching=touching)
+    reading = read_image(classifier, png(image, tmp_path / "pair.png"), pairs=pairs)
+    assert reading.text == text
+    assert [d.split for d in reading.digits] == split
+
+
+def test_read_uses_the_pair_model_beside_the_model_and_rules_without_one(tmp_path, fixtures, readable, capsys):
+    image = png(page([first_of(readable, k) for k in (2, 0, 5)], touching=(0,)), tmp_path / "touching.png")
+    assert read.main([str(model_path(fixtures, "int8")), str(image)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{image}: 205") and f"by the pair model {PAIRS_FILE} beside it" in err
+    alone = tmp_path / "alone" / "model_int8.tflite"
+    alone.parent.mkdir()
+    alone.write_bytes(model_path(fixtures, "int8").read_bytes())
+    assert read.main([str(alone), str(image)]) == 0
+    assert f"by rules (no {PAIRS_FILE} beside it)" in capsys.readouterr().err
