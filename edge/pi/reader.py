@@ -77,7 +77,8 @@ WIDE = 1.3  # ...and at least this wide are two when the model is this sure of b
 SPLIT_SURE = 0.99
 SPLIT_GAIN = 0.6  # narrower ones, when it is this much surer of both halves together than of the whole
 PAIRS_FILE = "pairs_int8.tflite"  # the pair model make tflite writes beside model_int8.tflite
-PAIR_SURE = 0.7  # a piece NECK_WIDTH wide or more is two digits when the pair model gives that this much
+PAIR_WIDTH = 0.3  # a piece this wide (part of the digits' height: two touching 1s are about 0.4) is two
+PAIR_SURE = 0.9  # digits when the pair model gives that this much (0.7 cut more single digits, as many pairs)
 SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
 SPLIT_SPAN = (0.25, 0.75)
 
@@ -326,11 +327,11 @@ def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
 
 def split_pairs(classifier: DigitClassifier, pairs: DigitClassifier, ink: np.ndarray, labels: np.ndarray,
                 bodies: list[Part], height: float) -> list[tuple[Part, tuple, np.ndarray]]:
-    """Each body as a digit, or, when the pair model gives a body NECK_WIDTH wide or more PAIR_SURE
+    """Each body as a digit, or, when the pair model gives a body PAIR_WIDTH wide or more PAIR_SURE
     of being two touching digits, as the pieces the digit model is surest of, every one a digit's
     height: cut at a neck (neck_cut, both core levels) or at one of SPLIT_CUTS columns."""
     results = classify_parts(classifier, ink, labels, bodies)
-    wide = [i for i, body in enumerate(bodies) if body.box[2] - body.box[0] >= NECK_WIDTH * height
+    wide = [i for i, body in enumerate(bodies) if body.box[2] - body.box[0] >= PAIR_WIDTH * height
             and results[i] is not None]
     called = pairs.predict(np.stack([from_ink(results[i][0][0]) for i in wide]))[:, 1] if wide else []
     parts, cuts = list(bodies), {}  # body index -> each way to cut it, as indices of its pieces in parts
