@@ -23,13 +23,14 @@ The steps, each cheap enough for a Pi:
   7. touching digits (Digit.split): with the pair model (a small model trained on made pieces of
      one digit and of two touching ones, edge/export/pairs.py), a wide piece it calls two digits is
      cut where the model is surest of every piece, at a neck or a column (split_pairs). Without it
-     (a model exported before there was one), by rules: a piece whose strokes' cores, eroded a little, fall apart into
-     digit-tall parts side by side (a contact thinner than the strokes) is cut there, each pixel
-     to the part it grows back into, when the model is about as sure of the parts as of the whole;
-     else a piece too wide for one digit is cut at the column where the model is surest of both
-     halves, when it is sure enough of them; a fragment beside a digit joins it when the model is
-     surer of the digit with it (a 5's loose bar, a 4's stroke), else it is a digit alone if wide
-     and sure enough (a flat 5), else dropped (a speck, a stray stroke).
+     (a model exported before there was one), by rules: a piece whose strokes' cores, eroded a
+     little, fall apart into digit-tall parts side by side (a contact thinner than the strokes)
+     is cut there, each pixel to the part it grows back into, when the model is about as sure of
+     the parts as of the whole; else a piece too wide for one digit is cut at the column where
+     the model is surest of both halves, when it is sure enough of them;
+  8. fragments: one beside a digit joins it when the model is surer of the digit with it (a 5's
+     loose bar, a 4's stroke), else it is a digit alone if wide and sure enough (a flat 5), else
+     dropped (a speck, a stray stroke).
 A slight rotation is left to the model, trained with rotations.
 """
 
