@@ -34,7 +34,8 @@ import numpy as np
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import from_ink
-from edge.pi.reader import PAIRS_FILE, pair_model_beside, read_image
+from edge.pi.reader import read_image
+from edge.pi.touching import PAIRS_FILE, pair_model_beside
 from edge.pi.written import FORMS, write_number
 
 LENGTHS = (2, 6)  # digits per number, both ends included

@@ -30,7 +30,7 @@ from edge.export.exported import (
     sha256,
     variant_file,
 )
-from edge.pi.reader import PAIRS_FILE
+from edge.pi.touching import PAIRS_FILE
 
 
 class ExportError(ProjectError):

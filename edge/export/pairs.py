@@ -3,7 +3,7 @@
 A small convolutional network on the piece as MNIST lays out a digit (28x28; a pair is a wide,
 flat shape in it), trained on made pieces of the run's own training digits (edge/pi/written.py's
 pair_examples: one digit, or two pushed together until their strokes touch), and exported to int8
-beside the digit model as pairs_int8.tflite. edge/pi/reader.py cuts a wide piece only when this
+beside the digit model as pairs_int8.tflite. edge/pi/touching.py cuts a wide piece only when this
 model calls it two digits: the digit model cannot tell, as it is as sure of half a 0 as of an 8
 (docs/pi.md, "Where touching's errors come from").
 """

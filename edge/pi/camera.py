@@ -30,7 +30,8 @@ import numpy as np
 from common.errors import InputError, add_debug_flag, exit_status
 from edge.pi.classifier import INTERPRETER_ERRORS, ClassifierOptions, DigitClassifier
 from edge.pi.image import ImageError, shrink_pixels
-from edge.pi.reader import WORK_SIDE, Reading, pair_model_beside, read_grey_image
+from edge.pi.reader import WORK_SIDE, Reading, read_grey_image
+from edge.pi.touching import pair_model_beside
 
 WINDOW = "edge.pi.camera (q quits)"
 GREEN, RED = (40, 200, 40), (40, 40, 230)  # BGR, as OpenCV draws

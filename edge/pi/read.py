@@ -28,7 +28,8 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from common.errors import add_debug_flag, exit_status
 from common.writing import writable_folder, write_whole
 from edge.pi.classifier import INTERPRETER_ERRORS, ClassifierOptions, DigitClassifier
-from edge.pi.reader import PAIRS_FILE, Reading, pair_model_beside, read_image
+from edge.pi.reader import Reading, read_image
+from edge.pi.touching import PAIRS_FILE, pair_model_beside
 
 BOX_COLOUR = (230, 30, 30)
 

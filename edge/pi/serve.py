@@ -52,7 +52,8 @@ from edge.pi.classifier import (
 )
 from edge.pi.image import ImageError, ImageTooLarge, decode_bytes, opened_image
 from edge.pi.memory import MIB, MemoryPool, PoolBusy, release_freed_memory, status_kib
-from edge.pi.reader import WORK_SIDE, pair_model_beside, read_image
+from edge.pi.reader import WORK_SIDE, read_image
+from edge.pi.touching import pair_model_beside
 
 PAGE = Path(__file__).with_name("page.html")
 IMAGE_TYPES = ("image/", "application/octet-stream")

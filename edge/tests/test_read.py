@@ -10,8 +10,10 @@ from PIL import Image
 from edge.pi import read
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError, from_ink, mnist_like
-from edge.pi.reader import (PAIR_SURE, PAIRS_FILE, components, cut_out, find_pieces, ink_map, neck_cut,
-                             pair_model_beside, read_image)
+from edge.pi.ink import components
+from edge.pi.pieces import cut_out, find_pieces
+from edge.pi.reader import ink_map, read_image
+from edge.pi.touching import PAIR_SURE, PAIRS_FILE, neck_cut, pair_model_beside
 from edge.pi.synthetic import FORMS, compose
 from edge.pi.written import fragment, lay_out, pair_examples, render, written_digit
 

@@ -1,0 +1,205 @@
+"""Which ink is one digit: the pieces of a number (components joined when they share their columns,
+noise, shadows and fragments told apart), each cut out as a digit alone is and classified, and the
+fragments attached to a digit or dropped (edge/pi/reader.py's steps 5, 6 and 8)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from edge.pi.classifier import DigitClassifier
+from edge.pi.image import INK_THRESHOLD, from_ink
+from edge.pi.ink import components, rank_filter
+
+SPARSE = 0.3  # a piece with fewer ink pixels than this part of its length is a chain of noise, no stroke
+BORDER_PEAK = 0.6  # a piece at the image's border fainter than this (of the boldest ink) is a shadow's edge
+MIN_AREA_FRACTION = 0.01  # components with less ink than this part of the largest one are noise
+NOISE_AREA = 0.0025  # ...and those under this part are removed before a pixel's gap is bridged
+JOIN_OVERLAP = 0.5  # pieces sharing this part of the narrower one's columns are one digit
+FRAGMENT_HEIGHT = 0.65  # pieces shorter than this part of the digits' height (the median's)...
+FRAGMENT_AREA = 0.35  # ...with less ink than this part of a digit's (a flat 2 has more) are no digit alone:
+ATTACH_GAP = 0.35  # they may join a digit this close (part of the digits' height), else are dropped
+PROMOTE_AREA = 0.2  # fragments joined into a digit's height with this part of its ink are one...
+FAINT_AREA, FAINT_PEAK = 0.04, 0.6  # ...or with this part, when all fainter than this (a faint, thin digit)
+ALONE_HEIGHT = 0.4  # a fragment this tall and ALONE_WIDTH wide that joins no digit is one (a flat, thin 5)
+ALONE_WIDTH = 0.3  # when the model is ALONE_SURE of it
+ALONE_SURE = 0.9
+ATTACH_GAIN = 0.02  # the model must be this much surer of the digit with a fragment to keep it
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """Which ink is one digit: components `ids` (their box), only the pixels `within` (a mask over
+    the box) when cut from touching ink, with the fragments `extra` attached."""
+
+    ids: tuple[int, ...]
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1, ends exclusive
+    within: np.ndarray | None = dataclasses.field(default=None, compare=False)
+    extra: tuple[int, ...] = ()
+    extra_box: tuple[int, int, int, int] | None = None
+
+    def columns(self, start: int, end: int) -> Part:
+        """This part's ink between image columns start and end."""
+        x0, y0, x1, y1 = self.box
+        within = np.zeros((y1 - y0, x1 - x0), bool)
+        within[:, max(0, start - x0):max(0, end - x0)] = True
+        return dataclasses.replace(self, within=within)
+
+
+def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part], list[Part], float]:
+    """The components' label image; the digits' pieces (bodies) and the fragments, each joined
+    with those sharing most of their columns; and the digits' height (pixels)."""
+    mask = ink > 0
+    labels, boxes, areas = components(mask)
+    if not boxes:
+        return labels, [], [], 0.0
+    peaks = np.zeros(len(boxes) + 1, np.float32)
+    np.maximum.at(peaks, labels[mask], ink[mask])
+    noise = np.flatnonzero((np.array(areas) < NOISE_AREA * max(areas)) | (peaks[1:] < faintest)) + 1
+    mask &= ~np.isin(labels, noise)  # noise and faint residue (a shadow's edge) out first: no bridge chains them
+    bridged = mask.copy()  # a stroke broken by a pixel or two (faint, thin ink) stays one piece
+    bridged[1:] |= mask[:-1]
+    bridged[:-1] |= mask[1:]
+    bridged[:, 1:] |= bridged[:, :-1].copy()
+    bridged[:, :-1] |= bridged[:, 1:].copy()
+    labels, boxes, _ = components(bridged)
+    labels[~mask] = 0
+    areas = np.bincount(labels[mask], minlength=len(boxes) + 1)[1:].tolist()  # ink pixels, not bridges
+    peaks = np.zeros(len(boxes) + 1, np.float32)
+    np.maximum.at(peaks, labels[labels > 0], ink[labels > 0])
+    rows, cols = ink.shape
+    edge = [box[0] == 0 or box[1] == 0 or box[2] == cols or box[3] == rows for box in boxes]
+    kept = [k for k, area in enumerate(areas) if area >= MIN_AREA_FRACTION * max(areas) and peaks[k + 1] >= faintest
+            and not (edge[k] and peaks[k + 1] < BORDER_PEAK)  # a shadow's or the page's edge, not ink
+            and area >= SPARSE * max(boxes[k][2] - boxes[k][0], boxes[k][3] - boxes[k][1])]  # JPEG's block edges
+    if not kept:
+        return labels, [], [], 0.0
+    heights = [boxes[k][3] - boxes[k][1] for k in kept]
+    height = float(np.median([h for h in heights if h >= FRAGMENT_HEIGHT * max(heights)]))
+    typical = float(np.median([areas[k] for k, h in zip(kept, heights) if h >= FRAGMENT_HEIGHT * height]))
+    small = [k for k, h in zip(kept, heights) if h < FRAGMENT_HEIGHT * height
+             and (areas[k] < FRAGMENT_AREA * typical or h < ALONE_HEIGHT * height)]
+    fragments = join_pieces([boxes[k] for k in small], [areas[k] for k in small], [[k + 1] for k in small])
+    promoted = [g[0][3] - g[0][1] >= FRAGMENT_HEIGHT * height and (g[1] >= PROMOTE_AREA * typical or (
+        g[1] >= FAINT_AREA * typical and max(peaks[k] for k in g[2]) < FAINT_PEAK)) for g in fragments]
+    # ...a digit in pieces (a faint one may have little ink), not a dot above a dash
+    bodies = [g for g, up in zip(fragments, promoted) if up]
+    fragments = [g for g, up in zip(fragments, promoted) if not up]
+    tall = [k for k in kept if k not in small]
+    bodies = join_pieces([boxes[k] for k in tall] + [g[0] for g in bodies], [areas[k] for k in tall] + [g[1] for g in bodies],
+                         [[k + 1] for k in tall] + [g[2] for g in bodies])
+    as_part = lambda group: Part(tuple(group[2]), group[0])  # noqa: E731
+    return labels, [as_part(g) for g in bodies], [as_part(g) for g in fragments], height
+
+
+def cut_out(ink: np.ndarray, labels: np.ndarray, part: Part) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """A part's own ink, stretched to its own peak and cut at INK_THRESHOLD as edge/pi/image.py does
+    for one digit alone, cropped to it; and its box (x, y, w, h). None when it has no ink."""
+    x0, y0, x1, y1 = merged(part.box, part.extra_box) if part.extra_box else part.box
+    x0, y0, x1, y1 = max(0, x0 - 1), max(0, y0 - 1), min(ink.shape[1], x1 + 1), min(ink.shape[0], y1 + 1)
+    region = labels[y0:y1, x0:x1]
+    own = np.isin(region, part.ids)
+    if part.within is not None:
+        bx, by = part.box[0] - x0, part.box[1] - y0
+        inside = np.zeros_like(own)
+        inside[by:by + part.within.shape[0], bx:bx + part.within.shape[1]] = part.within
+        own &= inside
+    if part.extra:
+        own |= np.isin(region, part.extra)
+    rows, cols = np.nonzero(own)
+    if rows.size == 0:
+        return None
+    own |= rank_filter(own, 3, np.maximum) & (region == 0)  # ink under the noise floor beside the strokes
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    values = np.where(own, np.abs(ink[y0:y1, x0:x1]), 0)[top:bottom, left:right]
+    values = values / values.max()
+    values[values < INK_THRESHOLD] = 0
+    return values, (int(x0 + left), int(y0 + top), int(right - left), int(bottom - top))
+
+
+def classify_parts(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray,
+                   parts: list[Part]) -> list[tuple[tuple[np.ndarray, tuple], np.ndarray] | None]:
+    """Each part's (crop, box) and the model's ten probabilities for it, in one batch; None for a
+    part without ink."""
+    crops = [cut_out(ink, labels, part) for part in parts]
+    found = [c for c in crops if c is not None and (c[0] > INK_THRESHOLD).any()]
+    probabilities = iter(classifier.predict(np.stack([from_ink(c[0]) for c in found])) if found else [])
+    return [(c, next(probabilities)) if c is not None and (c[0] > INK_THRESHOLD).any() else None for c in crops]
+
+
+def attach_fragments(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray,
+                     digits: list[tuple[Part, tuple, np.ndarray]], fragments: list[Part],
+                     height: float) -> list[tuple[Part, tuple, np.ndarray]]:
+    """Each fragment joined to the digit beside it when the model is surer of that digit with it
+    (or as sure, for one within the digit's columns: a 5's bar); else a digit of its own when
+    ALONE_HEIGHT tall, ALONE_WIDTH wide and the model ALONE_SURE of it; else dropped."""
+    trials = []  # (fragment index, digit index, the part with it)
+    for f, fragment in enumerate(fragments):
+        for d, (part, (_, (x, y, w, h)), _) in enumerate(digits):
+            gap = max(fragment.box[0] - (x + w), x - fragment.box[2], 0)
+            rise = max(fragment.box[1] - (y + h), y - fragment.box[3], 0)
+            if gap <= ATTACH_GAP * height and rise <= ATTACH_GAP * height:
+                trials.append((f, d, dataclasses.replace(part, extra=part.extra + fragment.ids,
+                                                         extra_box=fragment.box)))
+    alone = [f for f, fragment in enumerate(fragments) if fragment.box[3] - fragment.box[1] >= ALONE_HEIGHT * height
+             and fragment.box[2] - fragment.box[0] >= ALONE_WIDTH * height]
+    trials += [(f, None, fragments[f]) for f in alone]
+    if not trials:
+        return digits
+    results = classify_parts(classifier, ink, labels, [t[2] for t in trials])
+    standing = {f: (part, *result) for (f, d, part), result in zip(trials, results)
+                if d is None and result is not None and result[1].max() >= ALONE_SURE}
+    best = {}  # fragment -> (gain, digit index)
+    for (f, d, _), result in zip(trials, results):
+        if result is None or d is None:
+            continue
+        (_, (x, _, w, _)), before = digits[d][1], digits[d][2]
+        fragment = fragments[f]
+        inside = min(fragment.box[2], x + w) - max(fragment.box[0], x) >= JOIN_OVERLAP * (fragment.box[2] - fragment.box[0])
+        gain = float(result[1].max() - before.max()) + (2 * ATTACH_GAIN if inside else 0.0)
+        if gain > ATTACH_GAIN and gain > best.get(f, (-1.0, 0))[0]:
+            best[f] = (gain, d)
+    extras = {}
+    for f, (_, d) in best.items():
+        extras.setdefault(d, []).append(fragments[f])
+    changed = []
+    for d, attached in extras.items():
+        part = digits[d][0]
+        box = attached[0].box
+        for fragment in attached[1:]:
+            box = merged(box, fragment.box)
+        changed.append((d, dataclasses.replace(part, extra=sum((a.ids for a in attached), ()), extra_box=box)))
+    results = classify_parts(classifier, ink, labels, [part for _, part in changed])
+    digits = list(digits)
+    for (d, part), result in zip(changed, results):
+        if result is not None:
+            digits[d] = (part, *result)
+    return digits + [digit for f, digit in standing.items() if f not in best]
+
+
+def join_pieces(boxes: list[tuple[int, int, int, int]], areas: list[int],
+                ids: list[list[int]]) -> list[tuple[tuple, int, list[int]]]:
+    """Pieces (each of components `ids`) that share most of the narrower one's columns, as one
+    digit: (box, area, ids)."""
+    groups = [(box, area, list(k)) for box, area, k in zip(boxes, areas, ids)]
+    joined = True
+    while joined:
+        joined = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                (a, area_a, ka), (b, area_b, kb) = groups[i], groups[j]
+                shared = min(a[2], b[2]) - max(a[0], b[0])
+                if shared >= JOIN_OVERLAP * min(a[2] - a[0], b[2] - b[0]):
+                    groups[i] = (merged(a, b), area_a + area_b, ka + kb)
+                    del groups[j]
+                    joined = True
+                    break
+            if joined:
+                break
+    return groups
+
+
+def merged(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1) around two boxes."""
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])

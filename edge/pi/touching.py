@@ -1,0 +1,196 @@
+"""Touching digits (edge/pi/reader.py's step 7): which pieces of ink are two or more digits, and
+where to cut them. With the pair model that make tflite writes beside the digit model
+(pairs_int8.tflite, edge/export/pairs.py): split_pairs. Without it: rules (split_touching), a neck
+thinner than the strokes or a column where the digit model is sure of both halves."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from edge.pi.classifier import DigitClassifier
+from edge.pi.image import from_ink
+from edge.pi.ink import components, erode, rank_filter, stroke_width
+from edge.pi.pieces import FRAGMENT_HEIGHT, Part, classify_parts, join_pieces
+
+NECK_WIDTH = 0.5  # pieces this wide (part of the digits' height) are searched for a neck between digits:
+NECK_CORES = (0.6, 0.75)  # their strokes' cores (ink this part of the piece's peak: soft edges thicken a contact),
+NECK_UNSURE = 0.95  # the second only for a piece SPLIT_WIDTH wide the model is less sure of than this...
+NECK_DEPTH = 0.2  # ...eroded by up to this part of a stroke's width fall apart into digit-tall cores side by side
+NECK_CORE_HEIGHT = 0.5  # (cores this part of the digits' height); the pieces stand when the model gives
+NECK_SURE, NECK_LOSS = 0.6, 0.05  # each this much and all together no more than this below the whole
+NECK_APART = 0.95  # (each this much when the cores were apart before any erosion)
+SPLIT_WIDTH = 0.8  # pieces at least this wide (part of the digits' height) may be two touching digits
+WIDE = 1.3  # ...and at least this wide are two when the model is this sure of both halves together:
+SPLIT_SURE = 0.99
+SPLIT_GAIN = 0.6  # narrower ones, when it is this much surer of both halves together than of the whole
+PAIRS_FILE = "pairs_int8.tflite"  # the pair model make tflite writes beside model_int8.tflite
+PAIR_WIDTH = 0.3  # a piece this wide (part of the digits' height: two touching 1s are about 0.4) is two
+PAIR_SURE = 0.9  # digits when the pair model gives that this much (0.7 cut more single digits, as many pairs)
+SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
+SPLIT_SPAN = (0.25, 0.75)
+
+
+def pair_model_beside(model: str | Path, threads: int | None = None) -> DigitClassifier | None:
+    """The pair model exported beside a digit model (PAIRS_FILE in its folder), or None."""
+    path = Path(model).with_name(PAIRS_FILE)
+    return DigitClassifier(path, num_threads=threads) if path.is_file() else None
+
+
+def split_pairs(classifier: DigitClassifier, pairs: DigitClassifier, ink: np.ndarray, labels: np.ndarray,
+                bodies: list[Part], height: float) -> list[tuple[Part, tuple, np.ndarray]]:
+    """Each body as a digit, or, when the pair model gives a body PAIR_WIDTH wide or more PAIR_SURE
+    of being two touching digits, as the pieces the digit model is surest of, every one a digit's
+    height: cut at a neck (neck_cut, both core levels) or at one of SPLIT_CUTS columns."""
+    results = classify_parts(classifier, ink, labels, bodies)
+    wide = [i for i, body in enumerate(bodies) if body.box[2] - body.box[0] >= PAIR_WIDTH * height
+            and results[i] is not None]
+    called = pairs.predict(np.stack([from_ink(results[i][0][0]) for i in wide]))[:, 1] if wide else []
+    parts, cuts = list(bodies), {}  # body index -> each way to cut it, as indices of its pieces in parts
+    for i in (i for i, sure in zip(wide, called) if sure >= PAIR_SURE):
+        body = bodies[i]
+        x0, y0, x1, y1 = body.box
+        pieces, _ = neck_cut(ink[y0:y1, x0:x1], np.isin(labels[y0:y1, x0:x1], body.ids), height, unsure=True)
+        cuts[i] = [list(range(len(parts), len(parts) + len(pieces)))] if pieces else []
+        parts += [dataclasses.replace(body, within=piece) for piece in pieces or []]
+        cuts[i] += column_cuts(body, parts)
+    results += classify_parts(classifier, ink, labels, parts[len(bodies):])
+    chosen = []
+    for i, body in enumerate(bodies):
+        ways = [way for way in cuts.get(i, []) if all(digit_tall(results[k], height) for k in way)]
+        if ways:
+            best = max(ways, key=lambda way: sum(np.log(results[k][1].max()) for k in way))
+            chosen += [(parts[k], *results[k]) for k in best]
+        elif results[i] is not None:
+            chosen.append((body, *results[i]))
+    return chosen
+
+
+def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray, bodies: list[Part],
+                   height: float) -> list[tuple[Part, tuple, np.ndarray]]:
+    """Each body as a digit (part, (crop, box), probabilities), or as two or more when it is ink of
+    touching digits: cut at a neck (a contact thinner than their strokes) when the model is about
+    as sure of the pieces as of the whole, else, when too wide for one digit, at the column where
+    the model is surest of both halves."""
+    results = classify_parts(classifier, ink, labels, bodies)
+    parts = list(bodies)
+    necks, cuts = {}, {}  # body index -> (depth, the neck's pieces' indices in parts); -> halves' indices per column
+    for i, body in enumerate(bodies):
+        x0, y0, x1, y1 = body.box
+        if x1 - x0 < NECK_WIDTH * height:
+            continue
+        unsure = x1 - x0 >= SPLIT_WIDTH * height and (results[i] is None or results[i][1].max() < NECK_UNSURE)
+        pieces, depth = neck_cut(ink[y0:y1, x0:x1], np.isin(labels[y0:y1, x0:x1], body.ids), height, unsure)
+        if pieces:
+            necks[i] = (depth, list(range(len(parts), len(parts) + len(pieces))))
+            parts += [dataclasses.replace(body, within=piece) for piece in pieces]
+        unsure = results[i] is None or results[i][1].max() < 1 - SPLIT_GAIN  # what takes_split could cut
+        if not (x1 - x0 >= WIDE * height or (x1 - x0 >= SPLIT_WIDTH * height and unsure)):
+            continue
+        cuts[i] = column_cuts(body, parts)
+    results += classify_parts(classifier, ink, labels, parts[len(bodies):])
+    chosen = []
+    for i, body in enumerate(bodies):
+        whole = results[i]
+        depth, pieces = necks.get(i, (0.0, []))
+        neck = [results[k] for k in pieces]
+        if neck and all(digit_tall(r, height) for r in neck) and takes_neck(
+                [r[1].max() for r in neck], whole, depth):  # each piece a digit's height
+            chosen += [(parts[k], *results[k]) for k in pieces]
+            continue
+        best = None
+        for left, right in cuts.get(i, []):
+            a, b = results[left], results[right]
+            if not (digit_tall(a, height) and digit_tall(b, height)):
+                continue
+            score = float(np.log(a[1].max()) + np.log(b[1].max()))
+            if best is None or score > best[0]:
+                best = (score, left, right)
+        if best and takes_split(best[0], whole, body, height):
+            chosen += [(parts[best[1]], *results[best[1]]), (parts[best[2]], *results[best[2]])]
+        elif whole is not None:
+            chosen.append((body, *whole))
+    return chosen
+
+
+def column_cuts(body: Part, parts: list[Part]) -> list[tuple[int, int]]:
+    """The body's two halves at each of SPLIT_CUTS columns (SPLIT_SPAN of its width), appended to
+    `parts`; their indices there."""
+    x0, _, x1, _ = body.box
+    cuts = []
+    for c in sorted({int(round(x0 + f * (x1 - x0))) for f in np.linspace(*SPLIT_SPAN, SPLIT_CUTS)}):
+        cuts.append((len(parts), len(parts) + 1))
+        parts += [body.columns(x0, c), body.columns(c, x1)]
+    return cuts
+
+
+def digit_tall(result: tuple | None, height: float) -> bool:
+    """Whether a classified piece has ink and is a digit's height (FRAGMENT_HEIGHT of the digits')."""
+    return result is not None and result[0][1][3] >= FRAGMENT_HEIGHT * height
+
+
+def neck_cut(region: np.ndarray, own: np.ndarray, height: float,
+             unsure: bool) -> tuple[list[np.ndarray] | None, float]:
+    """A piece's ink `own` (a mask over `region`, its ink) as two or more digits side by side, when
+    its strokes' cores (ink of a NECK_CORES part of its peak, the first only unless the model is
+    `unsure` of the whole; unsure, also not eroded), eroded by up to NECK_DEPTH of a
+    stroke's width, leave digit-tall parts (each a group of cores above one another) whose columns
+    barely overlap: digits touching at a point. Each pixel goes to the part it grows back into.
+    Also the depth they parted at (erosions, in stroke widths). None when there is no such neck."""
+    peak = region[own].max()
+    for level in NECK_CORES if unsure else NECK_CORES[:1]:
+        cores = own & (region >= level * peak)
+        stroke = stroke_width(cores)
+        eroded = cores
+        for step in range(0 if unsure else 1, int(NECK_DEPTH * stroke) + 1):
+            eroded = erode(eroded) if step else eroded
+            labels, boxes, areas = components(eroded)
+            groups = [g for g in join_pieces(boxes, areas, [[k + 1] for k in range(len(boxes))])
+                      if g[0][3] - g[0][1] >= NECK_CORE_HEIGHT * height]
+            if len(groups) >= 2:
+                return grow_back(labels, [g[2] for g in sorted(groups, key=lambda g: g[0][0])], own), step / stroke
+            if not groups:
+                break
+    return None, 0.0
+
+
+def grow_back(labels: np.ndarray, groups: list[list[int]], own: np.ndarray) -> list[np.ndarray]:
+    """The pixels of `own` each group of components (of `labels`) reaches growing within it, a
+    pixel a step; the rest (other components: a 5's bar) go to the group nearest in columns."""
+    grown = np.zeros(own.shape, np.int32)
+    for n, ids in enumerate(groups, 1):
+        grown[np.isin(labels, ids)] = n
+    for _ in range(own.shape[0]):
+        reach = rank_filter(grown, 3, np.maximum)
+        new = own & (grown == 0) & (reach > 0)
+        if not new.any():
+            break
+        grown[new] = reach[new]
+    rest = own & (grown == 0)
+    if rest.any():
+        middles = np.array([np.nonzero(grown == n)[1].mean() for n in range(1, len(groups) + 1)])
+        grown[rest] = 1 + np.abs(np.nonzero(rest)[1][:, None] - middles).argmin(axis=1)
+    return [grown == n for n in range(1, len(groups) + 1)]
+
+
+def takes_neck(sure: list[float], whole: tuple | None, depth: float) -> bool:
+    """Whether pieces cut at a neck `depth` deep, the model's top probabilities `sure`, beat the
+    whole: each NECK_SURE (NECK_APART when their cores were apart before any erosion: a faint
+    join, not a thin one), together no more than NECK_LOSS below the whole."""
+    if whole is None:
+        return True
+    least = NECK_APART if depth == 0 else NECK_SURE
+    return min(sure) >= least and float(np.prod(sure)) >= float(whole[1].max()) - NECK_LOSS
+
+
+def takes_split(score: float, whole: tuple | None, body: Part, height: float) -> bool:
+    """Whether two halves whose top probabilities multiply to exp(score) beat the whole: a piece
+    WIDE or wider when the model is fairly sure of both, a narrower one only when it is far surer
+    of them than of the whole (the model is often sure of two touching digits as one)."""
+    if whole is None:
+        return True
+    if body.box[2] - body.box[0] >= WIDE * height:
+        return score >= np.log(SPLIT_SURE)
+    return float(np.exp(score)) > float(whole[1].max()) + SPLIT_GAIN
