@@ -25,16 +25,17 @@ HELD_OUT = 0.1
 
 
 def pair_model():
-    """Three small convolutions and a dense layer: 60,354 parameters, raw 0..255 pixels in,
-    (one digit, two digits) probabilities out."""
+    """Three convolutions and a dense layer: 240,514 parameters (256 KB in int8), raw 0..255
+    pixels in, (one digit, two digits) probabilities out. Half as wide (60,354) missed half again
+    as many held-out pairs and cut 1.43% of touching numbers wrong, against 0.86 (docs/pi.md)."""
     import keras
 
     return keras.Sequential([
         keras.Input((28, 28, 1), name="pixels"), keras.layers.Rescaling(1 / 255),
-        keras.layers.Conv2D(16, 3, activation="relu"), keras.layers.MaxPooling2D(),
         keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.Flatten(), keras.layers.Dropout(0.3),
-        keras.layers.Dense(64, activation="relu"), keras.layers.Dense(2, activation="softmax", name="pair"),
+        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(128, 3, activation="relu"), keras.layers.Flatten(), keras.layers.Dropout(0.3),
+        keras.layers.Dense(128, activation="relu"), keras.layers.Dense(2, activation="softmax", name="pair"),
     ], name="pairs")
 
 
