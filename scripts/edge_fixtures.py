@@ -29,7 +29,7 @@ from competition.data.demo import write_demo_data  # noqa: E402
 
 EPOCHS = 16  # about 98% on the demo validation digits (BatchNorm needs a few hundred steps to settle)
 LEARNING_RATE = 1e-3
-PAIR_EXAMPLES, PAIR_EPOCHS = 8000, 4  # the reader's pair model: seconds, not the minute and a half of make tflite's
+PAIR_EXAMPLES, PAIR_EPOCHS = 8000, 4  # the reader's pair model: seconds, not make tflite's minutes
 
 
 def build(out: Path) -> None:

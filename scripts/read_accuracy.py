@@ -16,8 +16,9 @@ Per form:
   split     digits that came from a split of touching ink;
   ms        milliseconds per number (median), decoding included.
 The reader finds touching digits with the pair model exported beside the digit model (make tflite
-writes pairs_int8.tflite), else, or with --no_pairs, by its rules. A benchmark, not a test: it prints figures (docs/pi.md keeps them). --digits_out saves the
-validation digits (npz) so --digits can rerun without the training environment.
+writes pairs_int8.tflite), else, or with --no_pairs, by its rules. A benchmark, not a test: it
+prints figures (docs/pi.md keeps them). --digits_out saves the validation digits (npz) so --digits
+can rerun without the training environment.
 """
 
 from __future__ import annotations

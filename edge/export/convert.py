@@ -44,12 +44,10 @@ def training_digits(folder: Path, data_dir: Path) -> np.ndarray:
     return run_split(folder, load_train(data_dir))[0]
 
 
-def calibration_images(folder: Path, data_dir: Path, size: int, seed: int = 0,
-                       digits: np.ndarray | None = None) -> np.ndarray:
-    """A random sample of the run's training rows (`digits`, when already read)."""
-    x_train = training_digits(folder, data_dir) if digits is None else digits
-    pick = np.random.default_rng(seed).choice(len(x_train), size=min(size, len(x_train)), replace=False)
-    return x_train[pick].astype(np.float32)
+def calibration_images(digits: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
+    """A random sample of `size` of the run's training rows."""
+    pick = np.random.default_rng(seed).choice(len(digits), size=min(size, len(digits)), replace=False)
+    return digits[pick].astype(np.float32)
 
 
 def fold_scales(model):
@@ -58,9 +56,11 @@ def fold_scales(model):
     (relu(s * z) = s * relu(z)); the batch norm keeps only its offset. Outputs are unchanged.
 
     Why: with a batch norm after a ReLU convolution (the strong design), TFLite's int8 calibration
-    gives the convolution's output the range of the batch norm's, which can be 30 times wider (a
-    first layer on 0..1 pixels, scaled up by 1/sqrt(variance)): a handful of the 256 levels, and
-    a model that scored 0.995 in Keras fell to 0.85 in int8. Folded, the two ranges are one."""
+    gives the convolution's output the range of the batch norm's, many times wider (a first layer
+    on 0..1 pixels, scaled up by 1/sqrt(variance)): a handful of the 256 levels in use, and int8
+    far below Keras (docs/edge.md). Folded, the two ranges are one. (The convolution feeding a
+    batch norm is found through the layer's input, `_keras_history`: Sequential and functional
+    models alike.)"""
     import keras
 
     folded = keras.models.clone_model(model)
@@ -169,7 +169,7 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
         data = run_data_dir(folder, data_dir)
         digits = training_digits(folder, data)
     if "int8" in variants:
-        calibration = calibration_images(folder, data, calibration_size, digits=digits)
+        calibration = calibration_images(digits, calibration_size)
     entries = []
     for variant in variants:
         start = time.perf_counter()

@@ -18,16 +18,15 @@ from competition.model.designs import precision
 from edge.pi.written import pair_examples
 
 EXAMPLES = 120_000  # made pieces, half of them pairs; a tenth held out to report on
-EPOCHS = 10  # (60,000 for 6 epochs once called 42 of 3,000 held-out single digits pairs: docs/pi.md)
+EPOCHS = 10  # fewer pieces or epochs called many more single digits pairs (docs/pi.md)
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3
 HELD_OUT = 0.1
 
 
 def pair_model():
-    """Three convolutions and a dense layer: 240,514 parameters (256 KB in int8), raw 0..255
-    pixels in, (one digit, two digits) probabilities out. Half as wide (60,354) missed half again
-    as many held-out pairs and cut 1.43% of touching numbers wrong, against 0.86 (docs/pi.md)."""
+    """Three convolutions and a dense layer (240,514 parameters), raw 0..255 pixels in, (one
+    digit, two digits) probabilities out. Half as wide missed more pairs (docs/pi.md)."""
     import keras
 
     return keras.Sequential([

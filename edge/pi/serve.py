@@ -81,12 +81,13 @@ class DigitServer(ThreadingHTTPServer):
     """One thread per connection, at most max_connections at once; one shared classifier."""
 
     daemon_threads = True
-    pairs: DigitClassifier | None = None  # the reader's pair model (make_server sets it where there is one)
     request_queue_size = 64  # socketserver's 5 drops bursts of connections: a client then waits 1 s to retry
 
     def __init__(self, address: tuple[str, int], classifier: DigitClassifier, model: str, max_bytes: int,
-                 timeout: float, max_connections: int, quiet: bool = False, memory_mb: int = MEMORY_MB):
+                 timeout: float, max_connections: int, quiet: bool = False, memory_mb: int = MEMORY_MB,
+                 pairs: DigitClassifier | None = None):
         self.classifier, self.model, self.max_bytes, self.quiet = classifier, model, max_bytes, quiet
+        self.pairs = pairs  # the reader's pair model, where make tflite wrote one beside the model
         self.request_timeout = timeout
         self.slots = threading.BoundedSemaphore(max_connections)
         self.page = PAGE.read_bytes()
@@ -401,13 +402,12 @@ def make_server(model: str, host: str = "127.0.0.1", port: int = 8000, threads: 
                 quiet: bool = False, memory_mb: int = MEMORY_MB) -> DigitServer:
     release_freed_memory()
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
-    pairs = pair_model_beside(model, threads)  # the reader's pair model, where make tflite wrote one
+    pairs = pair_model_beside(model, threads)  # loaded before the memory budget is worked out
     try:
-        server = DigitServer((host, port), classifier, model, max_bytes, timeout, max_connections, quiet, memory_mb)
+        return DigitServer((host, port), classifier, model, max_bytes, timeout, max_connections, quiet, memory_mb,
+                           pairs)
     except OSError as err:  # the port is taken, the address is not this machine's, a port below 1024
         raise InputError(f"{host}:{port}: cannot listen there: {err.strerror or err}") from None
-    server.pairs = pairs
-    return server
 
 
 def main(argv: list[str] | None = None) -> int:
