@@ -3,7 +3,8 @@
     python scripts/edge_fixtures.py [--out build/edge-fixtures]
 
 Trains the report's model briefly on the offline demo set, exports it with edge.export.tflite, and
-writes beside the four .tflite files, the reader's pair model (pairs_int8.tflite) and manifest.json:
+writes beside the four .tflite files, the reader's pair models (pairs_int8.tflite and
+pair_reader_int8.tflite) and manifest.json:
   digits.csv      the run's validation digits, competition format (label, pixel0..pixel783)
   reference.json  the Keras model's probabilities and labels for them, the float reference
 The edge suites (edge/tests) then run in environments without TensorFlow, offline. The folder
@@ -29,7 +30,8 @@ from competition.data.demo import write_demo_data  # noqa: E402
 
 EPOCHS = 16  # about 98% on the demo validation digits (BatchNorm needs a few hundred steps to settle)
 LEARNING_RATE = 1e-3
-PAIR_EXAMPLES, PAIR_EPOCHS = 8000, 4  # the reader's pair model: seconds, not make tflite's minutes
+PAIR_EXAMPLES, PAIR_EPOCHS = 8000, 4  # the reader's pair models: seconds, not make tflite's minutes
+READER_EXAMPLES, READER_EPOCHS = 8000, 4
 
 
 def build(out: Path) -> None:
@@ -44,7 +46,8 @@ def build(out: Path) -> None:
     write_demo_data(tmp / "demo")
     folder = trainer.train_model(TrainConfig(name="edge-fixture", data_dir=str(tmp / "demo"), models_dir=str(tmp / "models"),
                                       epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=32))
-    export(folder, calibration_size=200, out_dir=tmp, pair_examples=PAIR_EXAMPLES, pair_epochs=PAIR_EPOCHS)
+    export(folder, calibration_size=200, out_dir=tmp, pair_examples=PAIR_EXAMPLES, pair_epochs=PAIR_EPOCHS,
+           reader_examples=READER_EXAMPLES, reader_epochs=READER_EPOCHS)
     _, x_val, _, y_val = splits.split(load_train(tmp / "demo"), TrainConfig())
     rows = x_val.reshape(len(x_val), -1)
     lines = ["label," + ",".join(f"pixel{i}" for i in range(rows.shape[1]))]

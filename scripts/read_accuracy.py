@@ -1,6 +1,6 @@
 """How well edge.pi.read reads written numbers, against the same digits cut out perfectly, per form.
 
-    python scripts/read_accuracy.py --run RUN [--variant int8] [--numbers 1050] [--out FILE] [--no_pairs]
+    python scripts/read_accuracy.py --run RUN [--variant int8] [--numbers 1050] [--out FILE] [--no_pairs | --no_reader]
 
 For the run's validation split (the rows it never trained on; competition/runs/rows.py), the
 exported TFLite model (RUN/tflite, make tflite) reads photos of numbers of 2 to 6 digits made from
@@ -15,8 +15,9 @@ Per form:
   digits    digits right within the numbers cut into the right number;
   split     digits that came from a split of touching ink;
   ms        milliseconds per number (median), decoding included.
-The reader finds touching digits with the pair model exported beside the digit model (make tflite
-writes pairs_int8.tflite), else, or with --no_pairs, by its rules. A benchmark, not a test: it
+The reader finds touching digits with the pair models exported beside the digit model (make tflite
+writes pairs_int8.tflite, the finder, and pair_reader_int8.tflite; --no_reader leaves the reader
+out), else, or with --no_pairs, by its rules. A benchmark, not a test: it
 prints figures (docs/pi.md keeps them). --digits_out saves the validation digits (npz) so --digits
 can rerun without the training environment.
 """
@@ -35,8 +36,9 @@ import numpy as np
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import from_ink
+from edge.pi.read import touching_line
 from edge.pi.reader import read_image
-from edge.pi.touching import PAIRS_FILE, pair_model_beside
+from edge.pi.touching import PairModels, pair_model_beside
 from edge.pi.written import FORMS, write_number
 
 LENGTHS = (2, 6)  # digits per number, both ends included
@@ -53,7 +55,7 @@ def picks(count: int, numbers: int, seed: int) -> list[np.ndarray]:
 
 
 def measure_form(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, chosen: list[np.ndarray],
-                 form: str, seed: int, pairs: DigitClassifier | None = None) -> dict:
+                 form: str, seed: int, pairs: PairModels | None = None) -> dict:
     rng = np.random.default_rng([seed, FORMS.index(form)])
     whole = bound = miscut = cut_digits = digits_right = split = 0
     times = []
@@ -80,7 +82,7 @@ def measure_form(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarr
 
 
 def measure(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, numbers: int, seed: int,
-            forms: tuple[str, ...] = FORMS, pairs: DigitClassifier | None = None) -> dict:
+            forms: tuple[str, ...] = FORMS, pairs: PairModels | None = None) -> dict:
     chosen = picks(len(y_val), numbers, seed)
     plain = classifier.predict(x_val).argmax(axis=1)
     results = {"validation_digits": len(y_val), "numbers": numbers, "plain_28x28": float(np.mean(plain == y_val)),
@@ -119,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--numbers", type=int, default=1050, help="numbers per form (default: %(default)s)")
     parser.add_argument("--forms", default=",".join(FORMS), help="comma-separated (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
-    parser.add_argument("--pairs", default=None, help="a pair model (default: pairs_int8.tflite beside the model)")
+    parser.add_argument("--pairs", default=None, help="a folder of pair models (default: the model's own)")
     parser.add_argument("--no_pairs", action="store_true", help="find touching digits by the reader's rules alone")
+    parser.add_argument("--no_reader", action="store_true", help="without the pair reader: the finder alone")
     parser.add_argument("--out", default=None, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     forms = tuple(args.forms.split(","))
@@ -137,16 +140,18 @@ def main(argv: list[str] | None = None) -> int:
 
         model = resolve_run(args.models_dir, run, single=True) / EXPORT_DIR / variant_file(args.variant)
     classifier = DigitClassifier(model, num_threads=1)
-    pairs = None if args.no_pairs else (DigitClassifier(args.pairs, num_threads=1) if args.pairs
-                                        else pair_model_beside(model, threads=1))
+    pairs = None if args.no_pairs else pair_model_beside(Path(args.pairs) / model.name if args.pairs else model, 1)
+    if pairs and args.no_reader:
+        pairs = PairModels(pairs.finder)
     print(f"run {run}, {model.name} on {classifier.backend}, 1 thread; {len(y_val)} validation digits; "
-          f"{args.numbers} numbers of {LENGTHS[0]}-{LENGTHS[1]} digits per form, seed {args.seed}; touching digits "
-          + (f"by the pair model {args.pairs or PAIRS_FILE}" if pairs else "by the reader's rules"))
+          f"{args.numbers} numbers of {LENGTHS[0]}-{LENGTHS[1]} digits per form, seed {args.seed}; touching digits by "
+          + touching_line(pairs))
     print(f"{'form':<9}" + "".join(f"{c:>9}" for c in COLUMNS[:5]) + f"{'split':>7}{'ms':>8}")
     results = measure(classifier, x_val, y_val, args.numbers, args.seed, forms, pairs)
     print(f"plain 28x28 digits: {results['plain_28x28']:.4f}")
     if args.out:
-        Path(args.out).write_text(json.dumps({"run": run, "model": str(model), "pairs": bool(pairs), **results}, indent=1))
+        Path(args.out).write_text(json.dumps({"run": run, "model": str(model), "pairs": bool(pairs),
+                                              "pair_reader": bool(pairs and pairs.reader), **results}, indent=1))
     return 0
 
 

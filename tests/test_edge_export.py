@@ -12,11 +12,13 @@ from edge.export import check
 from edge.export import convert as export
 from edge.export.exported import keras_probabilities, sha256
 from edge.pi.classifier import DigitClassifier
+from edge.pi.image import PAIR_FIELD
 
 
 @pytest.fixture(scope="module")
 def exported(trained_run):
-    manifest = export.export(trained_run, calibration_size=100, pair_examples=400, pair_epochs=1)
+    manifest = export.export(trained_run, calibration_size=100, pair_examples=400, pair_epochs=1,
+                             reader_examples=300, reader_epochs=1)
     return trained_run, json.loads(manifest.read_text())
 
 
@@ -54,6 +56,35 @@ def test_export_writes_the_readers_pair_model_beside_the_variants(exported):
     pieces = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1)).astype(np.uint8)
     called = DigitClassifier(path).predict(pieces)
     assert called.shape == (3, 2) and np.allclose(called.sum(axis=1), 1, atol=0.02)
+
+
+def test_export_writes_the_readers_pair_reader_beside_the_finder(exported):
+    """pair_reader_int8.tflite: raw pixels of a touching pair (28x56) in, the left digit's ten
+    probabilities then the right's out; its held-out figures in the manifest."""
+    folder, manifest = exported
+    entry = manifest["pair_reader"]
+    path = folder / "tflite" / entry["file"]
+    assert entry["file"] == "pair_reader_int8.tflite" and path.stat().st_size == entry["bytes"]
+    assert sha256(path) == entry["sha256"]
+    assert entry["examples"] == 300 and entry["epochs"] == 1 and entry["held_out"] == 30
+    assert 0 <= entry["pairs_right"] <= entry["digits_right"] <= 1
+    assert all(op["builtin"] for op in export.model_ops(path.read_bytes()))
+    fields = np.random.default_rng(0).integers(0, 256, (3, *PAIR_FIELD, 1)).astype(np.uint8)
+    read = DigitClassifier(path, field=PAIR_FIELD).predict(fields)
+    assert read.shape == (3, 20)
+    assert np.allclose(read[:, :10].sum(axis=1), 1, atol=0.02) and np.allclose(read[:, 10:].sum(axis=1), 1, atol=0.02)
+    with pytest.raises(ValueError, match=r"input shape \(28, 56, 1\), expected a \(batch, 28, 28, 1\) digit model"):
+        DigitClassifier(path)  # the reader is no digit model
+
+
+def test_export_without_pair_models_leaves_none_of_an_older_export(trained_run, tmp_path):
+    out = tmp_path / "tflite"
+    out.mkdir()
+    for stale in ("pairs_int8.tflite", "pair_reader_int8.tflite"):
+        (out / stale).write_bytes(b"an older export's")
+    manifest = json.loads(export.export(trained_run, variants=("float32",), out_dir=out, pair_examples=0).read_text())
+    assert manifest["pairs"] is None and manifest["pair_reader"] is None
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model_float32.tflite"]
 
 
 def test_variants_hold_only_builtin_ops_the_pi_runtime_knows(exported):

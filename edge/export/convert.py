@@ -30,18 +30,19 @@ from edge.export.exported import (
     sha256,
     variant_file,
 )
-from edge.pi.touching import PAIRS_FILE
+from edge.pi.touching import PAIR_READER_FILE, PAIRS_FILE
 
 
 class ExportError(ProjectError):
     """A conversion that would not run on a plain TFLite interpreter."""
 
 
-def training_digits(folder: Path, data_dir: Path) -> np.ndarray:
-    """The run's training rows (never its validation images), (N, 28, 28, 1)."""
+def training_digits(folder: Path, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The run's training rows (never its validation images), (N, 28, 28, 1), and their labels."""
     from competition.runs.rows import run_split
 
-    return run_split(folder, load_train(data_dir))[0]
+    x_train, _, y_train, _ = run_split(folder, load_train(data_dir))
+    return x_train, y_train
 
 
 def calibration_images(digits: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
@@ -155,19 +156,33 @@ def io_details(flatbuffer: bytes) -> tuple[dict, dict]:
     return tensor_info(interpreter.get_input_details()[0]), tensor_info(interpreter.get_output_details()[0])
 
 
+def write_int8(model, examples: np.ndarray, figures: dict, target: Path, calibration_size: int) -> dict:
+    """One of the pair models as int8 at `target` (calibrated on `calibration_size` of its
+    training `examples`); its manifest entry."""
+    flatbuffer = convert(model, "int8", examples[:calibration_size])
+    check_builtin_ops(flatbuffer, target.stem)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(flatbuffer)
+    print(f"{target.stem}: {len(flatbuffer):,} bytes, int8 -> {target}")
+    return {"file": target.name, "bytes": len(flatbuffer), "sha256": sha256(target), **figures}
+
+
 def export(folder: Path, data_dir: str | None = None, calibration_size: int = 500,
            variants: tuple[str, ...] = VARIANTS, out_dir: Path | None = None,
-           pair_examples: int = pairs.EXAMPLES, pair_epochs: int = pairs.EPOCHS) -> Path:
-    """Write the variants, the reader's pair model (edge/export/pairs.py; none when pair_examples
-    is 0) and manifest.json for a run folder; return the manifest's path."""
+           pair_examples: int = pairs.EXAMPLES, pair_epochs: int = pairs.EPOCHS,
+           reader_examples: int = pairs.READER_EXAMPLES, reader_epochs: int = pairs.READER_EPOCHS) -> Path:
+    """Write the variants, the reader's pair models (edge/export/pairs.py: the finder, none when
+    pair_examples is 0; the reader, none when reader_examples is 0 or there is no finder) and
+    manifest.json for a run folder; return the manifest's path."""
     import tensorflow as tf
 
     out = out_dir or folder / EXPORT_DIR
     model = load_model(folder / MODEL_FILE)  # a corrupt or cut file is an error naming it
-    calibration, data, digits = None, None, None
+    calibration, data, digits, labels = None, None, None, None
+    reader_examples = reader_examples if pair_examples else 0  # a reader is asked only of what a finder found
     if "int8" in variants or pair_examples:
         data = run_data_dir(folder, data_dir)
-        digits = training_digits(folder, data)
+        digits, labels = training_digits(folder, data)
     if "int8" in variants:
         calibration = calibration_images(digits, calibration_size)
     entries = []
@@ -184,15 +199,15 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
         quantized = f" (scale {inputs['scale']:g}, zero point {inputs['zero_point']})" if inputs["scale"] else ""
         print(f"{variant}: {len(flatbuffer):,} bytes, input {inputs['dtype']}{quantized}, {len(ops)} builtin ops, "
               f"{time.perf_counter() - start:.1f}s -> {target}")
-    pair_entry = None
+    pair_entry = reader_entry = None
+    for stale in (PAIRS_FILE, PAIR_READER_FILE):  # an older export's would be used beside these variants
+        (out / stale).unlink(missing_ok=True)
     if pair_examples:
-        pair_model, pieces, figures = pairs.train_pairs(digits, pair_examples, pair_epochs)
-        flatbuffer = convert(pair_model, "int8", pieces[:calibration_size])
-        check_builtin_ops(flatbuffer, "pairs")
-        with atomic_path(out / PAIRS_FILE) as tmp:
-            tmp.write_bytes(flatbuffer)
-        pair_entry = {"file": PAIRS_FILE, "bytes": len(flatbuffer), "sha256": sha256(out / PAIRS_FILE), **figures}
-        print(f"pairs: {len(flatbuffer):,} bytes, int8 -> {out / PAIRS_FILE}")
+        pair_entry = write_int8(*pairs.train_pairs(digits, pair_examples, pair_epochs), out / PAIRS_FILE,
+                                calibration_size)
+    if reader_examples:
+        reader_entry = write_int8(*pairs.train_pair_reader(digits, labels, reader_examples, reader_epochs),
+                                  out / PAIR_READER_FILE, calibration_size)
     manifest = {
         "source_run": folder.name,
         "source_model": str(folder / MODEL_FILE),
@@ -202,6 +217,7 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
             "images": len(calibration), "data_dir": str(data), "from": "the run's training split, sample seed 0"},
         "variants": entries,
         "pairs": pair_entry,
+        "pair_reader": reader_entry,
     }
     write_json(out / MANIFEST_FILE, manifest)
     print(f"manifest: {out / MANIFEST_FILE}")

@@ -103,7 +103,7 @@ def draw(cv2, frame: np.ndarray, reading: Reading, fps: float) -> np.ndarray:
 
 def watch(model: str, source: str, headless: bool, as_json: bool, frames: int | None, threads: int | None) -> None:
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
-    pairs = pair_model_beside(model, threads)  # the reader's pair model, where make tflite wrote one
+    pairs = pair_model_beside(model, threads)  # the reader's pair models, where make tflite wrote them
     cv2 = None if headless and source == "picamera" else import_cv2()
     stream = picamera_frames() if source == "picamera" else opencv_frames(source)
     count, start, fps = 0, time.perf_counter(), 0.0

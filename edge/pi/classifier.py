@@ -117,7 +117,7 @@ class DigitClassifier:
     """A .tflite digit model on the lightest interpreter installed; raw 0..255 pixels in."""
 
     def __init__(self, model_path: str | Path, options: ClassifierOptions | None = None,
-                 num_threads: int | None = None):
+                 num_threads: int | None = None, field: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)):
         self.options = options or ClassifierOptions()
         if num_threads is not None:
             self.options = dataclasses.replace(self.options, num_threads=num_threads)
@@ -140,9 +140,11 @@ class DigitClassifier:
                 raise ValueError(f"{path}: {self.backend} cannot run this model: {err}".strip()) from None
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
-        shape = tuple(self._input["shape"][1:])
-        if shape != (IMAGE_SIZE, IMAGE_SIZE, 1):
-            raise ValueError(f"{path}: input shape {shape}, expected a (batch, 28, 28, 1) digit model")
+        shape = tuple(int(n) for n in self._input["shape"][1:])
+        if shape != (*field, 1):
+            raise ValueError(f"{path}: input shape {shape}, expected a (batch, {field[0]}, {field[1]}, 1) "
+                             + ("digit model" if field == (IMAGE_SIZE, IMAGE_SIZE) else "model"))
+        self.field = field
         self._batch = 0
         self._lock = threading.Lock()  # one interpreter runs one invoke at a time (edge.pi.serve's threads share it)
 
@@ -163,7 +165,7 @@ class DigitClassifier:
 
     def predict(self, digits: np.ndarray) -> np.ndarray:
         """Float probabilities (N, 10) for a batch of digits, invoked batch_size at a time."""
-        batch = _as_batch(digits)
+        batch = _as_batch(digits, self.field)
         size = self.options.batch_size
         with self._lock:
             parts = [self._invoke(self._preprocess(batch[i:i + size])) for i in range(0, len(batch), size)]
@@ -171,7 +173,7 @@ class DigitClassifier:
 
     def _preprocess(self, batch: np.ndarray) -> np.ndarray:
         """Raw 0..255 pixels to the model's input tensor, quantized if the model takes integers."""
-        pixels = batch.astype(np.float32).reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
+        pixels = batch.astype(np.float32).reshape(-1, *self.field, 1)
         dtype = self.input_dtype
         if dtype == np.float32:
             return pixels
@@ -201,14 +203,17 @@ class DigitClassifier:
         )
 
 
-def _as_batch(digits: np.ndarray) -> np.ndarray:
-    """(N, 784) rows from (N, 784), (N, 28, 28) or (N, 28, 28, 1); raw pixels checked 0..255."""
+def _as_batch(digits: np.ndarray, field: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)) -> np.ndarray:
+    """(N, 784) rows from (N, 784), (N, 28, 28) or (N, 28, 28, 1) (or another `field`); raw pixels
+    checked 0..255."""
     array = np.asarray(digits)
     if array.dtype.kind not in "uif":
         raise ValueError(f"expected numeric pixels 0..255, got dtype {array.dtype}")
-    if array.ndim not in (2, 3, 4) or int(np.prod(array.shape[1:])) != NUM_PIXELS:
-        raise ValueError(f"expected a batch of digits, (N, 784) or (N, 28, 28[, 1]), got shape {array.shape}")
-    rows = array.reshape(len(array), NUM_PIXELS)
+    pixels = field[0] * field[1]
+    if array.ndim not in (2, 3, 4) or int(np.prod(array.shape[1:])) != pixels:
+        raise ValueError(f"expected a batch of digits, (N, {pixels}) or (N, {field[0]}, {field[1]}[, 1]), "
+                         f"got shape {array.shape}")
+    rows = array.reshape(len(array), pixels)
     bad = ~np.isfinite(rows) | (rows < 0) | (rows > 255)
     if bad.any():
         row, col = np.argwhere(bad)[0]

@@ -27,6 +27,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from common.digits_csv import IMAGE_SIZE
 
 BOX_SIZE = 20  # MNIST fits each digit in 20x20, leaving a 4-pixel margin
+PAIR_FIELD = (28, 56)  # two touching digits side by side, as the reader's pair reader takes them...
+PAIR_BOX = (22, 52)  # ...fitted into this box (rows, columns) keeping their aspect, centred
 MIN_CONTRAST = 32  # grey levels between background and ink below which the image holds no digit
 INK_THRESHOLD = 0.2  # after stretching, fainter pixels count as background (paper grain, noise)
 MIN_SIDE = 8  # pixels: a smaller image cannot show a digit's strokes
@@ -222,6 +224,23 @@ def from_ink(ink: np.ndarray) -> np.ndarray:
         raise ImageError("no digit found: the image is empty")
     crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
     return _centre_by_mass(_fit_box(crop))
+
+
+def pair_field(ink: np.ndarray) -> np.ndarray:
+    """Ink 0..1 on a 0 background (H, W), two digits that touch, as uint8 PAIR_FIELD: cropped to
+    the ink, fitted into PAIR_BOX keeping its aspect and centred (as edge/export/pairs.py's reader
+    learns them). A pair is too wide for MNIST's square field to keep its strokes."""
+    rows, cols = np.nonzero(ink > INK_THRESHOLD)
+    if rows.size == 0:
+        raise ImageError("no digit found: the image is empty")
+    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    scale = min(PAIR_BOX[0] / crop.shape[0], PAIR_BOX[1] / crop.shape[1])
+    width, height = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
+    image = Image.fromarray(np.round(crop * 255).astype(np.uint8)).resize((width, height), Image.Resampling.LANCZOS)
+    field = np.zeros(PAIR_FIELD, np.uint8)
+    top, left = (PAIR_FIELD[0] - height) // 2, (PAIR_FIELD[1] - width) // 2
+    field[top:top + height, left:left + width] = np.asarray(image)
+    return field
 
 
 def _light_on_dark(grey: np.ndarray) -> np.ndarray:

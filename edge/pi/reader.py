@@ -2,7 +2,7 @@
 
     from edge.pi.reader import read_image
     from edge.pi.touching import pair_model_beside
-    pairs = pair_model_beside("model_int8.tflite")   # pairs_int8.tflite beside it (make tflite), or None
+    pairs = pair_model_beside("model_int8.tflite")   # the pair models beside it (make tflite), or None
     reading = read_image(classifier, "photo.jpg", pairs=pairs)  # or read_grey_image(classifier, grey_array)
     reading.text, reading.weakest, reading.digits[0].label, .probability, .box, .split  # box: x, y, w, h
 
@@ -21,9 +21,10 @@ The steps, each cheap enough for a Pi:
      keeps its strokes' width), stretched to its own peak and cut at INK_THRESHOLD as edge/pi/image.py
      does for one digit alone (a faint digit or chalk reaches the model as bold ink does), through
      MNIST's recipe, classified in one batch with the alternatives the next step weighs:
-  7. touching digits (Digit.split): with the pair model (a small model trained on made pieces of
-     one digit and of two touching ones, edge/export/pairs.py), a wide piece it calls two digits is
-     cut where the model is surest of every piece, at a neck or a column (split_pairs). Without it
+  7. touching digits (Digit.split): with the pair models (small models trained on made pieces of
+     one digit and of two touching ones, edge/export/pairs.py), a wide piece the finder calls two
+     digits is cut where the models are surest of every piece, at a neck or a column: the digit
+     model reading each piece, the pair reader the two as a whole (split_pairs). Without them
      (a model exported before there was one), by rules: a piece whose strokes' cores, eroded a
      little, fall apart into digit-tall parts side by side (a contact thinner than the strokes)
      is cut there, each pixel to the part it grows back into, when the model is about as sure of
@@ -47,7 +48,7 @@ from edge.pi.classifier import DigitClassifier
 from edge.pi.image import MIN_CONTRAST, ImageError, read_grey
 from edge.pi.ink import background, otsu
 from edge.pi.pieces import attach_fragments, find_pieces
-from edge.pi.touching import split_pairs, split_touching
+from edge.pi.touching import PairModels, split_pairs, split_touching
 
 WORK_SIDE = 1024  # pixels: larger photos are shrunk first (a digit still spans far more than 28)
 NOISE_SIGMAS = 6  # ink is what rises this many of the paper's noise deviations above it...
@@ -84,7 +85,7 @@ class Reading:
 
 
 def read_image(classifier: DigitClassifier, source: str | Path | bytes | BinaryIO,
-               name: str | None = None, pairs: DigitClassifier | None = None) -> Reading:
+               name: str | None = None, pairs: PairModels | None = None) -> Reading:
     """The number in an image file (path, bytes or binary file); errors name the file or `name`."""
     label = name or (str(source) if isinstance(source, (str, Path)) else "the image")
     grey, scale = read_grey(source, name=label, max_side=WORK_SIDE)
@@ -95,9 +96,9 @@ def read_image(classifier: DigitClassifier, source: str | Path | bytes | BinaryI
 
 
 def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float = 1.0,
-                    pairs: DigitClassifier | None = None) -> Reading:
+                    pairs: PairModels | None = None) -> Reading:
     """The number in a float greyscale image (H, W); boxes multiplied by `scale`; touching digits
-    found by the pair model `pairs` when given, else by rules."""
+    found by the pair models `pairs` when given, else by rules."""
     ink, faintest = ink_map(grey)
     labels, bodies, fragments, height = find_pieces(ink, faintest)
     if not bodies:

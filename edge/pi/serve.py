@@ -53,7 +53,7 @@ from edge.pi.classifier import (
 from edge.pi.image import ImageError, ImageTooLarge, decode_bytes, opened_image
 from edge.pi.memory import MIB, MemoryPool, PoolBusy, release_freed_memory, status_kib
 from edge.pi.reader import WORK_SIDE, read_image
-from edge.pi.touching import pair_model_beside
+from edge.pi.touching import PairModels, pair_model_beside
 
 PAGE = Path(__file__).with_name("page.html")
 IMAGE_TYPES = ("image/", "application/octet-stream")
@@ -85,9 +85,9 @@ class DigitServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], classifier: DigitClassifier, model: str, max_bytes: int,
                  timeout: float, max_connections: int, quiet: bool = False, memory_mb: int = MEMORY_MB,
-                 pairs: DigitClassifier | None = None):
+                 pairs: PairModels | None = None):
         self.classifier, self.model, self.max_bytes, self.quiet = classifier, model, max_bytes, quiet
-        self.pairs = pairs  # the reader's pair model, where make tflite wrote one beside the model
+        self.pairs = pairs  # the reader's pair models, where make tflite wrote them beside the model
         self.request_timeout = timeout
         self.slots = threading.BoundedSemaphore(max_connections)
         self.page = PAGE.read_bytes()

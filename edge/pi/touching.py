@@ -1,7 +1,9 @@
 """Touching digits (edge/pi/reader.py's step 7): which pieces of ink are two or more digits, and
-where to cut them. With the pair model that make tflite writes beside the digit model
-(pairs_int8.tflite, edge/export/pairs.py): split_pairs. Without it: rules (split_touching), a neck
-thinner than the strokes or a column where the digit model is sure of both halves."""
+where to cut them. With the pair models that make tflite writes beside the digit model
+(edge/export/pairs.py): split_pairs, the finder saying which pieces are two digits and the reader
+(where there is one) reading the two as a whole, beside the digit model reading each cut piece.
+Without them: rules (split_touching), a neck thinner than the strokes or a column where the digit
+model is sure of both halves."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.pi.classifier import DigitClassifier
-from edge.pi.image import from_ink
+from edge.pi.image import PAIR_FIELD, from_ink, pair_field
 from edge.pi.ink import components, erode, rank_filter, stroke_width
 from edge.pi.pieces import FRAGMENT_HEIGHT, Part, classify_parts, join_pieces
 
@@ -26,30 +28,50 @@ SPLIT_WIDTH = 0.8  # pieces at least this wide (part of the digits' height) may 
 WIDE = 1.3  # ...and at least this wide are two when the model is this sure of both halves together:
 SPLIT_SURE = 0.99
 SPLIT_GAIN = 0.6  # narrower ones, when it is this much surer of both halves together than of the whole
-PAIRS_FILE = "pairs_int8.tflite"  # the pair model make tflite writes beside model_int8.tflite
+PAIRS_FILE = "pairs_int8.tflite"  # the pair models make tflite writes beside model_int8.tflite: the finder...
+PAIR_READER_FILE = "pair_reader_int8.tflite"  # ...and the reader
+PAIR_READER_WEIGHT = 2.0  # the reader's log-probabilities count this much beside the digit model's (1 and 4 read fewer)
 PAIR_WIDTH = 0.3  # a piece this wide (part of the digits' height: two touching 1s are about 0.4) is two
 PAIR_SURE = 0.9  # digits when the pair model gives that this much (0.7 cut more single digits, as many pairs)
 SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
 SPLIT_SPAN = (0.25, 0.75)
 
 
-def pair_model_beside(model: str | Path, threads: int | None = None) -> DigitClassifier | None:
-    """The pair model exported beside a digit model (PAIRS_FILE in its folder), or None."""
-    path = Path(model).with_name(PAIRS_FILE)
-    return DigitClassifier(path, num_threads=threads) if path.is_file() else None
+@dataclasses.dataclass(frozen=True)
+class PairModels:
+    """The models for touching digits: the finder (is a piece one digit or two touching: two
+    probabilities) and the reader (which two: the left digit's ten probabilities, then the
+    right's; None beside exports made before it)."""
+
+    finder: DigitClassifier
+    reader: DigitClassifier | None = None
 
 
-def split_pairs(classifier: DigitClassifier, pairs: DigitClassifier, ink: np.ndarray, labels: np.ndarray,
+def pair_model_beside(model: str | Path, threads: int | None = None) -> PairModels | None:
+    """The pair models exported beside a digit model (PAIRS_FILE and PAIR_READER_FILE in its
+    folder), or None without the finder."""
+    finder, reader = Path(model).with_name(PAIRS_FILE), Path(model).with_name(PAIR_READER_FILE)
+    if not finder.is_file():
+        return None
+    return PairModels(DigitClassifier(finder, num_threads=threads),
+                      DigitClassifier(reader, num_threads=threads, field=PAIR_FIELD) if reader.is_file() else None)
+
+
+def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray, labels: np.ndarray,
                 bodies: list[Part], height: float) -> list[tuple[Part, tuple, np.ndarray]]:
-    """Each body as a digit, or, when the pair model gives a body PAIR_WIDTH wide or more PAIR_SURE
-    of being two touching digits, as the pieces the digit model is surest of, every one a digit's
-    height: cut at a neck (neck_cut, both core levels) or at one of SPLIT_CUTS columns."""
+    """Each body as a digit, or, when the finder gives a body PAIR_WIDTH wide or more PAIR_SURE
+    of being two touching digits, as the pieces the models are surest of, every one a digit's
+    height: cut at a neck (neck_cut, both core levels) or at one of SPLIT_CUTS columns, two
+    pieces weighed by the reader's reading of the whole as well (together)."""
     results = classify_parts(classifier, ink, labels, bodies)
     wide = [i for i, body in enumerate(bodies) if body.box[2] - body.box[0] >= PAIR_WIDTH * height
             and results[i] is not None]
-    called = pairs.predict(np.stack([from_ink(results[i][0][0]) for i in wide]))[:, 1] if wide else []
+    called = pairs.finder.predict(np.stack([from_ink(results[i][0][0]) for i in wide]))[:, 1] if wide else []
+    two = [i for i, sure in zip(wide, called) if sure >= PAIR_SURE]
+    read = pairs.reader.predict(np.stack([pair_field(results[i][0][0]) for i in two])) if pairs.reader and two else []
+    sides = {i: (reading[:10], reading[10:]) for i, reading in zip(two, read)}  # the reader's left and right digit
     parts, cuts = list(bodies), {}  # body index -> each way to cut it, as indices of its pieces in parts
-    for i in (i for i, sure in zip(wide, called) if sure >= PAIR_SURE):
+    for i in two:
         body = bodies[i]
         x0, y0, x1, y1 = body.box
         pieces, _ = neck_cut(ink[y0:y1, x0:x1], np.isin(labels[y0:y1, x0:x1], body.ids), height, unsure=True)
@@ -59,13 +81,28 @@ def split_pairs(classifier: DigitClassifier, pairs: DigitClassifier, ink: np.nda
     results += classify_parts(classifier, ink, labels, parts[len(bodies):])
     chosen = []
     for i, body in enumerate(bodies):
-        ways = [way for way in cuts.get(i, []) if all(digit_tall(results[k], height) for k in way)]
+        ways = [together([results[k][1] for k in way], sides.get(i)) + (way,) for way in cuts.get(i, [])
+                if all(digit_tall(results[k], height) for k in way)]
         if ways:
-            best = max(ways, key=lambda way: sum(np.log(results[k][1].max()) for k in way))
-            chosen += [(parts[k], *results[k]) for k in best]
+            _, probabilities, best = max(ways, key=lambda way: way[0])
+            chosen += [(parts[k], results[k][0], p) for k, p in zip(best, probabilities)]
         elif results[i] is not None:
             chosen.append((body, *results[i]))
     return chosen
+
+
+def together(pieces: list[np.ndarray], sides: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, list]:
+    """How sure the models are of a way to cut a piece (a log-probability) and each of its
+    pieces' probabilities: the digit model's alone, or, for two pieces the reader read (`sides`),
+    the digit model's times the reader's for that side to the PAIR_READER_WEIGHT, scored against
+    the reader's own best reading (a way the reader cannot read, of three pieces, is not marked
+    down for it)."""
+    if sides is None or len(pieces) != 2:
+        return float(sum(np.log(p.max()) for p in pieces)), pieces
+    tiny = np.float32(1e-6)  # an int8 output's zero
+    joint = [np.log(p + tiny) + PAIR_READER_WEIGHT * np.log(side + tiny) for p, side in zip(pieces, sides)]
+    score = sum(float(j.max() - PAIR_READER_WEIGHT * np.log(side.max() + tiny)) for j, side in zip(joint, sides))
+    return score, [(np.exp(j - j.max()) / np.exp(j - j.max()).sum()).astype(np.float32) for j in joint]
 
 
 def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray, bodies: list[Part],

@@ -15,9 +15,9 @@ a sixth of a digit's height up, a baseline that wanders. Forms:
   photo     blue ink on cream paper, a shadow across it, turned a little, JPEG;
   touching  paper, one pair of neighbours whose strokes touch.
 scripts/read_accuracy.py composes them from a run's validation digits (never trained on), seeded;
-the inks are the bound: the same digits cut out perfectly. pair_examples makes what the reader's
-pair model learns from (edge/export/pairs.py): one digit, or two touching, cut out as the reader
-cuts a piece. numpy and Pillow only.
+the inks are the bound: the same digits cut out perfectly. pair_examples and pair_readings make
+what the reader's pair models learn from (edge/export/pairs.py): one digit, or two touching, cut
+out as the reader cuts a piece. numpy and Pillow only.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import io
 import numpy as np
 from PIL import Image, ImageFilter
 
-from edge.pi.image import INK_THRESHOLD, from_ink
+from edge.pi.image import INK_THRESHOLD, PAIR_FIELD, from_ink, pair_field
 
 FORMS = ("paper", "faint", "specks", "board", "blur", "photo", "touching")
 HEIGHTS = (56, 100)  # pixels: a number's typical digit height, drawn from this range per number
@@ -118,20 +118,42 @@ def touch_offset(left: np.ndarray, right: np.ndarray, dy: int) -> int:
 
 def pair_examples(digits: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """`count` pieces of ink as MNIST-like uint8 (count, 28, 28), half of them one digit of `digits`
-    (N, 784 or 28x28) and half two pushed together until their strokes touch (label 1), written
-    as write_number writes them (heights, faint or thin strokes) and cut out as the reader cuts
-    a piece: its own ink over its peak, fainter than INK_THRESHOLD dropped."""
+    (N, 784 or 28x28) and half two pushed together until their strokes touch (label 1): what the
+    reader's pair finder learns from."""
     crops, labels = np.zeros((count, 28, 28), np.uint8), np.arange(count) % 2
     for k, pair in enumerate(labels):
-        height = float(rng.uniform(*HEIGHTS))
-        form = "faint" if rng.random() < 0.3 else "paper"
-        inks = [written_digit(digits[int(rng.integers(len(digits)))], height * float(rng.uniform(
-            1 - HEIGHT_SPREAD, 1 + HEIGHT_SPREAD)), form, rng, last=False) for _ in range(1 + pair)]
-        canvas, _ = lay_out(inks, height, rng, (0,) if pair else ())
-        ink = canvas / canvas.max()
-        ink[ink < INK_THRESHOLD] = 0
-        crops[k] = from_ink(ink)
+        crops[k] = from_ink(made_piece(digits, 1 + pair, rng)[0])
     return crops, labels
+
+
+def pair_readings(digits: np.ndarray, labels: np.ndarray, count: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`count` pairs of `digits` pushed together until their strokes touch, as the reader's pair
+    reader takes them (uint8 (count, *PAIR_FIELD), edge/pi/image.py's pair_field), and their two
+    labels (count, 2), left first: what the pair reader learns from."""
+    fields, pairs = np.zeros((count, *PAIR_FIELD), np.uint8), np.zeros((count, 2), np.int64)
+    for k in range(count):
+        ink, picked = made_piece(digits, 2, rng)
+        fields[k], pairs[k] = pair_field(ink), labels[picked]
+    return fields, pairs
+
+
+def made_piece(digits: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+    """One (count 1) or two (2) digits drawn from `digits`, written as write_number writes them
+    (heights, faint or thin strokes; two pushed together until their strokes touch) and cut out
+    as the reader cuts a piece: its ink over its peak, fainter than INK_THRESHOLD dropped; and
+    which digits they were."""
+    height = float(rng.uniform(*HEIGHTS))
+    form = "faint" if rng.random() < 0.3 else "paper"
+    picked, inks = [], []
+    for _ in range(count):
+        picked.append(int(rng.integers(len(digits))))
+        inks.append(written_digit(digits[picked[-1]], height * float(rng.uniform(1 - HEIGHT_SPREAD, 1 + HEIGHT_SPREAD)),
+                                  form, rng, last=False))
+    canvas, _ = lay_out(inks, height, rng, (0,) if count == 2 else ())
+    ink = canvas / canvas.max()
+    ink[ink < INK_THRESHOLD] = 0
+    return ink, picked
 
 
 def add_fragments(canvas: np.ndarray, boxes: list[tuple[int, int, int, int]], height: float,

@@ -9,15 +9,17 @@ from PIL import Image
 
 from edge.pi import read
 from edge.pi.classifier import DigitClassifier
-from edge.pi.image import ImageError, from_ink, mnist_like
+from edge.pi.image import PAIR_FIELD, ImageError, from_ink, mnist_like, pair_field
 from edge.pi.ink import components
 from edge.pi.pieces import cut_out, find_pieces
 from edge.pi.reader import ink_map, read_image
-from edge.pi.touching import PAIR_SURE, PAIRS_FILE, neck_cut, pair_model_beside
+from edge.pi.touching import (PAIR_READER_FILE, PAIR_READER_WEIGHT, PAIR_SURE, PAIRS_FILE, neck_cut,
+                              pair_model_beside, together)
 from edge.pi.synthetic import FORMS, compose
-from edge.pi.written import fragment, lay_out, pair_examples, render, written_digit
+from edge.pi.written import fragment, lay_out, pair_examples, pair_readings, render, written_digit
 
 LENGTH = 4
+READER_FIXTURE_DIGITS = 0.8  # the fixtures' pair reader, trained briefly on demo digits (about 0.93)
 
 
 @pytest.fixture(scope="module")
@@ -220,10 +222,10 @@ def test_a_neck_thinner_than_the_strokes_parts_two_digits_and_a_ring_stays_whole
 
 @pytest.fixture(scope="module")
 def pairs(fixtures):
-    """The reader's pair model, exported beside the fixture model (trained on made demo pieces)."""
-    model = pair_model_beside(model_path(fixtures, "int8"), threads=1)
-    assert model is not None, "make tflite (edge_fixtures.py) writes pairs_int8.tflite beside the model"
-    return model
+    """The reader's pair models, exported beside the fixture model (trained on made demo pieces)."""
+    models = pair_model_beside(model_path(fixtures, "int8"), threads=1)
+    assert models is not None and models.reader is not None, "make tflite (edge_fixtures.py) writes both"
+    return models
 
 
 def test_pair_examples_are_half_single_digits_half_touching_pairs_laid_out_wider(readable):
@@ -237,9 +239,53 @@ def test_pair_examples_are_half_single_digits_half_touching_pairs_laid_out_wider
 
 def test_the_pair_model_tells_two_touching_digits_from_one(readable, pairs):
     pieces, labels = pair_examples(readable[0], 200, np.random.default_rng(1))
-    called = pairs.predict(pieces)[:, 1] >= PAIR_SURE
+    called = pairs.finder.predict(pieces)[:, 1] >= PAIR_SURE
     assert np.mean(called == labels) >= 0.9
     assert np.sum(called & (labels == 0)) <= 2  # a single digit called two is cut: the costlier mistake
+
+
+def test_pair_readings_are_touching_pairs_wide_with_both_labels(readable):
+    pixels, labels = readable
+    fields, pairs = pair_readings(pixels, labels, 40, np.random.default_rng(0))
+    assert fields.shape == (40, *PAIR_FIELD) and fields.dtype == np.uint8 and pairs.shape == (40, 2)
+    assert set(np.unique(pairs)) <= set(labels.tolist()) and len({tuple(p) for p in pairs}) > 20
+    columns = (fields > 127).any(axis=1).sum(axis=1)
+    rows = (fields > 127).any(axis=2).sum(axis=1)
+    assert np.median(columns / rows) > 1.0  # two digits side by side (one alone is taller than wide)
+
+
+def test_a_pair_field_keeps_the_pairs_shape_centred_in_its_box():
+    ink = np.zeros((60, 200), np.float32)
+    ink[10:50, 20:140] = 1.0  # 40 x 120: three times as wide as tall
+    field = pair_field(ink)
+    rows, cols = np.nonzero(field > 127)
+    assert field.shape == PAIR_FIELD and cols.max() - cols.min() + 1 == 52 and 16 <= rows.max() - rows.min() + 1 <= 18
+    assert abs((cols.min() + cols.max()) / 2 - 27.5) <= 1 and abs((rows.min() + rows.max()) / 2 - 13.5) <= 1
+    with pytest.raises(ImageError, match="empty"):
+        pair_field(np.zeros((5, 5), np.float32))
+
+
+def test_two_cut_pieces_are_read_with_the_pair_reader_and_other_ways_by_the_digit_model():
+    digit = lambda **p: np.array([p.get(str(k), 0.0) for k in range(10)], np.float32)  # noqa: E731
+    left, right = digit(**{"7": 0.6, "1": 0.4}), digit(**{"4": 0.9, "9": 0.1})
+    reader = (digit(**{"1": 0.98, "7": 0.02}), digit(**{"4": 0.5, "9": 0.5}))
+    score, (a, b) = together([left, right], reader)
+    assert a.argmax() == 1 and b.argmax() == 4  # the reader sure of a 1 where the cut left a 7 likelier
+    assert np.isclose(a.sum(), 1) and np.isclose(b.sum(), 1)
+    expected = (np.log(0.4) + PAIR_READER_WEIGHT * np.log(0.98) - PAIR_READER_WEIGHT * np.log(0.98)
+                + np.log(0.9) + PAIR_READER_WEIGHT * np.log(0.5) - PAIR_READER_WEIGHT * np.log(0.5))
+    assert score == pytest.approx(expected, abs=1e-4)  # scored against the reader's own best reading
+    assert together([left, right], None) == (pytest.approx(np.log(0.6) + np.log(0.9)), [left, right])
+    three = [left, right, digit(**{"5": 1.0})]
+    assert together(three, reader)[0] == pytest.approx(np.log(0.6) + np.log(0.9) + np.log(1.0))
+
+
+def test_the_pair_reader_reads_both_digits_of_made_pairs(readable, pairs):
+    pixels, labels = readable
+    fields, truth = pair_readings(pixels, labels, 200, np.random.default_rng(1))
+    read = pairs.reader.predict(fields)
+    right = np.stack([read[:, :10].argmax(axis=1), read[:, 10:].argmax(axis=1)], axis=1) == truth
+    assert right.mean() >= READER_FIXTURE_DIGITS
 
 
 @pytest.mark.parametrize("fields, touching, text, split", [
@@ -261,7 +307,13 @@ def test_read_uses_the_pair_model_beside_the_model_and_rules_without_one(tmp_pat
     image = png(page([first_of(readable, k) for k in (2, 0, 5)], touching=(0,)), tmp_path / "touching.png")
     assert read.main([str(model_path(fixtures, "int8")), str(image)]) == 0
     out, err = capsys.readouterr()
-    assert out.startswith(f"{image}: 205") and f"by the pair model {PAIRS_FILE} beside it" in err
+    assert out.startswith(f"{image}: 205") and f"by the pair models {PAIRS_FILE} and {PAIR_READER_FILE} beside it" in err
+    finder = tmp_path / "finder" / "model_int8.tflite"
+    finder.parent.mkdir()
+    for name in (finder.name, PAIRS_FILE):
+        (finder.parent / name).write_bytes((model_path(fixtures, "int8").parent / name).read_bytes())
+    assert read.main([str(finder), str(image)]) == 0
+    assert f"by the pair finder {PAIRS_FILE} beside it (no {PAIR_READER_FILE}" in capsys.readouterr().err
     alone = tmp_path / "alone" / "model_int8.tflite"
     alone.parent.mkdir()
     alone.write_bytes(model_path(fixtures, "int8").read_bytes())
