@@ -30,9 +30,9 @@ SPLIT_SURE = 0.99
 SPLIT_GAIN = 0.6  # narrower ones, when it is this much surer of both halves together than of the whole
 PAIRS_FILE = "pairs_int8.tflite"  # the pair models make tflite writes beside model_int8.tflite: the finder...
 PAIR_READER_FILE = "pair_reader_int8.tflite"  # ...and the reader
-PAIR_READER_WEIGHT = 1.0  # the reader's log-probabilities count as much as the digit model's (0.25-2 read alike)
+PAIR_READER_WEIGHT = 0.5  # the reader's log-probabilities count half the digit model's (docs/pi.md: 0.5-2 read within 0.2 points)
 PAIR_WIDTH = 0.3  # a piece this wide (part of the digits' height: two touching 1s are about 0.4) is two
-PAIR_SURE = 0.9  # digits when the pair model gives that this much (0.7 cut more single digits, as many pairs)
+PAIR_SURE = 0.9  # digits when the finder gives that this much (0.7 cut more single digits, as many pairs)
 SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
 SPLIT_SPAN = (0.25, 0.75)
 
