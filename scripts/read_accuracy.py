@@ -36,9 +36,8 @@ import numpy as np
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import from_ink
-from edge.pi.read import touching_line
 from edge.pi.reader import read_image
-from edge.pi.touching import PairModels, pair_model_beside
+from edge.pi.touching import PairModels, pair_model_beside, touching_line
 from edge.pi.written import FORMS, write_number
 
 LENGTHS = (2, 6)  # digits per number, both ends included

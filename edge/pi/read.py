@@ -29,7 +29,7 @@ from common.errors import add_debug_flag, exit_status
 from common.writing import writable_folder, write_whole
 from edge.pi.classifier import INTERPRETER_ERRORS, ClassifierOptions, DigitClassifier
 from edge.pi.reader import Reading, read_image
-from edge.pi.touching import PAIR_READER_FILE, PAIRS_FILE, PairModels, pair_model_beside
+from edge.pi.touching import pair_model_beside, touching_line
 
 BOX_COLOUR = (230, 30, 30)
 
@@ -72,14 +72,6 @@ def read_images(model: str, images: list[str], as_json: bool, annotate_dir: str 
     print(f"model: {model} on {classifier.backend}, {classifier.threads} threads; touching digits by "
           + touching_line(pairs), file=sys.stderr)
 
-
-def touching_line(pairs: PairModels | None) -> str:
-    """How the reader finds touching digits, for a model with `pairs` beside it."""
-    if pairs is None:
-        return f"rules (no {PAIRS_FILE} beside it)"
-    if pairs.reader is None:
-        return f"the pair finder {PAIRS_FILE} beside it (no {PAIR_READER_FILE}: exported before it)"
-    return f"the pair models {PAIRS_FILE} and {PAIR_READER_FILE} beside it"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,6 +57,15 @@ def pair_model_beside(model: str | Path, threads: int | None = None) -> PairMode
                       DigitClassifier(reader, num_threads=threads, field=PAIR_FIELD) if reader.is_file() else None)
 
 
+def touching_line(pairs: PairModels | None) -> str:
+    """How the reader finds touching digits, for a model with `pairs` beside it."""
+    if pairs is None:
+        return f"rules (no {PAIRS_FILE} beside it)"
+    if pairs.reader is None:
+        return f"the pair finder {PAIRS_FILE} beside it (no {PAIR_READER_FILE}: exported before it)"
+    return f"the pair models {PAIRS_FILE} and {PAIR_READER_FILE} beside it"
+
+
 def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray, labels: np.ndarray,
                 bodies: list[Part], height: float) -> list[tuple[Part, tuple, np.ndarray]]:
     """Each body as a digit, or, when the finder gives a body PAIR_WIDTH wide or more PAIR_SURE
