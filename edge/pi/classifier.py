@@ -114,7 +114,8 @@ class Classification:
 
 
 class DigitClassifier:
-    """A .tflite digit model on the lightest interpreter installed; raw 0..255 pixels in."""
+    """A .tflite digit model on the lightest interpreter installed; raw 0..255 pixels in. `field`:
+    the input a model of another shape takes (the reader's pair reader, 28x56)."""
 
     def __init__(self, model_path: str | Path, options: ClassifierOptions | None = None,
                  num_threads: int | None = None, field: tuple[int, int] = (IMAGE_SIZE, IMAGE_SIZE)):
@@ -164,7 +165,7 @@ class DigitClassifier:
         return [self._postprocess(p) for p in self.predict(digits)]
 
     def predict(self, digits: np.ndarray) -> np.ndarray:
-        """Float probabilities (N, 10) for a batch of digits, invoked batch_size at a time."""
+        """Float probabilities (N, 10; a pair reader's N, 20) for a batch, invoked batch_size at a time."""
         batch = _as_batch(digits, self.field)
         size = self.options.batch_size
         with self._lock:
