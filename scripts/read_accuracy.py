@@ -37,7 +37,7 @@ from competition.cli import add_data_dir, add_models_dir, add_run_flag
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import from_ink
 from edge.pi.reader import read_image
-from edge.pi.touching import PairModels, pair_model_beside, touching_line
+from edge.pi.touching import PairModels, pair_models_beside, touching_line
 from edge.pi.written import FORMS, write_number
 
 LENGTHS = (2, 6)  # digits per number, both ends included
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
         model = resolve_run(args.models_dir, run, single=True) / EXPORT_DIR / variant_file(args.variant)
     classifier = DigitClassifier(model, num_threads=1)
-    pairs = None if args.no_pairs else pair_model_beside(Path(args.pairs) / model.name if args.pairs else model, 1)
+    pairs = None if args.no_pairs else pair_models_beside(Path(args.pairs) / model.name if args.pairs else model, 1)
     if pairs and args.no_reader:
         pairs = PairModels(pairs.finder)
     print(f"run {run}, {model.name} on {classifier.backend}, 1 thread; {len(y_val)} validation digits; "

@@ -49,7 +49,7 @@ def pair_model():
 
 def train_pairs(digits: np.ndarray, examples: int = EXAMPLES, epochs: int = EPOCHS,
                 seed: int = 0) -> tuple[object, np.ndarray, dict]:
-    """The pair model trained on `examples` pieces made of `digits` (training digits only);
+    """The pair finder trained on `examples` pieces made of `digits` (training digits only);
     also some of its training pieces (to calibrate int8) and its figures on the held-out ones."""
     import keras
 

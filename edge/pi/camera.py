@@ -31,7 +31,7 @@ from common.errors import InputError, add_debug_flag, exit_status
 from edge.pi.classifier import INTERPRETER_ERRORS, ClassifierOptions, DigitClassifier
 from edge.pi.image import ImageError, shrink_pixels
 from edge.pi.reader import WORK_SIDE, Reading, read_grey_image
-from edge.pi.touching import pair_model_beside
+from edge.pi.touching import pair_models_beside
 
 WINDOW = "edge.pi.camera (q quits)"
 GREEN, RED = (40, 200, 40), (40, 40, 230)  # BGR, as OpenCV draws
@@ -103,7 +103,7 @@ def draw(cv2, frame: np.ndarray, reading: Reading, fps: float) -> np.ndarray:
 
 def watch(model: str, source: str, headless: bool, as_json: bool, frames: int | None, threads: int | None) -> None:
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
-    pairs = pair_model_beside(model, threads)  # the reader's pair models, where make tflite wrote them
+    pairs = pair_models_beside(model, threads)  # the reader's pair models, where make tflite wrote them
     cv2 = None if headless and source == "picamera" else import_cv2()
     stream = picamera_frames() if source == "picamera" else opencv_frames(source)
     count, start, fps = 0, time.perf_counter(), 0.0

@@ -219,28 +219,27 @@ def mnist_like(grey: np.ndarray) -> np.ndarray:
 
 def from_ink(ink: np.ndarray) -> np.ndarray:
     """Ink 0..1 on a 0 background (H, W), one digit, as MNIST's uint8 (28, 28): cropped, fitted, centred."""
-    rows, cols = np.nonzero(ink > INK_THRESHOLD)
-    if rows.size == 0:
-        raise ImageError("no digit found: the image is empty")
-    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    return _centre_by_mass(_fit_box(crop))
+    return _centre_by_mass(_fit_box(_crop_to_ink(ink)))
 
 
 def pair_field(ink: np.ndarray) -> np.ndarray:
     """Ink 0..1 on a 0 background (H, W), two digits that touch, as uint8 PAIR_FIELD: cropped to
     the ink, fitted into PAIR_BOX keeping its aspect and centred (as edge/export/pairs.py's reader
     learns them). A pair is too wide for MNIST's square field to keep its strokes."""
+    pair = _fit_box(_crop_to_ink(ink), PAIR_BOX)
+    height, width = pair.shape
+    field = np.zeros(PAIR_FIELD, np.uint8)
+    top, left = (PAIR_FIELD[0] - height) // 2, (PAIR_FIELD[1] - width) // 2
+    field[top:top + height, left:left + width] = pair
+    return field
+
+
+def _crop_to_ink(ink: np.ndarray) -> np.ndarray:
+    """Ink 0..1 cut to the box of its pixels over INK_THRESHOLD; an error when there are none."""
     rows, cols = np.nonzero(ink > INK_THRESHOLD)
     if rows.size == 0:
         raise ImageError("no digit found: the image is empty")
-    crop = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
-    scale = min(PAIR_BOX[0] / crop.shape[0], PAIR_BOX[1] / crop.shape[1])
-    width, height = max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))
-    image = Image.fromarray(np.round(crop * 255).astype(np.uint8)).resize((width, height), Image.Resampling.LANCZOS)
-    field = np.zeros(PAIR_FIELD, np.uint8)
-    top, left = (PAIR_FIELD[0] - height) // 2, (PAIR_FIELD[1] - width) // 2
-    field[top:top + height, left:left + width] = np.asarray(image)
-    return field
+    return ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
 
 
 def _light_on_dark(grey: np.ndarray) -> np.ndarray:
@@ -260,10 +259,11 @@ def _light_on_dark(grey: np.ndarray) -> np.ndarray:
     return ink
 
 
-def _fit_box(crop: np.ndarray) -> np.ndarray:
-    """Scale so the longer side is BOX_SIZE, keeping aspect; anti-aliased, values 0..255."""
+def _fit_box(crop: np.ndarray, box: tuple[int, int] = (BOX_SIZE, BOX_SIZE)) -> np.ndarray:
+    """Scale to fit `box` (rows, columns: MNIST's BOX_SIZE square unless told), keeping aspect;
+    anti-aliased, values 0..255."""
     height, width = crop.shape
-    scale = BOX_SIZE / max(height, width)
+    scale = min(box[0] / height, box[1] / width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = Image.fromarray(np.round(crop * 255).astype(np.uint8))
     return np.asarray(image.resize(size, Image.Resampling.LANCZOS), dtype=np.float32)

@@ -6,8 +6,10 @@
 
 Finds each digit (ink on paper or board, either polarity, uneven light, colour, JPEG, slight
 rotation, faint strokes, loose specks; two touching digits are cut apart), makes it MNIST-like,
-classifies, and reads left to right (edge/pi/reader.py); touching digits are found by the pair model
-that make tflite writes beside the digit model (pairs_int8.tflite), or by rules where there is none. A line is `FILE: NUMBER  (weakest digit P)`;
+classifies, and reads left to right (edge/pi/reader.py); touching digits are found and read by the
+pair models that make tflite writes beside the digit model (pairs_int8.tflite, the finder, and
+pair_reader_int8.tflite, the reader), or by rules where there are none. A line is
+`FILE: NUMBER  (weakest digit P)`;
 --json prints {"file": ..., "text": "2026", "weakest": P, "digits": [{"label": 2, "probability":
 0.998, "box": [x, y, w, h], "split": false}, ...]} with boxes in the image's own pixels; "split"
 is true for a digit cut out of ink it shared with its neighbour. --annotate DIR writes each image
@@ -29,7 +31,7 @@ from common.errors import add_debug_flag, exit_status
 from common.writing import writable_folder, write_whole
 from edge.pi.classifier import INTERPRETER_ERRORS, ClassifierOptions, DigitClassifier
 from edge.pi.reader import Reading, read_image
-from edge.pi.touching import pair_model_beside, touching_line
+from edge.pi.touching import pair_models_beside, touching_line
 
 BOX_COLOUR = (230, 30, 30)
 
@@ -60,7 +62,7 @@ def read_images(model: str, images: list[str], as_json: bool, annotate_dir: str 
     if annotate_dir:
         writable_folder(Path(annotate_dir), what=annotate_dir)
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
-    pairs = pair_model_beside(model, threads)
+    pairs = pair_models_beside(model, threads)
     for path in images:
         reading = read_image(classifier, path, pairs=pairs)
         if as_json:
@@ -71,7 +73,6 @@ def read_images(model: str, images: list[str], as_json: bool, annotate_dir: str 
             annotate(Path(path), reading, Path(annotate_dir))
     print(f"model: {model} on {classifier.backend}, {classifier.threads} threads; touching digits by "
           + touching_line(pairs), file=sys.stderr)
-
 
 
 def main(argv: list[str] | None = None) -> int:

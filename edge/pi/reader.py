@@ -1,8 +1,8 @@
 """Read a written number: find each digit in a photo or scan, make it MNIST-like, classify, left to right.
 
     from edge.pi.reader import read_image
-    from edge.pi.touching import pair_model_beside
-    pairs = pair_model_beside("model_int8.tflite")   # the pair models beside it (make tflite), or None
+    from edge.pi.touching import pair_models_beside
+    pairs = pair_models_beside("model_int8.tflite")   # the pair models beside it (make tflite), or None
     reading = read_image(classifier, "photo.jpg", pairs=pairs)  # or read_grey_image(classifier, grey_array)
     reading.text, reading.weakest, reading.digits[0].label, .probability, .box, .split  # box: x, y, w, h
 

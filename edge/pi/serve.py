@@ -53,7 +53,7 @@ from edge.pi.classifier import (
 from edge.pi.image import ImageError, ImageTooLarge, decode_bytes, opened_image
 from edge.pi.memory import MIB, MemoryPool, PoolBusy, release_freed_memory, status_kib
 from edge.pi.reader import WORK_SIDE, read_image
-from edge.pi.touching import PairModels, pair_model_beside
+from edge.pi.touching import PairModels, pair_models_beside
 
 PAGE = Path(__file__).with_name("page.html")
 IMAGE_TYPES = ("image/", "application/octet-stream")
@@ -402,7 +402,7 @@ def make_server(model: str, host: str = "127.0.0.1", port: int = 8000, threads: 
                 quiet: bool = False, memory_mb: int = MEMORY_MB) -> DigitServer:
     release_freed_memory()
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
-    pairs = pair_model_beside(model, threads)  # loaded before the memory budget is worked out
+    pairs = pair_models_beside(model, threads)  # loaded before the memory budget is worked out
     try:
         return DigitServer((host, port), classifier, model, max_bytes, timeout, max_connections, quiet, memory_mb,
                            pairs)

@@ -47,7 +47,7 @@ class PairModels:
     reader: DigitClassifier | None = None
 
 
-def pair_model_beside(model: str | Path, threads: int | None = None) -> PairModels | None:
+def pair_models_beside(model: str | Path, threads: int | None = None) -> PairModels | None:
     """The pair models exported beside a digit model (PAIRS_FILE and PAIR_READER_FILE in its
     folder), or None without the finder."""
     finder, reader = Path(model).with_name(PAIRS_FILE), Path(model).with_name(PAIR_READER_FILE)

@@ -14,7 +14,7 @@ from edge.pi.ink import components
 from edge.pi.pieces import cut_out, find_pieces
 from edge.pi.reader import ink_map, read_image
 from edge.pi.touching import (PAIR_READER_FILE, PAIR_READER_WEIGHT, PAIR_SURE, PAIRS_FILE, neck_cut,
-                              pair_model_beside, together)
+                              pair_models_beside, together)
 from edge.pi.synthetic import FORMS, compose
 from edge.pi.written import fragment, lay_out, pair_examples, pair_readings, render, written_digit
 
@@ -223,7 +223,7 @@ def test_a_neck_thinner_than_the_strokes_parts_two_digits_and_a_ring_stays_whole
 @pytest.fixture(scope="module")
 def pairs(fixtures):
     """The reader's pair models, exported beside the fixture model (trained on made demo pieces)."""
-    models = pair_model_beside(model_path(fixtures, "int8"), threads=1)
+    models = pair_models_beside(model_path(fixtures, "int8"), threads=1)
     assert models is not None and models.reader is not None, "make tflite (edge_fixtures.py) writes both"
     return models
 
@@ -303,7 +303,7 @@ def test_the_pair_model_finds_the_touching_pair_and_the_digit_model_where_to_cut
     assert [d.split for d in reading.digits] == split
 
 
-def test_read_uses_the_pair_model_beside_the_model_and_rules_without_one(tmp_path, fixtures, readable, capsys):
+def test_read_uses_the_pair_models_beside_the_model_and_rules_without_one(tmp_path, fixtures, readable, capsys):
     image = png(page([first_of(readable, k) for k in (2, 0, 5)], touching=(0,)), tmp_path / "touching.png")
     assert read.main([str(model_path(fixtures, "int8")), str(image)]) == 0
     out, err = capsys.readouterr()
