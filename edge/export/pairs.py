@@ -24,7 +24,7 @@ from competition.model.designs import precision
 from edge.pi.image import PAIR_FIELD
 from edge.pi.written import pair_examples, pair_readings
 
-EXAMPLES = 120_000  # made pieces, half of them pairs; a tenth held out to report on
+EXAMPLES = 240_000  # made pieces, half of them pairs; a tenth held out (120,000 missed more pairs: docs/pi.md)
 EPOCHS = 10  # fewer pieces or epochs called many more single digits pairs (docs/pi.md)
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3

@@ -35,6 +35,8 @@ HEIGHTS = (56, 100)  # pixels: a number's typical digit height, drawn from this 
 HEIGHT_SPREAD = 0.15  # each digit's height within this share of the number's, either way
 GAP = (1 / 6, 0.6)  # gaps between neighbours' ink, as shares of the digit height
 MARGIN = 0.6  # paper around the number, as a share of the digit height
+LOOKS = (("written", 0.55), ("turned", 0.15), ("blurred", 0.15), ("chalk", 0.15))  # made pieces' looks:
+# a camera's, not paper's alone (pair models that saw paper alone called blurred and turned digits pairs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +142,8 @@ def pair_readings(digits: np.ndarray, labels: np.ndarray, count: int,
 
 def made_piece(digits: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
     """One (count 1) or two (2) digits drawn from `digits`, written as write_number writes them
-    (heights, faint or thin strokes; two pushed together until their strokes touch) and cut out
+    (heights, faint or thin strokes; two pushed together until their strokes touch), in one of
+    LOOKS (as written, or turned, out of focus or chalky as render makes them) and cut out
     as the reader cuts a piece: its ink over its peak, fainter than INK_THRESHOLD dropped; and
     which digits they were."""
     height = float(rng.uniform(*HEIGHTS))
@@ -151,6 +154,13 @@ def made_piece(digits: np.ndarray, count: int, rng: np.random.Generator) -> tupl
         inks.append(written_digit(digits[picked[-1]], height * float(rng.uniform(1 - HEIGHT_SPREAD, 1 + HEIGHT_SPREAD)),
                                   form, rng, last=False))
     canvas, _ = lay_out(inks, height, rng, (0,) if count == 2 else ())
+    look = LOOKS[rng.choice(len(LOOKS), p=[share for _, share in LOOKS])][0]
+    if look == "turned":
+        canvas = turned(canvas, rng)
+    elif look == "blurred":
+        canvas = out_of_focus(canvas, height, rng)
+    elif look == "chalk":
+        canvas = chalky(canvas, rng)
     ink = canvas / canvas.max()
     ink[ink < INK_THRESHOLD] = 0
     return ink, picked
@@ -202,15 +212,13 @@ def render(ink: np.ndarray, height: float, form: str, rng: np.random.Generator) 
     """Ink 0..1 on a page or board, lit, photographed and saved in `form`."""
     shape = ink.shape
     ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
-    if form == "photo":  # the page turns under the camera
-        turned = Image.fromarray(ink, "F").rotate(float(rng.uniform(-6, 6)), resample=Image.Resampling.BICUBIC)
-        ink = np.clip(np.asarray(turned, np.float32), 0, 1)
+    if form == "photo":
+        ink = turned(ink, rng)
     if form == "blur":
-        ink = gaussian(ink, rng.uniform(0.015, 0.035) * height)
+        ink = out_of_focus(ink, height, rng)
     noise = rng.normal(0, 4, shape + (1,))
     if form == "board":
-        grain = gaussian(rng.uniform(0, 1, shape).astype(np.float32), 0.7)
-        chalk_ink = ink * np.clip(0.45 + 1.6 * (grain - 0.5) + 0.55, 0.35, 1.0)  # chalk skips on the board's grain
+        chalk_ink = chalky(ink, rng)
         clouds = smooth_noise(shape, 0.8 * height, rng) * rng.uniform(0.04, 0.12)  # erased chalk
         board = np.array([38, 58, 48]) if rng.random() < 0.6 else np.array([32, 34, 36])
         chalk = np.array([235, 235, 228])
@@ -234,6 +242,23 @@ def render(ink: np.ndarray, height: float, form: str, rng: np.random.Generator) 
         image.save(buffer, "JPEG", quality=int(rng.integers(60, 86)))
         image = Image.open(io.BytesIO(buffer.getvalue()))
     return image
+
+
+def turned(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink on a page turned a little under the camera."""
+    page = Image.fromarray(ink, "F").rotate(float(rng.uniform(-6, 6)), resample=Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(page, np.float32), 0, 1)
+
+
+def out_of_focus(ink: np.ndarray, height: float, rng: np.random.Generator) -> np.ndarray:
+    """Ink seen out of focus (digits `height` pixels tall)."""
+    return gaussian(ink, rng.uniform(0.015, 0.035) * height)
+
+
+def chalky(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink as chalk: it skips on the board's grain."""
+    grain = gaussian(rng.uniform(0, 1, ink.shape).astype(np.float32), 0.7)
+    return ink * np.clip(0.45 + 1.6 * (grain - 0.5) + 0.55, 0.35, 1.0)
 
 
 def smooth_noise(shape: tuple[int, int], size: float, rng: np.random.Generator) -> np.ndarray:

@@ -13,10 +13,11 @@ from edge.pi.image import PAIR_FIELD, ImageError, from_ink, mnist_like, pair_fie
 from edge.pi.ink import components
 from edge.pi.pieces import cut_out, find_pieces
 from edge.pi.reader import ink_map, read_image
-from edge.pi.touching import (PAIR_READER_FILE, PAIR_READER_WEIGHT, PAIR_SURE, PAIRS_FILE, neck_cut,
-                              pair_models_beside, together)
+from edge.pi.touching import (CUTS_UNSURE, ONE_SURE, ONE_UNSURE, PAIR_LEANS, PAIR_READER_FILE, PAIR_READER_WEIGHT,
+                              PAIR_SURE, PAIRS_FILE, called_two, neck_cut, pair_models_beside, stays_whole, together)
 from edge.pi.synthetic import FORMS, compose
-from edge.pi.written import fragment, lay_out, pair_examples, pair_readings, render, written_digit
+from edge.pi.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pair_examples, pair_readings, render,
+                             turned, written_digit)
 
 LENGTH = 4
 READER_FIXTURE_DIGITS = 0.8  # the fixtures' pair reader, trained briefly on demo digits (about 0.93)
@@ -254,6 +255,23 @@ def test_pair_readings_are_touching_pairs_wide_with_both_labels(readable):
     assert np.median(columns / rows) > 1.0  # two digits side by side (one alone is taller than wide)
 
 
+def test_made_pieces_look_as_a_camera_sees_them_turned_out_of_focus_or_chalky():
+    bar = np.zeros((60, 120), np.float32)
+    bar[28:32, 20:100] = 1.0  # a flat stroke 4 pixels thick
+    rng = np.random.default_rng(0)
+    tilted = turned(bar, rng)
+    assert np.ptp(np.nonzero(tilted > 0.5)[0]) > 4 and np.isclose(tilted.sum(), bar.sum(), rtol=0.05)
+    soft = out_of_focus(bar, 60.0, rng)  # 0.9 to 2.1 pixels of blur
+    assert soft.max() < 0.95 and (soft > 0.05).sum() > 1.3 * (bar > 0).sum()
+    assert np.isclose(soft.sum(), bar.sum(), rtol=0.01)
+    chalk = chalky(bar, rng)
+    stroke = chalk[bar > 0]
+    assert stroke.min() >= 0.35 - 1e-6 and stroke.max() <= 1.0 and stroke.std() > 0.05 and not chalk[bar == 0].any()
+    names = [name for name, _ in LOOKS]
+    assert names[0] == "written" and set(names[1:]) == {"turned", "blurred", "chalk"} and np.isclose(
+        sum(share for _, share in LOOKS), 1.0)
+
+
 def test_a_pair_field_keeps_the_pairs_shape_centred_in_its_box():
     ink = np.zeros((60, 200), np.float32)
     ink[10:50, 20:140] = 1.0  # 40 x 120: three times as wide as tall
@@ -263,6 +281,16 @@ def test_a_pair_field_keeps_the_pairs_shape_centred_in_its_box():
     assert abs((cols.min() + cols.max()) / 2 - 27.5) <= 1 and abs((rows.min() + rows.max()) / 2 - 13.5) <= 1
     with pytest.raises(ImageError, match="empty"):
         pair_field(np.zeros((5, 5), np.float32))
+
+
+def test_a_piece_is_two_by_the_finder_and_the_digit_models_doubt_and_stays_one_when_no_cut_reads():
+    whole = lambda top: np.array([top] + [(1 - top) / 9] * 9, np.float32)  # noqa: E731
+    assert called_two(PAIR_SURE, whole(0.996)) and not called_two(PAIR_LEANS - 0.01, whole(0.3))
+    assert called_two(PAIR_LEANS + 0.01, whole(ONE_UNSURE - 0.01))  # the finder leans, the digit model doubts
+    assert not called_two(PAIR_LEANS + 0.01, whole(ONE_UNSURE + 0.01))
+    assert stays_whole(np.log(CUTS_UNSURE / 2), whole(ONE_SURE + 0.005))  # a round 0 the finder took for two
+    assert not stays_whole(np.log(CUTS_UNSURE * 1.5), whole(0.996))
+    assert not stays_whole(np.log(CUTS_UNSURE / 2), whole(ONE_SURE - 0.01))
 
 
 def test_two_cut_pieces_are_read_with_the_pair_reader_and_other_ways_by_the_digit_model():
