@@ -25,7 +25,7 @@ from edge.pi.image import PAIR_FIELD
 from edge.pi.written import pair_examples, pair_readings
 
 EXAMPLES = 240_000  # made pieces, half of them pairs; a tenth held out (120,000 missed more pairs: docs/pi.md)
-EPOCHS = 10  # fewer pieces or epochs called many more single digits pairs (docs/pi.md)
+EPOCHS = 20  # fewer pieces or epochs called many more single digits pairs (docs/pi.md)
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3
 HELD_OUT = 0.1
