@@ -2,8 +2,8 @@
 which two (the reader)?
 
 Two small convolutional networks trained on made pieces of the run's own training digits
-(edge/pi/written.py: one digit, or two pushed together until their strokes touch) and exported to
-int8 beside the digit model:
+(edge/pi/written.py: one digit, or two pushed together until their strokes touch; as written, or
+turned, out of focus or chalky as a camera sees them) and exported to int8 beside the digit model:
   pairs_int8.tflite        the finder, on the piece as MNIST lays out a digit (28x28; a pair is a
                            wide, flat shape in it): one digit or two. edge/pi/touching.py cuts a
                            wide piece only when it says two: the digit model cannot tell, as it

@@ -97,9 +97,9 @@ def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray,
     for i, body in enumerate(bodies):
         ways = [together([results[k][1] for k in way], sides.get(i)) + (way,) for way in cuts.get(i, [])
                 if all(digit_tall(results[k], height) for k in way)]
-        score, probabilities, best = max(ways, key=lambda way: way[0]) if ways else (-np.inf, [], [])
-        if ways and not stays_whole(score, results[i][1]):
-            chosen += [(parts[k], results[k][0], p) for k, p in zip(best, probabilities)]
+        best = max(ways, key=lambda way: way[0]) if ways else None
+        if best and not stays_whole(best[0], results[i][1]):
+            chosen += [(parts[k], results[k][0], p) for k, p in zip(best[2], best[1])]
         elif results[i] is not None:
             chosen.append((body, *results[i]))
     return chosen
