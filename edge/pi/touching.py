@@ -33,8 +33,9 @@ PAIR_READER_FILE = "pair_reader_int8.tflite"  # ...and the reader
 PAIR_READER_WEIGHT = 0.5  # the reader's log-probabilities count half the digit model's (docs/pi.md: 0.25-2 within 0.6 points)
 PAIR_WIDTH = 0.3  # a piece this wide (part of the digits' height: two touching 1s are about 0.4) is two
 PAIR_SURE = 0.9  # digits when the finder gives that this much (0.7 cut more single digits, as many pairs),
-PAIR_LEANS, ONE_UNSURE = 0.5, 0.9  # or this much and the digit model is less sure than this of it as one;
-ONE_SURE, CUTS_UNSURE = 0.99, 0.2  # but one when the digit model is this sure of it whole and the models of no cut this
+PAIR_LEANS, ONE_UNSURE = 0.5, 0.9  # or this much and the digit model is less sure than this of it as one,
+PAIR_WIDE, PAIR_MAYBE = 1.4, 0.03  # or this wide and this much (single digits this wide get 0: docs/pi.md);
+CUT_HEIGHT = 0.4  # each piece cut from it this tall (part of the digits' height: a small 5 beside a 1)
 SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
 SPLIT_SPAN = (0.25, 0.75)
 
@@ -74,14 +75,13 @@ def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray,
     of being two touching digits (PAIR_LEANS, when the digit model is less than ONE_UNSURE sure
     of it as one), as the pieces the models are surest of, every one a digit's
     height: cut at a neck (neck_cut, both core levels) or at one of SPLIT_CUTS columns, two
-    pieces weighed by the reader's reading of the whole as well (together). A body the digit
-    model is ONE_SURE of whole stays whole when the models are less than CUTS_UNSURE sure of
-    every cut (a round 0 the finder takes for two)."""
+    pieces weighed by the reader's reading of the whole as well (together)."""
     results = classify_parts(classifier, ink, labels, bodies)
     wide = [i for i, body in enumerate(bodies) if body.box[2] - body.box[0] >= PAIR_WIDTH * height
             and results[i] is not None]
     called = pairs.finder.predict(np.stack([from_ink(results[i][0][0]) for i in wide]))[:, 1] if wide else []
-    two = [i for i, sure in zip(wide, called) if called_two(float(sure), results[i][1])]
+    two = [i for i, sure in zip(wide, called)
+           if called_two(float(sure), results[i][1], (bodies[i].box[2] - bodies[i].box[0]) / height)]
     read = pairs.reader.predict(np.stack([pair_field(results[i][0][0]) for i in two])) if pairs.reader and two else []
     sides = {i: (reading[:10], reading[10:]) for i, reading in zip(two, read)}  # the reader's left and right digit
     parts, cuts = list(bodies), {}  # body index -> each way to cut it, as indices of its pieces in parts
@@ -96,25 +96,20 @@ def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray,
     chosen = []
     for i, body in enumerate(bodies):
         ways = [together([results[k][1] for k in way], sides.get(i)) + (way,) for way in cuts.get(i, [])
-                if all(digit_tall(results[k], height) for k in way)]
+                if all(digit_tall(results[k], height, CUT_HEIGHT) for k in way)]
         best = max(ways, key=lambda way: way[0]) if ways else None
-        if best and not stays_whole(best[0], results[i][1]):
+        if best:
             chosen += [(parts[k], results[k][0], p) for k, p in zip(best[2], best[1])]
         elif results[i] is not None:
             chosen.append((body, *results[i]))
     return chosen
 
 
-def called_two(sure: float, whole: np.ndarray) -> bool:
-    """Whether a piece is two digits, by the finder's probability that it is (`sure`) and the
-    digit model's probabilities for it whole."""
-    return sure >= PAIR_SURE or (sure >= PAIR_LEANS and float(whole.max()) < ONE_UNSURE)
-
-
-def stays_whole(score: float, whole: np.ndarray) -> bool:
-    """Whether a piece called two stays one: the digit model sure of it whole, the models unsure
-    of its best cut (`score`, together's log-probability)."""
-    return float(whole.max()) >= ONE_SURE and float(np.exp(score)) < CUTS_UNSURE
+def called_two(sure: float, whole: np.ndarray, width: float) -> bool:
+    """Whether a piece is two digits, by the finder's probability that it is (`sure`), the
+    digit model's probabilities for it whole and its width (part of the digits' height)."""
+    return (sure >= PAIR_SURE or (sure >= PAIR_LEANS and float(whole.max()) < ONE_UNSURE)
+            or (width >= PAIR_WIDE and sure >= PAIR_MAYBE))
 
 
 def together(pieces: list[np.ndarray], sides: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, list]:
@@ -189,9 +184,9 @@ def column_cuts(body: Part, parts: list[Part]) -> list[tuple[int, int]]:
     return cuts
 
 
-def digit_tall(result: tuple | None, height: float) -> bool:
-    """Whether a classified piece has ink and is a digit's height (FRAGMENT_HEIGHT of the digits')."""
-    return result is not None and result[0][1][3] >= FRAGMENT_HEIGHT * height
+def digit_tall(result: tuple | None, height: float, least: float = FRAGMENT_HEIGHT) -> bool:
+    """Whether a classified piece has ink and is a digit's height (`least` of the digits')."""
+    return result is not None and result[0][1][3] >= least * height
 
 
 def neck_cut(region: np.ndarray, own: np.ndarray, height: float,

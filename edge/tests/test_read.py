@@ -13,8 +13,8 @@ from edge.pi.image import PAIR_FIELD, ImageError, from_ink, mnist_like, pair_fie
 from edge.pi.ink import components
 from edge.pi.pieces import cut_out, find_pieces
 from edge.pi.reader import ink_map, read_image
-from edge.pi.touching import (CUTS_UNSURE, ONE_SURE, ONE_UNSURE, PAIR_LEANS, PAIR_READER_FILE, PAIR_READER_WEIGHT,
-                              PAIR_SURE, PAIRS_FILE, called_two, neck_cut, pair_models_beside, stays_whole, together)
+from edge.pi.touching import (ONE_UNSURE, PAIR_LEANS, PAIR_MAYBE, PAIR_READER_FILE, PAIR_READER_WEIGHT,
+                              PAIR_SURE, PAIR_WIDE, PAIRS_FILE, called_two, neck_cut, pair_models_beside, together)
 from edge.pi.synthetic import FORMS, compose
 from edge.pi.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pair_examples, pair_readings, render,
                              turned, written_digit)
@@ -283,14 +283,14 @@ def test_a_pair_field_keeps_the_pairs_shape_centred_in_its_box():
         pair_field(np.zeros((5, 5), np.float32))
 
 
-def test_a_piece_is_two_by_the_finder_and_the_digit_models_doubt_and_stays_one_when_no_cut_reads():
+def test_a_piece_is_two_by_the_finder_with_the_digit_models_doubt_or_its_width():
     whole = lambda top: np.array([top] + [(1 - top) / 9] * 9, np.float32)  # noqa: E731
-    assert called_two(PAIR_SURE, whole(0.996)) and not called_two(PAIR_LEANS - 0.01, whole(0.3))
-    assert called_two(PAIR_LEANS + 0.01, whole(ONE_UNSURE - 0.01))  # the finder leans, the digit model doubts
-    assert not called_two(PAIR_LEANS + 0.01, whole(ONE_UNSURE + 0.01))
-    assert stays_whole(np.log(CUTS_UNSURE / 2), whole(ONE_SURE + 0.005))  # a round 0 the finder took for two
-    assert not stays_whole(np.log(CUTS_UNSURE * 1.5), whole(0.996))
-    assert not stays_whole(np.log(CUTS_UNSURE / 2), whole(ONE_SURE - 0.01))
+    assert called_two(PAIR_SURE, whole(0.996), 1.0) and not called_two(PAIR_LEANS - 0.01, whole(0.3), 1.0)
+    assert called_two(PAIR_LEANS + 0.01, whole(ONE_UNSURE - 0.01), 1.0)  # the finder leans, the digit model doubts
+    assert not called_two(PAIR_LEANS + 0.01, whole(ONE_UNSURE + 0.01), 1.0)
+    assert called_two(PAIR_MAYBE + 0.01, whole(0.996), PAIR_WIDE + 0.05)  # too wide for one digit
+    assert not called_two(PAIR_MAYBE + 0.01, whole(0.996), PAIR_WIDE - 0.05)
+    assert not called_two(PAIR_MAYBE - 0.01, whole(0.3), PAIR_WIDE + 0.5)  # the finder sure it is one
 
 
 def test_two_cut_pieces_are_read_with_the_pair_reader_and_other_ways_by_the_digit_model():
