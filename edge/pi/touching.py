@@ -71,17 +71,16 @@ def touching_line(pairs: PairModels | None) -> str:
 
 def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray, labels: np.ndarray,
                 bodies: list[Part], height: float) -> list[tuple[Part, tuple, np.ndarray]]:
-    """Each body as a digit, or, when the finder gives a body PAIR_WIDTH wide or more PAIR_SURE
-    of being two touching digits (PAIR_LEANS, when the digit model is less than ONE_UNSURE sure
-    of it as one), as the pieces the models are surest of, every one a digit's
-    height: cut at a neck (neck_cut, both core levels) or at one of SPLIT_CUTS columns, two
-    pieces weighed by the reader's reading of the whole as well (together)."""
+    """Each body as a digit, or, when a body PAIR_WIDTH wide or more is two touching digits
+    (called_two: by the finder, the digit model's doubt and its width), as the pieces the models
+    are surest of, every one CUT_HEIGHT of the digits' height or taller: cut at a neck (neck_cut,
+    both core levels) or at one of SPLIT_CUTS columns, two pieces weighed by the reader's reading
+    of the whole as well (together)."""
     results = classify_parts(classifier, ink, labels, bodies)
-    wide = [i for i, body in enumerate(bodies) if body.box[2] - body.box[0] >= PAIR_WIDTH * height
-            and results[i] is not None]
+    widths = [(body.box[2] - body.box[0]) / height for body in bodies]  # part of the digits' height
+    wide = [i for i, width in enumerate(widths) if width >= PAIR_WIDTH and results[i] is not None]
     called = pairs.finder.predict(np.stack([from_ink(results[i][0][0]) for i in wide]))[:, 1] if wide else []
-    two = [i for i, sure in zip(wide, called)
-           if called_two(float(sure), results[i][1], (bodies[i].box[2] - bodies[i].box[0]) / height)]
+    two = [i for i, sure in zip(wide, called) if called_two(float(sure), results[i][1], widths[i])]
     read = pairs.reader.predict(np.stack([pair_field(results[i][0][0]) for i in two])) if pairs.reader and two else []
     sides = {i: (reading[:10], reading[10:]) for i, reading in zip(two, read)}  # the reader's left and right digit
     parts, cuts = list(bodies), {}  # body index -> each way to cut it, as indices of its pieces in parts
@@ -97,9 +96,9 @@ def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray,
     for i, body in enumerate(bodies):
         ways = [together([results[k][1] for k in way], sides.get(i)) + (way,) for way in cuts.get(i, [])
                 if all(digit_tall(results[k], height, CUT_HEIGHT) for k in way)]
-        best = max(ways, key=lambda way: way[0]) if ways else None
-        if best:
-            chosen += [(parts[k], results[k][0], p) for k, p in zip(best[2], best[1])]
+        if ways:
+            _, probabilities, best = max(ways, key=lambda way: way[0])
+            chosen += [(parts[k], results[k][0], p) for k, p in zip(best, probabilities)]
         elif results[i] is not None:
             chosen.append((body, *results[i]))
     return chosen
