@@ -131,7 +131,7 @@ def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) 
     if not 0 <= args.ema < 1:
         parser.error(f"--ema {args.ema}: a momentum in [0, 1); 0 is off")
     if args.arch == "report" and (args.width, args.dropout) != (TrainConfig.width, TrainConfig.dropout):
-        parser.error("--width and --dropout are for --arch strong and resnet (the report's design has its own)")
+        parser.error("--width and --dropout are for every --arch but report (the report's design has its own)")
     if args.width <= 0 or not 0 <= args.dropout < 1:
         parser.error("--width must be above 0, --dropout in [0, 1)")
     if args.schedule not in SCHEDULES:

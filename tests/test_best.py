@@ -20,8 +20,8 @@ def test_fast_recipe_end_to_end_then_resumes(demo_dir, tmp_path, capsys):
     argv = ["--recipe", "fast", "--data_dir", str(demo_dir), "--models_dir", str(tmp_path), "--epochs", "1"]
     assert best.main(argv) == 0
     out = capsys.readouterr().out
-    assert "best: recipe fast: one strong model three quarters wide" in out and "calibrated strong-short:" in out
-    assert "member-1: strong-short seed 0, 1 epochs" in out and "about" in out
+    assert "best: recipe fast: one strong model three quarters wide" in out and "calibrated strong-fast:" in out
+    assert "member-1: strong-fast seed 0, 1 epochs" in out and "about" in out
     folder = tmp_path / "recipe-fast"
     frame = pd.read_csv(folder / "submission.csv")
     assert list(frame.columns) == ["ImageId", "Label"] and frame["ImageId"].tolist() == list(range(1, 360))

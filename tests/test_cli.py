@@ -32,21 +32,21 @@ def test_submission_without_a_run_says_what_to_do(tmp_path, demo_dir, capsys):
 
 
 def test_bad_flags_are_refused(capsys):
-    for argv in (["--arch", "vgg"], ["--epochs", "0"], ["--epochs", "two"]):
+    for argv in (["--arch", "vit"], ["--epochs", "0"], ["--epochs", "two"]):
         try:
             train.parse_args(argv)
         except SystemExit as exit_:
             assert exit_.code == 2
         else:
             raise AssertionError(f"{argv} was accepted")
-    assert "--arch 'vgg': choose from report" in capsys.readouterr().err
+    assert "--arch 'vit': choose from report" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--schedule", "cosine"], "--schedule 'cosine': choose from epoch, onecycle"),
     (["--preset", "strong", "--schedule", "onecycle"], "--schedule onecycle sets every step's rate"),
     (["--label_smoothing", "1"], "--warmup and --label_smoothing must be in [0, 1)"),
-    (["--width", "0.5"], "--width and --dropout are for --arch strong and resnet"),
+    (["--width", "0.5"], "--width and --dropout are for every --arch but report"),
     (["--arch", "strong", "--dropout", "1"], "--width must be above 0, --dropout in [0, 1)"),
 ])
 def test_schedule_smoothing_width_and_dropout_flags_are_checked(argv, message, capsys):

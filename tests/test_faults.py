@@ -33,6 +33,8 @@ from competition.data import digits as data
 from competition.data.digits import DEMO_MARKER
 from competition.data.reading import load_model, read_json
 from competition.runs.folders import (
+    HISTORY_FILE,
+    METRICS_FILE,
     MODEL_FILE,
     TMP_PREFIX,
     exclusive,
@@ -615,3 +617,32 @@ def test_read_csv_passes_pandas_options(tmp_path):
 
     (tmp_path / "results.csv").write_text("trial,val_loss\n0001,0.5\n")
     assert read_csv(tmp_path / "results.csv", dtype={"trial": str})["trial"].tolist() == ["0001"]
+
+
+def test_a_training_killed_in_an_epoch_resumes_from_its_last_finished_one(demo_dir, tmp_path, capsys):
+    models = tmp_path / "models"
+    flags = ["--data_dir", str(demo_dir), "--models_dir", str(models), "--name", "long", "--epochs", "4",
+             "--batch_size", "16", "--threads", "1", "--schedule", "onecycle", "--learning_rate", "0.003",
+             "--no-early_stopping", "--ema", "0.9"]
+    checkpoint = lambda: [json.loads(p.read_text())["epoch"]  # noqa: E731
+                          for p in models.glob(".resume-long-*/training_metadata.json") if p.stat().st_size]
+    log = tmp_path / "first.log"
+    first = start([sys.executable, "-m", "competition.train", *flags], log)
+    wait_for(first, lambda: checkpoint() == [1], log)
+    time.sleep(0.3)  # into the second epoch, which takes seconds
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done = checkpoint()[0]
+    assert 1 <= done < 4 and visible(models) == [], log.read_text()[-2000:]
+
+    assert train.main(flags) == 0
+    out = capsys.readouterr().out
+    assert f"resume: {done} of 4 epochs were finished" in out and f"training on from epoch {done + 1}" in out
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("epoch ")] == \
+        [f"epoch {n}/4" for n in range(done + 1, 5)], "only the epochs the killed run had not finished"
+    (run,) = [models / name for name in visible(models)]
+    history = (run / HISTORY_FILE).read_text().splitlines()
+    assert history[0].startswith("epoch") and [row.split(",")[0] for row in history[1:]] == ["0", "1", "2", "3"]
+    metrics = json.loads((run / METRICS_FILE).read_text())
+    assert metrics["epochs_run"] == 4 and metrics["resumed_from_epoch"] == done
+    assert not list(models.glob(".resume-*")), "the checkpoints go once the run is in place"

@@ -129,7 +129,7 @@ def test_kernel_script_runs_locally_as_on_kaggle_then_submits(digits, kaggle_jso
         log = (working / bootstrap.LOG_FILE).read_text()
         assert "kaggle-best: running on Kaggle's own tensorflow" in log
         assert "kaggle-best: $ python -m competition.best --recipe fast --data_dir " in log
-        assert "best: machine: " in log and "best: member-1: strong-short seed 0, 1 epochs" in log
+        assert "best: machine: " in log and "best: member-1: strong-fast seed 0, 1 epochs" in log
         assert sorted(p.name for p in working.iterdir() if not p.name.startswith(".")) == sorted(
             [bootstrap.LOG_FILE, bootstrap.RUN_FILE, "ensemble.json", "metrics.json", "recipe_config.json",
              "submission.csv", next(p.name for p in working.iterdir() if p.name.endswith("-member-1"))])

@@ -62,11 +62,11 @@ class Gpu:
 # presets' batch sizes (64: step-bound on a GPU) and a T4's float16 throughput; docs/kaggle.md.
 GPUS = {
     "NvidiaTeslaT4": Gpu("Tesla T4", (7, 5), {"report-aug": 10_000, "strong": 8_000, "strong-long": 8_000,
-                                              "strong-long-ema": 8_000, "strong-short": 8_000,
+                                              "strong-long-ema": 8_000, "strong-short": 8_000, "strong-fast": 8_000,
                                               "resnet-long-ema": 4_000, "resnet-short-ema": 4_000}),
     # Retired on Kaggle (the client warns; the session runs on a T4), kept for accounts that still have it.
     "NvidiaTeslaP100": Gpu("Tesla P100", (6, 0), {"report-aug": 8_000, "strong": 6_000, "strong-long": 6_000,
-                                                  "strong-long-ema": 6_000, "strong-short": 6_000,
+                                                  "strong-long-ema": 6_000, "strong-short": 6_000, "strong-fast": 6_000,
                                                   "resnet-long-ema": 3_000, "resnet-short-ema": 3_000}),
 }
 DEFAULT_GPU = "NvidiaTeslaT4"

@@ -1,10 +1,11 @@
 """The one model definition that training, tuning and export share.
 
-Three designs, by name (--arch): `report` is the report's CNN, built by `make_cnn`, plain model code
+Five designs, by name (--arch): `report` is the report's CNN, built by `make_cnn`, plain model code
 (conv blocks Conv2D -> MaxPool -> BatchNorm -> Dropout, then dense layers, then a softmax) of which
 every tuned model is a call too, tuning only picking its arguments; `strong` (stacked 3x3
 convolutions, strided convolutions in place of pooling) and `resnet` (residual blocks) are the
-designs of the recipes beyond the report. Every model takes raw 0..255 pixels (a Rescaling layer
+narrow designs of the recipes beyond the report; `vgg` and `wresnet` are the wide designs of the
+accuracy anchors, at their widths at --width 1. Every model takes raw 0..255 pixels (a Rescaling layer
 scales them to [0, 1], the report's MinMaxScaler), so nothing outside it, an exported TFLite file
 included, repeats the preprocessing. Its softmax is always float32, so a model built under
 `precision("mixed_bfloat16")` trains in bfloat16 but still outputs float32 probabilities.
@@ -57,6 +58,29 @@ def scaled(filters: int, width: float) -> int:
     return max(1, round(filters * width))
 
 
+def conv_bn(x, filters: int, kernel: int = 3, strides: int = 1, relu: bool = True):
+    """A convolution with batch norm after it (no bias: the norm's shift is one), then ReLU."""
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    return keras.layers.ReLU()(x) if relu else x
+
+
+def residual(x):
+    """Two 3x3 convolutions with batch norm beside an identity shortcut, added, then ReLU."""
+    y = conv_bn(conv_bn(x, x.shape[-1]), x.shape[-1], relu=False)
+    return keras.layers.ReLU()(keras.layers.Add()([x, y]))
+
+
+def squeeze_excite(x, ratio: int = 8):
+    """Squeeze-and-excitation (Hu et al. 2018): each channel rescaled by a gate computed from the
+    whole image's mean of every channel."""
+    channels = x.shape[-1]
+    gate = keras.layers.GlobalAveragePooling2D(keepdims=True)(x)
+    gate = keras.layers.Dense(max(1, channels // ratio), activation="relu")(gate)
+    gate = keras.layers.Dense(channels, activation="sigmoid")(gate)
+    return keras.layers.Multiply()([x, gate])
+
+
 def strong_model(width: float = TrainConfig.width, dropout: float = TrainConfig.dropout) -> keras.Model:
     """Beyond the report: the best honest Kaggle design for these digits (C. Deotte, 2018).
 
@@ -86,36 +110,62 @@ def resnet_model(width: float = TrainConfig.width, dropout: float = TrainConfig.
     saturate because their members miss the same digits; members of another design help more.
     """
 
-    def conv(x, filters: int, strides: int = 1, relu: bool = True):
-        x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
-        x = keras.layers.BatchNormalization()(x)
-        return keras.layers.ReLU()(x) if relu else x
-
-    def residual(x):
-        y = conv(conv(x, x.shape[-1]), x.shape[-1], relu=False)
-        return keras.layers.ReLU()(keras.layers.Add()([x, y]))
-
     pixels = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
-    x = conv(keras.layers.Rescaling(1 / 255)(pixels), scaled(32, width))
+    x = conv_bn(keras.layers.Rescaling(1 / 255)(pixels), scaled(32, width))
     for filters in (scaled(48, width), scaled(96, width)):
-        x = residual(conv(x, filters, strides=2))
+        x = residual(conv_bn(x, filters, strides=2))
     x = keras.layers.GlobalAveragePooling2D()(x)
     x = keras.layers.Dropout(dropout)(x)
     return keras.Model(pixels, probability_layer()(x), name="resnet")
 
 
+def vgg_model(width: float = TrainConfig.width, dropout: float = TrainConfig.dropout) -> keras.Model:
+    """Built for accuracy, after Matuzas77/MNIST-0.17: nine 3x3 convolutions of 128 filters at
+    width 1, batch norm after every one, three at each of 28x28, 14x14 and 7x7 (max pooling between),
+    a squeeze-and-excitation gate after each three, then global max and average pooling side by
+    side. Its FLOPs at each width: docs/experiments.md."""
+    filters = scaled(128, width)
+    pixels = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
+    x = keras.layers.Rescaling(1 / 255)(pixels)
+    for stage in range(3):
+        if stage:
+            x = keras.layers.MaxPooling2D(2)(x)
+        for _ in range(3):
+            x = conv_bn(x, filters)
+        x = squeeze_excite(x)
+    x = keras.layers.Concatenate()([keras.layers.GlobalMaxPooling2D()(x), keras.layers.GlobalAveragePooling2D()(x)])
+    x = keras.layers.Dropout(dropout)(x)
+    return keras.Model(pixels, probability_layer()(x), name="vgg")
+
+
+def wresnet_model(width: float = TrainConfig.width, dropout: float = TrainConfig.dropout) -> keras.Model:
+    """Built for accuracy, after ttdoucet/mnist: a 5x5 stem of 128 filters at width 1, then a
+    residual block at 28x28 (128), 14x14 (256) and 7x7 (512), each entered by a strided 3x3
+    convolution, global average pooling: the resnet design, wider and one stage longer."""
+
+    pixels = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
+    x = conv_bn(keras.layers.Rescaling(1 / 255)(pixels), scaled(128, width), kernel=5)
+    x = residual(x)
+    for filters in (scaled(256, width), scaled(512, width)):
+        x = residual(conv_bn(x, filters, strides=2))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(dropout)(x)
+    return keras.Model(pixels, probability_layer()(x), name="wresnet")
+
+
 # Architectures selectable by name (--arch), in config.ARCH_NAMES' order.
-ARCHITECTURES = {"report": report_model, "strong": strong_model, "resnet": resnet_model}
+ARCHITECTURES = {"report": report_model, "strong": strong_model, "resnet": resnet_model, "vgg": vgg_model,
+                 "wresnet": wresnet_model}
 
 
 def build(arch: str, width: float = TrainConfig.width, dropout: float = TrainConfig.dropout) -> keras.Model:
-    """The design `arch`; strong and resnet with their filters scaled by `width` and their dropout."""
+    """The design `arch`; all but report with their filters scaled by `width` and their dropout."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     if arch == "report":
         if (width, dropout) != (TrainConfig.width, TrainConfig.dropout):
             raise ValueError("the report's design has its own widths and dropout: --width and --dropout are for "
-                             "strong and resnet")
+                             "the other designs")
         return report_model()
     return ARCHITECTURES[arch](width, dropout)
 

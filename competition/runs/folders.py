@@ -88,7 +88,7 @@ def _building(models_dir: str | Path, run_id: str) -> Iterator[Path]:
         raise FileExistsError(f"{final} exists already")
     tmp = models / f"{TMP_PREFIX}{run_id}"
     # The lock before the folder: a .tmp folder whose lock is free belongs to no living process.
-    with _held(_lock_path(tmp)) as held:
+    with lock_held(_lock_path(tmp)) as held:
         if held is None:
             raise BusyError(f"{tmp} is being written by another process: a run of the same name started "
                             "in the same second; start this one again")
@@ -109,7 +109,7 @@ def _lock_path(tmp: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _held(lock: Path) -> Iterator[int | None]:
+def lock_held(lock: Path) -> Iterator[int | None]:
     """An exclusive flock on the file `lock` for the block: its descriptor, or None when another
     process holds it. The kernel releases it when the process ends, however it ends; the file is
     removed when the block ends, so that locks leave nothing behind."""
@@ -151,7 +151,7 @@ def remove_killed_runs(models_dir: str | Path) -> list[Path]:
                   "delete it by hand once no training is running", file=sys.stderr)
             continue
         try:
-            with _held(_lock_path(tmp)) as held:
+            with lock_held(_lock_path(tmp)) as held:
                 if held is None:
                     continue  # a run in progress in another process
                 shutil.rmtree(tmp)
@@ -174,7 +174,7 @@ def exclusive(folder: str | Path, what: str = "") -> Iterator[Path]:
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock = folder.with_name(f".{folder.name}{LOCK_SUFFIX}")
-    with _held(lock) as fd:
+    with lock_held(lock) as fd:
         if fd is None:
             holder = ""
             with contextlib.suppress(OSError):  # it may end as we look

@@ -40,7 +40,7 @@ from competition.runs.folders import (
     setup_console_logging,
 )
 from competition.scoring.metrics import classification_metrics
-from competition.training import hardware
+from competition.training import checkpoints, hardware
 from competition.training.pseudo import pseudo_labelled
 
 # What a CV's fold, an ensemble's member or a recipe's model is reused under when its work resumes:
@@ -144,7 +144,8 @@ def callbacks(cfg: TrainConfig, folder: Path, n_train: int, validate: bool) -> l
         chosen.append(keras.callbacks.LearningRateScheduler(lambda epoch: cfg.learning_rate * cfg.lr_decay**epoch))
     elif validate:
         chosen.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=cfg.reduce_lr_patience))
-    return [*chosen, keras.callbacks.CSVLogger(str(folder / HISTORY_FILE)), EpochLog(cfg.epochs, n_train)]
+    # append: a resumed run's CSVLogger goes on after the rows checkpoints.restore_history put back
+    return [*chosen, keras.callbacks.CSVLogger(str(folder / HISTORY_FILE), append=True), EpochLog(cfg.epochs, n_train)]
 
 
 def model_for(cfg: TrainConfig, values: dict | None = None) -> tuple[keras.Model, dict | None]:
@@ -180,15 +181,24 @@ def as_float32(cfg: TrainConfig, model: keras.Model, values: dict | None = None)
     return twin
 
 
-def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_val, y_val) -> tuple[dict, list | None]:
-    """Train model in place (history.csv goes to folder); return a summary of the fit and, with
-    --ema, the last step's weights (the model then holds their average)."""
+def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_val, y_val,
+        backup: Path) -> tuple[dict, list | None]:
+    """Train model in place (history.csv goes to folder), checkpointed after every epoch in `backup`
+    and resumed from its last finished epoch if a killed run left one there; return a summary of
+    the fit and, with --ema, the last step's weights (the model then holds their average).
+    Early stopping counts its patience afresh after a resume."""
     validate = len(x_val) > 0
     train_ds = make_dataset(x_train, onehot(y_train), cfg.batch_size, cfg.seed,
                             cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
+    resumed = checkpoints.epochs_done(backup)
+    if resumed:
+        checkpoints.restore_history(backup, folder / HISTORY_FILE)
+        log.info(f"resume: {resumed} of {cfg.epochs} epochs were finished by a run of these settings that was "
+                 f"stopped ({backup.name}); training on from epoch {min(resumed + 1, cfg.epochs)}")
     fit_callbacks = callbacks(cfg, folder, len(x_train), validate)
     last_step = LastStepWeights() if cfg.ema else None
     fit_callbacks += [last_step] if last_step else []
+    fit_callbacks.append(checkpoints.EpochBackup(backup, folder / HISTORY_FILE))  # last: after CSVLogger's row
     start = time.perf_counter()
     history = model.fit(
         train_ds,
@@ -201,19 +211,21 @@ def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_
         verbose=1 if sys.stdout.isatty() and multiprocessing.parent_process() is None else 0,
     )
     seconds = time.perf_counter() - start
-    epochs_run = len(history.history["loss"])
+    epochs_now = len(history.history.get("loss", []))
+    epochs_run = resumed + epochs_now
     summary = {
         "epochs_run": epochs_run,
-        "train_seconds": round(seconds, 1),
-        "train_images_per_second": round(epochs_run * len(x_train) / seconds, 1),
+        "train_seconds": round(seconds, 1),  # this process's; a resumed run's earlier epochs are not counted
+        "train_images_per_second": round(epochs_now * len(x_train) / seconds, 1),
         "parameters": model.count_params(),
+        **({"resumed_from_epoch": resumed} if resumed else {}),
     }
     stoppers = [c for c in fit_callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
     if stoppers:  # its best epoch is the one whose weights were kept
         summary.update(restored_epoch=stoppers[0].best_epoch + 1, stopped_early=stoppers[0].stopped_epoch > 0)
-    if validate:
+    if validate and epochs_now:
         val_losses = history.history["val_loss"]
-        summary.update(lowest_val_loss=float(np.min(val_losses)), lowest_val_loss_epoch=int(np.argmin(val_losses)) + 1)
+        summary.update(lowest_val_loss=float(np.min(val_losses)), lowest_val_loss_epoch=resumed + int(np.argmin(val_losses)) + 1)
     log.info(f"train: {epochs_run} epochs, {seconds:.0f}s, {summary['train_images_per_second']:.0f} img/s")
     return summary, last_step.weights if last_step else None
 
@@ -256,7 +268,8 @@ def train_model(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None 
     # A full or read-only models folder found now, from the model's size, rather than after the training.
     check_room(models_dir, run_bytes(model.count_params(), bool(cfg.ema)), "this run")
     run_id = new_run_id(cfg.name)
-    with run_folder(models_dir, run_id) as folder:
+    backup = checkpoints.folder_for(models_dir, cfg.name, {key: getattr(cfg, key) for key in IDENTITY}, indices)
+    with checkpoints.held(backup), run_folder(models_dir, run_id) as folder:
         log.info(f"machine: {hardware.describe_machine(machine)}; precision {cfg.precision} ({why}), "
                  f"{threads} thread{'s' * (threads != 1)}")
         start = time.perf_counter()
@@ -279,7 +292,7 @@ def train_model(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None 
         if indices is not None:  # rows no config can redo: kept, so that reports and edge checks use the same
             np.savez(folder / ROWS_FILE, train=indices[0], validation=indices[1])
 
-        summary, last_step = fit(cfg, folder, model, x_train, y_train, x_val, y_val)
+        summary, last_step = fit(cfg, folder, model, x_train, y_train, x_val, y_val, backup)
         model = as_float32(cfg, model, hyperparameters)
         model.save(folder / MODEL_FILE)
         metrics = None
