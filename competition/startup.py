@@ -21,6 +21,7 @@ import importlib.util
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 from common.stderr import filtered_stderr
@@ -74,6 +75,11 @@ def install() -> None:
     """Quiet the first `import tensorflow` of this process (a no-op once it is imported)."""
     if "tensorflow" not in sys.modules and not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
+
+
+# When the command started, as near as a module can tell: what a worker process pays again before
+# its first step (TensorFlow's import, reading the data), which a recipe's plan counts.
+STARTED = time.perf_counter()
 
 
 def begin() -> None:

@@ -12,9 +12,11 @@ All in one process, on the cores it may use, one after another:
        batch 32, float32; Keras 3 has no ImageDataGenerator, which the report used),
      - the same model trained the project's way (`make train-aug`: tf.data, one fused affine warp,
        batch 32, --precision auto), and without augmentation (`make train`),
-     - each model the recipes train (`make best RECIPE=...`), as its preset trains it;
+     - each model the recipes train (`make best RECIPE=...`), as its preset trains it, and the wide
+       designs' presets (vgg-wide, wresnet-wide);
      each with its training GFLOP/s (competition/training/speed.py counts the FLOPs) and the share of the
-     float32 matmul limit that makes; the fast recipe's model also at batch 32-256 and in float32;
+     matmul limit of the precision it trains in (bfloat16's for mixed_bfloat16); the fast recipe's
+     model also at batch 32-256 and in float32;
   4. each recipe's training FLOPs and its minutes at those rates on the competition's 42,000 rows.
 Each model trains warm-up epochs (tracing, and the batches prepared meanwhile), then --epochs timed
 epochs of --images images, in --repeats rounds that alternate the models; the median counts, and
@@ -49,6 +51,9 @@ from competition.training.trainer import onehot  # noqa: E402
 
 
 BATCH_SIZES = (32, 64, 128, 256)  # the fast recipe's model is also timed at each
+WIDE_PRESETS = ("vgg-wide", "wresnet-wide")  # the designs built for accuracy, not yet in a recipe
+# The matmul a precision's convolutions run in: its training is a share of that limit, not float32's.
+LIMIT_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
 
 def notebook_rate(x, y, images: int, epochs: int) -> tuple[float, keras.Model]:
@@ -72,9 +77,10 @@ def describe(cfg: TrainConfig) -> str:
 
 
 def recipe_presets() -> list[str]:
-    """The presets the recipes train, in the recipes' order; the report's model is the project rows."""
+    """The presets the recipes train, in the recipes' order, then the wide designs'; the report's
+    model is the project rows."""
     found = [preset for recipe in RECIPES.values() for preset, _ in recipe.members if preset != "report-aug"]
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys([*found, *WIDE_PRESETS]))
 
 
 def recipe_minutes(rates: dict[str, float]) -> list[dict]:
@@ -123,18 +129,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.repeats} rounds")
 
     report = TrainConfig(augment=True, precision=precision)
-    runs = [
-        ("notebook", "report model, numpy arrays, Keras augmentation layers, batch 32, float32",
+    runs = [  # name, what, the precision it trains in, how to measure it
+        ("notebook", "report model, numpy arrays, Keras augmentation layers, batch 32, float32", "float32",
          lambda: notebook_rate(x, y, args.images, args.epochs)),
-        ("project", f"report model, tf.data + fused affine warp, batch 32, {precision}",
+        ("project", f"report model, tf.data + fused affine warp, batch 32, {precision}", precision,
          lambda: project_rate(x, y, report, args.images, args.epochs)),
-        ("project, no augmentation", f"report model, tf.data, batch 32, {precision}",
+        ("project, no augmentation", f"report model, tf.data, batch 32, {precision}", precision,
          lambda: project_rate(x, y, TrainConfig(precision=precision), args.images, args.epochs)),
     ]
     fast = RECIPES["fast"].members[0][0]
     for preset in recipe_presets():  # each model the recipes train, as they train it
         cfg = TrainConfig(**{**PRESETS[preset], "precision": precision})
-        runs.append((preset, describe(cfg), lambda cfg=cfg: project_rate(x, y, cfg, args.images, args.epochs)))
+        runs.append((preset, describe(cfg), precision,
+                     lambda cfg=cfg: project_rate(x, y, cfg, args.images, args.epochs)))
     # The fast recipe's model at other batch sizes and, where training uses bfloat16, in float32: what
     # a step's size and precision buy on this machine.
     fast_cfg = TrainConfig(**{**PRESETS[fast], "precision": precision})
@@ -142,35 +149,38 @@ def main(argv: list[str] | None = None) -> int:
     variants += [dataclasses.replace(fast_cfg, precision="float32")] if precision != "float32" else []
     for cfg in variants:
         name = f"{fast}, batch {cfg.batch_size}" if cfg.batch_size != fast_cfg.batch_size else f"{fast}, float32"
-        runs.append((name, describe(cfg), lambda cfg=cfg: project_rate(x, y, cfg, args.images, args.epochs)))
+        runs.append((name, describe(cfg), cfg.precision,
+                     lambda cfg=cfg: project_rate(x, y, cfg, args.images, args.epochs)))
     # Rounds alternate the models, so that drift in a shared machine's speed hits all alike; the
     # limit is the best matmul measured between them.
-    dtypes = ["float32"] + (["bfloat16"] if precision != "float32" else [])
+    dtypes = list(dict.fromkeys(["float32", *(LIMIT_DTYPE[run[2]] for run in runs)]))
     limits = {dtype: [speed.gemm_gflops(dtype=dtype)] for dtype in dtypes}
-    rates: dict[str, list[float]] = {name: [] for name, _, _ in runs}
+    rates: dict[str, list[float]] = {name: [] for name, *_ in runs}
     flops = {}
     for round_ in range(args.repeats):
-        for name, _, measure in runs:
+        for name, _, _, measure in runs:
             rate, model = measure()
             rates[name].append(rate)
             flops[name] = speed.training_flops(model)
         for dtype in dtypes:
             limits[dtype].append(speed.gemm_gflops(dtype=dtype))
-        measured = ", ".join(f"{name} {rates[name][-1]:,.0f}" for name, _, _ in runs)
+        measured = ", ".join(f"{name} {rates[name][-1]:,.0f}" for name, *_ in runs)
         print(f"round {round_ + 1} of {args.repeats}: {measured} img/s", flush=True)
     limit = {dtype: max(values) for dtype, values in limits.items()}
     print("limit: 2048x2048 matmul " + ", ".join(f"{gflops:,.1f} GFLOP/s in {dtype}" for dtype, gflops in limit.items())
           + f" (the best of {args.repeats + 1})", flush=True)
     rows = []
-    for name, what, _ in runs:
+    for name, what, trained_in, _ in runs:
         rate = statistics.median(rates[name])
         gflops = rate * flops[name] / 1e9
+        dtype = LIMIT_DTYPE[trained_in]
         rows.append({"name": name, "what": what, "images_per_second": round(rate, 1),
                      "rounds": [round(r, 1) for r in rates[name]],
                      "training_mflop_per_image": round(flops[name] / 1e6, 2), "gflops": round(gflops, 2),
+                     "limit_dtype": dtype, "fraction_of_limit": round(gflops / limit[dtype], 4),
                      "fraction_of_float32_limit": round(gflops / limit["float32"], 4)})
-        print(f"{name:<26} {rate:7,.0f} img/s x {flops[name] / 1e6:5.1f} MFLOP = {gflops:6.1f} GFLOP/s, "
-              f"{gflops / limit['float32']:6.1%} of the float32 limit  ({what})", flush=True)
+        print(f"{name:<26} {rate:7,.0f} img/s x {flops[name] / 1e6:6.1f} MFLOP = {gflops:6.1f} GFLOP/s, "
+              f"{gflops / limit[dtype]:6.1%} of the {dtype} limit  ({what})", flush=True)
 
     by_name = {row["name"]: row for row in rows}
     recipes_here = recipe_minutes({name: row["images_per_second"] for name, row in by_name.items()})
@@ -180,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ratio = by_name["project"]["images_per_second"] / by_name["notebook"]["images_per_second"]
     fast = by_name[fast]
     summary = (f"bench: the project trains the report's model at {ratio:.1f}x the notebook's speed; the fast recipe's "
-               f"model reaches {fast['fraction_of_float32_limit']:.0%} of this machine's float32 matmul "
+               f"model reaches {fast['fraction_of_limit']:.0%} of this machine's {fast['limit_dtype']} matmul "
                f"limit ({precision}: {why})")
     print(summary)
     if args.out:

@@ -151,3 +151,11 @@ def test_best_single_trains_at_most_half_of_the_old_ones_flops():
     old, new = RECIPES["best-single-v1"], RECIPES["best-single"]
     assert recipes.recipe_flops(new) / recipes.recipe_flops(old) <= 0.5 + 1e-9  # 25 epochs of 50: exactly half
     assert new.tta == old.tta == 4 and new.val_size == old.val_size == 0.0
+
+
+def test_the_plan_counts_each_members_start_up_and_predictions_beside_its_epochs():
+    from competition.training import recipes
+
+    # 12 s to start, 30 s of calibration, 28,000 test digits x (1 + TTA 4) forward at 3 x 500 images/s
+    assert recipes.overhead_minutes(12, 30, 28_000, 4, 500) == pytest.approx((12 + 30 + 140_000 / 1_500) / 60)
+    assert recipes.overhead_minutes(12, 30, 28_000, 0, 500) < recipes.overhead_minutes(12, 30, 28_000, 4, 500)

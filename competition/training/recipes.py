@@ -39,6 +39,7 @@ from competition.runs.folders import (
 )
 from competition.scoring.metrics import classification_metrics
 from competition.scoring.probabilities import member_probabilities
+from competition import startup
 from competition.training import hardware, parallel, speed, trainer
 
 
@@ -66,6 +67,16 @@ def members(recipe: Recipe, data_dir: str, models_dir: str, epochs: int | None =
 def minutes(cfg: TrainConfig, rows: int, images_per_second: float) -> float:
     """Training minutes of one member at a measured rate (early stopping can only shorten it)."""
     return cfg.epochs * rows * (1 - cfg.val_size) / images_per_second / 60
+
+
+def overhead_minutes(start_seconds: float, calibration_seconds: float, test_rows: int, tta: int,
+                     images_per_second: float) -> float:
+    """What a member costs beyond its epochs, from what this command measured: a process's start
+    (TensorFlow's import and the data, as this one took), its first steps (tracing and the input
+    pipeline's warm-up, as long as the calibration took) and its predictions of test.csv (a forward
+    pass is about a third of a training step's FLOPs)."""
+    predict = test_rows * (1 + tta) / (3 * images_per_second)
+    return (start_seconds + calibration_seconds + predict) / 60
 
 
 def training_flops(cfgs: list[TrainConfig], rows: int = COMPETITION_TRAIN_ROWS) -> float:
@@ -113,26 +124,32 @@ def trained(folder: Path, name: str) -> bool:
     return True
 
 
-def plan(chosen: list, folder: Path, digits, budget_minutes: float,
-         setup: hardware.Setup) -> tuple[list, list[float]]:
-    """The members to train now (those not trained yet, within the budget) and each one's minutes,
-    from a short measured calibration of each distinct configuration."""
+def plan(chosen: list, folder: Path, digits, budget_minutes: float, setup: hardware.Setup,
+         test_rows: int = 0, tta: int = 0) -> tuple[list, list[float], list[float]]:
+    """The members to train now (those not trained yet, within the budget), each one's training
+    minutes, from a short measured calibration of each distinct configuration, and each one's
+    minutes beyond training (overhead_minutes)."""
     onehot = trainer.onehot(digits.labels)
+    started = time.perf_counter() - startup.STARTED
     rates: dict[str, float] = {}
-    estimated = []
+    calibrations: dict[str, float] = {}
+    estimated, overheads = [], []
     for member in chosen:
         if trained(folder, member.name):
             estimated.append(0.0)
+            overheads.append(0.0)
             continue
         if member.preset not in rates:
             start = time.perf_counter()
             rates[member.preset] = speed.training_rate(dataclasses.replace(member.cfg, precision=setup.precision),
                                                         digits.images, onehot)
+            calibrations[member.preset] = time.perf_counter() - start
             print(f"best: calibrated {member.preset}: {rates[member.preset]:,.0f} images/s here "
-                  f"({time.perf_counter() - start:.0f}s)", flush=True)
+                  f"({calibrations[member.preset]:.0f}s)", flush=True)
         estimated.append(minutes(member.cfg, len(digits), rates[member.preset]))
-    keep = within_budget(estimated, budget_minutes)
-    return chosen[:keep], estimated[:keep]
+        overheads.append(overhead_minutes(started, calibrations[member.preset], test_rows, tta, rates[member.preset]))
+    keep = within_budget([e + o for e, o in zip(estimated, overheads)], budget_minutes)
+    return chosen[:keep], estimated[:keep], overheads[:keep]
 
 
 def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes: float = 0.0, jobs: int = 0,
@@ -154,7 +171,7 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
         {key: value for key, value in trainer.recorded_settings(m.cfg, precision).items() if key in trainer.IDENTITY}
         for m in everyone]}, ("recipe", "members"), fresh)
 
-    chosen, estimated = plan(everyone, folder, digits, budget_minutes, setup)
+    chosen, estimated, overheads = plan(everyone, folder, digits, budget_minutes, setup, len(test), recipe.tta)
     if budget_minutes and estimated and estimated[0] > budget_minutes:
         raise ValueError(f"recipe {recipe.name}'s first model needs about {_minutes(estimated[0])} here, over "
                          f"--budget_minutes {budget_minutes:g}; raise the budget or pick a faster recipe "
@@ -165,12 +182,13 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
               + (f"about {_minutes(each)}" if each else "trained already"), flush=True)
     total = sum(estimated)
     flops = f", {training_flops([m.cfg for m in chosen], len(digits)) / 1e12:,.1f} TFLOP"
+    extra = f" + {_minutes(sum(overheads))} of start-up and predictions"
     if cluster:
-        print(f"best: about {_minutes(total)} of training{flops} at this machine's speed, shared among the cluster's nodes "
-              f"at {cluster}", flush=True)
+        print(f"best: about {_minutes(total)} of training{flops}{extra} at this machine's speed, shared among the "
+              f"cluster's nodes at {cluster}", flush=True)
     else:
         side_by_side = " (the sum of their times: side by side they may end sooner, docs/speed.md)" if workers > 1 else ""
-        print(f"best: about {_minutes(total)} of training{flops}, {workers} at a time{side_by_side}", flush=True)
+        print(f"best: about {_minutes(total)} of training{flops}{extra}, {workers} at a time{side_by_side}", flush=True)
     if len(chosen) < len(everyone):
         print(f"best: --budget_minutes {budget_minutes:g} fits {len(chosen)} of the recipe's {len(everyone)} models: "
               "the ensemble stops there (run again with a larger budget to add the rest)", flush=True)
