@@ -4,7 +4,8 @@
     write_whole(Path("out/a.png"), lambda tmp: image.save(tmp, "PNG"))
     writable_folder(Path("out"), what="out/submission.csv")   # made, or refused naming the file in the way
 
-A crash leaves the old file or the new one, never half of one; the temporary file of a writer that
+A crash, or a power cut (the file and the rename are fsynced), leaves the old file or the new one,
+never half of one; the temporary file of a writer that
 was killed (`.<name>.<pid>.tmp`, its pid gone) is removed by the next write of that file. The
 trainer and the Pi runtime both write this way (standard library only).
 """
@@ -34,13 +35,28 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         yield tmp
+        _sync(tmp)  # the bytes on disk before the name points at them
         os.replace(tmp, target)
+        _sync(target.parent)  # and the rename itself, so a power cut keeps the old file or the new one
     except OSError as err:
         if err.filename is None:  # a write() that failed (no space left) says no file: name the target
             err.filename = str(target)
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _sync(path: Path) -> None:
+    """fsync a file, or a folder's entries; where a file system cannot (some network mounts), the
+    rename is still atomic for processes, only not across a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _remove_killed_writes(target: Path) -> None:

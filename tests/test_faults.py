@@ -589,6 +589,21 @@ def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
     assert listing(tmp_path) == ["metrics.json"]
 
 
+def test_a_write_is_on_disk_before_its_rename_and_the_rename_too(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):  # which path each fsync was of, read back from the descriptor
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))  # Linux, as every machine of the project
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_text(tmp_path / "metrics.json", "{}")
+    assert len(synced) == 2 and synced[1] == tmp_path.resolve()  # then the folder: the rename
+    assert synced[0].name.startswith(".metrics.json.") and synced[0].name.endswith(".tmp")  # the bytes, first
+    assert (tmp_path / "metrics.json").read_text() == "{}"
+
+
 def test_a_killed_fetch_leaves_data_as_it_was_and_its_staging_is_removed(demo_dir, tmp_path, capsys):
     data = tmp_path / "data"
     stale = data / f"{get_data.STAGING_PREFIX}999999999-abc"
