@@ -48,6 +48,10 @@ class BusyError(ProjectError):
     """Another command is using a folder that two commands must not share."""
 
 
+class ConfigError(ProjectError):
+    """A training configuration whose settings contradict each other or are out of range."""
+
+
 class InputError(ProjectError):
     """A file or value that an edge command does not take; the message names it."""
 

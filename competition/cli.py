@@ -12,13 +12,11 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from common.errors import ConfigError
 from competition.config import (
-    ARCH_NAMES,
     DATA_DIR,
     MODELS_DIR,
-    PRECISIONS,
     PRESETS,
-    SCHEDULES,
     TUNERS,
     SearchConfig,
     TrainConfig,
@@ -122,26 +120,10 @@ def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) 
     if known.preset:
         parser.set_defaults(**PRESETS[known.preset])
     args = parser.parse_args(argv)
-    if args.arch not in ARCH_NAMES:
-        parser.error(f"--arch {args.arch!r}: choose from {', '.join(ARCH_NAMES)}")
-    if args.precision not in PRECISIONS:
-        parser.error(f"--precision {args.precision!r}: choose from {', '.join(PRECISIONS)}")
-    if args.epochs < 1 or args.batch_size < 1 or not 0 <= args.val_size < 1:
-        parser.error("--epochs and --batch_size must be at least 1, --val_size in [0, 1)")
-    if not 0 <= args.ema < 1:
-        parser.error(f"--ema {args.ema}: a momentum in [0, 1); 0 is off")
-    if args.arch == "report" and (args.width, args.dropout) != (TrainConfig.width, TrainConfig.dropout):
-        parser.error("--width and --dropout are for every --arch but report (the report's design has its own)")
-    if args.width <= 0 or not 0 <= args.dropout < 1:
-        parser.error("--width must be above 0, --dropout in [0, 1)")
-    if args.schedule not in SCHEDULES:
-        parser.error(f"--schedule {args.schedule!r}: choose from {', '.join(SCHEDULES)}")
-    if not 0 <= args.warmup < 1 or not 0 <= args.label_smoothing < 1:
-        parser.error("--warmup and --label_smoothing must be in [0, 1)")
-    if args.schedule == "onecycle" and (args.lr_decay or args.early_stopping):
-        parser.error("--schedule onecycle sets every step's rate: give it --lr_decay 0 and --no-early_stopping")
-    if args.ema and args.early_stopping:  # its restored best epoch would silently replace the average
-        parser.error("--ema needs --no-early_stopping (use --lr_decay, as the strong preset does)")
+    try:
+        cfg = from_flags(args, TrainConfig)  # TrainConfig checks its own settings (TrainConfig.problems)
+    except ConfigError as err:
+        parser.error(str(err))
     if args.hparams and not Path(args.hparams).is_file():
         parser.error(f"--hparams {args.hparams}: no such file (run `make tune` first)")
     if args.pseudo:  # found now, as a path: CV and ensemble members run with their own models_dir
@@ -153,7 +135,8 @@ def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) 
             args.pseudo = str(resolve_run(args.models_dir, args.pseudo).resolve())
         except FileNotFoundError as err:
             parser.error(f"--pseudo: {err}")
-    return from_flags(args, TrainConfig), args
+        cfg = dataclasses.replace(cfg, pseudo=args.pseudo)
+    return cfg, args
 
 
 def parse_search_config(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[SearchConfig, argparse.Namespace]:

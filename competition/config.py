@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from common.digits_csv import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS  # noqa: F401  (the format's sizes)
+from common.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,6 +107,33 @@ class TrainConfig(_DataAndFit):
     pseudo_min_confidence: float = setting(0.9, "keep a pseudo-labelled digit when its labellers' mean probability "
                                                 "reaches this")
     hparams: str = setting("", "a search's best_hyperparameters.json: train that model instead of --arch")
+
+    def __post_init__(self):
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems[0])
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, each as one line naming the flags (none: they hold
+        together). Checked whenever a TrainConfig is made or replaced, however it is made."""
+        checks = [
+            (self.arch in ARCH_NAMES, f"--arch {self.arch!r}: choose from {', '.join(ARCH_NAMES)}"),
+            (self.precision in PRECISIONS, f"--precision {self.precision!r}: choose from {', '.join(PRECISIONS)}"),
+            (self.epochs >= 1 and self.batch_size >= 1 and 0 <= self.val_size < 1,
+             "--epochs and --batch_size must be at least 1, --val_size in [0, 1)"),
+            (0 <= self.ema < 1, f"--ema {self.ema}: a momentum in [0, 1); 0 is off"),
+            (self.arch != "report" or (self.width, self.dropout) == (TrainConfig.width, TrainConfig.dropout),
+             "--width and --dropout are for every --arch but report (the report's design has its own)"),
+            (self.width > 0 and 0 <= self.dropout < 1, "--width must be above 0, --dropout in [0, 1)"),
+            (self.schedule in SCHEDULES, f"--schedule {self.schedule!r}: choose from {', '.join(SCHEDULES)}"),
+            (0 <= self.warmup < 1 and 0 <= self.label_smoothing < 1, "--warmup and --label_smoothing must be in [0, 1)"),
+            (self.schedule != "onecycle" or not (self.lr_decay or self.early_stopping),
+             "--schedule onecycle sets every step's rate: give it --lr_decay 0 and --no-early_stopping"),
+            # early stopping's restored best epoch would silently replace the average
+            (not (self.ema and self.early_stopping), "--ema needs --no-early_stopping (use --lr_decay, as the strong "
+                                                      "preset does)"),
+        ]
+        return [message for holds, message in checks if not holds]
 
 
 @dataclasses.dataclass

@@ -1,13 +1,16 @@
 """Command lines: bad input means a clear message, a non-zero exit and nothing written."""
 
+import dataclasses
+import re
 import subprocess
 import sys
 
 import pytest
 
+from common.errors import ConfigError
 from competition import predict as submission
 from competition import train
-from competition.config import ROOT
+from competition.config import PRESETS, ROOT, TrainConfig
 from competition.demo_data import main as demo_main
 
 
@@ -132,3 +135,22 @@ def test_a_cv_with_a_bad_flag_writes_nothing_and_the_corrected_command_runs(flag
     assert list(tmp_path.iterdir()) == []
     if "--arch" in flags:  # nothing recorded, so the corrected command is not refused as "other settings"
         assert cv.main([*quick, "--arch", "resnet"]) == 0
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(schedule="onecycle"), "--schedule onecycle sets every step's rate"),
+    (dict(ema=0.999), "--ema needs --no-early_stopping"),
+    (dict(arch="report", width=0.5), "--width and --dropout are for every --arch but report"),
+    (dict(arch="vit"), "--arch 'vit': choose from report"),
+    (dict(epochs=0), "--epochs and --batch_size must be at least 1"),
+])
+def test_a_train_config_checks_its_own_settings_however_it_is_made(settings, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TrainConfig(**settings)
+    with pytest.raises(ConfigError, match=re.escape(message)):  # a recipe's members are made by replace
+        dataclasses.replace(TrainConfig(), **settings)
+
+
+def test_every_preset_holds_together():
+    for name, settings in PRESETS.items():
+        assert TrainConfig(**settings).problems() == [], name
