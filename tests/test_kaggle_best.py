@@ -124,11 +124,14 @@ def test_kernel_script_runs_locally_as_on_kaggle_then_submits(digits, kaggle_jso
     with FakeKaggle(digits, queued_polls=1) as server:
         monkeypatch.setenv("KAGGLE_LOCALHOST_PORT", str(server.port))
         assert run(models, "--epochs", "1", "--poll_s", "0.5") == 0
-        working = server.kernels[SLUG][0]["run"].working
+        ran_in = server.kernels[SLUG][0]["run"]
+        working = ran_in.working
         out = capsys.readouterr().out
         log = (working / bootstrap.LOG_FILE).read_text()
         assert "kaggle-best: running on Kaggle's own tensorflow" in log
-        assert "kaggle-best: $ python -m competition.best --recipe fast --data_dir " in log
+        # The fake mounts the competition where Kaggle does now, and the kernel found it there unaided.
+        assert ran_in.input == ran_in.root / "input" / "competitions" / "digit-recognizer"
+        assert f"kaggle-best: $ python -m competition.best --recipe fast --data_dir {ran_in.input} " in log
         assert "best: machine: " in log and "best: member-1: strong-short seed 0, 1 epochs" in log
         assert sorted(p.name for p in working.iterdir() if not p.name.startswith(".")) == sorted(
             [bootstrap.LOG_FILE, bootstrap.RUN_FILE, "ensemble.json", "metrics.json", "recipe_config.json",
@@ -264,11 +267,44 @@ def test_versions_outside_the_range_stop_the_kernel_in_one_line_at_its_start(tmp
     monkeypatch.setattr(bootstrap, "installed_versions", lambda: {**versions, "keras": "2.15.0"})
     monkeypatch.setattr(bootstrap.sys, "stdout", bootstrap.sys.stdout)  # run() tees it; undone after
     monkeypatch.setattr(bootstrap.sys, "stderr", bootstrap.sys.stderr)
-    assert bootstrap.run_recipe("fast", "", "abc", tested, None, str(tmp_path / "input"), str(tmp_path / "working")) == 3
+    assert bootstrap.run_recipe("fast", "", "abc", tested, None, tmp_path) == 3
     log = (tmp_path / "working" / bootstrap.LOG_FILE).read_text().splitlines()
     assert len(log) == 2 and log[0].startswith("kaggle-best: recipe fast, project code abc, Python ")
     assert log[1].startswith("kaggle-best: error: Kaggle's image has keras 2.15.0 (the project needs keras>=3.5,<4.0); "
                              "scikit-learn 1.2.2")
+
+
+def test_the_kernel_finds_the_data_where_kaggle_mounts_it(tmp_path, monkeypatch, capsys):
+    """/kaggle/input/competitions/<slug> first (Kaggle's layout now), then input/<slug>, then a walk that
+    follows links; nothing there: one line and a non-zero exit, before anything is unpacked."""
+    current, old = tmp_path / "input/competitions/digit-recognizer", tmp_path / "input/digit-recognizer"
+    for folder in (current, old):
+        folder.mkdir(parents=True)
+        (folder / "train.csv").write_text("label\n")
+    assert bootstrap.find_input(tmp_path / "input") == current
+    (current / "train.csv").unlink()
+    assert bootstrap.find_input(tmp_path / "input") == old
+    (old / "train.csv").unlink()
+    elsewhere = tmp_path / "mounted/somewhere"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "train.csv").write_text("label\n")
+    (tmp_path / "input/datasets").mkdir()
+    (tmp_path / "input/datasets/digits").symlink_to(elsewhere, target_is_directory=True)
+    assert bootstrap.find_input(tmp_path / "input") == tmp_path / "input/datasets/digits"
+    assert bootstrap.find_input(tmp_path / "nothing") is None
+
+    monkeypatch.setenv(bootstrap.ROOT_VARIABLE, str(tmp_path / "empty"))
+    assert bootstrap.kaggle_root() == tmp_path / "empty"
+    monkeypatch.delenv(bootstrap.ROOT_VARIABLE)
+    assert bootstrap.kaggle_root() == Path("/kaggle")  # what the kernel reads on Kaggle
+    monkeypatch.setattr(bootstrap, "installed_versions", lambda: {n: "2.0" for n in bootstrap.ACCEPTED})
+    monkeypatch.setattr(bootstrap, "check_versions", lambda installed, tested: ([], []))
+    monkeypatch.setattr(bootstrap.sys, "stdout", bootstrap.sys.stdout)
+    monkeypatch.setattr(bootstrap.sys, "stderr", bootstrap.sys.stderr)
+    assert bootstrap.run_recipe("fast", "", "abc", {}, None, tmp_path / "empty") == 4
+    last = (tmp_path / "empty/working" / bootstrap.LOG_FILE).read_text().splitlines()[-1]
+    assert last.startswith(f"kaggle-best: error: no train.csv under {tmp_path / 'empty/input'} (looked in "
+                           "competitions/digit-recognizer, digit-recognizer, then every folder)")
 
 
 def test_a_kernel_gone_from_kaggle_says_so_in_one_line(fake, kaggle_json, tmp_path, capsys):

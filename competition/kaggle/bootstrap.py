@@ -9,8 +9,9 @@ In the kernel it
    range it stops at once, in one line (not a traceback twenty minutes in); inside one but not the
    tested pin, one line says so and it runs on Kaggle's own (no pip install: no internet needed,
    no minutes of GPU quota spent installing, and the CUDA build that matches Kaggle's drivers);
-3. unpacks the project and runs `python -m competition.best --recipe <name>` on the competition's
-   data (<input>), exactly as `make best` does, into <working>/recipe-<name>/, one member at a time
+3. finds the competition's data where Kaggle mounts it (find_input: <root>/input/competitions/<slug>,
+   then the older <root>/input/<slug>, then any folder under <root>/input holding train.csv),
+   unpacks the project and runs `python -m competition.best --recipe <name>` on it, exactly as `make best` does, into <working>/recipe-<name>/, one member at a time
    (--jobs 1: the members share one GPU, whose memory one TensorFlow process takes);
 4. lifts that folder's files into <working>/ (submission.csv at the top, where Kaggle looks for a
    notebook's submission) and writes kaggle_run.json: what ran, on which versions.
@@ -33,8 +34,10 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-INPUT = "/kaggle/input/digit-recognizer"
-WORKING = "/kaggle/working"
+ROOT = "/kaggle"  # Kaggle's tree: input/ (the attached sources, read-only), working/ (the outputs)
+# Tests only: the fake Kaggle's runner sets it to its stand-in for /kaggle (nothing on Kaggle does).
+ROOT_VARIABLE = "DIGITS_FAKE_KAGGLE_ROOT"
+COMPETITION = "digit-recognizer"
 LOG_FILE = "kaggle-best.log"
 RUN_FILE = "kaggle_run.json"  # in the output: the recipe, the code's digest, the versions it ran on
 PREFIX = "kaggle-best:"
@@ -108,12 +111,21 @@ def unpack(project_zip_b64: str, dest: Path) -> Path:
     return dest
 
 
-def find_input(input_dir: Path) -> Path:
-    """The competition's folder: the expected one, else the one under /kaggle/input holding train.csv."""
-    if (input_dir / "train.csv").is_file():
-        return input_dir
-    found = sorted(input_dir.parent.glob("**/train.csv")) if input_dir.parent.is_dir() else []
-    return found[0].parent if found else input_dir  # none: make best says what is missing
+def kaggle_root() -> Path:
+    return Path(os.environ.get(ROOT_VARIABLE) or ROOT)
+
+
+def find_input(input_root: Path, slug: str = COMPETITION) -> Path | None:
+    """The competition's folder under input_root: competitions/<slug> (how Kaggle mounts a competition
+    now), <slug> (before), else the first folder holding train.csv, links followed (mounts may be links)."""
+    for folder in (input_root / "competitions" / slug, input_root / slug):
+        if (folder / "train.csv").is_file():
+            return folder
+    for folder, subfolders, files in os.walk(input_root, followlinks=True):
+        subfolders.sort()
+        if "train.csv" in files:
+            return Path(folder)
+    return None
 
 
 def lift(folder: Path, working: Path) -> None:
@@ -133,9 +145,11 @@ def gpu_line() -> str:
 
 
 def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict[str, str], epochs: int | None = None,
-        input_dir: str = INPUT, working_dir: str = WORKING) -> int:
-    """The kernel's work; its exit status (non-zero: Kaggle marks the run ERROR)."""
-    working = Path(working_dir)
+        root: Path | None = None) -> int:
+    """The kernel's work, in the tree at root (default: kaggle_root()); its exit status (non-zero: Kaggle
+    marks the run ERROR)."""
+    root = root or kaggle_root()
+    working = root / "working"
     working.mkdir(parents=True, exist_ok=True)
     log = open(working / LOG_FILE, "a", encoding="utf-8")
     sys.stdout, sys.stderr = Tee(sys.__stdout__, log), Tee(sys.__stderr__, log)
@@ -152,8 +166,12 @@ def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict
         + (f" (tested with {', '.join(f'{n} {tested[n]}' for n in tested)}; untested here: {', '.join(notes)})"
            if notes else " (the tested pins)"))
 
+    data = find_input(root / "input")
+    if data is None:
+        say(f"error: no train.csv under {root / 'input'} (looked in competitions/{COMPETITION}, {COMPETITION}, then "
+            f"every folder): attach the competition to the kernel (competition_sources: [\"{COMPETITION}\"])")
+        return 4
     project = unpack(project_zip_b64, Path(tempfile.mkdtemp(prefix="digits-project-")))
-    data = find_input(Path(input_dir))
     command = [sys.executable, "-u", "-m", "competition.best", "--recipe", recipe, "--data_dir", str(data),
                "--models_dir", str(working), "--jobs", "1", *(["--epochs", str(epochs)] if epochs else [])]
     say("$ python -m competition.best " + " ".join(command[4:]))

@@ -63,6 +63,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from competition.kaggle.bootstrap import ROOT_VARIABLE
+
 HOST = "127.0.0.1"
 USERNAME, KEY = "ada", "0123456789abcdef-not-a-real-key"
 TOKEN = "KGAT_0123456789-not-a-real-token"
@@ -394,14 +396,17 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 KERNEL_CALLS = ("SaveKernel", "GetKernelSessionStatus", "ListKernelSessionOutput", "GetAcceleratorQuotaStatistics")
-KAGGLE_INPUT = "input/digit-recognizer"  # under the fake's /kaggle: what competition_sources attaches
+# Under the fake's stand-in for /kaggle: where Kaggle mounts a competition attached by competition_sources
+# (since 2025; before, input/<slug>), and where a kernel writes its outputs.
+KAGGLE_INPUT = "input/competitions/digit-recognizer"
 KAGGLE_WORKING = "working"
 
 
 class KernelRun:
-    """A pushed script kernel run for real, as Kaggle would: in a folder laid out as Kaggle's (kaggle/input/
-    digit-recognizer with the competition's CSVs, kaggle/working for its outputs), its paths passed in
-    (`--input`, `--working`), by this Python, its output lines the kernel's log."""
+    """A pushed script kernel run for real, as Kaggle would: in a folder laid out as Kaggle's /kaggle
+    (input/competitions/digit-recognizer with the competition's CSVs, working/ for its outputs and the
+    current folder), by this Python, its output lines the kernel's log. Nothing is passed to the
+    script: it finds the folder as it finds /kaggle (bootstrap.ROOT_VARIABLE names the stand-in)."""
 
     def __init__(self, text: str, metadata: dict, competition: Competition):
         self.root = Path(tempfile.mkdtemp(prefix="fake-kaggle-kernel-")) / "kaggle"
@@ -414,11 +419,8 @@ class KernelRun:
         script.write_text(text)
         self._events: list[dict] = []
         self._start = time.monotonic()
-        env = {name: value for name, value in os.environ.items()
-               if not name.startswith(("KAGGLE_", "DIGITS_", "PYTHONPATH"))}  # a kernel knows nothing of ours
-        self._process = subprocess.Popen(
-            [sys.executable, str(script), "--input", str(self.input), "--working", str(self.working)],
-            cwd=self.working, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._process = subprocess.Popen([sys.executable, str(script)], cwd=self.working, env=kernel_environment(
+            self.root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -444,6 +446,13 @@ class KernelRun:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+
+
+def kernel_environment(root: Path) -> dict[str, str]:
+    """A kernel's environment: this one less what a kernel knows nothing of (ours, the client's), with
+    the fake's stand-in for /kaggle."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("KAGGLE_", "DIGITS_", "PYTHONPATH"))}
+    return {**env, ROOT_VARIABLE: str(root)}
 
 
 def digits_competition(n_test: int = 360, seed: int = 0) -> Competition:

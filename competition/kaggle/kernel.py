@@ -125,14 +125,8 @@ PROJECT_ZIP = (  # {", ".join(PACKED)} of the checkout, zipped, base64
 {lines}
 )
 
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="make kaggle-best's kernel: the recipe, on Kaggle")
-    parser.add_argument("--input", default=INPUT, help="the competition's folder (default: %(default)s)")
-    parser.add_argument("--working", default=WORKING, help="where the outputs go (default: %(default)s)")
-    args, _ = parser.parse_known_args()  # whatever else the runner passes
-    code = run_recipe(RECIPE, PROJECT_ZIP, CODE_DIGEST, TESTED, EPOCHS, args.input, args.working)
+if __name__ == "__main__":  # as a script, and as the one cell of the notebook Kaggle makes of it
+    code = run_recipe(RECIPE, PROJECT_ZIP, CODE_DIGEST, TESTED, EPOCHS)
     if code:
         sys.exit(code)
 '''
