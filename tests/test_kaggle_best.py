@@ -36,8 +36,9 @@ def digits():
 class CannedRun:
     """A kernel run that Kaggle has already made: RUNNING for `polls` status calls, then `ends`."""
 
-    def __init__(self, working: Path, polls: int = 2, ends: str = "COMPLETE", log: list[str] | None = None):
-        self.working, self.polls, self.ends = working, polls, ends
+    def __init__(self, working: Path, polls: int = 2, ends: str = "COMPLETE", log: list[str] | None = None,
+                 failure: str = "Your notebook tried to run but exited with code 2"):
+        self.working, self.polls, self.ends, self.failure = working, polls, ends, failure
         self.lines = log or ["kaggle-best: recipe fast, project code abc", "best: member-1: strong seed 0",
                              "kaggle-best: done in 6.0 min"]
 
@@ -45,7 +46,7 @@ class CannedRun:
         self.polls -= 1
         if self.polls >= 0:
             return "RUNNING", ""
-        return self.ends, "Your notebook tried to run but exited with code 2" if self.ends == "ERROR" else ""
+        return self.ends, self.failure if self.ends == "ERROR" else ""
 
     def log(self):
         shown = self.lines if self.polls < 0 else self.lines[:1]
@@ -212,8 +213,9 @@ def test_short_quota_refuses_in_one_line_and_force_pushes(fake, kaggle_json, tmp
 
 @pytest.mark.parametrize("case, expected", [
     ("wrong key", "GPU quota: Kaggle refused the credentials from"),
-    ("no GPU for this account", "push: Kaggle refused (403 Forbidden): this account may not run this kernel: "
-                                "Kaggle lends GPUs only to accounts with a verified phone number"),
+    ("no GPU for this account", "push: Kaggle refused the push (HTTP 403: Phone verification is required to use "
+                                "accelerators): a kernel can be pushed only to this account's own slugs, and Kaggle "
+                                "lends GPUs only to accounts with a verified phone number"),
     ("rules not accepted", "push: Kaggle did not attach the competition's data (digit-recognizer) to the kernel: "
                            "accept the competition's rules at https://www.kaggle.com/competitions/digit-recognizer/rules"),
 ])
@@ -313,6 +315,48 @@ def test_a_kernel_gone_from_kaggle_says_so_in_one_line(fake, kaggle_json, tmp_pa
     state.parent.mkdir(parents=True)
     state.write_text(json.dumps({"slug": SLUG, "version": 3, "url": "u", "pushed_at": "t", "code": "c"}))
     assert run(models) == 1
-    assert capsys.readouterr().err.strip() == (f"error: kernel {SLUG}: Kaggle has no such kernel (404): deleted on "
-                                               "Kaggle? --new pushes another")
+    assert capsys.readouterr().err.strip() == (f"error: kernel {SLUG}: no such kernel for this account (HTTP 404): a "
+                                               "wrong slug, another account's kernel, or deleted on Kaggle; --new "
+                                               "pushes another")
+    for status in (401, 403):  # what Kaggle answers for a slug this account may not see
+        fake.fail("GetKernelSessionStatus", status)
+        assert run(models) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: kernel {SLUG}: no such kernel for this account (HTTP {status})")
+        assert "phone" not in err and "credentials" not in err
     assert run(models, "--new") == 0 and fake.count("SaveKernel") == 1
+
+
+NBCONVERT_TAIL = ["[NbConvertApp] Converting notebook __notebook__.ipynb to notebook",
+                  "[NbConvertApp] Writing 12345 bytes to __notebook__.ipynb",
+                  "[NbConvertApp] Converting notebook __notebook__.ipynb to html",
+                  "[NbConvertApp] Writing 300000 bytes to __results__.html"]
+
+
+@pytest.mark.parametrize("lines, failure, why", [
+    (["kaggle-best: recipe fast", "kaggle-best: $ python -m competition.best --recipe fast", *NBCONVERT_TAIL],
+     "Your notebook tried to allocate more memory than is available.",
+     "Your notebook tried to allocate more memory than is available."),
+    (["kaggle-best: recipe fast", "kaggle-best: $ python -m competition.best --recipe fast", *NBCONVERT_TAIL], "",
+     "its last line: $ python -m competition.best --recipe fast"),
+    (["kaggle-best: error: this kernel sees no GPU", *NBCONVERT_TAIL], "Your notebook tried to run but exited",
+     "this kernel sees no GPU"),
+])
+def test_a_failure_reason_is_never_nbconverts(fake, kaggle_json, tmp_path, capsys, lines, failure, why):
+    fake.runner = lambda text, body, competition: CannedRun(tmp_path / "nothing", ends="ERROR", log=lines,
+                                                            failure=failure)
+    assert kernel.failure_reason(lines, failure) == why
+    assert run(tmp_path / "models") == 1
+    err = capsys.readouterr().err
+    assert "NbConvertApp" not in err and "__results__" not in err
+    assert f"ended ERROR on Kaggle: {why} (its log" in err
+
+
+def test_a_code_file_over_700_kb_is_refused_before_pushing(fake, kaggle_json, tmp_path, monkeypatch, capsys):
+    script, _ = kernel.kernel_script(RECIPES["fast"])
+    assert len(script.encode()) < kernel.MAX_CODE_BYTES == 700_000  # the project's code fits, with room
+    monkeypatch.setattr(kernel, "MAX_CODE_BYTES", len(script.encode()) - 1)
+    assert run(tmp_path / "models") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the kernel's code file would be ") and "kB Kaggle is known to take: not pushed" in err
+    assert len(err.splitlines()) == 1 and fake.count("SaveKernel") == 0

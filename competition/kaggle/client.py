@@ -37,11 +37,15 @@ BACKOFF_S = 2.0
 # KAGGLE_CONFIG_DIR says.
 ACCESS_TOKEN_FILES = ("~/.kaggle/access_token", "~/.kaggle/access_token.txt")
 OAUTH_FILE = "~/.kaggle/credentials.json"  # written by `kaggle auth login`
+# A call about one kernel (status, output) answered 401, 403 or 404: Kaggle answers all three for a slug
+# this account cannot see (a wrong one, another account's private kernel, one deleted).
+NO_KERNEL = ("no such kernel for this account (HTTP {status}): a wrong slug, another account's kernel, or "
+             "deleted on Kaggle; --new pushes another")
+# A refused push: Kaggle's own reason, and the two usual causes.
+PUSH_REFUSED = ("Kaggle refused the push (HTTP {status}: {reason}): a kernel can be pushed only to this account's own "
+                "slugs, and Kaggle lends GPUs only to accounts with a verified phone number "
+                "(https://www.kaggle.com/settings)")
 # The public leaderboard is read a page at a time, best first, until a score below the user's.
-# A 403 to a kernel call: Kaggle lends GPUs only to phone-verified accounts; a kernel is its owner's.
-KERNEL_FORBIDDEN = ("this account may not run this kernel: Kaggle lends GPUs only to accounts with a verified "
-                    "phone number (verify it at https://www.kaggle.com/settings), and a kernel only to its owner; "
-                    "its competition data needs the rules accepted ({rules})")
 LEADERBOARD_PAGE = 200
 LEADERBOARD_PAGES = 25
 
@@ -260,7 +264,7 @@ class KaggleClient:
                                   f"kernel: accept the competition's rules at {self.rules_url}, then run this again")
             return response
 
-        return self._call("push", once, retries=0, forbidden=KERNEL_FORBIDDEN)
+        return self._call("push", once, retries=0, refusals={403: PUSH_REFUSED})
 
     def kernel_status(self, slug: str) -> tuple[str, str]:
         """A kernel's latest run: its status (QUEUED, RUNNING, COMPLETE, ERROR, CANCEL_...) and failure message."""
@@ -275,7 +279,7 @@ class KaggleClient:
                 response = kaggle.kernels.kernels_api_client.get_kernel_session_status(request)
             return response.status.name, response.failure_message or ""
 
-        return self._call(f"kernel {slug}", once, forbidden=KERNEL_FORBIDDEN)
+        return self._call(f"kernel {slug}", once, refusals=KERNEL_REFUSALS)
 
     def kernel_output(self, slug: str, page_token: str = "", page_size: int = 100):
         """One page of a kernel's latest run's output: files (file_name, url), its log (JSON, a list of
@@ -291,7 +295,7 @@ class KaggleClient:
             with self._api.build_kaggle_client() as kaggle:
                 return kaggle.kernels.kernels_api_client.list_kernel_session_output(request)
 
-        return self._call(f"kernel {slug}'s output", once, forbidden=KERNEL_FORBIDDEN)
+        return self._call(f"kernel {slug}'s output", once, refusals=KERNEL_REFUSALS)
 
     def download_url(self, url: str, dest: Path, what: str) -> int:
         """Download url (a kernel's output file, a signed storage URL: no credentials) to dest; bytes.
@@ -312,9 +316,11 @@ class KaggleClient:
         response = self._call("GPU quota", self._api.quota_view)
         return response.gpu_quota, response.quota_refresh_time
 
-    def _call(self, what: str, fn: Callable[[], T], retries: int | None = None, forbidden: str | None = None) -> T:
+    def _call(self, what: str, fn: Callable[[], T], retries: int | None = None,
+              refusals: dict[int, str] | None = None) -> T:
         """fn(), tried again on network errors, 429 and 5xx (retries times, default the client's); any
-        failure becomes a KaggleError. forbidden: what a 403 means here, when not the competition's rules."""
+        failure becomes a KaggleError. refusals: what an HTTP status means here, where not what it means for
+        the competition ({status} and {reason}, Kaggle's own words, are filled in)."""
         import requests
 
         retries = self.retries if retries is None else retries
@@ -324,7 +330,7 @@ class KaggleClient:
             except (requests.RequestException, _UploadFailed, *_urllib3_errors()) as err:
                 reason = _transient(err)
                 if reason is None:
-                    raise self._explain(what, err, forbidden) from None
+                    raise self._explain(what, err, refusals or {}) from None
                 if attempt == retries:
                     raise KaggleError(f"{what}: gave up after {attempt + 1} tries (last: {reason}). "
                                       "Check the network and https://www.kaggle.com, then run again.") from None
@@ -334,12 +340,10 @@ class KaggleClient:
                 time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _explain(self, what: str, err: Exception, forbidden: str | None = None) -> KaggleError:
+    def _explain(self, what: str, err: Exception, refusals: dict[int, str]) -> KaggleError:
         status = _status(err)
-        if status == 403 and forbidden:
-            return KaggleError(f"{what}: Kaggle refused (403 Forbidden): {forbidden.format(rules=self.rules_url)}")
-        if status == 404 and forbidden:  # a kernel call: the kernel, not the competition, is missing
-            return KaggleError(f"{what}: Kaggle has no such kernel (404): deleted on Kaggle? --new pushes another")
+        if status in refusals:
+            return KaggleError(f"{what}: " + refusals[status].format(status=status, reason=_reason(err)))
         if status == 401:
             return KaggleError(f"{what}: Kaggle refused the credentials from {self.source} (401 Unauthorized): "
                                f"the key or token is wrong, expired or revoked. Make a new one at {TOKEN_URL}.")
@@ -351,6 +355,19 @@ class KaggleClient:
             return KaggleError(f"{what}: Kaggle found no such thing (404) for the competition "
                                f"{self.competition}: {_clean(err)}")
         return KaggleError(f"{what}: {_clean(err)}")
+
+
+KERNEL_REFUSALS = {401: NO_KERNEL, 403: NO_KERNEL, 404: NO_KERNEL}
+
+
+def _reason(err: Exception) -> str:
+    """Kaggle's own words in an error answer ({"code", "message"}), else the status's name."""
+    response = getattr(err, "response", None)
+    try:
+        message = response.json().get("message")
+    except (AttributeError, ValueError):
+        message = None
+    return str(message)[:200] if message else getattr(response, "reason", "") or "no reason given"
 
 
 def _urllib3_errors() -> tuple[type[Exception], ...]:

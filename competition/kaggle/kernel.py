@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -47,6 +48,9 @@ PACKED = ("common", "competition")  # what trains; edge/, tests/ and docs/ stay 
 STATE_FOLDER = ".kaggle-best"  # under the models folder: one <recipe>.json per kernel pushed and not yet fetched
 POLL_S = 30.0
 LOG_TAIL = 15  # lines of a failed kernel's log shown
+# Lines Kaggle's notebook runner adds to a log (nbconvert's, Jupyter's warnings): never a reason.
+JUPYTER_LINE = re.compile(r"\[NbConvertApp\]|__results__\.html|__notebook__\.ipynb|traitlets")
+MAX_CODE_BYTES = 700_000  # the largest code file known to pass a push (Kaggle does not document its limit)
 HEARTBEAT = 10  # polls without news between two progress lines
 
 
@@ -148,8 +152,13 @@ def kernel_metadata(username: str, recipe: Recipe, accelerator: str = DEFAULT_GP
 def write_kernel_folder(folder: Path, username: str, recipe: Recipe, epochs: int | None = None,
                         accelerator: str = DEFAULT_GPU) -> str:
     """The folder `kaggle kernels push` takes; the digest of the code in it."""
-    folder.mkdir(parents=True, exist_ok=True)
     script, digest = kernel_script(recipe, epochs)
+    size = len(script.encode())
+    if size > MAX_CODE_BYTES:
+        raise ProjectError(f"the kernel's code file would be {size / 1000:,.0f} kB, over the {MAX_CODE_BYTES / 1000:,.0f} kB "
+                           f"Kaggle is known to take: not pushed (only .py files of {', '.join(PACKED)} travel; "
+                           "keep large files out of them)")
+    folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / SCRIPT_FILE, script)
     write_json(folder / METADATA_FILE, kernel_metadata(username, recipe, accelerator))
     return digest
@@ -234,14 +243,27 @@ def watch(client: KaggleClient, state: dict, poll_s: float = POLL_S) -> str:
         time.sleep(poll_s)
 
 
+def failure_reason(lines: list[str], failure: str) -> str:
+    """Why a kernel failed, in one line: the kit's own error line, else Kaggle's failure message, else the
+    kit's last line. Never Jupyter's: a notebook's log ends with nbconvert writing __results__.html."""
+    ours = [line[len(bootstrap.PREFIX):].strip() for line in lines if line.startswith(bootstrap.PREFIX)]
+    errors = [line[len("error:"):].strip() for line in ours if line.startswith("error:")]
+    if errors:
+        return errors[-1]
+    if failure:
+        return failure
+    return f"its last line: {ours[-1]}" if ours else "no reason given and no line of the kit in its log"
+
+
 def failed(client: KaggleClient, state: dict, status: str) -> KaggleError:
-    """The failed kernel's log's last lines (on stderr), and the one line that says what failed."""
+    """The failed kernel's log's last lines (on stderr, Jupyter's own left out), and the one line that
+    says what failed."""
     _, failure = client.kernel_status(state["slug"])
-    lines = log_lines(client.kernel_output(state["slug"], page_size=1))
+    lines = [line for line in log_lines(client.kernel_output(state["slug"], page_size=1))
+             if not JUPYTER_LINE.search(line)]
     for line in lines[-LOG_TAIL:]:
         print(f"  | {line}", file=sys.stderr)
-    ours = [line for line in lines if line.startswith(f"{bootstrap.PREFIX} error:")]
-    why = (ours[-1][len(bootstrap.PREFIX) + 8:] if ours else lines[-1] if lines else "") or failure or "no log"
+    why = failure_reason(lines, failure)
     return KaggleError(f"kernel {state['slug']} version {state['version']} ended {status} on Kaggle: {why} "
                        f"(its log: {state['url']}; the next run pushes a new version)")
 
