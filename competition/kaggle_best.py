@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None,
                         help="each member this many epochs instead of its preset's, to try it out (the recipe's "
                              "estimate then does not apply)")
+    parser.add_argument("--docker_image", default=None,
+                        help="pin the kernel to this Kaggle image (e.g. gcr.io/kaggle-gpu-images/python:<tag>; "
+                             "default: Kaggle's latest)")
     parser.add_argument("--force", action="store_true", help="push even when the GPU quota left looks too short")
     parser.add_argument("--new", action="store_true",
                         help="push a new version even when one pushed before has not been fetched")
@@ -62,12 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     def work():
         if args.build_only:
             username = args.username or KaggleClient(retries=args.retries, backoff_s=args.backoff_s).username
-            digest = write_kernel_folder(Path(args.build_only), username, recipe, args.epochs, args.accelerator)
+            digest = write_kernel_folder(Path(args.build_only), username, recipe, args.epochs, args.accelerator,
+                                         args.docker_image)
             print(f"kaggle-best: {args.build_only}: the kernel of recipe {recipe.name} (code {digest})")
             return None
         client = KaggleClient(retries=args.retries, backoff_s=args.backoff_s)
         return kaggle_best(recipe, args.models_dir, args.accelerator, args.epochs, args.force, args.new,
-                           args.poll_s, client)
+                           args.poll_s, client, args.docker_image)
 
     return exit_status(work, args.debug, interrupted="the kernel keeps running on Kaggle; the same command "
                                                      "attaches to it and fetches its output")

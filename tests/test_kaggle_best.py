@@ -21,6 +21,7 @@ from competition import kaggle_best, submit
 from competition import predict as submission
 from competition.config import RECIPES, ROOT
 from competition.kaggle import bootstrap, kernel
+from competition.kaggle.client import KaggleClient, KaggleError
 from competition.kaggle.fake import KEY, USERNAME, FakeKaggle, digits_competition
 from competition.runs.folders import best_scored
 
@@ -108,7 +109,11 @@ def test_the_pushed_kernel_is_what_kaggle_expects(fake, kaggle_json, tmp_path, c
     assert {"common/errors.py", "competition/training/recipes.py", "competition/config.py"} <= names
     assert not [n for n in names if "/tests/" in n or not n.endswith(".py")]
     out = capsys.readouterr().out
-    assert f"pushed version 1 of {SLUG} (code " in out and f"{fake.url}/code/{SLUG}" in out
+    minutes, _ = kernel.estimate_minutes(RECIPES["fast"], "NvidiaTeslaT4")
+    assert sent["sessionTimeoutSeconds"] == kernel.session_timeout_s(minutes) == 30 * 60  # the floor: 2 x 5 min is less
+    assert "dockerImage" not in sent  # Kaggle's latest image unless pinned
+    assert f"pushed version 1 of {SLUG} (ref /code/{SLUG}, code " in out and f"{fake.url}/code/{SLUG}" in out
+    assert "stopped by Kaggle after 30 min" in out
 
     kernel.write_kernel_folder(tmp_path / "folder", USERNAME, RECIPES["fast"])  # as --build_only writes it
     metadata = json.loads((tmp_path / "folder" / kernel.METADATA_FILE).read_text())
@@ -360,3 +365,53 @@ def test_a_code_file_over_700_kb_is_refused_before_pushing(fake, kaggle_json, tm
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: the kernel's code file would be ") and "kB Kaggle is known to take: not pushed" in err
     assert len(err.splitlines()) == 1 and fake.count("SaveKernel") == 0
+
+
+def test_the_session_timeout_follows_the_estimate_within_kaggles_limit():
+    assert kernel.session_timeout_s(5) == 30 * 60
+    assert kernel.session_timeout_s(100) == 200 * 60
+    assert kernel.session_timeout_s(500) == 12 * 3600  # Kaggle stops a GPU session at 12 h anyway
+
+
+def test_status_and_output_read_the_pushed_version_not_the_latest(fake, kaggle_json, tmp_path, monkeypatch, capsys):
+    """Version 1 pushed, the watching stopped; version 2 pushed since (from another checkout): attaching
+    reads version 1's status and output, by the label the client writes ("v1")."""
+    models, watch = tmp_path / "models", kernel.watch
+    monkeypatch.setattr(kernel, "watch", lambda client, state, poll_s: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert run(models) == 130
+    state = json.loads(kernel.state_path(RECIPES["fast"], models).read_text())
+    assert (state["version"], state["ref"], state["timeout_s"]) == (1, f"/code/{SLUG}", 1800)
+    monkeypatch.setattr(kernel, "watch", watch)
+    assert run(tmp_path / "elsewhere") == 0
+    first, second = fake.kernels[SLUG]
+    polled = second["polls"]
+    capsys.readouterr()
+    assert run(models) == 0
+    assert "attaching to version 1 of" in capsys.readouterr().out
+    assert first["polls"] > 0 and second["polls"] == polled
+    client = KaggleClient()
+    assert client.kernel_status(SLUG, 2)[0] == "COMPLETE"
+    with pytest.raises(KaggleError, match=r"no such kernel for this account \(HTTP 404\)"):
+        client.kernel_status(SLUG, 3)
+
+
+def test_a_kernel_stuck_in_queued_says_what_to_do_once(fake, kaggle_json, tmp_path, monkeypatch, capsys):
+    fake.queued_polls = 40
+    monkeypatch.setattr(kernel, "QUEUED_NOTICE_S", 0.1)
+    assert run(tmp_path / "models") == 0
+    out = capsys.readouterr().out
+    [notice] = [line for line in out.splitlines() if "still QUEUED" in line]
+    assert notice.startswith("kaggle-best: still QUEUED after 0 min: Kaggle has not started version 1. Open "
+                             f"{fake.url}/code/{SLUG}: if it shows no running session, cancel it there")
+    assert "run this again with --new" in notice
+
+
+def test_an_image_pinned_and_the_quota_held_by_running_sessions(fake, kaggle_json, tmp_path, capsys):
+    fake.gpu_reserved_s = 2 * 3600
+    image = "gcr.io/kaggle-gpu-images/python:v160"
+    assert run(tmp_path / "models", "--docker_image", image) == 0
+    [push] = fake.kernels[SLUG]
+    assert push["metadata"]["dockerImage"] == image
+    out = capsys.readouterr().out
+    assert "GPU quota: 24.5 h of 30.0 h left this week (2.0 h held by sessions still running)" in out  # 30 - 3.5 - 2
+    assert f"image {image}" in out

@@ -249,14 +249,15 @@ class KaggleClient:
     # Script kernels (make kaggle-best, competition/kaggle/kernel.py), through kagglesdk's own calls:
     # KaggleApi's kernels_status and kernels_logs turn 401 and 403 into a ValueError about slugs.
 
-    def push_kernel(self, folder: Path):
+    def push_kernel(self, folder: Path, timeout_s: int | None = None):
         """Push the kernel in folder (kernel-metadata.json and its code file): Kaggle saves a new version
-        and starts running it. The response (kagglesdk ApiSaveKernelResponse: url, version_number, ...).
-        Not tried again: a push whose answer was lost may have started a run (and spends GPU quota)."""
+        and starts running it, stopped after timeout_s if given. The response (kagglesdk
+        ApiSaveKernelResponse: ref, url, version_number, ...). Not tried again: a push whose answer was lost
+        may have started a run (and spends GPU quota)."""
         def once():
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):  # its slug advice
-                response = self._api.kernels_push(str(folder))
+                response = self._api.kernels_push(str(folder), timeout=str(timeout_s) if timeout_s else None)
             if response.error:
                 raise KaggleError(f"push: Kaggle did not take the kernel: {response.error}")
             if response.invalid_competition_sources:
@@ -266,31 +267,39 @@ class KaggleClient:
 
         return self._call("push", once, retries=0, refusals={403: PUSH_REFUSED})
 
-    def kernel_status(self, slug: str) -> tuple[str, str]:
-        """A kernel's latest run: its status (QUEUED, RUNNING, COMPLETE, ERROR, CANCEL_...) and failure message."""
+    @staticmethod
+    def _kernel_request(request, slug: str, version: int | None):
+        """request (a kagglesdk kernel request) for slug's version (None: the latest), as the client writes
+        a version: "v<N>" (the API answers 404 to a bare number)."""
+        request.user_name, request.kernel_slug = slug.split("/", 1)
+        if version:
+            request.version_label = f"v{version}"
+        return request
+
+    def kernel_status(self, slug: str, version: int | None = None) -> tuple[str, str]:
+        """A kernel version's run (None: the latest): its status (QUEUED, RUNNING, COMPLETE, ERROR,
+        CANCEL_...) and failure message."""
         from kagglesdk.kernels.types.kernels_api_service import (
             ApiGetKernelSessionStatusRequest,
         )
 
         def once():
-            request = ApiGetKernelSessionStatusRequest()
-            request.user_name, request.kernel_slug = slug.split("/", 1)
+            request = self._kernel_request(ApiGetKernelSessionStatusRequest(), slug, version)
             with self._api.build_kaggle_client() as kaggle:
                 response = kaggle.kernels.kernels_api_client.get_kernel_session_status(request)
             return response.status.name, response.failure_message or ""
 
         return self._call(f"kernel {slug}", once, refusals=KERNEL_REFUSALS)
 
-    def kernel_output(self, slug: str, page_token: str = "", page_size: int = 100):
-        """One page of a kernel's latest run's output: files (file_name, url), its log (JSON, a list of
-        {stream_name, time, data}), next_page_token (kagglesdk ApiListKernelSessionOutputResponse)."""
+    def kernel_output(self, slug: str, version: int | None = None, page_token: str = "", page_size: int = 100):
+        """One page of a kernel version's run's output (None: the latest): files (file_name, url), its log
+        (JSON, a list of {stream_name, time, data}), next_page_token (ApiListKernelSessionOutputResponse)."""
         from kagglesdk.kernels.types.kernels_api_service import (
             ApiListKernelSessionOutputRequest,
         )
 
         def once():
-            request = ApiListKernelSessionOutputRequest()
-            request.user_name, request.kernel_slug = slug.split("/", 1)
+            request = self._kernel_request(ApiListKernelSessionOutputRequest(), slug, version)
             request.page_size, request.page_token = page_size, page_token
             with self._api.build_kaggle_client() as kaggle:
                 return kaggle.kernels.kernels_api_client.list_kernel_session_output(request)
@@ -311,8 +320,8 @@ class KaggleClient:
         return self._call(what, once)
 
     def gpu_quota(self):
-        """This account's weekly GPU quota (kagglesdk ApiAcceleratorQuota: time_used, total_time_allowed,
-        timedeltas) and when it refreshes (a UTC datetime, or None)."""
+        """This account's weekly GPU quota (kagglesdk ApiAcceleratorQuota: time_used, time_reserved by
+        sessions still running, total_time_allowed, timedeltas) and when it refreshes (a UTC datetime, or None)."""
         response = self._call("GPU quota", self._api.quota_view)
         return response.gpu_quota, response.quota_refresh_time
 

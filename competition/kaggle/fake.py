@@ -20,16 +20,18 @@ The calls below were read off the real client by pointing it at a logging server
 and the kernel calls, their shapes those of kagglesdk's kernels types (the answers are made with them):
 
     POST /api/v1/kernels.KernelsApiService/SaveKernel   {"slug", "newTitle", "text", "language", "kernelType",
-         "isPrivate", "enableGpu", "enableInternet", "competitionDataSources", "machineShape", ...}
+         "isPrivate", "enableGpu", "enableInternet", "competitionDataSources", "machineShape",
+         "sessionTimeoutSeconds"?, "dockerImage"?, ...}
          -> {"ref", "url", "versionNumber", "error"?, "invalidCompetitionSources"?, ...}; the pushed script then
          runs (FakeKaggle.runner: by default for real, in a folder laid out as Kaggle's, see KernelRun)
-    POST .../GetKernelSessionStatus   {"userName", "kernelSlug"} -> {"status": "QUEUED" | "RUNNING" | "COMPLETE"
+    POST .../GetKernelSessionStatus   {"userName", "kernelSlug", "versionLabel": "v<N>"?} -> {"status": "QUEUED" | "RUNNING" | "COMPLETE"
          | "ERROR", "failureMessage"?}
-    POST .../ListKernelSessionOutput  {"userName", "kernelSlug", "pageSize", "pageToken"}
+    POST .../ListKernelSessionOutput  {"userName", "kernelSlug", "versionLabel"?, "pageSize", "pageToken"}
          -> {"files": [{"fileName", "url"}], "log": JSON [{"stream_name", "time", "data"}], "nextPageToken"}
          (the files once the run has ended; each url is then a plain GET, as storage would serve it)
     POST .../GetAcceleratorQuotaStatistics   {} -> {"quotaRefreshTime", "gpuQuota": {"timeUsed": "3600s",
-         "totalTimeAllowed": "108000s"}, ...}
+         "timeReserved": "0s", "totalTimeAllowed": "108000s"}, ...}
+    (no versionLabel: the latest version; one that is not "v<N>" of a pushed version: 404)
 
 API calls carry `Authorization: Basic base64(username:key)` (kaggle.json, KAGGLE_USERNAME/KAGGLE_KEY) or
 `Bearer <token>` (KAGGLE_API_TOKEN); errors go back as JSON {"code", "message"}, which the client raises
@@ -118,6 +120,7 @@ class FakeKaggle:
     port: int = 0  # 0: a free one, picked when it starts
     gpu_used_s: float = 3.5 * 3600  # this week's GPU quota, as GetAcceleratorQuotaStatistics tells it
     gpu_total_s: float = GPU_HOURS_A_WEEK * 3600
+    gpu_reserved_s: float = 0.0  # held by sessions still running (Kaggle's timeReserved)
     gpu_allowed: bool = True  # False: SaveKernel answers 403, as for an account that may not use GPUs
     # Makes the run of a pushed kernel: runner(script text, kernel-metadata) -> an object with
     # status() -> (status, failure message), log() -> [{"stream_name", "time", "data"}], outputs() -> folder.
@@ -222,13 +225,18 @@ class FakeKaggle:
             answer = types.ApiGetAcceleratorQuotaStatisticsResponse()
             answer.quota_refresh_time = datetime(2026, 12, 5, 0, 0)  # Kaggle's week turns on Saturday, 00:00 UTC
             return 200, {**answer.to_dict(), "gpuQuota": {"timeUsed": f"{self.gpu_used_s:.0f}s",
+                                                          "timeReserved": f"{self.gpu_reserved_s:.0f}s",
                                                           "totalTimeAllowed": f"{self.gpu_total_s:.0f}s"}}
         if call == "SaveKernel":
             return self._save_kernel(body, types)
         slug = f"{body.get('userName')}/{body.get('kernelSlug')}"
         if slug not in self.kernels:
             return 404, {"code": 404, "message": f"Kernel {slug} not found"}
-        version = self.kernels[slug][-1]
+        versions, label = self.kernels[slug], body.get("versionLabel") or ""
+        if label and not (label[:1] == "v" and label[1:].isdigit() and 0 < int(label[1:]) <= len(versions)):
+            return 404, {"code": 404, "message": f"Kernel {slug} has no version {label}"}  # a bare "3" included
+        number = int(label[1:]) if label else len(versions)
+        version = versions[number - 1]
         status, failure = version["run"].status()
         if call == "GetKernelSessionStatus":
             version["polls"] += 1
@@ -248,7 +256,7 @@ class FakeKaggle:
             items = []
             for name in names[start:start + size]:
                 item = types.ApiKernelSessionOutputFile()
-                item.file_name, item.url = name, f"{self.url}{OUTPUT}{slug}/{len(self.kernels[slug])}/{name}?sig=abc123"
+                item.file_name, item.url = name, f"{self.url}{OUTPUT}{slug}/{number}/{name}?sig=abc123"
                 items.append(item)
             answer.files = items
             answer.next_page_token = str(start + size) if start + size < len(names) else ""

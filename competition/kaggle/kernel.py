@@ -47,6 +47,12 @@ METADATA_FILE = "kernel-metadata.json"  # the name the kaggle client reads
 PACKED = ("common", "competition")  # what trains; edge/, tests/ and docs/ stay home
 STATE_FOLDER = ".kaggle-best"  # under the models folder: one <recipe>.json per kernel pushed and not yet fetched
 POLL_S = 30.0
+QUEUED_NOTICE_S = 15 * 60  # QUEUED this long (API pushes are known to stick there): the kernel's URL, what to do
+# The session's time limit: the estimate (a guess until measured) times TIMEOUT_MARGIN, at least
+# TIMEOUT_MIN_MINUTES, at most Kaggle's own limit for a GPU session.
+TIMEOUT_MARGIN = 2.0
+TIMEOUT_MIN_MINUTES = 30.0
+KAGGLE_MAX_HOURS = 12.0
 LOG_TAIL = 15  # lines of a failed kernel's log shown
 # Lines Kaggle's notebook runner adds to a log (nbconvert's, Jupyter's warnings): never a reason.
 JUPYTER_LINE = re.compile(r"\[NbConvertApp\]|__results__\.html|__notebook__\.ipynb|traitlets")
@@ -137,10 +143,12 @@ if __name__ == "__main__":  # as a script, and as the one cell of the notebook K
     return Path(bootstrap.__file__).read_text() + footer, digest
 
 
-def kernel_metadata(username: str, recipe: Recipe, accelerator: str = DEFAULT_GPU) -> dict:
-    """kernel-metadata.json, as `kaggle kernels init` writes it (booleans as the strings it writes)."""
+def kernel_metadata(username: str, recipe: Recipe, accelerator: str = DEFAULT_GPU, docker_image: str | None = None
+                    ) -> dict:
+    """kernel-metadata.json, as `kaggle kernels init` writes it (booleans as the strings it writes);
+    docker_image pins Kaggle's image (default: the latest)."""
     slug = slug_of(recipe)
-    return {
+    return {**({"docker_image": docker_image} if docker_image else {}),
         "id": f"{username}/{slug}", "title": f"digits kaggle-best {recipe.name}",  # Kaggle slugifies it to the id
         "code_file": SCRIPT_FILE, "language": "python", "kernel_type": "script",
         "is_private": "true", "enable_gpu": "true", "enable_tpu": "false", "enable_internet": "false",
@@ -150,7 +158,7 @@ def kernel_metadata(username: str, recipe: Recipe, accelerator: str = DEFAULT_GP
 
 
 def write_kernel_folder(folder: Path, username: str, recipe: Recipe, epochs: int | None = None,
-                        accelerator: str = DEFAULT_GPU) -> str:
+                        accelerator: str = DEFAULT_GPU, docker_image: str | None = None) -> str:
     """The folder `kaggle kernels push` takes; the digest of the code in it."""
     script, digest = kernel_script(recipe, epochs)
     size = len(script.encode())
@@ -160,7 +168,7 @@ def write_kernel_folder(folder: Path, username: str, recipe: Recipe, epochs: int
                            "keep large files out of them)")
     folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / SCRIPT_FILE, script)
-    write_json(folder / METADATA_FILE, kernel_metadata(username, recipe, accelerator))
+    write_json(folder / METADATA_FILE, kernel_metadata(username, recipe, accelerator, docker_image))
     return digest
 
 
@@ -176,16 +184,25 @@ def estimate_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None
     return START_MINUTES + train, what
 
 
+def session_timeout_s(minutes: float) -> int:
+    """The push's session timeout for a run estimated at `minutes`: a guess can be short, and a session
+    stopped at its limit has spent its quota for nothing; past Kaggle's own limit it is that limit."""
+    return int(min(KAGGLE_MAX_HOURS * 60, max(TIMEOUT_MIN_MINUTES, minutes * TIMEOUT_MARGIN)) * 60)
+
+
 def check_quota(client: KaggleClient, needed_minutes: float, gpu: str, what: str, force: bool) -> None:
+    """The week's GPU quota left: allowed, less used, less reserved by sessions still running."""
     quota, refresh = client.gpu_quota()
-    need = f"the recipe needs about {_hours(needed_minutes / 60)} on a {gpu} ({what})"
+    need = f"the recipe needs about {_hours(needed_minutes / 60)} on {gpu} ({what})"
     if quota is None or quota.total_time_allowed is None:
         print(f"kaggle-best: Kaggle did not say this account's GPU quota; {need}", flush=True)
         return
-    left_h = max(0.0, (quota.total_time_allowed - (quota.time_used or timedelta(0))).total_seconds() / 3600)
+    used, reserved = quota.time_used or timedelta(0), quota.time_reserved or timedelta(0)
+    left_h = max(0.0, (quota.total_time_allowed - used - reserved).total_seconds() / 3600)
     total_h = quota.total_time_allowed.total_seconds() / 3600
     when = f", renewed {refresh:%a %d %b %H:%M} UTC" if refresh else ""
-    line = f"GPU quota: {_hours(left_h)} of {_hours(total_h)} left this week{when}; {need}"
+    held = f" ({_hours(reserved.total_seconds() / 3600)} held by sessions still running)" if reserved else ""
+    line = f"GPU quota: {_hours(left_h)} of {_hours(total_h)} left this week{held}{when}; {need}"
     if left_h * 60 < needed_minutes and not force:
         raise ProjectError(f"{line}: not pushed (--force pushes anyway; Kaggle stops a kernel when the quota ends)")
     print(f"kaggle-best: {line}" + (" (--force: pushing anyway)" if left_h * 60 < needed_minutes else ""), flush=True)
@@ -198,16 +215,23 @@ def state_path(recipe: Recipe, models_dir: str | Path) -> Path:
     return Path(models_dir) / STATE_FOLDER / f"{recipe.name}.json"
 
 
-def push(client: KaggleClient, recipe: Recipe, models_dir: str | Path, epochs: int | None, accelerator: str) -> dict:
+def push(client: KaggleClient, recipe: Recipe, models_dir: str | Path, epochs: int | None, accelerator: str,
+         timeout_s: int, docker_image: str | None = None) -> dict:
+    """Push the kernel; what Kaggle answered (its version and ref) remembered in the state file."""
     with tempfile.TemporaryDirectory(prefix="kaggle-best-push-") as folder:
-        digest = write_kernel_folder(Path(folder), client.username, recipe, epochs, accelerator)
-        response = client.push_kernel(Path(folder))
+        digest = write_kernel_folder(Path(folder), client.username, recipe, epochs, accelerator, docker_image)
+        response = client.push_kernel(Path(folder), timeout_s)
+    if not response.version_number:
+        raise KaggleError(f"push: Kaggle took the kernel but named no version (ref {response.ref!r}): see "
+                          f"{response.url or 'its page on Kaggle'}")
     state = {"slug": f"{client.username}/{slug_of(recipe)}", "version": response.version_number,
-             "url": response.url, "recipe": recipe.name, "epochs": epochs, "code": digest,
-             "accelerator": accelerator, "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+             "ref": response.ref, "url": response.url, "recipe": recipe.name, "epochs": epochs, "code": digest,
+             "accelerator": accelerator, "docker_image": docker_image, "timeout_s": timeout_s,
+             "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_json(state_path(recipe, models_dir), state)
-    print(f"kaggle-best: pushed version {state['version']} of {state['slug']} (code {digest}): {state['url']}",
-          flush=True)
+    print(f"kaggle-best: pushed version {state['version']} of {state['slug']} (ref {state['ref']}, code {digest}, "
+          f"stopped by Kaggle after {_hours(timeout_s / 3600)}"
+          + (f", image {docker_image}" if docker_image else "") + f"): {state['url']}", flush=True)
     return state
 
 
@@ -225,14 +249,24 @@ def log_lines(output) -> list[str]:
 
 
 def watch(client: KaggleClient, state: dict, poll_s: float = POLL_S) -> str:
-    """Poll until the kernel's run ends; its last status. A line when the status or the log's last line
-    changes, and every HEARTBEAT polls when neither does."""
-    start, shown, quiet = time.monotonic(), None, 0
+    """Poll the pushed version until its run ends; its last status. A line when the status or the log's
+    last line changes, and every HEARTBEAT polls when neither does; once, after QUEUED_NOTICE_S in
+    QUEUED, what to do."""
+    start, shown, quiet, queued_at, told = time.monotonic(), None, 0, None, False
+    version = state.get("version")
     while True:
-        status, failure = client.kernel_status(state["slug"])
+        status, failure = client.kernel_status(state["slug"], version)
         if status not in ("QUEUED", "RUNNING", "NEW_SCRIPT", "CANCEL_REQUESTED"):
             return status
-        lines = log_lines(client.kernel_output(state["slug"], page_size=1)) if status == "RUNNING" else []
+        if status == "QUEUED":
+            queued_at = queued_at or time.monotonic()
+            if not told and time.monotonic() - queued_at >= QUEUED_NOTICE_S:
+                print(f"kaggle-best: still QUEUED after {QUEUED_NOTICE_S / 60:.0f} min: Kaggle has not started version "
+                      f"{version}. Open {state['url']}: if it shows no running session, cancel it there (or "
+                      "'Save Version' to run it from the page), then run this again with --new; Ctrl-C stops "
+                      "the watching only", flush=True)
+                told = True
+        lines = log_lines(client.kernel_output(state["slug"], version, page_size=1)) if status == "RUNNING" else []
         now = (status, lines[-1][:160] if lines else "")
         quiet = 0 if now != shown else quiet + 1
         if quiet % HEARTBEAT == 0:
@@ -258,8 +292,8 @@ def failure_reason(lines: list[str], failure: str) -> str:
 def failed(client: KaggleClient, state: dict, status: str) -> KaggleError:
     """The failed kernel's log's last lines (on stderr, Jupyter's own left out), and the one line that
     says what failed."""
-    _, failure = client.kernel_status(state["slug"])
-    lines = [line for line in log_lines(client.kernel_output(state["slug"], page_size=1))
+    _, failure = client.kernel_status(state["slug"], state.get("version"))
+    lines = [line for line in log_lines(client.kernel_output(state["slug"], state.get("version"), page_size=1))
              if not JUPYTER_LINE.search(line)]
     for line in lines[-LOG_TAIL:]:
         print(f"  | {line}", file=sys.stderr)
@@ -276,7 +310,7 @@ def fetch(client: KaggleClient, state: dict, target: Path) -> list[str]:
     names, token = [], ""
     try:
         while True:
-            page = client.kernel_output(state["slug"], token)
+            page = client.kernel_output(state["slug"], state.get("version"), token)
             for item in page.files or []:
                 name = item.file_name
                 parts = Path(name).parts
@@ -305,8 +339,8 @@ def fetch(client: KaggleClient, state: dict, target: Path) -> list[str]:
 
 
 def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = DEFAULT_GPU, epochs: int | None = None,
-                force: bool = False, new: bool = False, poll_s: float = POLL_S, client: KaggleClient | None = None
-                ) -> Path:
+                force: bool = False, new: bool = False, poll_s: float = POLL_S, client: KaggleClient | None = None,
+                docker_image: str | None = None) -> Path:
     """Push (or attach to) the recipe's kernel, watch it, fetch its output; the installed folder."""
     client = client or KaggleClient()
     path = state_path(recipe, models_dir)
@@ -319,8 +353,8 @@ def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = DEFAU
         gpu = GPUS[accelerator].name
         print(f"kaggle-best: recipe {recipe.name} ({recipe.summary}) on a {gpu}: about {minutes:.0f} min ({what})",
               flush=True)
-        check_quota(client, minutes, gpu, what, force)
-        state = push(client, recipe, models_dir, epochs, accelerator)
+        check_quota(client, minutes, f"a {gpu}", what, force)
+        state = push(client, recipe, models_dir, epochs, accelerator, session_timeout_s(minutes), docker_image)
     status = watch(client, state, poll_s)
     if status != "COMPLETE":
         path.unlink(missing_ok=True)
