@@ -26,6 +26,7 @@ from competition.kaggle.fake import KEY, USERNAME, FakeKaggle, digits_competitio
 from competition.runs.folders import best_scored
 
 SLUG = f"{USERNAME}/digits-kaggle-best-fast"
+T4 = "Tesla T4, 7.5, 15360 MiB"  # a line of nvidia-smi on Kaggle
 QUICK = ["--poll_s", "0.01", *FAST]
 
 
@@ -109,8 +110,8 @@ def test_the_pushed_kernel_is_what_kaggle_expects(fake, kaggle_json, tmp_path, c
     assert {"common/errors.py", "competition/training/recipes.py", "competition/config.py"} <= names
     assert not [n for n in names if "/tests/" in n or not n.endswith(".py")]
     out = capsys.readouterr().out
-    minutes, _ = kernel.estimate_minutes(RECIPES["fast"], "NvidiaTeslaT4")
-    assert sent["sessionTimeoutSeconds"] == kernel.session_timeout_s(minutes) == 30 * 60  # the floor: 2 x 5 min is less
+    planned = kernel.plan_minutes(RECIPES["fast"], "NvidiaTeslaT4")
+    assert sent["sessionTimeoutSeconds"] == kernel.session_timeout_s(planned.session_minutes) == 30 * 60  # the floor: 2 x 5 min is less
     assert "dockerImage" not in sent  # Kaggle's latest image unless pinned
     assert f"pushed version 1 of {SLUG} (ref /code/{SLUG}, code " in out and f"{fake.url}/code/{SLUG}" in out
     assert "stopped by Kaggle after 30 min" in out
@@ -124,35 +125,53 @@ def test_the_pushed_kernel_is_what_kaggle_expects(fake, kaggle_json, tmp_path, c
 
 
 def test_kernel_script_runs_locally_as_on_kaggle_then_submits(digits, kaggle_json, tmp_path, monkeypatch, capsys):
-    """The generated script, run for real by the fake in a folder laid out as Kaggle's, one epoch; its
-    output fetched whole, then `make submission` and `make submit` take it as they take any recipe."""
-    models = tmp_path / "models"
+    """The generated script of best-ensemble, run for real by the fake in a folder laid out as Kaggle's
+    (its two T4s faked: the CPU trains in their place), one epoch a member: two members at a time, one per
+    GPU; its output fetched whole, then `make submission` and `make submit` take it as any recipe."""
+    models, slug = tmp_path / "models", f"{USERNAME}/digits-kaggle-best-best-ensemble"
     with FakeKaggle(digits, queued_polls=1) as server:
         monkeypatch.setenv("KAGGLE_LOCALHOST_PORT", str(server.port))
-        assert run(models, "--epochs", "1", "--poll_s", "0.5") == 0
-        ran_in = server.kernels[SLUG][0]["run"]
+        assert kaggle_best.main(["--recipe", "best-ensemble", "--models_dir", str(models), *FAST, "--epochs", "1",
+                                 "--poll_s", "0.5"]) == 0
+        ran_in = server.kernels[slug][0]["run"]
         working = ran_in.working
         out = capsys.readouterr().out
+        assert ("on two Tesla T4s (NvidiaTeslaT4): 3 models of about 0 min at most each, 2 at a time, one per GPU: "
+                "about 4 min of session") in out  # one epoch of each: under a minute
         log = (working / bootstrap.LOG_FILE).read_text()
         assert "kaggle-best: running on Kaggle's own tensorflow" in log
+        assert ", 2 GPUs: faked GPU 0 (the tests' fake Kaggle: the CPU trains); faked GPU 1" in log
         # The fake mounts the competition where Kaggle does now, and the kernel found it there unaided.
         assert ran_in.input == ran_in.root / "input" / "competitions" / "digit-recognizer"
-        assert f"kaggle-best: $ python -m competition.best --recipe fast --data_dir {ran_in.input} " in log
-        assert "best: machine: " in log and "best: member-1: strong-short seed 0, 1 epochs" in log
-        assert sorted(p.name for p in working.iterdir() if not p.name.startswith(".")) == sorted(
+        assert (f"kaggle-best: $ python -m competition.best --recipe best-ensemble --data_dir {ran_in.input} "
+                f"--models_dir {working} --gpus 0,1 --epochs 1") in log
+        assert "best: machine: " in log and "best: member-1: resnet-long-ema seed 0, 1 epochs" in log
+        assert "2 at a time, one per GPU (GPUs 0, 1, one process each)" in log
+        # Each member in a process that saw one GPU from its start; the first two together, the third on
+        # the GPU freed first.
+        lines = log.splitlines()
+        started = {name: next(i for i, line in enumerate(lines) if line.startswith(f"{name}: training"))
+                   for name in ("member-1", "member-2", "member-3")}
+        on = {name: lines[i].rsplit("CUDA_VISIBLE_DEVICES=", 1)[1].rstrip(")") for name, i in started.items()}
+        assert on["member-1"] == "0" and on["member-2"] == "1" and on["member-3"] in ("0", "1")
+        first_done = min(i for i, line in enumerate(lines) if line.startswith(("[member-1] ", "[member-2] "))
+                         and "saved" in line)
+        assert started["member-2"] < first_done < started["member-3"]
+        members = sorted(p.name for p in working.iterdir() if "-member-" in p.name)
+        assert len(members) == 3 and sorted(p.name for p in working.iterdir() if not p.name.startswith(".")) == sorted(
             [bootstrap.LOG_FILE, bootstrap.RUN_FILE, "ensemble.json", "metrics.json", "recipe_config.json",
-             "submission.csv", next(p.name for p in working.iterdir() if p.name.endswith("-member-1"))])
+             "submission.csv", *members])
 
-        target = models / "recipe-fast-kaggle"
+        target = models / "recipe-best-ensemble-kaggle"
         assert "kaggle-best: RUNNING" in out and f"files -> {target}" in out
-        assert f"make submit RUN=recipe-fast-kaggle" in out
+        assert f"make submit RUN=recipe-best-ensemble-kaggle" in out
         assert sorted(p.name for p in models.iterdir()) == [kernel.STATE_FOLDER, target.name]  # nothing half-made
         assert list((models / kernel.STATE_FOLDER).iterdir()) == []  # fetched: nothing to attach to
         [member] = [p for p in target.iterdir() if p.name.endswith("-member-1")]
         assert (member / "model.keras").read_bytes() == next(working.glob("*-member-1/model.keras")).read_bytes()
         assert (target / "submission.csv").read_bytes() == (working / "submission.csv").read_bytes()
         ran = json.loads((target / bootstrap.RUN_FILE).read_text())
-        assert ran["recipe"] == "fast" and ran["epochs"] == 1 and ran["versions"]["keras"]
+        assert ran["recipe"] == "best-ensemble" and ran["epochs"] == 1 and ran["versions"]["keras"] and ran["gpus"] == 2
 
         data = competition_data(digits, tmp_path)
         assert submission.main(["--data_dir", str(data), "--models_dir", str(models), "--out",
@@ -160,7 +179,7 @@ def test_kernel_script_runs_locally_as_on_kaggle_then_submits(digits, kaggle_jso
         assert pd.read_csv(tmp_path / "again.csv").shape == (len(digits.test_labels), 2)
         assert submit.main(["--data_dir", str(data), "--models_dir", str(models), *QUICK]) == 0
         [sent] = server.submissions
-        assert sent["description"].startswith("recipe-fast-kaggle") and sent["status"] == "COMPLETE"
+        assert sent["description"].startswith("recipe-best-ensemble-kaggle") and sent["status"] == "COMPLETE"
         assert "submit: public score" in capsys.readouterr().out
 
 
@@ -206,10 +225,12 @@ def test_short_quota_refuses_in_one_line_and_force_pushes(fake, kaggle_json, tmp
     fake.gpu_used_s = fake.gpu_total_s - 60  # a minute left
     assert run(tmp_path / "models") == 2
     out, err = capsys.readouterr()
-    assert "about 5 min (a guess: not measured on Kaggle yet)" in out
+    assert ("on two Tesla T4s (NvidiaTeslaT4): 1 model of about 1 min on one of the 2 GPUs (the other idle): about 5 min "
+            "of session (4 min to start, 1 min of training), 1 GPU-minutes of training (a guess: not measured on "
+            "Kaggle yet)") in out
     [line] = err.strip().splitlines()
     assert line.startswith("error: GPU quota: 1 min of 30.0 h left this week, renewed Sat 05 Dec 00:00 UTC; the "
-                           "recipe needs about 5 min on a Tesla T4 (a guess")
+                           "recipe needs about 5 min on two Tesla T4s (a guess")
     assert line.endswith("not pushed (--force pushes anyway; Kaggle stops a kernel when the quota ends)")
     assert fake.count("SaveKernel") == 0
     assert run(tmp_path / "models", "--force") == 0
@@ -272,11 +293,13 @@ def test_versions_outside_the_range_stop_the_kernel_in_one_line_at_its_start(tmp
     assert bootstrap.version_tuple("2.18.0rc1") == (2, 18, 0) and bootstrap.version_tuple("3.10") == (3, 10)
 
     monkeypatch.setattr(bootstrap, "installed_versions", lambda: {**versions, "keras": "2.15.0"})
+    monkeypatch.setattr(bootstrap, "list_gpus", lambda: [T4, T4])
     monkeypatch.setattr(bootstrap.sys, "stdout", bootstrap.sys.stdout)  # run() tees it; undone after
     monkeypatch.setattr(bootstrap.sys, "stderr", bootstrap.sys.stderr)
     assert bootstrap.run_recipe("fast", "", "abc", tested, None, tmp_path) == 3
     log = (tmp_path / "working" / bootstrap.LOG_FILE).read_text().splitlines()
     assert len(log) == 2 and log[0].startswith("kaggle-best: recipe fast, project code abc, Python ")
+    assert log[0].endswith(f", 2 GPUs: {T4}; {T4}")
     assert log[1].startswith("kaggle-best: error: Kaggle's image has keras 2.15.0 (the project needs keras>=3.5,<4.0); "
                              "scikit-learn 1.2.2")
 
@@ -306,12 +329,29 @@ def test_the_kernel_finds_the_data_where_kaggle_mounts_it(tmp_path, monkeypatch,
     assert bootstrap.kaggle_root() == Path("/kaggle")  # what the kernel reads on Kaggle
     monkeypatch.setattr(bootstrap, "installed_versions", lambda: {n: "2.0" for n in bootstrap.ACCEPTED})
     monkeypatch.setattr(bootstrap, "check_versions", lambda installed, tested: ([], []))
+    monkeypatch.setattr(bootstrap, "list_gpus", lambda: [T4, T4])
     monkeypatch.setattr(bootstrap.sys, "stdout", bootstrap.sys.stdout)
     monkeypatch.setattr(bootstrap.sys, "stderr", bootstrap.sys.stderr)
     assert bootstrap.run_recipe("fast", "", "abc", {}, None, tmp_path / "empty") == 4
     last = (tmp_path / "empty/working" / bootstrap.LOG_FILE).read_text().splitlines()[-1]
     assert last.startswith(f"kaggle-best: error: no train.csv under {tmp_path / 'empty/input'} (looked in "
                            "competitions/digit-recognizer, digit-recognizer, then every folder)")
+
+
+def test_a_kernel_without_a_gpu_stops_at_once_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(bootstrap.sys, "stdout", bootstrap.sys.stdout)
+    monkeypatch.setattr(bootstrap.sys, "stderr", bootstrap.sys.stderr)
+    monkeypatch.setattr(bootstrap.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("nvidia-smi")))
+    monkeypatch.delenv(bootstrap.FAKE_GPUS_VARIABLE, raising=False)
+    assert bootstrap.list_gpus() == []  # no nvidia-smi
+    monkeypatch.setenv(bootstrap.FAKE_GPUS_VARIABLE, "2")  # the fake Kaggle's hook
+    assert len(bootstrap.list_gpus()) == 2 and bootstrap.list_gpus()[1].startswith("faked GPU 1")
+    monkeypatch.setenv(bootstrap.FAKE_GPUS_VARIABLE, "0")
+    assert bootstrap.run_recipe("fast", "not even unpacked", "abc", {}, None, tmp_path) == 5
+    log = (tmp_path / "working" / bootstrap.LOG_FILE).read_text().splitlines()
+    assert log[0].endswith(", 0 GPUs: none") and len(log) == 2
+    assert log[1].startswith("kaggle-best: error: this kernel sees no GPU (nvidia-smi lists none): stopped rather than "
+                             "train on the CPU against the GPU quota")
 
 
 def test_a_kernel_gone_from_kaggle_says_so_in_one_line(fake, kaggle_json, tmp_path, capsys):
@@ -415,3 +455,22 @@ def test_an_image_pinned_and_the_quota_held_by_running_sessions(fake, kaggle_jso
     out = capsys.readouterr().out
     assert "GPU quota: 24.5 h of 30.0 h left this week (2.0 h held by sessions still running)" in out  # 30 - 3.5 - 2
     assert f"image {image}" in out
+
+
+def test_a_single_model_says_it_uses_one_of_the_two_gpus_and_gpus_are_checked(capsys):
+    from competition import best
+    from competition.training import recipes
+
+    assert recipes.gpu_plan(1, (0, 1)) == "one at a time, on one of the 2 GPUs (GPUs 0, 1: the other idle)"
+    assert recipes.gpu_plan(2, (0, 1)) == "2 at a time, one per GPU (GPUs 0, 1, one process each)"
+    planned = kernel.plan_minutes(RECIPES["best-ensemble"], "NvidiaTeslaT4")
+    assert planned.at_once == 2 and len(planned.member_minutes) == 3
+    # Two at a time: the residual network on one GPU, the two strong models after each other on the other.
+    first, second, third = planned.member_minutes
+    assert planned.session_minutes == pytest.approx(kernel.START_MINUTES + max(first, second + third))
+    assert planned.gpu_minutes == pytest.approx(first + second + third)
+    assert list(kernel.GPUS) == ["NvidiaTeslaT4"]  # the P100 is retired on Kaggle
+    for wrong in ("0,0", "a", ""):
+        with pytest.raises(SystemExit):
+            best.main(["--gpus", wrong])
+        assert "expected distinct GPU indices separated by commas" in capsys.readouterr().err

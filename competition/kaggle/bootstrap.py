@@ -4,15 +4,18 @@ call of `run` (competition/kaggle/kernel.py writes it). The standard library onl
 the project is unpacked, on whatever Kaggle's image has.
 
 In the kernel it
-1. copies everything it prints into <working>/kaggle-best.log (Kaggle's own log has it too);
+1. copies everything it prints into <working>/kaggle-best.log (Kaggle's own log has it too), names the
+   GPUs nvidia-smi lists, and stops at once, in one line, when there is none (rather than train on
+   the CPU against the GPU quota);
 2. checks the image's TensorFlow, Keras, numpy, pandas and scikit-learn against ACCEPTED: outside a
    range it stops at once, in one line (not a traceback twenty minutes in); inside one but not the
    tested pin, one line says so and it runs on Kaggle's own (no pip install: no internet needed,
    no minutes of GPU quota spent installing, and the CUDA build that matches Kaggle's drivers);
 3. finds the competition's data where Kaggle mounts it (find_input: <root>/input/competitions/<slug>,
    then the older <root>/input/<slug>, then any folder under <root>/input holding train.csv),
-   unpacks the project and runs `python -m competition.best --recipe <name>` on it, exactly as `make best` does, into <working>/recipe-<name>/, one member at a time
-   (--jobs 1: the members share one GPU, whose memory one TensorFlow process takes);
+   unpacks the project and runs `python -m competition.best --recipe <name> --gpus 0,1` on it, as
+   `make best` does, into <working>/recipe-<name>/: on Kaggle's two T4s (machine_shape NvidiaTeslaT4)
+   the members train two at a time, one per GPU, each in a process that sees only its own;
 4. lifts that folder's files into <working>/ (submission.csv at the top, where Kaggle looks for a
    notebook's submission) and writes kaggle_run.json: what ran, on which versions.
 """
@@ -35,8 +38,10 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = "/kaggle"  # Kaggle's tree: input/ (the attached sources, read-only), working/ (the outputs)
-# Tests only: the fake Kaggle's runner sets it to its stand-in for /kaggle (nothing on Kaggle does).
+# Tests only: the fake Kaggle's runner sets these (nothing on Kaggle does): its stand-in for /kaggle, and
+# how many GPUs to pretend nvidia-smi listed (its CPU then trains in their place).
 ROOT_VARIABLE = "DIGITS_FAKE_KAGGLE_ROOT"
+FAKE_GPUS_VARIABLE = "DIGITS_FAKE_GPUS"
 COMPETITION = "digit-recognizer"
 LOG_FILE = "kaggle-best.log"
 RUN_FILE = "kaggle_run.json"  # in the output: the recipe, the code's digest, the versions it ran on
@@ -135,13 +140,17 @@ def lift(folder: Path, working: Path) -> None:
     folder.rmdir()
 
 
-def gpu_line() -> str:
+def list_gpus() -> list[str]:
+    """The GPUs nvidia-smi lists, one line each (name, compute capability, memory); none without it."""
+    faked = os.environ.get(FAKE_GPUS_VARIABLE, "")
+    if faked.isdigit():
+        return [f"faked GPU {i} (the tests' fake Kaggle: the CPU trains)" for i in range(int(faked))]
     try:
         result = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap,memory.total", "--format=csv,noheader"],
                                 capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
-        return "no nvidia-smi: no GPU"
-    return "; ".join(line.strip() for line in result.stdout.splitlines() if line.strip()) or "nvidia-smi found no GPU"
+        return []
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()] if result.returncode == 0 else []
 
 
 def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict[str, str], epochs: int | None = None,
@@ -154,8 +163,14 @@ def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict
     log = open(working / LOG_FILE, "a", encoding="utf-8")
     sys.stdout, sys.stderr = Tee(sys.__stdout__, log), Tee(sys.__stderr__, log)
     start = time.monotonic()
+    gpus = list_gpus()
+    said = "; ".join(gpus) or "none"
     say(f"recipe {recipe}" + (f", {epochs} epochs a member (a trial)" if epochs else "")
-        + f", project code {code_digest}, Python {platform.python_version()}, GPU: {gpu_line()}")
+        + f", project code {code_digest}, Python {platform.python_version()}, {len(gpus)} GPU{'s' * (len(gpus) != 1)}: {said}")
+    if not gpus:
+        say("error: this kernel sees no GPU (nvidia-smi lists none): stopped rather than train on the CPU against the "
+            "GPU quota; the kernel's accelerator must be on (machine_shape NvidiaTeslaT4) and the week's quota not spent")
+        return 5
     installed = installed_versions()
     errors, notes = check_versions(installed, tested)
     if errors:
@@ -173,7 +188,8 @@ def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict
         return 4
     project = unpack(project_zip_b64, Path(tempfile.mkdtemp(prefix="digits-project-")))
     command = [sys.executable, "-u", "-m", "competition.best", "--recipe", recipe, "--data_dir", str(data),
-               "--models_dir", str(working), "--jobs", "1", *(["--epochs", str(epochs)] if epochs else [])]
+               "--models_dir", str(working), "--gpus", ",".join(map(str, range(len(gpus)))),
+               *(["--epochs", str(epochs)] if epochs else [])]
     say("$ python -m competition.best " + " ".join(command[4:]))
     env = {**os.environ, "PYTHONPATH": str(project), "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
     process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -188,7 +204,8 @@ def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict
     lift(working / f"recipe-{recipe}", working)
     (working / RUN_FILE).write_text(json.dumps({
         "recipe": recipe, "epochs": epochs, "code": code_digest, "versions": installed,
-        "python": platform.python_version(), "gpu": gpu_line(), "minutes": round(minutes, 1)}, indent=2) + "\n")
+        "python": platform.python_version(), "gpu": said, "gpus": len(gpus), "minutes": round(minutes, 1)}, indent=2)
+        + "\n")
     shutil.rmtree(project, ignore_errors=True)
     say(f"done in {minutes:.1f} min: submission.csv, metrics.json, the members' run folders and {LOG_FILE} "
         f"in {working}")

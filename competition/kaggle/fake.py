@@ -65,7 +65,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from competition.kaggle.bootstrap import ROOT_VARIABLE
+from competition.kaggle.bootstrap import FAKE_GPUS_VARIABLE, ROOT_VARIABLE
 
 HOST = "127.0.0.1"
 USERNAME, KEY = "ada", "0123456789abcdef-not-a-real-key"
@@ -408,6 +408,7 @@ KERNEL_CALLS = ("SaveKernel", "GetKernelSessionStatus", "ListKernelSessionOutput
 # (since 2025; before, input/<slug>), and where a kernel writes its outputs.
 KAGGLE_INPUT = "input/competitions/digit-recognizer"
 KAGGLE_WORKING = "working"
+GPUS_OF_SHAPE = {"NvidiaTeslaT4": 2, "NvidiaTeslaP100": 2}  # Kaggle runs a retired P100 session on two T4s
 
 
 class KernelRun:
@@ -428,7 +429,7 @@ class KernelRun:
         self._events: list[dict] = []
         self._start = time.monotonic()
         self._process = subprocess.Popen([sys.executable, str(script)], cwd=self.working, env=kernel_environment(
-            self.root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            self.root, metadata), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -456,11 +457,12 @@ class KernelRun:
             self._process.wait()
 
 
-def kernel_environment(root: Path) -> dict[str, str]:
+def kernel_environment(root: Path, metadata: dict) -> dict[str, str]:
     """A kernel's environment: this one less what a kernel knows nothing of (ours, the client's), with
-    the fake's stand-in for /kaggle."""
+    the fake's stand-in for /kaggle and the GPUs its accelerator has (faked: the CPU trains)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith(("KAGGLE_", "DIGITS_", "PYTHONPATH"))}
-    return {**env, ROOT_VARIABLE: str(root)}
+    gpus = GPUS_OF_SHAPE.get(metadata.get("machineShape") or "", 0) if metadata.get("enableGpu") else 0
+    return {**env, ROOT_VARIABLE: str(root), FAKE_GPUS_VARIABLE: str(gpus)}
 
 
 def digits_competition(n_test: int = 360, seed: int = 0) -> Competition:

@@ -8,7 +8,8 @@ in the account. The competition's data is attached by `competition_sources`; GPU
 (the kernel runs on Kaggle's own TensorFlow, bootstrap.py says why), private.
 
 The steps, each one call of the client (competition/kaggle/client.py):
-    estimate  minutes on that GPU (GPU_RATES: guesses until measured there) against the GPU quota left
+    plan      minutes on Kaggle's two T4s, two members at a time (GPUS: guesses until measured there), against
+              the GPU quota left
     push      kernel-metadata.json + kaggle_best.py; the pushed version is remembered in
               models/.kaggle-best/<recipe>.json, so Ctrl-C while watching leaves it running and the
               same command attaches to it instead of pushing a second one
@@ -63,21 +64,22 @@ HEARTBEAT = 10  # polls without news between two progress lines
 @dataclasses.dataclass(frozen=True)
 class Gpu:
     name: str
+    count: int  # GPUs in the session: the members train this many at a time, one per GPU
     capability: tuple[int, int]
-    rates: dict[str, float]  # images/s a preset trains at there, in the precision auto picks for it
+    rates: dict[str, float]  # images/s a preset trains at on one of them, in the precision auto picks for it
     measured: str = ""  # where the rates were measured; empty: they are guesses
 
+    def describe(self) -> str:
+        return f"{'two' if self.count == 2 else self.count} {self.name}s" if self.count > 1 else f"a {self.name}"
 
-# Kaggle's accelerators (machine_shape). No rate has been measured on Kaggle yet: these are guesses from the
-# presets' batch sizes (64: step-bound on a GPU) and a T4's float16 throughput; docs/kaggle.md.
+
+# Kaggle's accelerators (machine_shape). NvidiaTeslaT4 is two T4s (Kaggle offers no single one); the P100 is
+# retired (the server runs such a session on T4s). No rate has been measured on Kaggle yet: these are guesses
+# from the presets' batch sizes (64: step-bound on a GPU) and a T4's float16 throughput; docs/kaggle.md.
 GPUS = {
-    "NvidiaTeslaT4": Gpu("Tesla T4", (7, 5), {"report-aug": 10_000, "strong": 8_000, "strong-long": 8_000,
-                                              "strong-long-ema": 8_000, "strong-short": 8_000,
-                                              "resnet-long-ema": 4_000, "resnet-short-ema": 4_000}),
-    # Retired on Kaggle (the client warns; the session runs on a T4), kept for accounts that still have it.
-    "NvidiaTeslaP100": Gpu("Tesla P100", (6, 0), {"report-aug": 8_000, "strong": 6_000, "strong-long": 6_000,
-                                                  "strong-long-ema": 6_000, "strong-short": 6_000,
-                                                  "resnet-long-ema": 3_000, "resnet-short-ema": 3_000}),
+    "NvidiaTeslaT4": Gpu("Tesla T4", 2, (7, 5), {"report-aug": 10_000, "strong": 8_000, "strong-long": 8_000,
+                                                 "strong-long-ema": 8_000, "strong-short": 8_000,
+                                                 "resnet-long-ema": 4_000, "resnet-short-ema": 4_000}),
 }
 DEFAULT_GPU = "NvidiaTeslaT4"
 START_MINUTES = 4.0  # the session's start, TensorFlow's import, the calibration, the submission (a guess)
@@ -175,13 +177,42 @@ def write_kernel_folder(folder: Path, username: str, recipe: Recipe, epochs: int
 # Before pushing: time and quota
 
 
-def estimate_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None) -> tuple[float, str]:
-    """The recipe's minutes on that GPU, start included, and what the figure is (measured or a guess)."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A recipe's time on Kaggle: each member's minutes on one GPU, how many train at once, the session's
+    minutes (start included: what the quota counts) and the GPU-minutes the training keeps busy."""
+
+    member_minutes: list[float]
+    at_once: int
+    session_minutes: float
+    gpu_minutes: float
+    what: str  # measured, or a guess
+
+    def describe(self, gpu: Gpu) -> str:
+        n, longest = len(self.member_minutes), _hours(max(self.member_minutes) / 60)
+        if self.at_once > 1:
+            how = f"{n} models of about {longest} at most each, {self.at_once} at a time, one per GPU"
+        elif gpu.count > 1:
+            how = f"{n} model of about {longest} on one of the {gpu.count} GPUs (the other{'s' * (gpu.count > 2)} idle)"
+        else:
+            how = f"{n} model{'s' * (n > 1)} of about {longest} at most each, one at a time"
+        return (f"{how}: about {self.session_minutes:.0f} min of session ({START_MINUTES:.0f} min to start, "
+                f"{self.session_minutes - START_MINUTES:.0f} min of training), {self.gpu_minutes:.0f} GPU-minutes of "
+                f"training ({self.what})")
+
+
+def plan_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None) -> Plan:
+    """The recipe on that accelerator: its members in order, each started on the first GPU free."""
     gpu = GPUS[accelerator]
     members = recipes.members(recipe, "", "", epochs)
-    train = sum(recipes.minutes(m.cfg, COMPETITION_TRAIN_ROWS, gpu.rates[m.preset]) for m in members)
+    each = [recipes.minutes(m.cfg, COMPETITION_TRAIN_ROWS, gpu.rates[m.preset]) for m in members]
+    at_once = min(gpu.count, len(each))
+    free_at = [0.0] * at_once
+    for minutes in each:
+        first = free_at.index(min(free_at))
+        free_at[first] += minutes
     what = f"measured {gpu.measured}" if gpu.measured else "a guess: not measured on Kaggle yet"
-    return START_MINUTES + train, what
+    return Plan(each, at_once, START_MINUTES + max(free_at), sum(each), what)
 
 
 def session_timeout_s(minutes: float) -> int:
@@ -349,12 +380,12 @@ def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = DEFAU
         print(f"kaggle-best: attaching to version {state['version']} of {state['slug']}, pushed "
               f"{state['pushed_at']} (code {state['code']}): {state['url']} (--new pushes another)", flush=True)
     else:
-        minutes, what = estimate_minutes(recipe, accelerator, epochs)
-        gpu = GPUS[accelerator].name
-        print(f"kaggle-best: recipe {recipe.name} ({recipe.summary}) on a {gpu}: about {minutes:.0f} min ({what})",
-              flush=True)
-        check_quota(client, minutes, f"a {gpu}", what, force)
-        state = push(client, recipe, models_dir, epochs, accelerator, session_timeout_s(minutes), docker_image)
+        planned, gpu = plan_minutes(recipe, accelerator, epochs), GPUS[accelerator]
+        print(f"kaggle-best: recipe {recipe.name} ({recipe.summary}) on {gpu.describe()} ({accelerator}): "
+              f"{planned.describe(gpu)}", flush=True)
+        check_quota(client, planned.session_minutes, gpu.describe(), planned.what, force)
+        state = push(client, recipe, models_dir, epochs, accelerator, session_timeout_s(planned.session_minutes),
+                     docker_image)
     status = watch(client, state, poll_s)
     if status != "COMPLETE":
         path.unlink(missing_ok=True)
