@@ -63,13 +63,20 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in found.group(0).split(".")) if found else ()
 
 
+# Other distributions of the same package: TensorFlow's CPU build (the tests' Kaggle-like environment).
+ALSO_NAMED = {"tensorflow": ("tensorflow-cpu",)}
+
+
 def installed_versions(names=tuple(ACCEPTED)) -> dict[str, str | None]:
     found = {}
     for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
+        found[name] = None
+        for distribution in (name, *ALSO_NAMED.get(name, ())):
+            try:
+                found[name] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                pass
     return found
 
 
@@ -161,7 +168,8 @@ def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict
     working = root / "working"
     working.mkdir(parents=True, exist_ok=True)
     log = open(working / LOG_FILE, "a", encoding="utf-8")
-    sys.stdout, sys.stderr = Tee(sys.__stdout__, log), Tee(sys.__stderr__, log)
+    # The streams of the moment: a notebook's cell output on Kaggle (its log and __results__.html), else the terminal.
+    sys.stdout, sys.stderr = Tee(sys.stdout, log), Tee(sys.stderr, log)
     start = time.monotonic()
     gpus = list_gpus()
     said = "; ".join(gpus) or "none"

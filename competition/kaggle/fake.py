@@ -49,6 +49,7 @@ import base64
 import io
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -412,10 +413,11 @@ GPUS_OF_SHAPE = {"NvidiaTeslaT4": 2, "NvidiaTeslaP100": 2}  # Kaggle runs a reti
 
 
 class KernelRun:
-    """A pushed script kernel run for real, as Kaggle would: in a folder laid out as Kaggle's /kaggle
-    (input/competitions/digit-recognizer with the competition's CSVs, working/ for its outputs and the
-    current folder), by this Python, its output lines the kernel's log. Nothing is passed to the
-    script: it finds the folder as it finds /kaggle (bootstrap.ROOT_VARIABLE names the stand-in)."""
+    """A pushed script kernel run for real: in a folder laid out as Kaggle's /kaggle (input/competitions/
+    digit-recognizer with the competition's CSVs, working/ for its outputs and the current folder), by
+    this Python as a plain script, its output lines the kernel's log. Nothing is passed to the script:
+    it finds the folder as it finds /kaggle (bootstrap.ROOT_VARIABLE names the stand-in).
+    NotebookRun runs it as Kaggle does."""
 
     def __init__(self, text: str, metadata: dict, competition: Competition):
         self.root = Path(tempfile.mkdtemp(prefix="fake-kaggle-kernel-")) / "kaggle"
@@ -423,15 +425,19 @@ class KernelRun:
         self.working.mkdir(parents=True)
         with zipfile.ZipFile(io.BytesIO(competition.zip_bytes)) as zf:
             zf.extractall(self.input)
-        script = self.root / "src" / "script.py"
-        script.parent.mkdir()
-        script.write_text(text)
+        self.source = self.root / "src"
+        self.source.mkdir()
         self._events: list[dict] = []
         self._start = time.monotonic()
-        self._process = subprocess.Popen([sys.executable, str(script)], cwd=self.working, env=kernel_environment(
+        self._process = subprocess.Popen(self.command(text), cwd=self.working, env=kernel_environment(
             self.root, metadata), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    def command(self, text: str) -> list[str]:
+        script = self.source / "script.py"
+        script.write_text(text)
+        return [sys.executable, str(script)]
 
     def _read(self) -> None:
         for line in self._process.stdout:
@@ -455,6 +461,50 @@ class KernelRun:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+
+
+class NotebookRun(KernelRun):
+    """A pushed script kernel run as Kaggle runs one: the script as the one cell of a notebook
+    (__script__.ipynb), executed by nbconvert in a Jupyter kernel of `runtime` (a Python with Kaggle's
+    libraries, nbconvert and ipykernel: make test's .venv-kaggle), then rendered to __results__.html;
+    nbconvert's lines end the log, as on Kaggle. The runner of FakeKaggle:
+    `runner=lambda text, body, competition: NotebookRun(text, body, competition, runtime)`."""
+
+    def __init__(self, text: str, metadata: dict, competition: Competition, runtime: str | Path):
+        self.runtime = str(runtime)
+        super().__init__(text, metadata, competition)
+
+    def command(self, text: str) -> list[str]:
+        notebook = {"cells": [{"cell_type": "code", "execution_count": None, "id": "script", "metadata": {},
+                               "outputs": [], "source": text}],
+                    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+                    "nbformat": 4, "nbformat_minor": 5}
+        (self.source / "__script__.ipynb").write_text(json.dumps(notebook))
+        # Executed in the kernel's folder (the notebook's), errors kept in the notebook as Kaggle keeps them;
+        # failed (exit 1) where the cell ended in an error, a sys.exit(N) included; then rendered.
+        nbconvert = f"{shlex.quote(self.runtime)} -m nbconvert"
+        failed = ("import json, sys; cells = json.load(open('__notebook__.ipynb'))['cells']; "
+                  "sys.exit(any(o['output_type'] == 'error' for c in cells for o in c.get('outputs', [])))")
+        return ["sh", "-c", f"cd {shlex.quote(str(self.source))} && {nbconvert} --to notebook --execute "
+                "--ExecutePreprocessor.timeout=None --ExecutePreprocessor.allow_errors=True --output __notebook__ "
+                f"__script__.ipynb && {shlex.quote(self.runtime)} -c {shlex.quote(failed)}; status=$?; "
+                f"{nbconvert} --to html --output __results__ __notebook__.ipynb; exit $status"]
+
+    def log(self) -> list[dict]:
+        """nbconvert's lines as they come; once the notebook has run, its cell's output before the lines
+        that render it (Kaggle's log has both, in that order)."""
+        events = list(self._events)
+        notebook = self.source / "__notebook__.ipynb"
+        if self._process.poll() is None or not notebook.is_file():
+            return events
+        [cell] = json.loads(notebook.read_text())["cells"]
+        when = events[-1]["time"] if events else 0.0
+        printed = [{"stream_name": output.get("name", "stderr"), "time": when,
+                    "data": "".join(output["text"]) if "text" in output else
+                    "\n".join([*output.get("traceback", [])[-1:], f"{output['ename']}: {output['evalue']}\n"])}
+                   for output in cell.get("outputs", []) if output.get("output_type") in ("stream", "error")]
+        rendering = next((i for i, event in enumerate(events) if "to html" in event["data"]), len(events))
+        return events[:rendering] + printed + events[rendering:]
 
 
 def kernel_environment(root: Path, metadata: dict) -> dict[str, str]:
