@@ -1,16 +1,18 @@
-"""Train a recipe on Kaggle's GPU from here: push it as a Kaggle kernel, watch it, bring its output back.
+"""Train a recipe on Kaggle's GPUs (two T4s) from here: push it as a Kaggle kernel, watch it, bring its output back.
 
     python -m competition.kaggle_best --recipe fast          # make kaggle-best RECIPE=fast
     python -m competition.kaggle_best --recipe best-ensemble --force   # even past the GPU quota left
 
-It says the recipe's minutes on that GPU (a guess where not measured there) and this week's GPU quota
-left (too little: it stops, unless --force), then pushes a private script kernel that carries this
-checkout's code, with the competition's data attached and the GPU on; there `make best`'s own command
-trains the recipe (competition/kaggle/bootstrap.py). Its URL is printed, then its status and its log's
-last line every --poll_s. Ctrl-C stops the watching, not the kernel: the same command attaches to it
-again (models/.kaggle-best/<recipe>.json remembers it; --new pushes another). Once it completes, its
-output (submission.csv, metrics.json, the members' run folders, kaggle-best.log) lands whole in
-models/recipe-<name>-kaggle/, for make submission, submit, report and tflite. docs/kaggle.md.
+It says its plan on Kaggle's two T4s (each model's minutes, two at a time, the session's minutes and the
+GPU-minutes: guesses where not measured there) and this week's GPU quota left (too little: it stops,
+unless --force), then pushes a private script kernel that carries this checkout's code, with the
+competition's data attached, the GPUs on and a session timeout from the plan; there `make best`'s own
+command trains the recipe, one model per GPU (competition/kaggle/bootstrap.py). The version pushed and
+its URL are printed, then that version's status and its log's last line every --poll_s. Ctrl-C stops
+the watching, not the kernel: the same command attaches to it again (models/.kaggle-best/<recipe>.json
+remembers it; --new pushes another). Once it completes, its output (submission.csv, metrics.json, the
+members' run folders, kaggle-best.log) lands whole in models/recipe-<name>-kaggle/, for make
+submission, submit, report and tflite. docs/kaggle.md.
 """
 
 from __future__ import annotations
