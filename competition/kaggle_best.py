@@ -29,7 +29,8 @@ from common.errors import add_debug_flag, exit_status
 from competition.cli import add_models_dir
 from competition.config import RECIPES
 from competition.kaggle.client import BACKOFF_S, RETRIES, KaggleClient
-from competition.kaggle.kernel import DEFAULT_GPU, GPUS, POLL_S, kaggle_best, write_kernel_folder
+from competition.kaggle.kernel import POLL_S, kaggle_best, write_kernel_folder
+from competition.kaggle.plan import DEFAULT_GPU, GPUS
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from test_kaggle import FAST, competition_data, kaggle_json, write_secret  # noq
 from competition import kaggle_best, submit
 from competition import predict as submission
 from competition.config import RECIPES, ROOT
-from competition.kaggle import bootstrap, kernel
+from competition.kaggle import bootstrap, kernel, plan
 from competition.kaggle.client import KaggleClient, KaggleError
 from competition.kaggle.fake import KEY, USERNAME, FakeKaggle, digits_competition
 from competition.runs.folders import best_scored
@@ -110,8 +110,8 @@ def test_the_pushed_kernel_is_what_kaggle_expects(fake, kaggle_json, tmp_path, c
     assert {"common/errors.py", "competition/training/recipes.py", "competition/config.py"} <= names
     assert not [n for n in names if "/tests/" in n or not n.endswith(".py")]
     out = capsys.readouterr().out
-    planned = kernel.plan_minutes(RECIPES["fast"], "NvidiaTeslaT4")
-    assert sent["sessionTimeoutSeconds"] == kernel.session_timeout_s(planned.session_minutes) == 30 * 60  # the floor: 2 x 5 min is less
+    planned = plan.plan_minutes(RECIPES["fast"], "NvidiaTeslaT4")
+    assert sent["sessionTimeoutSeconds"] == plan.session_timeout_s(planned.session_minutes) == 30 * 60  # the floor: 2 x 5 min is less
     assert "dockerImage" not in sent  # Kaggle's latest image unless pinned
     assert f"pushed version 1 of {SLUG} (ref /code/{SLUG}, code " in out and f"{fake.url}/code/{SLUG}" in out
     assert "stopped by Kaggle after 30 min" in out
@@ -408,9 +408,9 @@ def test_a_code_file_over_700_kb_is_refused_before_pushing(fake, kaggle_json, tm
 
 
 def test_the_session_timeout_follows_the_estimate_within_kaggles_limit():
-    assert kernel.session_timeout_s(5) == 30 * 60
-    assert kernel.session_timeout_s(100) == 200 * 60
-    assert kernel.session_timeout_s(500) == 12 * 3600  # Kaggle stops a GPU session at 12 h anyway
+    assert plan.session_timeout_s(5) == 30 * 60
+    assert plan.session_timeout_s(100) == 200 * 60
+    assert plan.session_timeout_s(500) == 12 * 3600  # Kaggle stops a GPU session at 12 h anyway
 
 
 def test_status_and_output_read_the_pushed_version_not_the_latest(fake, kaggle_json, tmp_path, monkeypatch, capsys):
@@ -463,13 +463,13 @@ def test_a_single_model_says_it_uses_one_of_the_two_gpus_and_gpus_are_checked(ca
 
     assert recipes.gpu_plan(1, (0, 1)) == "one at a time, on one of the 2 GPUs (GPUs 0, 1: the other idle)"
     assert recipes.gpu_plan(2, (0, 1)) == "2 at a time, one per GPU (GPUs 0, 1, one process each)"
-    planned = kernel.plan_minutes(RECIPES["best-ensemble"], "NvidiaTeslaT4")
+    planned = plan.plan_minutes(RECIPES["best-ensemble"], "NvidiaTeslaT4")
     assert planned.at_once == 2 and len(planned.member_minutes) == 3
     # Two at a time: the residual network on one GPU, the two strong models after each other on the other.
     first, second, third = planned.member_minutes
-    assert planned.session_minutes == pytest.approx(kernel.START_MINUTES + max(first, second + third))
+    assert planned.session_minutes == pytest.approx(plan.START_MINUTES + max(first, second + third))
     assert planned.gpu_minutes == pytest.approx(first + second + third)
-    assert list(kernel.GPUS) == ["NvidiaTeslaT4"]  # the P100 is retired on Kaggle
+    assert list(plan.GPUS) == ["NvidiaTeslaT4"]  # the P100 is retired on Kaggle
     for wrong in ("0,0", "a", ""):
         with pytest.raises(SystemExit):
             best.main(["--gpus", wrong])

@@ -8,8 +8,7 @@ in the account. The competition's data is attached by `competition_sources`; GPU
 (the kernel runs on Kaggle's own TensorFlow, bootstrap.py says why), private.
 
 The steps, each one call of the client (competition/kaggle/client.py):
-    plan      minutes on Kaggle's two T4s, two members at a time (GPUS: guesses until measured there), against
-              the GPU quota left
+    plan      minutes on Kaggle's two T4s, two members at a time, against the GPU quota left (plan.py)
     push      kernel-metadata.json + kaggle_best.py; the pushed version is remembered in
               models/.kaggle-best/<recipe>.json, so Ctrl-C while watching leaves it running and the
               same command attaches to it instead of pushing a second one
@@ -20,7 +19,6 @@ The steps, each one call of the client (competition/kaggle/client.py):
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import io
 import json
@@ -30,18 +28,17 @@ import sys
 import tempfile
 import time
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from common.digits_csv import SUBMISSION_FILE
 from common.errors import ProjectError
 from common.writing import write_json, write_text
-from competition.config import COMPETITION_TRAIN_ROWS, ROOT, Recipe
+from competition.config import ROOT, Recipe
 from competition.data.reading import read_json
-from competition.kaggle import bootstrap
+from competition.kaggle import bootstrap, plan
 from competition.kaggle.client import COMPETITION, KaggleClient, KaggleError
 from competition.runs.folders import ENSEMBLE_FILE, METRICS_FILE
-from competition.training import recipes
 
 SCRIPT_FILE = "kaggle_best.py"
 METADATA_FILE = "kernel-metadata.json"  # the name the kaggle client reads
@@ -49,40 +46,11 @@ PACKED = ("common", "competition")  # what trains; edge/, tests/ and docs/ stay 
 STATE_FOLDER = ".kaggle-best"  # under the models folder: one <recipe>.json per kernel pushed and not yet fetched
 POLL_S = 30.0
 QUEUED_NOTICE_S = 15 * 60  # QUEUED this long (API pushes are known to stick there): the kernel's URL, what to do
-# The session's time limit: the estimate (a guess until measured) times TIMEOUT_MARGIN, at least
-# TIMEOUT_MIN_MINUTES, at most Kaggle's own limit for a GPU session.
-TIMEOUT_MARGIN = 2.0
-TIMEOUT_MIN_MINUTES = 30.0
-KAGGLE_MAX_HOURS = 12.0
 LOG_TAIL = 15  # lines of a failed kernel's log shown
 # Lines Kaggle's notebook runner adds to a log (nbconvert's, Jupyter's warnings): never a reason.
 JUPYTER_LINE = re.compile(r"\[NbConvertApp\]|__results__\.html|__notebook__\.ipynb|traitlets")
 MAX_CODE_BYTES = 700_000  # the largest code file known to pass a push (Kaggle does not document its limit)
 HEARTBEAT = 10  # polls without news between two progress lines
-
-
-@dataclasses.dataclass(frozen=True)
-class Gpu:
-    name: str
-    count: int  # GPUs in the session: the members train this many at a time, one per GPU
-    capability: tuple[int, int]
-    rates: dict[str, float]  # images/s a preset trains at on one of them, in the precision auto picks for it
-    measured: str = ""  # where the rates were measured; empty: they are guesses
-
-    def describe(self) -> str:
-        return f"{'two' if self.count == 2 else self.count} {self.name}s" if self.count > 1 else f"a {self.name}"
-
-
-# Kaggle's accelerators (machine_shape). NvidiaTeslaT4 is two T4s (Kaggle offers no single one); the P100 is
-# retired (the server runs such a session on T4s). No rate has been measured on Kaggle yet: these are guesses
-# from the presets' batch sizes (64: step-bound on a GPU) and a T4's float16 throughput; docs/kaggle.md.
-GPUS = {
-    "NvidiaTeslaT4": Gpu("Tesla T4", 2, (7, 5), {"report-aug": 10_000, "strong": 8_000, "strong-long": 8_000,
-                                                 "strong-long-ema": 8_000, "strong-short": 8_000,
-                                                 "resnet-long-ema": 4_000, "resnet-short-ema": 4_000}),
-}
-DEFAULT_GPU = "NvidiaTeslaT4"
-START_MINUTES = 4.0  # the session's start, TensorFlow's import, the calibration, the submission (a guess)
 
 
 def slug_of(recipe: Recipe) -> str:
@@ -145,7 +113,7 @@ if __name__ == "__main__":  # as a script, and as the one cell of the notebook K
     return Path(bootstrap.__file__).read_text() + footer, digest
 
 
-def kernel_metadata(username: str, recipe: Recipe, accelerator: str = DEFAULT_GPU, docker_image: str | None = None
+def kernel_metadata(username: str, recipe: Recipe, accelerator: str = plan.DEFAULT_GPU, docker_image: str | None = None
                     ) -> dict:
     """kernel-metadata.json, as `kaggle kernels init` writes it (booleans as the strings it writes);
     docker_image pins Kaggle's image (default: the latest)."""
@@ -160,7 +128,7 @@ def kernel_metadata(username: str, recipe: Recipe, accelerator: str = DEFAULT_GP
 
 
 def write_kernel_folder(folder: Path, username: str, recipe: Recipe, epochs: int | None = None,
-                        accelerator: str = DEFAULT_GPU, docker_image: str | None = None) -> str:
+                        accelerator: str = plan.DEFAULT_GPU, docker_image: str | None = None) -> str:
     """The folder `kaggle kernels push` takes; the digest of the code in it."""
     script, digest = kernel_script(recipe, epochs)
     size = len(script.encode())
@@ -172,71 +140,6 @@ def write_kernel_folder(folder: Path, username: str, recipe: Recipe, epochs: int
     write_text(folder / SCRIPT_FILE, script)
     write_json(folder / METADATA_FILE, kernel_metadata(username, recipe, accelerator, docker_image))
     return digest
-
-
-# Before pushing: time and quota
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    """A recipe's time on Kaggle: each member's minutes on one GPU, how many train at once, the session's
-    minutes (start included: what the quota counts) and the GPU-minutes the training keeps busy."""
-
-    member_minutes: list[float]
-    at_once: int
-    session_minutes: float
-    gpu_minutes: float
-    what: str  # measured, or a guess
-
-    def describe(self, gpu: Gpu) -> str:
-        n, longest = len(self.member_minutes), _hours(max(self.member_minutes) / 60)
-        if self.at_once > 1:
-            how = f"{n} models of about {longest} at most each, {self.at_once} at a time, one per GPU"
-        elif gpu.count > 1:
-            how = f"{n} model of about {longest} on one of the {gpu.count} GPUs (the other{'s' * (gpu.count > 2)} idle)"
-        else:
-            how = f"{n} model{'s' * (n > 1)} of about {longest} at most each, one at a time"
-        return (f"{how}: about {self.session_minutes:.0f} min of session ({START_MINUTES:.0f} min to start, "
-                f"{self.session_minutes - START_MINUTES:.0f} min of training), {self.gpu_minutes:.0f} GPU-minutes of "
-                f"training ({self.what})")
-
-
-def plan_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None) -> Plan:
-    """The recipe on that accelerator: its members in order, each started on the first GPU free."""
-    gpu = GPUS[accelerator]
-    members = recipes.members(recipe, "", "", epochs)
-    each = [recipes.minutes(m.cfg, COMPETITION_TRAIN_ROWS, gpu.rates[m.preset]) for m in members]
-    at_once = min(gpu.count, len(each))
-    free_at = [0.0] * at_once
-    for minutes in each:
-        first = free_at.index(min(free_at))
-        free_at[first] += minutes
-    what = f"measured {gpu.measured}" if gpu.measured else "a guess: not measured on Kaggle yet"
-    return Plan(each, at_once, START_MINUTES + max(free_at), sum(each), what)
-
-
-def session_timeout_s(minutes: float) -> int:
-    """The push's session timeout for a run estimated at `minutes`: a guess can be short, and a session
-    stopped at its limit has spent its quota for nothing; past Kaggle's own limit it is that limit."""
-    return int(min(KAGGLE_MAX_HOURS * 60, max(TIMEOUT_MIN_MINUTES, minutes * TIMEOUT_MARGIN)) * 60)
-
-
-def check_quota(client: KaggleClient, needed_minutes: float, gpu: str, what: str, force: bool) -> None:
-    """The week's GPU quota left: allowed, less used, less reserved by sessions still running."""
-    quota, refresh = client.gpu_quota()
-    need = f"the recipe needs about {_hours(needed_minutes / 60)} on {gpu} ({what})"
-    if quota is None or quota.total_time_allowed is None:
-        print(f"kaggle-best: Kaggle did not say this account's GPU quota; {need}", flush=True)
-        return
-    used, reserved = quota.time_used or timedelta(0), quota.time_reserved or timedelta(0)
-    left_h = max(0.0, (quota.total_time_allowed - used - reserved).total_seconds() / 3600)
-    total_h = quota.total_time_allowed.total_seconds() / 3600
-    when = f", renewed {refresh:%a %d %b %H:%M} UTC" if refresh else ""
-    held = f" ({_hours(reserved.total_seconds() / 3600)} held by sessions still running)" if reserved else ""
-    line = f"GPU quota: {_hours(left_h)} of {_hours(total_h)} left this week{held}{when}; {need}"
-    if left_h * 60 < needed_minutes and not force:
-        raise ProjectError(f"{line}: not pushed (--force pushes anyway; Kaggle stops a kernel when the quota ends)")
-    print(f"kaggle-best: {line}" + (" (--force: pushing anyway)" if left_h * 60 < needed_minutes else ""), flush=True)
 
 
 # The pushed kernel, remembered
@@ -261,7 +164,7 @@ def push(client: KaggleClient, recipe: Recipe, models_dir: str | Path, epochs: i
              "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_json(state_path(recipe, models_dir), state)
     print(f"kaggle-best: pushed version {state['version']} of {state['slug']} (ref {state['ref']}, code {digest}, "
-          f"stopped by Kaggle after {_hours(timeout_s / 3600)}"
+          f"stopped by Kaggle after {plan.hours(timeout_s / 3600)}"
           + (f", image {docker_image}" if docker_image else "") + f"): {state['url']}", flush=True)
     return state
 
@@ -369,7 +272,7 @@ def fetch(client: KaggleClient, state: dict, target: Path) -> list[str]:
     return names
 
 
-def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = DEFAULT_GPU, epochs: int | None = None,
+def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = plan.DEFAULT_GPU, epochs: int | None = None,
                 force: bool = False, new: bool = False, poll_s: float = POLL_S, client: KaggleClient | None = None,
                 docker_image: str | None = None) -> Path:
     """Push (or attach to) the recipe's kernel, watch it, fetch its output; the installed folder."""
@@ -380,11 +283,11 @@ def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = DEFAU
         print(f"kaggle-best: attaching to version {state['version']} of {state['slug']}, pushed "
               f"{state['pushed_at']} (code {state['code']}): {state['url']} (--new pushes another)", flush=True)
     else:
-        planned, gpu = plan_minutes(recipe, accelerator, epochs), GPUS[accelerator]
+        planned, gpu = plan.plan_minutes(recipe, accelerator, epochs), plan.GPUS[accelerator]
         print(f"kaggle-best: recipe {recipe.name} ({recipe.summary}) on {gpu.describe()} ({accelerator}): "
               f"{planned.describe(gpu)}", flush=True)
-        check_quota(client, planned.session_minutes, gpu.describe(), planned.what, force)
-        state = push(client, recipe, models_dir, epochs, accelerator, session_timeout_s(planned.session_minutes),
+        plan.check_quota(client, planned.session_minutes, gpu.describe(), planned.what, force)
+        state = push(client, recipe, models_dir, epochs, accelerator, plan.session_timeout_s(planned.session_minutes),
                      docker_image)
     status = watch(client, state, poll_s)
     if status != "COMPLETE":
@@ -403,6 +306,3 @@ def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = DEFAU
           "recorded score)", flush=True)
     return target
 
-
-def _hours(hours: float) -> str:
-    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
