@@ -168,7 +168,7 @@ KAGGLE_PY := .venv-kaggle/bin/python
 	touch $@
 
 test: $(VENV)/.installed .venv-kaggle/.installed ## run the test suite (the Kaggle kernel in .venv-kaggle too), then the edge suites, without TensorFlow
-	DIGITS_KAGGLE_RUNTIME=$(KAGGLE_PY) $(PY) -m pytest -q tests research/tests
+	DIGITS_KAGGLE_RUNTIME=$(CURDIR)/$(KAGGLE_PY) $(PY) -m pytest -q tests research/tests
 	$(MAKE) --no-print-directory test-edge
 
 clean: ## remove .venv (models/ and data/ are kept)

@@ -21,7 +21,7 @@ from competition.kaggle import bootstrap
 from competition.kaggle.fake import FakeKaggle, NotebookRun
 
 REQUIRED = os.environ.get("DIGITS_KAGGLE_RUNTIME")
-RUNTIME = Path(REQUIRED or ROOT / ".venv-kaggle" / "bin" / "python")
+RUNTIME = Path(REQUIRED or ROOT / ".venv-kaggle" / "bin" / "python").absolute()  # the notebook runs elsewhere
 KAGGLE_VERSIONS = {"tensorflow": "2.19", "keras": "3.13", "numpy": "2.1", "pandas": "2.3", "scikit-learn": "1.6"}
 
 
