@@ -159,8 +159,16 @@ bench: $(VENV)/.installed ## training images/s, the share of this machine's matm
 bench-speed: $(VENV)/.installed ## images/s of the strong model under each speed choice (batch, XLA, threads, pipeline, metrics)
 	$(PY) scripts/bench_speed.py $(ARGS)
 
-test: $(VENV)/.installed ## run the test suite (then the edge suites, without TensorFlow)
-	$(PY) -m pytest -q tests research/tests
+# .venv-kaggle: Kaggle's image's libraries (TensorFlow 2.19, Keras 3.13, ...) with nbconvert, in which the
+# kernel of make kaggle-best runs as a notebook, as on Kaggle (tests/test_kaggle_notebook.py); not the project.
+KAGGLE_PY := .venv-kaggle/bin/python
+.venv-kaggle/.installed: tests/requirements-kaggle.txt
+	$(PYTHON) -m venv .venv-kaggle
+	$(KAGGLE_PY) -m pip install -r $<
+	touch $@
+
+test: $(VENV)/.installed .venv-kaggle/.installed ## run the test suite (the Kaggle kernel in .venv-kaggle too), then the edge suites, without TensorFlow
+	DIGITS_KAGGLE_RUNTIME=$(CURDIR)/$(KAGGLE_PY) $(PY) -m pytest -q tests research/tests
 	$(MAKE) --no-print-directory test-edge
 
 clean: ## remove .venv (models/ and data/ are kept)

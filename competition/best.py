@@ -30,6 +30,7 @@ from common.errors import add_debug_flag, exit_status
 from competition.cli import (
     add_cluster_flag,
     add_data_dir,
+    add_gpus_flag,
     add_models_dir,
     check_cluster_jobs,
 )
@@ -49,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="train only the members that fit this many minutes by the measured estimate (default: 0, "
                              "no limit)")
     parser.add_argument("--jobs", type=int, default=0,
-                        help="members trained at once, each in its own process (default: 0, one per core, at most "
-                             "one per member)")
+                        help="members trained at once, each in its own process (default: 0, one per core, or one per "
+                             "GPU with --gpus, at most one per member)")
+    add_gpus_flag(parser)
     parser.add_argument("--epochs", type=int, default=None,
                         help="train each member this many epochs instead of its preset's, to try the command out "
                              "(the recipe's estimate then does not apply)")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     def work():  # two of the same recipe at once would train its members twice
         with exclusive(folder_of(recipe, args.models_dir), "a recipe"):
             return train_recipe(recipe, args.data_dir, args.models_dir, args.budget_minutes, args.jobs, args.epochs,
-                                args.fresh, args.cluster)
+                                args.fresh, args.cluster, args.gpus)
 
     return exit_status(work, args.debug, interrupted="finished members are kept: the same command continues")
 

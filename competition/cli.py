@@ -75,6 +75,19 @@ def add_workers_flag(parser: argparse.ArgumentParser) -> None:
                              "(default: %(default)s)")
 
 
+def add_gpus_flag(parser: argparse.ArgumentParser) -> None:
+    """--gpus: the models spread over these GPUs, one per GPU at a time (training/parallel.py)."""
+    def indices(text: str) -> tuple[int, ...]:
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        if not parts or not all(part.isdigit() for part in parts) or len(set(parts)) < len(parts):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected distinct GPU indices separated by commas, e.g. 0,1")
+        return tuple(int(part) for part in parts)
+
+    parser.add_argument("--gpus", type=indices, default=(), metavar="0,1",
+                        help="train the models side by side on these GPUs, one model per GPU at a time, each process "
+                             "seeing only its own (CUDA_VISIBLE_DEVICES) (default: none, one process sees them all)")
+
+
 def add_cluster_flag(parser: argparse.ArgumentParser) -> None:
     """--cluster: the models as tasks on a Ray cluster instead of this machine's processes (training/cluster.py)."""
     # The form only: Ray itself is imported where a cluster is used.

@@ -32,6 +32,7 @@ from common.errors import add_debug_flag, exit_status
 from common.writing import write_json
 from competition.cli import (
     add_cluster_flag,
+    add_gpus_flag,
     add_tta_flag,
     add_workers_flag,
     check_cluster_jobs,
@@ -57,9 +58,10 @@ from competition.training import hardware, parallel, trainer
 
 
 def cross_validate(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int = 0, seeds: int = 1, tta: int = 0,
-        fresh: bool = False, workers: int = 1, cluster: str | None = None) -> dict:
+        fresh: bool = False, workers: int = 1, cluster: str | None = None, gpus: tuple[int, ...] = ()) -> dict:
     folder = Path(cfg.models_dir) / f"cv-{cfg.name}"
-    setup = hardware.resolve(cfg.precision, cfg.threads)  # this machine's, handed to every model trained here
+    # This machine's, handed to every model trained here.
+    setup = dataclasses.replace(hardware.resolve(cfg.precision, cfg.threads), gpus=tuple(gpus))
     precision = hardware.work_precision(cfg.precision, setup, None if fresh else recorded(folder / SETTINGS_FILE, "precision"),
                                         bool(cluster))
     settings = {**trainer.recorded_settings(cfg, precision), "k": k, "cv_seed": cv_seed, "seeds": seeds}
@@ -96,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     add_tta_flag(parser)
     parser.add_argument("--fresh", action="store_true", help="delete this CV's models and start over")
     add_workers_flag(parser)
+    add_gpus_flag(parser)
     add_cluster_flag(parser)
     add_debug_flag(parser)
     cfg, args = parse_train_config(parser, argv)
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     def work():  # two CVs of one name at once would train the same folds twice and race on cv.json
         with exclusive(Path(cfg.models_dir) / f"cv-{cfg.name}", "a cross-validation"):
             return cross_validate(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh, args.jobs,
-                                  args.cluster)
+                                  args.cluster, args.gpus)
 
     return exit_status(work, args.debug, interrupted="finished folds are kept: the same command continues")
 

@@ -29,6 +29,7 @@ from common.errors import add_debug_flag, exit_status
 from common.writing import write_json
 from competition.cli import (
     add_cluster_flag,
+    add_gpus_flag,
     add_tta_flag,
     add_workers_flag,
     check_cluster_jobs,
@@ -70,9 +71,10 @@ def evaluate(folder: Path, member_names: list[str], images: np.ndarray, labels: 
 
 
 def train_ensemble(cfg: TrainConfig, k: int, tta: int = 0, fresh: bool = False, workers: int = 1,
-                   cluster: str | None = None) -> Path:
+                   cluster: str | None = None, gpus: tuple[int, ...] = ()) -> Path:
     folder = Path(cfg.models_dir) / f"ensemble-{cfg.name}"
-    setup = hardware.resolve(cfg.precision, cfg.threads)  # this machine's, handed to every model trained here
+    # This machine's, handed to every model trained here.
+    setup = dataclasses.replace(hardware.resolve(cfg.precision, cfg.threads), gpus=tuple(gpus))
     precision = hardware.work_precision(cfg.precision, setup, None if fresh else recorded(folder / SETTINGS_FILE, "precision"),
                                         bool(cluster))
     open_resumable(folder, SETTINGS_FILE, {**trainer.recorded_settings(cfg, precision), "k": k}, trainer.IDENTITY,  # k may grow
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     add_tta_flag(parser)
     parser.add_argument("--fresh", action="store_true", help="delete this ensemble's members and start over")
     add_workers_flag(parser)
+    add_gpus_flag(parser)
     add_cluster_flag(parser)
     add_debug_flag(parser)
     cfg, args = parse_train_config(parser, argv)
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work():  # two ensembles of one name at once would train the same members twice
         with exclusive(Path(cfg.models_dir) / f"ensemble-{cfg.name}", "an ensemble"):
-            return train_ensemble(cfg, args.k, args.tta, args.fresh, args.jobs, args.cluster)
+            return train_ensemble(cfg, args.k, args.tta, args.fresh, args.jobs, args.cluster, args.gpus)
 
     return exit_status(work, args.debug, interrupted="finished members are kept: the same command continues")
 

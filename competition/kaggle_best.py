@@ -1,16 +1,18 @@
-"""Train a recipe on Kaggle's GPU from here: push it as a Kaggle kernel, watch it, bring its output back.
+"""Train a recipe on Kaggle's GPUs (two T4s) from here: push it as a Kaggle kernel, watch it, bring its output back.
 
     python -m competition.kaggle_best --recipe fast          # make kaggle-best RECIPE=fast
     python -m competition.kaggle_best --recipe best-ensemble --force   # even past the GPU quota left
 
-It says the recipe's minutes on that GPU (a guess where not measured there) and this week's GPU quota
-left (too little: it stops, unless --force), then pushes a private script kernel that carries this
-checkout's code, with the competition's data attached and the GPU on; there `make best`'s own command
-trains the recipe (competition/kaggle/bootstrap.py). Its URL is printed, then its status and its log's
-last line every --poll_s. Ctrl-C stops the watching, not the kernel: the same command attaches to it
-again (models/.kaggle-best/<recipe>.json remembers it; --new pushes another). Once it completes, its
-output (submission.csv, metrics.json, the members' run folders, kaggle-best.log) lands whole in
-models/recipe-<name>-kaggle/, for make submission, submit, report and tflite. docs/kaggle.md.
+It says its plan on Kaggle's two T4s (each model's minutes, two at a time, the session's minutes and the
+GPU-minutes: guesses where not measured there) and this week's GPU quota left (too little: it stops,
+unless --force), then pushes a private script kernel that carries this checkout's code, with the
+competition's data attached, the GPUs on and a session timeout from the plan; there `make best`'s own
+command trains the recipe, one model per GPU (competition/kaggle/bootstrap.py). The version pushed and
+its URL are printed, then that version's status and its log's last line every --poll_s. Ctrl-C stops
+the watching, not the kernel: the same command attaches to it again (models/.kaggle-best/<recipe>.json
+remembers it; --new pushes another). Once it completes, its output (submission.csv, metrics.json, the
+members' run folders, kaggle-best.log) lands whole in models/recipe-<name>-kaggle/, for make
+submission, submit, report and tflite. docs/kaggle.md.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from common.errors import add_debug_flag, exit_status
 from competition.cli import add_models_dir
 from competition.config import RECIPES
 from competition.kaggle.client import BACKOFF_S, RETRIES, KaggleClient
-from competition.kaggle.kernel import DEFAULT_GPU, GPUS, POLL_S, kaggle_best, write_kernel_folder
+from competition.kaggle.kernel import POLL_S, kaggle_best, write_kernel_folder
+from competition.kaggle.plan import DEFAULT_GPU, GPUS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None,
                         help="each member this many epochs instead of its preset's, to try it out (the recipe's "
                              "estimate then does not apply)")
+    parser.add_argument("--docker_image", default=None,
+                        help="pin the kernel to this Kaggle image (e.g. gcr.io/kaggle-gpu-images/python:<tag>; "
+                             "default: Kaggle's latest)")
     parser.add_argument("--force", action="store_true", help="push even when the GPU quota left looks too short")
     parser.add_argument("--new", action="store_true",
                         help="push a new version even when one pushed before has not been fetched")
@@ -62,12 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     def work():
         if args.build_only:
             username = args.username or KaggleClient(retries=args.retries, backoff_s=args.backoff_s).username
-            digest = write_kernel_folder(Path(args.build_only), username, recipe, args.epochs, args.accelerator)
+            digest = write_kernel_folder(Path(args.build_only), username, recipe, args.epochs, args.accelerator,
+                                         args.docker_image)
             print(f"kaggle-best: {args.build_only}: the kernel of recipe {recipe.name} (code {digest})")
             return None
         client = KaggleClient(retries=args.retries, backoff_s=args.backoff_s)
         return kaggle_best(recipe, args.models_dir, args.accelerator, args.epochs, args.force, args.new,
-                           args.poll_s, client)
+                           args.poll_s, client, args.docker_image)
 
     return exit_status(work, args.debug, interrupted="the kernel keeps running on Kaggle; the same command "
                                                      "attaches to it and fetches its output")

@@ -5,6 +5,7 @@
     .venv/bin/python scripts/fake_kaggle.py --rules_not_accepted  # downloads and submits answer 403
     .venv/bin/python scripts/fake_kaggle.py --fail DownloadDataFiles:500 --fail storage:cut
     .venv/bin/python scripts/fake_kaggle.py --gpu_used_h 29        # a week's GPU quota nearly spent
+    .venv/bin/python scripts/fake_kaggle.py --notebook .venv-kaggle/bin/python   # kernels run as Kaggle runs them
 
 then, in another shell, with the environment it prints (the credentials are the fake's own):
 
@@ -13,7 +14,8 @@ then, in another shell, with the environment it prints (the credentials are the 
 
 It is the tests' fake (competition/kaggle/fake.py), answering what the installed kaggle client sends. The
 competition it serves is scikit-learn's digits in the real format (as `make demo-data`), and it scores
-submissions against their test labels; a pushed kernel runs for real, here (its KernelRun).
+submissions against their test labels; a pushed kernel runs for real, here (its KernelRun; with --notebook,
+as a notebook executed by nbconvert in a Jupyter kernel of that Python, its NotebookRun), its two T4s faked.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import argparse
 import sys
 import time
 
-from competition.kaggle.fake import KEY, USERNAME, FakeKaggle, digits_competition
+from competition.kaggle.fake import KEY, USERNAME, FakeKaggle, NotebookRun, digits_competition
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,10 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="port to serve on (default: %(default)s)")
     parser.add_argument("--gpu_used_h", type=float, default=3.5,
                         help="GPU hours of this week's 30 used already (default: %(default)s)")
+    parser.add_argument("--notebook", metavar="PYTHON", default=None,
+                        help="run pushed kernels as Kaggle does, a notebook executed by nbconvert, in a Jupyter kernel "
+                             "of this Python (one with nbconvert and ipykernel: make .venv-kaggle/.installed)")
     args = parser.parse_args(argv)
     kaggle = FakeKaggle(digits_competition(), rules_accepted=not args.rules_not_accepted,
                         polls_until_scored=args.polls_until_scored, echo=True, port=args.port,
                         gpu_used_s=args.gpu_used_h * 3600)
+    if args.notebook:
+        kaggle.runner = lambda text, body, competition: NotebookRun(text, body, competition, args.notebook)
     for spec in args.fail:
         call, _, fault = spec.partition(":")
         kaggle.fail(call, fault if fault == "cut" else int(fault))

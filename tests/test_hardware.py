@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from competition import startup, train
@@ -110,22 +111,45 @@ def test_strong_preset_on_an_avx2_only_cpu_trains_in_float32_and_says_so(demo_di
 
 
 def test_a_faked_t4_trains_in_mixed_float16_with_loss_scaling_and_saves_float32(demo_dir, tmp_path, monkeypatch):
-    """On a T4 (compute capability 7.5) auto means mixed_float16: Keras scales the loss, the weights'
-    average (--ema, the best recipes') still swaps in; the saved model computes in float32 (run here
-    on the CPU, which TensorFlow allows, slowly)."""
+    """On a T4 (compute capability 7.5) auto means mixed_float16: the model that trains has Keras' loss
+    scaling around an Adam that keeps the weights' average (--ema, the best recipes'), and the saved
+    float32 model holds that average, not the last step's (run here on the CPU, which TensorFlow allows,
+    slowly): the GPU path of a Kaggle T4, run before a user's quota pays for it."""
     import keras
 
     t4 = Hardware("Intel(R) Xeon(R) CPU @ 2.00GHz", frozenset({"avx2", "fma"}), 4, 4, "Tesla T4", (7, 5))
     monkeypatch.setattr(hardware, "detect", lambda gpu=True: t4)
+    trained, fit = {}, trainer.fit
+
+    def fit_and_keep(cfg, folder, model, *args):
+        trained["model"] = model
+        summary, last_step = fit(cfg, folder, model, *args)
+        trained["last_step"] = last_step
+        return summary, last_step
+
+    monkeypatch.setattr(trainer, "fit", fit_and_keep)
     cfg = train.parse_args(["--preset", "demo", "--epochs", "1", "--ema", "0.9", "--data_dir", str(demo_dir),
                             "--models_dir", str(tmp_path)])
-    model, _ = trainer.model_for(dataclasses.replace(cfg, precision="mixed_float16"))
-    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     folder = trainer.train_model(cfg)
     config = json.loads((folder / "config.json").read_text())
     assert config["precision"] == "mixed_float16" and "Tesla T4 has float16 tensor cores" in config["precision_reason"]
+
+    model = trained["model"]
+    # The layers compute in float16 (the output layer in float32).
+    assert "mixed_float16" in {layer.dtype_policy.name for layer in model.layers if layer.weights}
+    scaler = model.optimizer  # the loss scaled before the gradients, unscaled before the step
+    assert isinstance(scaler, keras.optimizers.LossScaleOptimizer) and scaler.dynamic_scale.numpy() > 1
+    adam = scaler.inner_optimizer
+    assert adam.use_ema and adam.ema_momentum == 0.9 and int(adam.iterations) > 0
+    averages = [v.numpy() for v in adam._model_variables_moving_average]
+
     saved = keras.models.load_model(folder / "model.keras")
     assert {layer.dtype_policy.name for layer in saved.layers} == {"float32"}
+    weights = [v.numpy() for v in saved.trainable_variables]
+    assert len(weights) == len(averages) and all(np.array_equal(w, a) for w, a in zip(weights, averages))
+    last_step = trained["last_step"]  # model.get_weights() at the last step, before the average was swapped in
+    assert len(last_step) == len(saved.get_weights())
+    assert not all(np.array_equal(w, last) for w, last in zip(saved.get_weights(), last_step))
     assert json.loads((folder / "metrics.json").read_text())["train_seconds"] > 0
 
 

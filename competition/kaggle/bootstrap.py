@@ -4,14 +4,18 @@ call of `run` (competition/kaggle/kernel.py writes it). The standard library onl
 the project is unpacked, on whatever Kaggle's image has.
 
 In the kernel it
-1. copies everything it prints into <working>/kaggle-best.log (Kaggle's own log has it too);
+1. copies everything it prints into <working>/kaggle-best.log (Kaggle's own log has it too), names the
+   GPUs nvidia-smi lists, and stops at once, in one line, when there is none (rather than train on
+   the CPU against the GPU quota);
 2. checks the image's TensorFlow, Keras, numpy, pandas and scikit-learn against ACCEPTED: outside a
    range it stops at once, in one line (not a traceback twenty minutes in); inside one but not the
    tested pin, one line says so and it runs on Kaggle's own (no pip install: no internet needed,
    no minutes of GPU quota spent installing, and the CUDA build that matches Kaggle's drivers);
-3. unpacks the project and runs `python -m competition.best --recipe <name>` on the competition's
-   data (<input>), exactly as `make best` does, into <working>/recipe-<name>/, one member at a time
-   (--jobs 1: the members share one GPU, whose memory one TensorFlow process takes);
+3. finds the competition's data where Kaggle mounts it (find_input: <root>/input/competitions/<slug>,
+   then the older <root>/input/<slug>, then any folder under <root>/input holding train.csv),
+   unpacks the project and runs `python -m competition.best --recipe <name> --gpus 0,1` on it, as
+   `make best` does, into <working>/recipe-<name>/: on Kaggle's two T4s (machine_shape NvidiaTeslaT4)
+   the members train two at a time, one per GPU, each in a process that sees only its own;
 4. lifts that folder's files into <working>/ (submission.csv at the top, where Kaggle looks for a
    notebook's submission) and writes kaggle_run.json: what ran, on which versions.
 """
@@ -33,8 +37,12 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-INPUT = "/kaggle/input/digit-recognizer"
-WORKING = "/kaggle/working"
+ROOT = "/kaggle"  # Kaggle's tree: input/ (the attached sources, read-only), working/ (the outputs)
+# Tests only: the fake Kaggle's runner sets these (nothing on Kaggle does): its stand-in for /kaggle, and
+# how many GPUs to pretend nvidia-smi listed (its CPU then trains in their place).
+ROOT_VARIABLE = "DIGITS_FAKE_KAGGLE_ROOT"
+FAKE_GPUS_VARIABLE = "DIGITS_FAKE_GPUS"
+COMPETITION = "digit-recognizer"
 LOG_FILE = "kaggle-best.log"
 RUN_FILE = "kaggle_run.json"  # in the output: the recipe, the code's digest, the versions it ran on
 PREFIX = "kaggle-best:"
@@ -55,13 +63,20 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in found.group(0).split(".")) if found else ()
 
 
+# Other distributions of the same package: TensorFlow's CPU build (the tests' Kaggle-like environment).
+ALSO_NAMED = {"tensorflow": ("tensorflow-cpu",)}
+
+
 def installed_versions(names=tuple(ACCEPTED)) -> dict[str, str | None]:
     found = {}
     for name in names:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
+        found[name] = None
+        for distribution in (name, *ALSO_NAMED.get(name, ())):
+            try:
+                found[name] = metadata.version(distribution)
+                break
+            except metadata.PackageNotFoundError:
+                pass
     return found
 
 
@@ -108,12 +123,21 @@ def unpack(project_zip_b64: str, dest: Path) -> Path:
     return dest
 
 
-def find_input(input_dir: Path) -> Path:
-    """The competition's folder: the expected one, else the one under /kaggle/input holding train.csv."""
-    if (input_dir / "train.csv").is_file():
-        return input_dir
-    found = sorted(input_dir.parent.glob("**/train.csv")) if input_dir.parent.is_dir() else []
-    return found[0].parent if found else input_dir  # none: make best says what is missing
+def kaggle_root() -> Path:
+    return Path(os.environ.get(ROOT_VARIABLE) or ROOT)
+
+
+def find_input(input_root: Path, slug: str = COMPETITION) -> Path | None:
+    """The competition's folder under input_root: competitions/<slug> (how Kaggle mounts a competition
+    now), <slug> (before), else the first folder holding train.csv, links followed (mounts may be links)."""
+    for folder in (input_root / "competitions" / slug, input_root / slug):
+        if (folder / "train.csv").is_file():
+            return folder
+    for folder, subfolders, files in os.walk(input_root, followlinks=True):
+        subfolders.sort()
+        if "train.csv" in files:
+            return Path(folder)
+    return None
 
 
 def lift(folder: Path, working: Path) -> None:
@@ -123,25 +147,38 @@ def lift(folder: Path, working: Path) -> None:
     folder.rmdir()
 
 
-def gpu_line() -> str:
+def list_gpus() -> list[str]:
+    """The GPUs nvidia-smi lists, one line each (name, compute capability, memory); none without it."""
+    faked = os.environ.get(FAKE_GPUS_VARIABLE, "")
+    if faked.isdigit():
+        return [f"faked GPU {i} (the tests' fake Kaggle: the CPU trains)" for i in range(int(faked))]
     try:
         result = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap,memory.total", "--format=csv,noheader"],
                                 capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
-        return "no nvidia-smi: no GPU"
-    return "; ".join(line.strip() for line in result.stdout.splitlines() if line.strip()) or "nvidia-smi found no GPU"
+        return []
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()] if result.returncode == 0 else []
 
 
 def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict[str, str], epochs: int | None = None,
-        input_dir: str = INPUT, working_dir: str = WORKING) -> int:
-    """The kernel's work; its exit status (non-zero: Kaggle marks the run ERROR)."""
-    working = Path(working_dir)
+        root: Path | None = None) -> int:
+    """The kernel's work, in the tree at root (default: kaggle_root()); its exit status (non-zero: Kaggle
+    marks the run ERROR)."""
+    root = root or kaggle_root()
+    working = root / "working"
     working.mkdir(parents=True, exist_ok=True)
     log = open(working / LOG_FILE, "a", encoding="utf-8")
-    sys.stdout, sys.stderr = Tee(sys.__stdout__, log), Tee(sys.__stderr__, log)
+    # The streams of the moment: a notebook's cell output on Kaggle (its log and __results__.html), else the terminal.
+    sys.stdout, sys.stderr = Tee(sys.stdout, log), Tee(sys.stderr, log)
     start = time.monotonic()
+    gpus = list_gpus()
+    said = "; ".join(gpus) or "none"
     say(f"recipe {recipe}" + (f", {epochs} epochs a member (a trial)" if epochs else "")
-        + f", project code {code_digest}, Python {platform.python_version()}, GPU: {gpu_line()}")
+        + f", project code {code_digest}, Python {platform.python_version()}, {len(gpus)} GPU{'s' * (len(gpus) != 1)}: {said}")
+    if not gpus:
+        say("error: this kernel sees no GPU (nvidia-smi lists none): stopped rather than train on the CPU against the "
+            "GPU quota; the kernel's accelerator must be on (machine_shape NvidiaTeslaT4) and the week's quota not spent")
+        return 5
     installed = installed_versions()
     errors, notes = check_versions(installed, tested)
     if errors:
@@ -152,10 +189,15 @@ def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict
         + (f" (tested with {', '.join(f'{n} {tested[n]}' for n in tested)}; untested here: {', '.join(notes)})"
            if notes else " (the tested pins)"))
 
+    data = find_input(root / "input")
+    if data is None:
+        say(f"error: no train.csv under {root / 'input'} (looked in competitions/{COMPETITION}, {COMPETITION}, then "
+            f"every folder): attach the competition to the kernel (competition_sources: [\"{COMPETITION}\"])")
+        return 4
     project = unpack(project_zip_b64, Path(tempfile.mkdtemp(prefix="digits-project-")))
-    data = find_input(Path(input_dir))
     command = [sys.executable, "-u", "-m", "competition.best", "--recipe", recipe, "--data_dir", str(data),
-               "--models_dir", str(working), "--jobs", "1", *(["--epochs", str(epochs)] if epochs else [])]
+               "--models_dir", str(working), "--gpus", ",".join(map(str, range(len(gpus)))),
+               *(["--epochs", str(epochs)] if epochs else [])]
     say("$ python -m competition.best " + " ".join(command[4:]))
     env = {**os.environ, "PYTHONPATH": str(project), "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
     process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -170,7 +212,8 @@ def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict
     lift(working / f"recipe-{recipe}", working)
     (working / RUN_FILE).write_text(json.dumps({
         "recipe": recipe, "epochs": epochs, "code": code_digest, "versions": installed,
-        "python": platform.python_version(), "gpu": gpu_line(), "minutes": round(minutes, 1)}, indent=2) + "\n")
+        "python": platform.python_version(), "gpu": said, "gpus": len(gpus), "minutes": round(minutes, 1)}, indent=2)
+        + "\n")
     shutil.rmtree(project, ignore_errors=True)
     say(f"done in {minutes:.1f} min: submission.csv, metrics.json, the members' run folders and {LOG_FILE} "
         f"in {working}")

@@ -37,11 +37,15 @@ BACKOFF_S = 2.0
 # KAGGLE_CONFIG_DIR says.
 ACCESS_TOKEN_FILES = ("~/.kaggle/access_token", "~/.kaggle/access_token.txt")
 OAUTH_FILE = "~/.kaggle/credentials.json"  # written by `kaggle auth login`
+# A call about one kernel (status, output) answered 401, 403 or 404: Kaggle answers all three for a slug
+# this account cannot see (a wrong one, another account's private kernel, one deleted).
+NO_KERNEL = ("no such kernel for this account (HTTP {status}): a wrong slug, another account's kernel, or "
+             "deleted on Kaggle; --new pushes another")
+# A refused push: Kaggle's own reason, and the two usual causes.
+PUSH_REFUSED = ("Kaggle refused the push (HTTP {status}: {reason}): a kernel can be pushed only to this account's own "
+                "slugs, and Kaggle lends GPUs only to accounts with a verified phone number "
+                "(https://www.kaggle.com/settings)")
 # The public leaderboard is read a page at a time, best first, until a score below the user's.
-# A 403 to a kernel call: Kaggle lends GPUs only to phone-verified accounts; a kernel is its owner's.
-KERNEL_FORBIDDEN = ("this account may not run this kernel: Kaggle lends GPUs only to accounts with a verified "
-                    "phone number (verify it at https://www.kaggle.com/settings), and a kernel only to its owner; "
-                    "its competition data needs the rules accepted ({rules})")
 LEADERBOARD_PAGE = 200
 LEADERBOARD_PAGES = 25
 
@@ -245,14 +249,15 @@ class KaggleClient:
     # Script kernels (make kaggle-best, competition/kaggle/kernel.py), through kagglesdk's own calls:
     # KaggleApi's kernels_status and kernels_logs turn 401 and 403 into a ValueError about slugs.
 
-    def push_kernel(self, folder: Path):
+    def push_kernel(self, folder: Path, timeout_s: int | None = None):
         """Push the kernel in folder (kernel-metadata.json and its code file): Kaggle saves a new version
-        and starts running it. The response (kagglesdk ApiSaveKernelResponse: url, version_number, ...).
-        Not tried again: a push whose answer was lost may have started a run (and spends GPU quota)."""
+        and starts running it, stopped after timeout_s if given. The response (kagglesdk
+        ApiSaveKernelResponse: ref, url, version_number, ...). Not tried again: a push whose answer was lost
+        may have started a run (and spends GPU quota)."""
         def once():
             printed = io.StringIO()
             with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):  # its slug advice
-                response = self._api.kernels_push(str(folder))
+                response = self._api.kernels_push(str(folder), timeout=str(timeout_s) if timeout_s else None)
             if response.error:
                 raise KaggleError(f"push: Kaggle did not take the kernel: {response.error}")
             if response.invalid_competition_sources:
@@ -260,38 +265,46 @@ class KaggleClient:
                                   f"kernel: accept the competition's rules at {self.rules_url}, then run this again")
             return response
 
-        return self._call("push", once, retries=0, forbidden=KERNEL_FORBIDDEN)
+        return self._call("push", once, retries=0, refusals={403: PUSH_REFUSED})
 
-    def kernel_status(self, slug: str) -> tuple[str, str]:
-        """A kernel's latest run: its status (QUEUED, RUNNING, COMPLETE, ERROR, CANCEL_...) and failure message."""
+    @staticmethod
+    def _kernel_request(request, slug: str, version: int | None):
+        """request (a kagglesdk kernel request) for slug's version (None: the latest), as the client writes
+        a version: "v<N>" (the API answers 404 to a bare number)."""
+        request.user_name, request.kernel_slug = slug.split("/", 1)
+        if version:
+            request.version_label = f"v{version}"
+        return request
+
+    def kernel_status(self, slug: str, version: int | None = None) -> tuple[str, str]:
+        """A kernel version's run (None: the latest): its status (QUEUED, RUNNING, COMPLETE, ERROR,
+        CANCEL_...) and failure message."""
         from kagglesdk.kernels.types.kernels_api_service import (
             ApiGetKernelSessionStatusRequest,
         )
 
         def once():
-            request = ApiGetKernelSessionStatusRequest()
-            request.user_name, request.kernel_slug = slug.split("/", 1)
+            request = self._kernel_request(ApiGetKernelSessionStatusRequest(), slug, version)
             with self._api.build_kaggle_client() as kaggle:
                 response = kaggle.kernels.kernels_api_client.get_kernel_session_status(request)
             return response.status.name, response.failure_message or ""
 
-        return self._call(f"kernel {slug}", once, forbidden=KERNEL_FORBIDDEN)
+        return self._call(f"kernel {slug}", once, refusals=KERNEL_REFUSALS)
 
-    def kernel_output(self, slug: str, page_token: str = "", page_size: int = 100):
-        """One page of a kernel's latest run's output: files (file_name, url), its log (JSON, a list of
-        {stream_name, time, data}), next_page_token (kagglesdk ApiListKernelSessionOutputResponse)."""
+    def kernel_output(self, slug: str, version: int | None = None, page_token: str = "", page_size: int = 100):
+        """One page of a kernel version's run's output (None: the latest): files (file_name, url), its log
+        (JSON, a list of {stream_name, time, data}), next_page_token (ApiListKernelSessionOutputResponse)."""
         from kagglesdk.kernels.types.kernels_api_service import (
             ApiListKernelSessionOutputRequest,
         )
 
         def once():
-            request = ApiListKernelSessionOutputRequest()
-            request.user_name, request.kernel_slug = slug.split("/", 1)
+            request = self._kernel_request(ApiListKernelSessionOutputRequest(), slug, version)
             request.page_size, request.page_token = page_size, page_token
             with self._api.build_kaggle_client() as kaggle:
                 return kaggle.kernels.kernels_api_client.list_kernel_session_output(request)
 
-        return self._call(f"kernel {slug}'s output", once, forbidden=KERNEL_FORBIDDEN)
+        return self._call(f"kernel {slug}'s output", once, refusals=KERNEL_REFUSALS)
 
     def download_url(self, url: str, dest: Path, what: str) -> int:
         """Download url (a kernel's output file, a signed storage URL: no credentials) to dest; bytes.
@@ -307,14 +320,16 @@ class KaggleClient:
         return self._call(what, once)
 
     def gpu_quota(self):
-        """This account's weekly GPU quota (kagglesdk ApiAcceleratorQuota: time_used, total_time_allowed,
-        timedeltas) and when it refreshes (a UTC datetime, or None)."""
+        """This account's weekly GPU quota (kagglesdk ApiAcceleratorQuota: time_used, time_reserved by
+        sessions still running, total_time_allowed, timedeltas) and when it refreshes (a UTC datetime, or None)."""
         response = self._call("GPU quota", self._api.quota_view)
         return response.gpu_quota, response.quota_refresh_time
 
-    def _call(self, what: str, fn: Callable[[], T], retries: int | None = None, forbidden: str | None = None) -> T:
+    def _call(self, what: str, fn: Callable[[], T], retries: int | None = None,
+              refusals: dict[int, str] | None = None) -> T:
         """fn(), tried again on network errors, 429 and 5xx (retries times, default the client's); any
-        failure becomes a KaggleError. forbidden: what a 403 means here, when not the competition's rules."""
+        failure becomes a KaggleError. refusals: what an HTTP status means here, where not what it means for
+        the competition ({status} and {reason}, Kaggle's own words, are filled in)."""
         import requests
 
         retries = self.retries if retries is None else retries
@@ -324,7 +339,7 @@ class KaggleClient:
             except (requests.RequestException, _UploadFailed, *_urllib3_errors()) as err:
                 reason = _transient(err)
                 if reason is None:
-                    raise self._explain(what, err, forbidden) from None
+                    raise self._explain(what, err, refusals or {}) from None
                 if attempt == retries:
                     raise KaggleError(f"{what}: gave up after {attempt + 1} tries (last: {reason}). "
                                       "Check the network and https://www.kaggle.com, then run again.") from None
@@ -334,12 +349,10 @@ class KaggleClient:
                 time.sleep(wait)
         raise AssertionError("unreachable")
 
-    def _explain(self, what: str, err: Exception, forbidden: str | None = None) -> KaggleError:
+    def _explain(self, what: str, err: Exception, refusals: dict[int, str]) -> KaggleError:
         status = _status(err)
-        if status == 403 and forbidden:
-            return KaggleError(f"{what}: Kaggle refused (403 Forbidden): {forbidden.format(rules=self.rules_url)}")
-        if status == 404 and forbidden:  # a kernel call: the kernel, not the competition, is missing
-            return KaggleError(f"{what}: Kaggle has no such kernel (404): deleted on Kaggle? --new pushes another")
+        if status in refusals:
+            return KaggleError(f"{what}: " + refusals[status].format(status=status, reason=_reason(err)))
         if status == 401:
             return KaggleError(f"{what}: Kaggle refused the credentials from {self.source} (401 Unauthorized): "
                                f"the key or token is wrong, expired or revoked. Make a new one at {TOKEN_URL}.")
@@ -351,6 +364,19 @@ class KaggleClient:
             return KaggleError(f"{what}: Kaggle found no such thing (404) for the competition "
                                f"{self.competition}: {_clean(err)}")
         return KaggleError(f"{what}: {_clean(err)}")
+
+
+KERNEL_REFUSALS = {401: NO_KERNEL, 403: NO_KERNEL, 404: NO_KERNEL}
+
+
+def _reason(err: Exception) -> str:
+    """Kaggle's own words in an error answer ({"code", "message"}), else the status's name."""
+    response = getattr(err, "response", None)
+    try:
+        message = response.json().get("message")
+    except (AttributeError, ValueError):
+        message = None
+    return str(message)[:200] if message else getattr(response, "reason", "") or "no reason given"
 
 
 def _urllib3_errors() -> tuple[type[Exception], ...]:

@@ -20,16 +20,18 @@ The calls below were read off the real client by pointing it at a logging server
 and the kernel calls, their shapes those of kagglesdk's kernels types (the answers are made with them):
 
     POST /api/v1/kernels.KernelsApiService/SaveKernel   {"slug", "newTitle", "text", "language", "kernelType",
-         "isPrivate", "enableGpu", "enableInternet", "competitionDataSources", "machineShape", ...}
+         "isPrivate", "enableGpu", "enableInternet", "competitionDataSources", "machineShape",
+         "sessionTimeoutSeconds"?, "dockerImage"?, ...}
          -> {"ref", "url", "versionNumber", "error"?, "invalidCompetitionSources"?, ...}; the pushed script then
          runs (FakeKaggle.runner: by default for real, in a folder laid out as Kaggle's, see KernelRun)
-    POST .../GetKernelSessionStatus   {"userName", "kernelSlug"} -> {"status": "QUEUED" | "RUNNING" | "COMPLETE"
+    POST .../GetKernelSessionStatus   {"userName", "kernelSlug", "versionLabel": "v<N>"?} -> {"status": "QUEUED" | "RUNNING" | "COMPLETE"
          | "ERROR", "failureMessage"?}
-    POST .../ListKernelSessionOutput  {"userName", "kernelSlug", "pageSize", "pageToken"}
+    POST .../ListKernelSessionOutput  {"userName", "kernelSlug", "versionLabel"?, "pageSize", "pageToken"}
          -> {"files": [{"fileName", "url"}], "log": JSON [{"stream_name", "time", "data"}], "nextPageToken"}
          (the files once the run has ended; each url is then a plain GET, as storage would serve it)
     POST .../GetAcceleratorQuotaStatistics   {} -> {"quotaRefreshTime", "gpuQuota": {"timeUsed": "3600s",
-         "totalTimeAllowed": "108000s"}, ...}
+         "timeReserved": "0s", "totalTimeAllowed": "108000s"}, ...}
+    (no versionLabel: the latest version; one that is not "v<N>" of a pushed version: 404)
 
 API calls carry `Authorization: Basic base64(username:key)` (kaggle.json, KAGGLE_USERNAME/KAGGLE_KEY) or
 `Bearer <token>` (KAGGLE_API_TOKEN); errors go back as JSON {"code", "message"}, which the client raises
@@ -47,6 +49,7 @@ import base64
 import io
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -62,6 +65,8 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+
+from competition.kaggle.bootstrap import FAKE_GPUS_VARIABLE, ROOT_VARIABLE
 
 HOST = "127.0.0.1"
 USERNAME, KEY = "ada", "0123456789abcdef-not-a-real-key"
@@ -116,6 +121,7 @@ class FakeKaggle:
     port: int = 0  # 0: a free one, picked when it starts
     gpu_used_s: float = 3.5 * 3600  # this week's GPU quota, as GetAcceleratorQuotaStatistics tells it
     gpu_total_s: float = GPU_HOURS_A_WEEK * 3600
+    gpu_reserved_s: float = 0.0  # held by sessions still running (Kaggle's timeReserved)
     gpu_allowed: bool = True  # False: SaveKernel answers 403, as for an account that may not use GPUs
     # Makes the run of a pushed kernel: runner(script text, kernel-metadata) -> an object with
     # status() -> (status, failure message), log() -> [{"stream_name", "time", "data"}], outputs() -> folder.
@@ -220,13 +226,18 @@ class FakeKaggle:
             answer = types.ApiGetAcceleratorQuotaStatisticsResponse()
             answer.quota_refresh_time = datetime(2026, 12, 5, 0, 0)  # Kaggle's week turns on Saturday, 00:00 UTC
             return 200, {**answer.to_dict(), "gpuQuota": {"timeUsed": f"{self.gpu_used_s:.0f}s",
+                                                          "timeReserved": f"{self.gpu_reserved_s:.0f}s",
                                                           "totalTimeAllowed": f"{self.gpu_total_s:.0f}s"}}
         if call == "SaveKernel":
             return self._save_kernel(body, types)
         slug = f"{body.get('userName')}/{body.get('kernelSlug')}"
         if slug not in self.kernels:
             return 404, {"code": 404, "message": f"Kernel {slug} not found"}
-        version = self.kernels[slug][-1]
+        versions, label = self.kernels[slug], body.get("versionLabel") or ""
+        if label and not (label[:1] == "v" and label[1:].isdigit() and 0 < int(label[1:]) <= len(versions)):
+            return 404, {"code": 404, "message": f"Kernel {slug} has no version {label}"}  # a bare "3" included
+        number = int(label[1:]) if label else len(versions)
+        version = versions[number - 1]
         status, failure = version["run"].status()
         if call == "GetKernelSessionStatus":
             version["polls"] += 1
@@ -246,7 +257,7 @@ class FakeKaggle:
             items = []
             for name in names[start:start + size]:
                 item = types.ApiKernelSessionOutputFile()
-                item.file_name, item.url = name, f"{self.url}{OUTPUT}{slug}/{len(self.kernels[slug])}/{name}?sig=abc123"
+                item.file_name, item.url = name, f"{self.url}{OUTPUT}{slug}/{number}/{name}?sig=abc123"
                 items.append(item)
             answer.files = items
             answer.next_page_token = str(start + size) if start + size < len(names) else ""
@@ -394,14 +405,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 KERNEL_CALLS = ("SaveKernel", "GetKernelSessionStatus", "ListKernelSessionOutput", "GetAcceleratorQuotaStatistics")
-KAGGLE_INPUT = "input/digit-recognizer"  # under the fake's /kaggle: what competition_sources attaches
+# Under the fake's stand-in for /kaggle: where Kaggle mounts a competition attached by competition_sources
+# (since 2025; before, input/<slug>), and where a kernel writes its outputs.
+KAGGLE_INPUT = "input/competitions/digit-recognizer"
 KAGGLE_WORKING = "working"
+GPUS_OF_SHAPE = {"NvidiaTeslaT4": 2, "NvidiaTeslaP100": 2}  # Kaggle runs a retired P100 session on two T4s
 
 
 class KernelRun:
-    """A pushed script kernel run for real, as Kaggle would: in a folder laid out as Kaggle's (kaggle/input/
-    digit-recognizer with the competition's CSVs, kaggle/working for its outputs), its paths passed in
-    (`--input`, `--working`), by this Python, its output lines the kernel's log."""
+    """A pushed script kernel run for real: in a folder laid out as Kaggle's /kaggle (input/competitions/
+    digit-recognizer with the competition's CSVs, working/ for its outputs and the current folder), by
+    this Python as a plain script, its output lines the kernel's log. Nothing is passed to the script:
+    it finds the folder as it finds /kaggle (bootstrap.ROOT_VARIABLE names the stand-in).
+    NotebookRun runs it as Kaggle does."""
 
     def __init__(self, text: str, metadata: dict, competition: Competition):
         self.root = Path(tempfile.mkdtemp(prefix="fake-kaggle-kernel-")) / "kaggle"
@@ -409,18 +425,19 @@ class KernelRun:
         self.working.mkdir(parents=True)
         with zipfile.ZipFile(io.BytesIO(competition.zip_bytes)) as zf:
             zf.extractall(self.input)
-        script = self.root / "src" / "script.py"
-        script.parent.mkdir()
-        script.write_text(text)
+        self.source = self.root / "src"
+        self.source.mkdir()
         self._events: list[dict] = []
         self._start = time.monotonic()
-        env = {name: value for name, value in os.environ.items()
-               if not name.startswith(("KAGGLE_", "DIGITS_", "PYTHONPATH"))}  # a kernel knows nothing of ours
-        self._process = subprocess.Popen(
-            [sys.executable, str(script), "--input", str(self.input), "--working", str(self.working)],
-            cwd=self.working, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._process = subprocess.Popen(self.command(text), cwd=self.working, env=kernel_environment(
+            self.root, metadata), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    def command(self, text: str) -> list[str]:
+        script = self.source / "script.py"
+        script.write_text(text)
+        return [sys.executable, str(script)]
 
     def _read(self) -> None:
         for line in self._process.stdout:
@@ -444,6 +461,58 @@ class KernelRun:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+
+
+class NotebookRun(KernelRun):
+    """A pushed script kernel run as Kaggle runs one: the script as the one cell of a notebook
+    (__script__.ipynb), executed by nbconvert in a Jupyter kernel of `runtime` (a Python with Kaggle's
+    libraries, nbconvert and ipykernel: make test's .venv-kaggle), then rendered to __results__.html;
+    nbconvert's lines end the log, as on Kaggle. The runner of FakeKaggle:
+    `runner=lambda text, body, competition: NotebookRun(text, body, competition, runtime)`."""
+
+    def __init__(self, text: str, metadata: dict, competition: Competition, runtime: str | Path):
+        self.runtime = str(runtime)
+        super().__init__(text, metadata, competition)
+
+    def command(self, text: str) -> list[str]:
+        notebook = {"cells": [{"cell_type": "code", "execution_count": None, "id": "script", "metadata": {},
+                               "outputs": [], "source": text}],
+                    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+                    "nbformat": 4, "nbformat_minor": 5}
+        (self.source / "__script__.ipynb").write_text(json.dumps(notebook))
+        # Executed in the kernel's folder (the notebook's), errors kept in the notebook as Kaggle keeps them;
+        # failed (exit 1) where the cell ended in an error, a sys.exit(N) included; then rendered.
+        nbconvert = f"{shlex.quote(self.runtime)} -m nbconvert"
+        failed = ("import json, sys; cells = json.load(open('__notebook__.ipynb'))['cells']; "
+                  "sys.exit(any(o['output_type'] == 'error' for c in cells for o in c.get('outputs', [])))")
+        return ["sh", "-c", f"cd {shlex.quote(str(self.source))} && {nbconvert} --to notebook --execute "
+                "--ExecutePreprocessor.timeout=None --ExecutePreprocessor.allow_errors=True --output __notebook__ "
+                f"__script__.ipynb && {shlex.quote(self.runtime)} -c {shlex.quote(failed)}; status=$?; "
+                f"{nbconvert} --to html --output __results__ __notebook__.ipynb; exit $status"]
+
+    def log(self) -> list[dict]:
+        """nbconvert's lines as they come; once the notebook has run, its cell's output before the lines
+        that render it (Kaggle's log has both, in that order)."""
+        events = list(self._events)
+        notebook = self.source / "__notebook__.ipynb"
+        if self._process.poll() is None or not notebook.is_file():
+            return events
+        [cell] = json.loads(notebook.read_text())["cells"]
+        when = events[-1]["time"] if events else 0.0
+        printed = [{"stream_name": output.get("name", "stderr"), "time": when,
+                    "data": "".join(output["text"]) if "text" in output else
+                    "\n".join([*output.get("traceback", [])[-1:], f"{output['ename']}: {output['evalue']}\n"])}
+                   for output in cell.get("outputs", []) if output.get("output_type") in ("stream", "error")]
+        rendering = next((i for i, event in enumerate(events) if "to html" in event["data"]), len(events))
+        return events[:rendering] + printed + events[rendering:]
+
+
+def kernel_environment(root: Path, metadata: dict) -> dict[str, str]:
+    """A kernel's environment: this one less what a kernel knows nothing of (ours, the client's), with
+    the fake's stand-in for /kaggle and the GPUs its accelerator has (faked: the CPU trains)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("KAGGLE_", "DIGITS_", "PYTHONPATH"))}
+    gpus = GPUS_OF_SHAPE.get(metadata.get("machineShape") or "", 0) if metadata.get("enableGpu") else 0
+    return {**env, ROOT_VARIABLE: str(root), FAKE_GPUS_VARIABLE: str(gpus)}
 
 
 def digits_competition(n_test: int = 360, seed: int = 0) -> Competition:

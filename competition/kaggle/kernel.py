@@ -8,7 +8,7 @@ in the account. The competition's data is attached by `competition_sources`; GPU
 (the kernel runs on Kaggle's own TensorFlow, bootstrap.py says why), private.
 
 The steps, each one call of the client (competition/kaggle/client.py):
-    estimate  minutes on that GPU (GPU_RATES: guesses until measured there) against the GPU quota left
+    plan      minutes on Kaggle's two T4s, two members at a time, against the GPU quota left (plan.py)
     push      kernel-metadata.json + kaggle_best.py; the pushed version is remembered in
               models/.kaggle-best/<recipe>.json, so Ctrl-C while watching leaves it running and the
               same command attaches to it instead of pushing a second one
@@ -19,58 +19,38 @@ The steps, each one call of the client (competition/kaggle/client.py):
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import io
 import json
+import re
 import shutil
 import sys
 import tempfile
 import time
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 from common.digits_csv import SUBMISSION_FILE
 from common.errors import ProjectError
 from common.writing import write_json, write_text
-from competition.config import COMPETITION_TRAIN_ROWS, ROOT, Recipe
+from competition.config import ROOT, Recipe
 from competition.data.reading import read_json
-from competition.kaggle import bootstrap
+from competition.kaggle import bootstrap, plan
 from competition.kaggle.client import COMPETITION, KaggleClient, KaggleError
 from competition.runs.folders import ENSEMBLE_FILE, METRICS_FILE
-from competition.training import recipes
 
 SCRIPT_FILE = "kaggle_best.py"
 METADATA_FILE = "kernel-metadata.json"  # the name the kaggle client reads
 PACKED = ("common", "competition")  # what trains; edge/, tests/ and docs/ stay home
 STATE_FOLDER = ".kaggle-best"  # under the models folder: one <recipe>.json per kernel pushed and not yet fetched
 POLL_S = 30.0
+QUEUED_NOTICE_S = 15 * 60  # QUEUED this long (API pushes are known to stick there): the kernel's URL, what to do
 LOG_TAIL = 15  # lines of a failed kernel's log shown
+# Lines Kaggle's notebook runner adds to a log (nbconvert's, Jupyter's warnings): never a reason.
+JUPYTER_LINE = re.compile(r"\[NbConvertApp\]|__results__\.html|__notebook__\.ipynb|traitlets")
+MAX_CODE_BYTES = 700_000  # the largest code file known to pass a push (Kaggle does not document its limit)
 HEARTBEAT = 10  # polls without news between two progress lines
-
-
-@dataclasses.dataclass(frozen=True)
-class Gpu:
-    name: str
-    capability: tuple[int, int]
-    rates: dict[str, float]  # images/s a preset trains at there, in the precision auto picks for it
-    measured: str = ""  # where the rates were measured; empty: they are guesses
-
-
-# Kaggle's accelerators (machine_shape). No rate has been measured on Kaggle yet: these are guesses from the
-# presets' batch sizes (64: step-bound on a GPU) and a T4's float16 throughput; docs/kaggle.md.
-GPUS = {
-    "NvidiaTeslaT4": Gpu("Tesla T4", (7, 5), {"report-aug": 10_000, "strong": 8_000, "strong-long": 8_000,
-                                              "strong-long-ema": 8_000, "strong-short": 8_000, "strong-fast": 8_000,
-                                              "resnet-long-ema": 4_000, "resnet-short-ema": 4_000}),
-    # Retired on Kaggle (the client warns; the session runs on a T4), kept for accounts that still have it.
-    "NvidiaTeslaP100": Gpu("Tesla P100", (6, 0), {"report-aug": 8_000, "strong": 6_000, "strong-long": 6_000,
-                                                  "strong-long-ema": 6_000, "strong-short": 6_000, "strong-fast": 6_000,
-                                                  "resnet-long-ema": 3_000, "resnet-short-ema": 3_000}),
-}
-DEFAULT_GPU = "NvidiaTeslaT4"
-START_MINUTES = 4.0  # the session's start, TensorFlow's import, the calibration, the submission (a guess)
 
 
 def slug_of(recipe: Recipe) -> str:
@@ -125,24 +105,20 @@ PROJECT_ZIP = (  # {", ".join(PACKED)} of the checkout, zipped, base64
 {lines}
 )
 
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser(description="make kaggle-best's kernel: the recipe, on Kaggle")
-    parser.add_argument("--input", default=INPUT, help="the competition's folder (default: %(default)s)")
-    parser.add_argument("--working", default=WORKING, help="where the outputs go (default: %(default)s)")
-    args, _ = parser.parse_known_args()  # whatever else the runner passes
-    code = run_recipe(RECIPE, PROJECT_ZIP, CODE_DIGEST, TESTED, EPOCHS, args.input, args.working)
+if __name__ == "__main__":  # as a script, and as the one cell of the notebook Kaggle makes of it
+    code = run_recipe(RECIPE, PROJECT_ZIP, CODE_DIGEST, TESTED, EPOCHS)
     if code:
         sys.exit(code)
 '''
     return Path(bootstrap.__file__).read_text() + footer, digest
 
 
-def kernel_metadata(username: str, recipe: Recipe, accelerator: str = DEFAULT_GPU) -> dict:
-    """kernel-metadata.json, as `kaggle kernels init` writes it (booleans as the strings it writes)."""
+def kernel_metadata(username: str, recipe: Recipe, accelerator: str = plan.DEFAULT_GPU, docker_image: str | None = None
+                    ) -> dict:
+    """kernel-metadata.json, as `kaggle kernels init` writes it (booleans as the strings it writes);
+    docker_image pins Kaggle's image (default: the latest)."""
     slug = slug_of(recipe)
-    return {
+    return {**({"docker_image": docker_image} if docker_image else {}),
         "id": f"{username}/{slug}", "title": f"digits kaggle-best {recipe.name}",  # Kaggle slugifies it to the id
         "code_file": SCRIPT_FILE, "language": "python", "kernel_type": "script",
         "is_private": "true", "enable_gpu": "true", "enable_tpu": "false", "enable_internet": "false",
@@ -152,40 +128,18 @@ def kernel_metadata(username: str, recipe: Recipe, accelerator: str = DEFAULT_GP
 
 
 def write_kernel_folder(folder: Path, username: str, recipe: Recipe, epochs: int | None = None,
-                        accelerator: str = DEFAULT_GPU) -> str:
+                        accelerator: str = plan.DEFAULT_GPU, docker_image: str | None = None) -> str:
     """The folder `kaggle kernels push` takes; the digest of the code in it."""
-    folder.mkdir(parents=True, exist_ok=True)
     script, digest = kernel_script(recipe, epochs)
+    size = len(script.encode())
+    if size > MAX_CODE_BYTES:
+        raise ProjectError(f"the kernel's code file would be {size / 1000:,.0f} kB, over the {MAX_CODE_BYTES / 1000:,.0f} kB "
+                           f"Kaggle is known to take: not pushed (only .py files of {', '.join(PACKED)} travel; "
+                           "keep large files out of them)")
+    folder.mkdir(parents=True, exist_ok=True)
     write_text(folder / SCRIPT_FILE, script)
-    write_json(folder / METADATA_FILE, kernel_metadata(username, recipe, accelerator))
+    write_json(folder / METADATA_FILE, kernel_metadata(username, recipe, accelerator, docker_image))
     return digest
-
-
-# Before pushing: time and quota
-
-
-def estimate_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None) -> tuple[float, str]:
-    """The recipe's minutes on that GPU, start included, and what the figure is (measured or a guess)."""
-    gpu = GPUS[accelerator]
-    members = recipes.members(recipe, "", "", epochs)
-    train = sum(recipes.minutes(m.cfg, COMPETITION_TRAIN_ROWS, gpu.rates[m.preset]) for m in members)
-    what = f"measured {gpu.measured}" if gpu.measured else "a guess: not measured on Kaggle yet"
-    return START_MINUTES + train, what
-
-
-def check_quota(client: KaggleClient, needed_minutes: float, gpu: str, what: str, force: bool) -> None:
-    quota, refresh = client.gpu_quota()
-    need = f"the recipe needs about {_hours(needed_minutes / 60)} on a {gpu} ({what})"
-    if quota is None or quota.total_time_allowed is None:
-        print(f"kaggle-best: Kaggle did not say this account's GPU quota; {need}", flush=True)
-        return
-    left_h = max(0.0, (quota.total_time_allowed - (quota.time_used or timedelta(0))).total_seconds() / 3600)
-    total_h = quota.total_time_allowed.total_seconds() / 3600
-    when = f", renewed {refresh:%a %d %b %H:%M} UTC" if refresh else ""
-    line = f"GPU quota: {_hours(left_h)} of {_hours(total_h)} left this week{when}; {need}"
-    if left_h * 60 < needed_minutes and not force:
-        raise ProjectError(f"{line}: not pushed (--force pushes anyway; Kaggle stops a kernel when the quota ends)")
-    print(f"kaggle-best: {line}" + (" (--force: pushing anyway)" if left_h * 60 < needed_minutes else ""), flush=True)
 
 
 # The pushed kernel, remembered
@@ -195,16 +149,23 @@ def state_path(recipe: Recipe, models_dir: str | Path) -> Path:
     return Path(models_dir) / STATE_FOLDER / f"{recipe.name}.json"
 
 
-def push(client: KaggleClient, recipe: Recipe, models_dir: str | Path, epochs: int | None, accelerator: str) -> dict:
+def push(client: KaggleClient, recipe: Recipe, models_dir: str | Path, epochs: int | None, accelerator: str,
+         timeout_s: int, docker_image: str | None = None) -> dict:
+    """Push the kernel; what Kaggle answered (its version and ref) remembered in the state file."""
     with tempfile.TemporaryDirectory(prefix="kaggle-best-push-") as folder:
-        digest = write_kernel_folder(Path(folder), client.username, recipe, epochs, accelerator)
-        response = client.push_kernel(Path(folder))
+        digest = write_kernel_folder(Path(folder), client.username, recipe, epochs, accelerator, docker_image)
+        response = client.push_kernel(Path(folder), timeout_s)
+    if not response.version_number:
+        raise KaggleError(f"push: Kaggle took the kernel but named no version (ref {response.ref!r}): see "
+                          f"{response.url or 'its page on Kaggle'}")
     state = {"slug": f"{client.username}/{slug_of(recipe)}", "version": response.version_number,
-             "url": response.url, "recipe": recipe.name, "epochs": epochs, "code": digest,
-             "accelerator": accelerator, "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+             "ref": response.ref, "url": response.url, "recipe": recipe.name, "epochs": epochs, "code": digest,
+             "accelerator": accelerator, "docker_image": docker_image, "timeout_s": timeout_s,
+             "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_json(state_path(recipe, models_dir), state)
-    print(f"kaggle-best: pushed version {state['version']} of {state['slug']} (code {digest}): {state['url']}",
-          flush=True)
+    print(f"kaggle-best: pushed version {state['version']} of {state['slug']} (ref {state['ref']}, code {digest}, "
+          f"stopped by Kaggle after {plan.hours(timeout_s / 3600)}"
+          + (f", image {docker_image}" if docker_image else "") + f"): {state['url']}", flush=True)
     return state
 
 
@@ -222,14 +183,24 @@ def log_lines(output) -> list[str]:
 
 
 def watch(client: KaggleClient, state: dict, poll_s: float = POLL_S) -> str:
-    """Poll until the kernel's run ends; its last status. A line when the status or the log's last line
-    changes, and every HEARTBEAT polls when neither does."""
-    start, shown, quiet = time.monotonic(), None, 0
+    """Poll the pushed version until its run ends; its last status. A line when the status or the log's
+    last line changes, and every HEARTBEAT polls when neither does; once, after QUEUED_NOTICE_S in
+    QUEUED, what to do."""
+    start, shown, quiet, queued_at, told = time.monotonic(), None, 0, None, False
+    version = state.get("version")
     while True:
-        status, failure = client.kernel_status(state["slug"])
+        status, failure = client.kernel_status(state["slug"], version)
         if status not in ("QUEUED", "RUNNING", "NEW_SCRIPT", "CANCEL_REQUESTED"):
             return status
-        lines = log_lines(client.kernel_output(state["slug"], page_size=1)) if status == "RUNNING" else []
+        if status == "QUEUED":
+            queued_at = queued_at or time.monotonic()
+            if not told and time.monotonic() - queued_at >= QUEUED_NOTICE_S:
+                print(f"kaggle-best: still QUEUED after {QUEUED_NOTICE_S / 60:.0f} min: Kaggle has not started version "
+                      f"{version}. Open {state['url']}: if it shows no running session, cancel it there (or "
+                      "'Save Version' to run it from the page), then run this again with --new; Ctrl-C stops "
+                      "the watching only", flush=True)
+                told = True
+        lines = log_lines(client.kernel_output(state["slug"], version, page_size=1)) if status == "RUNNING" else []
         now = (status, lines[-1][:160] if lines else "")
         quiet = 0 if now != shown else quiet + 1
         if quiet % HEARTBEAT == 0:
@@ -240,14 +211,27 @@ def watch(client: KaggleClient, state: dict, poll_s: float = POLL_S) -> str:
         time.sleep(poll_s)
 
 
+def failure_reason(lines: list[str], failure: str) -> str:
+    """Why a kernel failed, in one line: the kit's own error line, else Kaggle's failure message, else the
+    kit's last line. Never Jupyter's: a notebook's log ends with nbconvert writing __results__.html."""
+    ours = [line[len(bootstrap.PREFIX):].strip() for line in lines if line.startswith(bootstrap.PREFIX)]
+    errors = [line[len("error:"):].strip() for line in ours if line.startswith("error:")]
+    if errors:
+        return errors[-1]
+    if failure:
+        return failure
+    return f"its last line: {ours[-1]}" if ours else "no reason given and no line of the kit in its log"
+
+
 def failed(client: KaggleClient, state: dict, status: str) -> KaggleError:
-    """The failed kernel's log's last lines (on stderr), and the one line that says what failed."""
-    _, failure = client.kernel_status(state["slug"])
-    lines = log_lines(client.kernel_output(state["slug"], page_size=1))
+    """The failed kernel's log's last lines (on stderr, Jupyter's own left out), and the one line that
+    says what failed."""
+    _, failure = client.kernel_status(state["slug"], state.get("version"))
+    lines = [line for line in log_lines(client.kernel_output(state["slug"], state.get("version"), page_size=1))
+             if not JUPYTER_LINE.search(line)]
     for line in lines[-LOG_TAIL:]:
         print(f"  | {line}", file=sys.stderr)
-    ours = [line for line in lines if line.startswith(f"{bootstrap.PREFIX} error:")]
-    why = (ours[-1][len(bootstrap.PREFIX) + 8:] if ours else lines[-1] if lines else "") or failure or "no log"
+    why = failure_reason(lines, failure)
     return KaggleError(f"kernel {state['slug']} version {state['version']} ended {status} on Kaggle: {why} "
                        f"(its log: {state['url']}; the next run pushes a new version)")
 
@@ -260,7 +244,7 @@ def fetch(client: KaggleClient, state: dict, target: Path) -> list[str]:
     names, token = [], ""
     try:
         while True:
-            page = client.kernel_output(state["slug"], token)
+            page = client.kernel_output(state["slug"], state.get("version"), token)
             for item in page.files or []:
                 name = item.file_name
                 parts = Path(name).parts
@@ -288,9 +272,9 @@ def fetch(client: KaggleClient, state: dict, target: Path) -> list[str]:
     return names
 
 
-def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = DEFAULT_GPU, epochs: int | None = None,
-                force: bool = False, new: bool = False, poll_s: float = POLL_S, client: KaggleClient | None = None
-                ) -> Path:
+def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = plan.DEFAULT_GPU, epochs: int | None = None,
+                force: bool = False, new: bool = False, poll_s: float = POLL_S, client: KaggleClient | None = None,
+                docker_image: str | None = None) -> Path:
     """Push (or attach to) the recipe's kernel, watch it, fetch its output; the installed folder."""
     client = client or KaggleClient()
     path = state_path(recipe, models_dir)
@@ -299,12 +283,12 @@ def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = DEFAU
         print(f"kaggle-best: attaching to version {state['version']} of {state['slug']}, pushed "
               f"{state['pushed_at']} (code {state['code']}): {state['url']} (--new pushes another)", flush=True)
     else:
-        minutes, what = estimate_minutes(recipe, accelerator, epochs)
-        gpu = GPUS[accelerator].name
-        print(f"kaggle-best: recipe {recipe.name} ({recipe.summary}) on a {gpu}: about {minutes:.0f} min ({what})",
-              flush=True)
-        check_quota(client, minutes, gpu, what, force)
-        state = push(client, recipe, models_dir, epochs, accelerator)
+        planned, gpu = plan.plan_minutes(recipe, accelerator, epochs), plan.GPUS[accelerator]
+        print(f"kaggle-best: recipe {recipe.name} ({recipe.summary}) on {gpu.describe()} ({accelerator}): "
+              f"{planned.describe(gpu)}", flush=True)
+        plan.check_quota(client, planned.session_minutes, gpu.describe(), planned.what, force)
+        state = push(client, recipe, models_dir, epochs, accelerator, plan.session_timeout_s(planned.session_minutes),
+                     docker_image)
     status = watch(client, state, poll_s)
     if status != "COMPLETE":
         path.unlink(missing_ok=True)
@@ -322,6 +306,3 @@ def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = DEFAU
           "recorded score)", flush=True)
     return target
 
-
-def _hours(hours: float) -> str:
-    return f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"

@@ -159,6 +159,9 @@ class Setup:
     precision: str
     reason: str
     threads: int
+    # GPU indices that models train on side by side, one model per GPU, each in a process that sees
+    # only its own (CUDA_VISIBLE_DEVICES); empty: one process sees them all (TensorFlow uses the first).
+    gpus: tuple[int, ...] = ()
 
 
 def resolve(precision: str = TrainConfig.precision, threads: int = TrainConfig.threads,

@@ -1,6 +1,6 @@
 """Several models of a CV, an ensemble or a recipe: those missing trained, each into its run folder,
-one after another or side by side in their own processes, or as tasks on a Ray cluster
-(cluster.py); those that exist reused.
+one after another or side by side in their own processes (one per GPU where the setup names GPUs),
+or as tasks on a Ray cluster (cluster.py); those that exist reused.
 """
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,8 @@ from competition.config import TrainConfig
 from competition.data.digits import Digits, load_train
 from competition.runs.folders import resolve_run, setup_console_logging
 from competition.training import hardware, trainer
+
+VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"  # the GPUs a process's CUDA sees, read once as it starts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,9 @@ def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = 
         found.update(ray_cluster.train_all(todo, cluster, digits))
         return [found[job.name] for job in jobs]
     setup = setup or hardware.resolve(todo[0].cfg.precision, todo[0].cfg.threads)
+    if workers > 1 and len(setup.gpus) > 1:
+        found.update(_train_on_gpus(todo, setup.gpus[:workers], setup, digits))
+        return [found[job.name] for job in jobs]
     if workers <= 1:
         found.update((job.name, _train(job, setup, digits)) for job in todo)
         return [found[job.name] for job in jobs]
@@ -78,8 +84,60 @@ def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = 
     return [found[job.name] for job in jobs]
 
 
+def _train_on_gpus(todo: list[Job], gpus: tuple[int, ...], setup: hardware.Setup, digits: Digits | None
+                   ) -> dict[str, Path]:
+    """Each model in a fresh process that sees one GPU, as many at once as there are GPUs, in order: the
+    next model starts on the first GPU freed. CUDA_VISIBLE_DEVICES is in the process's environment from
+    its start, before TensorFlow loads (set here around the start: a pool of one process per model,
+    started by submit in this thread, so nothing else starts a process meanwhile)."""
+    context = multiprocessing.get_context("spawn")
+    threads = hardware.threads_each(len(gpus))
+    free, running, found = list(gpus), {}, {}
+    try:
+        for job in todo:
+            if not free:
+                found.update(_collect(running, free, wait(running, return_when=FIRST_COMPLETED).done))
+            gpu = free.pop(0)
+            pool = ProcessPoolExecutor(1, mp_context=context)
+            each = job.cfg.threads or threads
+            with _visible_gpu(gpu):
+                future = pool.submit(_train_in_worker, dataclasses.replace(job, cfg=dataclasses.replace(
+                    job.cfg, threads=each)), dataclasses.replace(setup, threads=each, gpus=()), digits)
+            running[future] = (job.name, gpu, pool)
+        found.update(_collect(running, free, list(running)))
+    finally:
+        for _, _, pool in running.values():  # after a failure: the others' models end, no new one starts
+            pool.shutdown(cancel_futures=True)
+    return found
+
+
+def _collect(running: dict, free: list[int], done) -> dict[str, Path]:
+    """The finished models' run folders (a failure raised), their GPUs freed, their processes ended."""
+    found = {}
+    for future in done:
+        name, gpu, pool = running.pop(future)
+        pool.shutdown()
+        free.append(gpu)
+        found[name] = future.result()
+    return found
+
+
+@contextlib.contextmanager
+def _visible_gpu(gpu: int):
+    before = os.environ.get(VISIBLE_DEVICES)
+    os.environ[VISIBLE_DEVICES] = str(gpu)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[VISIBLE_DEVICES]
+        else:
+            os.environ[VISIBLE_DEVICES] = before
+
+
 def _train(job: Job, setup: hardware.Setup, digits: Digits | None) -> Path:
-    print(f"{job.name}: training{job.what}", flush=True)
+    gpu = os.environ.get(VISIBLE_DEVICES)
+    print(f"{job.name}: training{job.what}" + (f" on GPU {gpu} ({VISIBLE_DEVICES}={gpu})" if gpu else ""), flush=True)
     return trainer.train_model(dataclasses.replace(job.cfg, name=job.name, models_dir=str(job.folder)), job.indices,
                                setup, digits)
 

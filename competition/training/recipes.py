@@ -116,6 +116,15 @@ def default_jobs(count: int, machine: hardware.Hardware) -> int:
     return max(1, min(count, machine.cores))
 
 
+def gpu_plan(workers: int, gpus: tuple[int, ...]) -> str:
+    """How the models share the GPUs, in words."""
+    listed = ", ".join(map(str, gpus))
+    if workers > 1 and len(gpus) > 1:
+        return f"{min(workers, len(gpus))} at a time, one per GPU (GPUs {listed}, one process each)"
+    idle = f" (GPUs {listed}: the other{'s' * (len(gpus) > 2)} idle)" if len(gpus) > 1 else ""
+    return f"one at a time, on one of the {len(gpus)} GPU{'s' * (len(gpus) > 1)}{idle}"
+
+
 def trained(folder: Path, name: str) -> bool:
     try:
         resolve_run(folder, name=name)
@@ -153,11 +162,13 @@ def plan(chosen: list, folder: Path, digits, budget_minutes: float, setup: hardw
 
 
 def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes: float = 0.0, jobs: int = 0,
-        epochs: int | None = None, fresh: bool = False, cluster: str | None = None) -> Path:
+        epochs: int | None = None, fresh: bool = False, cluster: str | None = None, gpus: tuple[int, ...] = ()) -> Path:
+    """gpus: the GPUs' indices to spread the members over, one per GPU at a time (Kaggle's two T4s)."""
     folder = folder_of(recipe, models_dir)
     digits, test = load_train(data_dir), load_test(data_dir)  # both checked before anything trains
     everyone = members(recipe, data_dir, str(folder), epochs)
-    setup = hardware.resolve(everyone[0].cfg.precision)  # the recipe's presets all ask for "auto"
+    # The recipe's presets all ask for "auto".
+    setup = dataclasses.replace(hardware.resolve(everyone[0].cfg.precision), gpus=tuple(gpus))
     threads = hardware.apply_threads(setup.threads)  # before the calibration's first op
     rows = f"all {len(digits):,} rows" if recipe.val_size == 0 else f"a {1 - recipe.val_size:.0%} split"
     print(f"best: recipe {recipe.name}: {recipe.summary}; {len(everyone)} model{'s' * (len(everyone) > 1)} on {rows} "
@@ -176,7 +187,8 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
         raise ValueError(f"recipe {recipe.name}'s first model needs about {_minutes(estimated[0])} here, over "
                          f"--budget_minutes {budget_minutes:g}; raise the budget or pick a faster recipe "
                          "(python -m competition.best --list)")
-    workers = jobs or default_jobs(sum(1 for e in estimated if e), setup.machine)
+    to_train = sum(1 for e in estimated if e)
+    workers = jobs or (max(1, min(to_train, len(gpus))) if gpus else default_jobs(to_train, setup.machine))
     for member, each in zip(chosen, estimated):
         print(f"best: {member.name}: {member.preset} seed {member.cfg.seed}, {member.cfg.epochs} epochs, "
               + (f"about {_minutes(each)}" if each else "trained already"), flush=True)
@@ -186,6 +198,9 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
     if cluster:
         print(f"best: about {_minutes(total)} of training{flops}{extra} at this machine's speed, shared among the "
               f"cluster's nodes at {cluster}", flush=True)
+    elif gpus:
+        print(f"best: about {_minutes(total)} of training{flops}{extra} at the calibration's speed, "
+              + gpu_plan(workers, gpus), flush=True)
     else:
         side_by_side = " (the sum of their times: side by side they may end sooner, docs/speed.md)" if workers > 1 else ""
         print(f"best: about {_minutes(total)} of training{flops}{extra}, {workers} at a time{side_by_side}", flush=True)
