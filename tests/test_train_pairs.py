@@ -111,3 +111,27 @@ def test_a_folder_without_data_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Traceback" not in err and "train.csv" in err
     assert not (tmp_path / "m" / PAIR_RUNS_DIR).exists()
+
+
+def test_touch_offset_is_the_first_column_where_six_pixels_of_ink_are_shared(demo_dir):
+    """edge/pi/written.py's touch_offset (whole rows at once, for the pair models' pieces) against
+    its definition, pixel by pixel: sliding the right digit in from just apart, the first offset at
+    which the two share 6 pixels of ink over 0.3, the right one dy pixels lower."""
+    from edge.pi.written import touch_offset, written_digit
+
+    def by_pixels(left, right, dy):
+        a, b = left > 0.3, right > 0.3
+        for x in range(left.shape[1], 0, -1):
+            shared = sum(int(a[row, x + col] and b[row - dy, col]) for row in range(a.shape[0])
+                         for col in range(b.shape[1]) if 0 <= row - dy < b.shape[0] and x + col < a.shape[1])
+            if shared >= 6:
+                return x
+        return left.shape[1] // 2
+
+    digits, rng = load_train(demo_dir).images, np.random.default_rng(0)
+    for _ in range(40):
+        left, right = (written_digit(digits[rng.integers(len(digits))], float(rng.uniform(20, 45)), "paper", rng,
+                                     last=False) for _ in range(2))
+        dy = int(rng.integers(-30, 30))
+        assert touch_offset(left, right, dy) == by_pixels(left, right, dy)
+    assert touch_offset(np.ones((5, 5)), np.ones((5, 5)), 10) == 2  # no rows in common: half the left one's width
