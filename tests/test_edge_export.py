@@ -34,7 +34,7 @@ def exported(trained_run, pair_models):
     return trained_run, json.loads(manifest.read_text())
 
 
-def test_export_writes_four_variants_and_a_manifest(exported):
+def test_export_writes_four_variants_and_a_manifest(exported, demo_dir):
     folder, manifest = exported
     assert manifest["source_run"] == folder.name
     assert manifest["source_sha256"] == sha256(folder / "model.keras")

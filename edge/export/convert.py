@@ -39,12 +39,30 @@ class ExportError(ProjectError):
     """A conversion that would not run on a plain TFLite interpreter."""
 
 
-def training_digits(folder: Path, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The run's training rows (never its validation images), (N, 28, 28, 1), and their labels."""
+CHECK_DIGITS = 500  # digits the export checks its int8 model on: seconds (make check-edge: every one, each variant)
+
+
+def run_digits(folder: Path, data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The run's training rows, its validation rows, (N, 28, 28, 1), and their labels."""
     from competition.runs.rows import run_split
 
-    x_train, _, y_train, _ = run_split(folder, load_train(data_dir))
-    return x_train, y_train
+    return run_split(folder, load_train(data_dir))
+
+
+def check_int8(model, int8_file: Path, images: np.ndarray, labels: np.ndarray, what: str) -> dict:
+    """The int8 model against the Keras model on `images`: how many labels they agree on, and each
+    one's accuracy; said in one line."""
+    from edge.pi.classifier import DigitClassifier
+
+    start = time.perf_counter()
+    keras_labels = model.predict(images.astype(np.float32), batch_size=256, verbose=0).argmax(axis=1)
+    int8_labels = DigitClassifier(int8_file).predict(images).argmax(axis=1)  # as on the Pi
+    check = {"digits": len(labels), "of": what, "agreement": float(np.mean(int8_labels == keras_labels)),
+             "keras_accuracy": float(np.mean(keras_labels == labels)), "int8_accuracy": float(np.mean(int8_labels == labels))}
+    print(f"check: int8 agrees with Keras on {int(round(check['agreement'] * len(labels)))} of {len(labels)} {what}, "
+          f"accuracy {check['int8_accuracy']:.4f} (Keras {check['keras_accuracy']:.4f}), "
+          f"{time.perf_counter() - start:.1f}s; make check-edge: every variant on every one")
+    return check
 
 
 def calibration_images(digits: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
@@ -219,11 +237,14 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
     began = time.perf_counter()
     out = out_dir or folder / EXPORT_DIR
     model = load_model(folder / MODEL_FILE)  # a corrupt or cut file is an error naming it
-    calibration, data = None, None
+    calibration, data, check = None, None, None
     if "int8" in variants:
         start = time.perf_counter()
         data = run_data_dir(folder, data_dir)
-        calibration = calibration_images(training_digits(folder, data)[0], calibration_size)
+        x_train, x_val, y_train, y_val = run_digits(folder, data)
+        calibration = calibration_images(x_train, calibration_size)
+        checked = ((x_val[:CHECK_DIGITS], y_val[:CHECK_DIGITS], "validation digits") if len(x_val) else
+                   (x_train[-CHECK_DIGITS:], y_train[-CHECK_DIGITS:], "training digits (it has no validation rows)"))
         print(f"calibration: {len(calibration)} of the run's training digits from {data}, "
               f"{time.perf_counter() - start:.1f}s")
     entries = []
@@ -240,6 +261,8 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
         quantized = f" (scale {inputs['scale']:g}, zero point {inputs['zero_point']})" if inputs["scale"] else ""
         print(f"{variant}: {len(flatbuffer):,} bytes, input {inputs['dtype']}{quantized}, {len(ops)} builtin ops, "
               f"{time.perf_counter() - start:.1f}s -> {target}")
+        if variant == "int8":
+            check = check_int8(model, target, *checked)
     pair_entries = place_pair_models(folder, out, Path(pairs_from) if pairs_from else None, calibration_size)
     manifest = {
         "source_run": folder.name,
@@ -249,6 +272,7 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
         "calibration": None if calibration is None else {
             "images": len(calibration), "data_dir": str(data), "from": "the run's training split, sample seed 0"},
         "variants": entries,
+        "int8_check": check,
         **pair_entries,
     }
     write_json(out / MANIFEST_FILE, manifest)

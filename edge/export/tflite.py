@@ -16,6 +16,7 @@ Writes into RUN/tflite/, a line per phase, in about a minute on 2 cores:
                               a line says so, and the reader cuts touching digits by rules
   manifest.json               source run and its sha256, and per variant its bytes, sha256, input
                               and output dtype and quantization (scale, zero point), and its ops;
+                              the int8 check (its labels against Keras' on 500 validation digits);
                               the pair models' source runs and their held-out figures
 
 Every variant takes raw 0..255 pixels (N, 28, 28, 1) like model.keras; the int8 model's uint8
