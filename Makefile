@@ -103,7 +103,8 @@ report: $(VENV)/.installed ## figures and one HTML page for RUN (default: the ru
 setup-browser: ## install Debian's chromium (headless, for the report's browser test) if missing
 	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
-# Edge (Raspberry Pi): make tflite [RUN=id] [ARGS="--calibration_size 1000"], make check-edge [RUN=id].
+# Edge (Raspberry Pi): make pair-models [RUN=id] (once per data set), make tflite [RUN=id] [ARGS="--calibration_size 1000"],
+# make check-edge [RUN=id].
 # test-edge runs edge/tests without TensorFlow, in one venv per interpreter, on build/edge-fixtures.
 # read/serve/camera/bench-edge run MODEL (default: the int8 model exported from the run with the best
 # recorded score, named on stderr); on a Pi run the modules with a model's path.
@@ -111,15 +112,18 @@ EDGE_FIXTURES := build/edge-fixtures
 MODEL ?=
 LOCATE_MODEL = model="$(MODEL)"; [ -n "$$model" ] || model=$$($(PY) -m edge.export.locate --models_dir $(MODELS_DIR) $(RUN_FLAG)) || exit $$?;
 EDGE_PY := .venv-litert/bin/python
-.PHONY: tflite check-edge test-edge test-pi read serve camera bench-edge load-test-serve read-accuracy
+.PHONY: tflite pair-models check-edge test-edge test-pi read serve camera bench-edge load-test-serve read-accuracy
 
-tflite: $(VENV)/.installed ## export RUN (default: the run with the best recorded score) to float32, dynamic-range, float16 and int8 TFLite in RUN/tflite/
+tflite: $(VENV)/.installed ## export RUN (default: the best-scored run) to float32, dynamic-range, float16, int8 TFLite and its data's pair models in RUN/tflite/ (about a minute)
 	$(PY) -m edge.export.tflite --models_dir $(MODELS_DIR) $(RUN_FLAG) $(ARGS)
+
+pair-models: $(VENV)/.installed ## train the reader's pair models on DATA_DIR (or RUN's data) into MODELS_DIR/pair-models/, once per data set; make tflite converts them
+	$(PY) -m competition.train_pairs --models_dir $(MODELS_DIR) $(if $(RUN),--run $(RUN),--data_dir $(DATA_DIR)) $(ARGS)
 
 check-edge: $(VENV)/.installed ## each TFLite variant vs the Keras model: accuracy, agreement, size, latency; fails if int8 drops > 0.3 points
 	$(PY) -m edge.export.check --models_dir $(MODELS_DIR) $(RUN_FLAG) $(ARGS)
 
-$(EDGE_FIXTURES)/manifest.json: $(VENV)/.installed scripts/edge_fixtures.py edge/export/tflite.py edge/export/convert.py edge/export/pairs.py edge/pi/written.py
+$(EDGE_FIXTURES)/manifest.json: $(VENV)/.installed scripts/edge_fixtures.py edge/export/tflite.py edge/export/convert.py competition/training/pair_runs.py competition/model/designs.py edge/pi/written.py
 	$(PY) scripts/edge_fixtures.py --out $(EDGE_FIXTURES)
 
 .venv-%/.installed: edge/tests/requirements-%.txt pyproject.toml

@@ -250,3 +250,47 @@ RECIPES = {recipe.name: recipe for recipe in (
            estimates={1: Estimate(0.99602, 0.00038, "its first member alone, 5-fold CV, docs/experiments.md"),
                       3: Estimate(0.99638, 0.00047, "each fold's 3 models, 5-fold CV, docs/experiments.md")}),
 )}
+
+
+# ---- The reader's pair models (issue 43): `make pair-models`, competition/train_pairs.py ----
+# Kept in one block at the end of the module, apart from the digit runs' settings above.
+
+# The two pair models' designs (competition/model/designs.py): the finder (one digit or two
+# touching?) and the reader (which two?).
+PAIR_DESIGNS = ("pair_finder", "pair_reader")
+# Pair runs live in models/pair-models/<time>-<design>/: outside the folder of digit runs, so that
+# no command picks one as "the best run"; make tflite takes the newest of each design whose data is
+# the exported run's (same sha256).
+PAIR_RUNS_DIR = "pair-models"
+
+
+@dataclasses.dataclass
+class PairConfig:
+    """One pair-model run: made pieces of a data set's training digits, held out on pieces made of
+    its validation digits (the report's split), float32 on every machine."""
+
+    design: str = setting("pair_finder", f"which pair model: {', '.join(PAIR_DESIGNS)}")
+    data_dir: str = setting(str(DATA_DIR), "folder with train.csv whose digits the pieces are made of")
+    models_dir: str = setting(str(MODELS_DIR), f"folder whose {PAIR_RUNS_DIR}/ the pair runs go to")
+    examples: int = setting(0, "made pieces to train on (0: the design's preset)")
+    epochs: int = setting(0, "epochs (0: the design's preset)")
+    batch_size: int = setting(128, "pieces per training step")
+    learning_rate: float = setting(1e-3, "Adam's learning rate")
+    held_out: float = setting(0.1, "pieces made of the validation digits, as a share of --examples: the held-out "
+                                   "figure")
+    val_size: float = setting(0.1, "share of train.csv's digits held out (no training piece is made of them)")
+    split_seed: int = setting(15, "seed of the train/validation split of the digits (15: the report's)")
+    seed: int = setting(0, "seed of the made pieces and the weights")
+    calibration: int = setting(500, "training pieces kept beside the model to calibrate its int8 export")
+    threads: int = setting(0, "TensorFlow threads; 0: every core this process may use")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Each design's examples and epochs: fewer pieces or epochs called many more single digits pairs;
+# the reader on 240,000 pairs read 0.8 points fewer pairs right than on 480,000 (docs/pi.md).
+PAIR_PRESETS = {
+    "pair_finder": dict(examples=240_000, epochs=20),  # half of them pairs
+    "pair_reader": dict(examples=480_000, epochs=8),  # every one a touching pair
+}

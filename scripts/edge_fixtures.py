@@ -2,9 +2,10 @@
 
     python scripts/edge_fixtures.py [--out build/edge-fixtures]
 
-Trains the report's model briefly on the offline demo set, exports it with edge.export.tflite, and
-writes beside the four .tflite files, the reader's pair models (pairs_int8.tflite and
-pair_reader_int8.tflite) and manifest.json:
+Trains the report's model briefly on the offline demo set, and the reader's pair models small and
+fast as `make pair-models` trains them (competition/training/pair_runs.py), exports them as
+`make tflite` does, and writes beside the four .tflite files, the pair models (pairs_int8.tflite
+and pair_reader_int8.tflite) and manifest.json:
   digits.csv      the run's validation digits, competition format (label, pixel0..pixel783)
   reference.json  the Keras model's probabilities and labels for them, the float reference
 The edge suites (edge/tests) then run in environments without TensorFlow, offline. The folder
@@ -25,19 +26,18 @@ from competition import startup  # noqa: E402
 startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
 
 from common.writing import write_json  # noqa: E402
-from competition.config import TrainConfig  # noqa: E402
+from competition.config import PAIR_DESIGNS, PairConfig, TrainConfig  # noqa: E402
 from competition.data.demo import write_demo_data  # noqa: E402
 
 EPOCHS = 16  # about 98% on the demo validation digits (BatchNorm needs a few hundred steps to settle)
 LEARNING_RATE = 1e-3
-PAIR_EXAMPLES, PAIR_EPOCHS = 8000, 4  # the reader's pair models: seconds, not make tflite's minutes
-READER_EXAMPLES, READER_EPOCHS = 8000, 4
+PAIR_EXAMPLES, PAIR_EPOCHS = 8000, 4  # each pair model: a minute or two, not make pair-models' hour
 
 
 def build(out: Path) -> None:
     from competition.data import splits
     from competition.data.digits import load_train
-    from competition.training import trainer
+    from competition.training import pair_runs, trainer
     from edge.export.convert import export
     from edge.export.exported import keras_probabilities
 
@@ -46,8 +46,10 @@ def build(out: Path) -> None:
     write_demo_data(tmp / "demo")
     folder = trainer.train_model(TrainConfig(name="edge-fixture", data_dir=str(tmp / "demo"), models_dir=str(tmp / "models"),
                                       epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=32))
-    export(folder, calibration_size=200, out_dir=tmp, pair_examples=PAIR_EXAMPLES, pair_epochs=PAIR_EPOCHS,
-           reader_examples=READER_EXAMPLES, reader_epochs=READER_EPOCHS)
+    for design in PAIR_DESIGNS:
+        pair_runs.train_pair_run(PairConfig(design=design, data_dir=str(tmp / "demo"), models_dir=str(tmp / "models"),
+                                            examples=PAIR_EXAMPLES, epochs=PAIR_EPOCHS))
+    export(folder, calibration_size=200, out_dir=tmp, pairs_from=tmp / "models")
     _, x_val, _, y_val = splits.split(load_train(tmp / "demo"), TrainConfig())
     rows = x_val.reshape(len(x_val), -1)
     lines = ["label," + ",".join(f"pixel{i}" for i in range(rows.shape[1]))]
@@ -57,7 +59,7 @@ def build(out: Path) -> None:
     write_json(tmp / "reference.json", {"run": folder.name, "labels": y_val.tolist(),
                                         "keras_labels": probabilities.argmax(axis=1).tolist(),
                                         "keras_probabilities": probabilities.round(7).tolist()})
-    shutil.rmtree(tmp / "models")  # the .keras file is not needed past this point
+    shutil.rmtree(tmp / "models")  # the .keras files are not needed past this point
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     accuracy = (probabilities.argmax(axis=1) == y_val).mean()

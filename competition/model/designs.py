@@ -210,3 +210,39 @@ def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool | 
         jit_compile=jit_compile,
     )
     return model
+
+
+# ---- The reader's pair models (issue 43): designs of ordinary runs, trained by competition.train_pairs ----
+# Kept in one block at the end of the module, apart from the digit designs above.
+
+def pair_finder_model() -> keras.Model:
+    """Is a piece of ink one digit or two that touch? Three convolutions and a dense layer (240,514
+    parameters), a piece as MNIST lays out a digit (28x28, raw 0..255 pixels) in, (one digit, two
+    digits) probabilities out. Half as wide missed more pairs (docs/pi.md)."""
+    return keras.Sequential([
+        keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels"), keras.layers.Rescaling(1 / 255),
+        keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(64, 3, activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(128, 3, activation="relu"), keras.layers.Flatten(), keras.layers.Dropout(0.3),
+        keras.layers.Dense(128, activation="relu"), keras.layers.Dense(2, activation="softmax", name="pair"),
+    ], name="pair_finder")
+
+
+def pair_reader_model(field: tuple[int, int]) -> keras.Model:
+    """Which two digits touch? Three convolutions and a dense layer (1,081,108 parameters at 28x56),
+    raw 0..255 pixels of a pair laid out in `field` (the reader's PAIR_FIELD) in, the left digit's
+    ten probabilities and the right's out, as two outputs to train."""
+    pixels = keras.Input((*field, 1), name="pixels")
+    x = keras.layers.Rescaling(1 / 255)(pixels)
+    for filters in (32, 64):
+        x = keras.layers.MaxPooling2D()(keras.layers.Conv2D(filters, 3, activation="relu")(x))
+    x = keras.layers.Dropout(0.3)(keras.layers.Flatten()(keras.layers.Conv2D(128, 3, activation="relu")(x)))
+    x = keras.layers.Dense(256, activation="relu")(x)
+    sides = [keras.layers.Dense(NUM_CLASSES, activation="softmax", name=side)(x) for side in ("left", "right")]
+    return keras.Model(pixels, sides, name="pair_reader")
+
+
+def pair_reader_sides(model: keras.Model) -> keras.Model:
+    """The trained pair reader's layers with its two outputs as one tensor (left, then right): what
+    is saved and exported, as the interpreter reads a digit model's one output."""
+    return keras.Model(model.inputs, keras.layers.Concatenate(name="sides")(model.outputs), name="pair_reader")

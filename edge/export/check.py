@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     def command() -> int:
         folder = resolve_run(args.models_dir, args.run, single=True)
         if args.csv:
-            images, labels = read_digits_csv(args.csv)
+            pixels, labels = read_digits_csv(args.csv)
+            images = pixels.reshape(-1, 28, 28, 1)  # as the Keras model takes them
             if labels is None:
                 raise InputError(f"{args.csv}: no label column; the check needs labelled digits")
             source = args.csv

@@ -1,6 +1,7 @@
 """A run's Keras model converted to TFLite: float32, dynamic-range, float16 and int8 (calibrated on
-its own training digits), each checked for builtin ops, with a manifest (edge/export/exported.py).
-The library behind `make tflite` (edge/export/tflite.py).
+its own training digits), each checked for builtin ops, the reader's pair models trained on the
+same data placed beside them (competition/training/pair_runs.py: converted here, never trained),
+with a manifest (edge/export/exported.py). The library behind `make tflite` (edge/export/tflite.py).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import numpy as np
 
 from common.errors import ProjectError
 from common.writing import atomic_path, write_json
+from competition.config import MODELS_DIR, PAIR_DESIGNS
 from competition.data.digits import load_train
-from competition.data.reading import load_model
-from competition.runs.folders import MODEL_FILE
-from edge.export import pairs
+from competition.data.reading import load_model, read_json
+from competition.runs.folders import CONFIG_FILE, FINGERPRINT_FILE, METRICS_FILE, MODEL_FILE
+from competition.training.pair_runs import CALIBRATION_FILE, find_pair_run, pair_runs_dir, summary_line
 from edge.export.exported import (
     EXPORT_DIR,
     MANIFEST_FILE,
@@ -37,12 +39,30 @@ class ExportError(ProjectError):
     """A conversion that would not run on a plain TFLite interpreter."""
 
 
-def training_digits(folder: Path, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The run's training rows (never its validation images), (N, 28, 28, 1), and their labels."""
+CHECK_DIGITS = 500  # digits the export checks its int8 model on: seconds (make check-edge: every one, each variant)
+
+
+def run_digits(folder: Path, data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The run's training rows, its validation rows, (N, 28, 28, 1), and their labels."""
     from competition.runs.rows import run_split
 
-    x_train, _, y_train, _ = run_split(folder, load_train(data_dir))
-    return x_train, y_train
+    return run_split(folder, load_train(data_dir))
+
+
+def check_int8(model, int8_file: Path, images: np.ndarray, labels: np.ndarray, what: str) -> dict:
+    """The int8 model against the Keras model on `images`: how many labels they agree on, and each
+    one's accuracy; said in one line."""
+    from edge.pi.classifier import DigitClassifier
+
+    start = time.perf_counter()
+    keras_labels = model.predict(images.astype(np.float32), batch_size=256, verbose=0).argmax(axis=1)
+    int8_labels = DigitClassifier(int8_file).predict(images).argmax(axis=1)  # as on the Pi
+    check = {"digits": len(labels), "of": what, "agreement": float(np.mean(int8_labels == keras_labels)),
+             "keras_accuracy": float(np.mean(keras_labels == labels)), "int8_accuracy": float(np.mean(int8_labels == labels))}
+    print(f"check: int8 agrees with Keras on {int(round(check['agreement'] * len(labels)))} of {len(labels)} {what}, "
+          f"accuracy {check['int8_accuracy']:.4f} (Keras {check['keras_accuracy']:.4f}), "
+          f"{time.perf_counter() - start:.1f}s; make check-edge: every variant on every one")
+    return check
 
 
 def calibration_images(digits: np.ndarray, size: int, seed: int = 0) -> np.ndarray:
@@ -156,35 +176,77 @@ def io_details(flatbuffer: bytes) -> tuple[dict, dict]:
     return tensor_info(interpreter.get_input_details()[0]), tensor_info(interpreter.get_output_details()[0])
 
 
-def write_int8(model, examples: np.ndarray, figures: dict, target: Path, calibration_size: int) -> dict:
-    """One of the pair models as int8 at `target` (calibrated on `calibration_size` of its
-    training `examples`); its manifest entry."""
-    flatbuffer = convert(model, "int8", examples[:calibration_size])
+def training_data_sha256(folder: Path) -> str | None:
+    """The sha256 of the data the run trained on, as its data_fingerprint.json records it."""
+    recorded = folder / FINGERPRINT_FILE
+    return read_json(recorded).get("sha256") if recorded.is_file() else None
+
+
+def place_pair_model(run: Path, target: Path, calibration_size: int) -> dict:
+    """A pair run's model as int8 at `target`, calibrated on `calibration_size` of the training
+    pieces it kept; its manifest entry: the file, its source run and the run's held-out figures."""
+    start = time.perf_counter()
+    model = load_model(run / MODEL_FILE)
+    flatbuffer = convert(model, "int8", np.load(run / CALIBRATION_FILE)[:calibration_size].astype(np.float32))
     check_builtin_ops(flatbuffer, target.stem)
     with atomic_path(target) as tmp:
         tmp.write_bytes(flatbuffer)
-    print(f"{target.stem}: {len(flatbuffer):,} bytes, int8 -> {target}")
-    return {"file": target.name, "bytes": len(flatbuffer), "sha256": sha256(target), **figures}
+    config, metrics = read_json(run / CONFIG_FILE), read_json(run / METRICS_FILE)
+    entry = {"file": target.name, "bytes": len(flatbuffer), "sha256": sha256(target), "run": run.name,
+             "examples": config["examples"], "epochs": config["epochs"], "held_out": metrics["held_out"]}
+    print(f"{target.stem}: {len(flatbuffer):,} bytes, int8, from {run} ({summary_line(config['design'], metrics['held_out'])}), "
+          f"{time.perf_counter() - start:.1f}s -> {target}")
+    return entry
+
+
+def place_pair_models(folder: Path, out: Path, models_dir: Path | None, calibration_size: int) -> dict:
+    """The newest pair runs in models_dir/pair-models trained on the run's data, converted beside
+    the export (the finder, then the reader, which is asked only of what a finder found); an older
+    export's pair models are removed first. When there is no finder, one line says how to train
+    them and what the reader does without them. Their manifest entries by name (None: none)."""
+    for stale in (PAIRS_FILE, PAIR_READER_FILE):  # an older export's would be used beside these variants
+        (out / stale).unlink(missing_ok=True)
+    data = training_data_sha256(folder)
+    found = {design: find_pair_run(models_dir, design, data) if models_dir and data else None
+             for design in PAIR_DESIGNS}
+    entries = {"pairs": None, "pair_reader": None}
+    into = f" MODELS_DIR={models_dir}" if models_dir and Path(models_dir).resolve() != MODELS_DIR.resolve() else ""
+    command = f"`make pair-models RUN={folder}{into}`"
+    if found["pair_finder"] is None:
+        print(f"pair models: none trained on this run's data in {pair_runs_dir(models_dir or '<models_dir>')}; "
+              f"{command} trains them (once per data set, about 1.5 hours on 2 cores: docs/edge.md); without them "
+              "the reader cuts touching digits by rules")
+        return entries
+    entries["pairs"] = place_pair_model(found["pair_finder"], out / PAIRS_FILE, calibration_size)
+    if found["pair_reader"] is None:
+        print(f"pair reader: none trained on this run's data; {command} trains it; without it the digit model "
+              "alone reads the cut pieces of a pair")
+    else:
+        entries["pair_reader"] = place_pair_model(found["pair_reader"], out / PAIR_READER_FILE, calibration_size)
+    return entries
 
 
 def export(folder: Path, data_dir: str | None = None, calibration_size: int = 500,
            variants: tuple[str, ...] = VARIANTS, out_dir: Path | None = None,
-           pair_examples: int = pairs.EXAMPLES, pair_epochs: int = pairs.EPOCHS,
-           reader_examples: int = pairs.READER_EXAMPLES, reader_epochs: int = pairs.READER_EPOCHS) -> Path:
-    """Write the variants, the reader's pair models (edge/export/pairs.py: the finder, none when
-    pair_examples is 0; the reader, none when reader_examples is 0 or there is no finder) and
-    manifest.json for a run folder; return the manifest's path."""
+           pairs_from: str | Path | None = None) -> Path:
+    """Write the variants, the reader's pair models (the newest pair runs under
+    `pairs_from`/pair-models trained on the run's data: converted, never trained here) and
+    manifest.json for a run folder, a line per phase; return the manifest's path."""
     import tensorflow as tf
 
+    began = time.perf_counter()
     out = out_dir or folder / EXPORT_DIR
     model = load_model(folder / MODEL_FILE)  # a corrupt or cut file is an error naming it
-    calibration, data, digits, labels = None, None, None, None
-    reader_examples = reader_examples if pair_examples else 0  # a reader is asked only of what a finder found
-    if "int8" in variants or pair_examples:
-        data = run_data_dir(folder, data_dir)
-        digits, labels = training_digits(folder, data)
+    calibration, data, check = None, None, None
     if "int8" in variants:
-        calibration = calibration_images(digits, calibration_size)
+        start = time.perf_counter()
+        data = run_data_dir(folder, data_dir)
+        x_train, x_val, y_train, y_val = run_digits(folder, data)
+        calibration = calibration_images(x_train, calibration_size)
+        checked = ((x_val[:CHECK_DIGITS], y_val[:CHECK_DIGITS], "validation digits") if len(x_val) else
+                   (x_train[-CHECK_DIGITS:], y_train[-CHECK_DIGITS:], "training digits (it has no validation rows)"))
+        print(f"calibration: {len(calibration)} of the run's training digits from {data}, "
+              f"{time.perf_counter() - start:.1f}s")
     entries = []
     for variant in variants:
         start = time.perf_counter()
@@ -199,15 +261,9 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
         quantized = f" (scale {inputs['scale']:g}, zero point {inputs['zero_point']})" if inputs["scale"] else ""
         print(f"{variant}: {len(flatbuffer):,} bytes, input {inputs['dtype']}{quantized}, {len(ops)} builtin ops, "
               f"{time.perf_counter() - start:.1f}s -> {target}")
-    pair_entry = reader_entry = None
-    for stale in (PAIRS_FILE, PAIR_READER_FILE):  # an older export's would be used beside these variants
-        (out / stale).unlink(missing_ok=True)
-    if pair_examples:
-        pair_entry = write_int8(*pairs.train_pairs(digits, pair_examples, pair_epochs), out / PAIRS_FILE,
-                                calibration_size)
-    if reader_examples:
-        reader_entry = write_int8(*pairs.train_pair_reader(digits, labels, reader_examples, reader_epochs),
-                                  out / PAIR_READER_FILE, calibration_size)
+        if variant == "int8":
+            check = check_int8(model, target, *checked)
+    pair_entries = place_pair_models(folder, out, Path(pairs_from) if pairs_from else None, calibration_size)
     manifest = {
         "source_run": folder.name,
         "source_model": str(folder / MODEL_FILE),
@@ -216,9 +272,11 @@ def export(folder: Path, data_dir: str | None = None, calibration_size: int = 50
         "calibration": None if calibration is None else {
             "images": len(calibration), "data_dir": str(data), "from": "the run's training split, sample seed 0"},
         "variants": entries,
-        "pairs": pair_entry,
-        "pair_reader": reader_entry,
+        "int8_check": check,
+        **pair_entries,
     }
     write_json(out / MANIFEST_FILE, manifest)
-    print(f"manifest: {out / MANIFEST_FILE}")
+    placed = sum(entry is not None for entry in pair_entries.values())
+    print(f"export: {len(entries)} variants and {placed} pair models in {time.perf_counter() - began:.1f}s; "
+          f"manifest: {out / MANIFEST_FILE}")
     return out / MANIFEST_FILE

@@ -108,12 +108,11 @@ def touch_offset(left: np.ndarray, right: np.ndarray, dy: int) -> int:
     """How far right of the left digit's left edge the right digit goes so that their strokes just
     overlap (a few pixels of ink in common), the right one `dy` pixels lower."""
     a, b = left > 0.3, right > 0.3
+    top, bottom = max(0, dy), max(max(0, dy), min(a.shape[0], dy + b.shape[0]))  # the rows both have
+    a, b = a[top:bottom], b[top - dy:bottom - dy]
     for x in range(left.shape[1], 0, -1):  # slide in from just apart until the strokes share pixels
-        shared = 0
-        for row in range(max(0, dy), min(a.shape[0], dy + b.shape[0])):
-            span = a[row, x:x + b.shape[1]]  # a narrow right digit (a 1) may end inside the left one
-            shared += int(np.count_nonzero(span & b[row - dy, :span.size]))
-        if shared >= 6:
+        span = min(b.shape[1], a.shape[1] - x)  # a narrow right digit (a 1) may end inside the left one
+        if np.count_nonzero(a[:, x:x + span] & b[:, :span]) >= 6:
             return x
     return left.shape[1] // 2
 
