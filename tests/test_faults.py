@@ -538,6 +538,24 @@ def test_a_killed_cv_keeps_its_finished_folds_and_refuses_a_second_one_meanwhile
     assert not list(tmp_path.glob("*.lock")) and not list(folder.glob("*.lock"))
 
 
+def test_a_killed_cvs_models_end_with_it_and_resume_from_their_epochs(demo_dir, tmp_path, capsys):
+    flags = ["--k", "2", "--name", "k", "--data_dir", str(demo_dir), "--models_dir", str(tmp_path), "--jobs", "2",
+             "--epochs", "200", "--batch_size", "128", "--threads", "1", "--no-early_stopping"]
+    folder = tmp_path / "cv-k"
+    epochs = lambda: sorted(json.loads(p.read_text())["epoch"]  # noqa: E731
+                            for p in folder.glob(".resume-*/training_metadata.json") if p.stat().st_size)
+    first = start([sys.executable, "-m", "competition.cv", *flags], tmp_path / "cv.log")
+    wait_for(first, lambda: len(epochs()) == 2, tmp_path / "cv.log")  # both folds past an epoch
+    kill_when(first, lambda: True, tmp_path / "cv.log")
+    # The folds' processes end with the command (their run locks free), long before 200 epochs would.
+    deadline = time.monotonic() + 60
+    while len(remove_killed_runs(folder)) < 2 and tmp_runs(folder):
+        assert time.monotonic() < deadline, "a fold's process trains on after its command was killed"
+        time.sleep(0.2)
+    assert tmp_runs(folder) == [] and visible_runs(folder) == []
+    assert len(epochs()) == 2 and min(epochs()) >= 1, "each fold's finished epochs are kept to resume from"
+
+
 def visible_runs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and (p / MODEL_FILE).is_file()) \
         if folder.is_dir() else []
