@@ -1,6 +1,6 @@
 """`make data`, `make submit` and `make submissions` through the real kaggle client, against a fake Kaggle.
 
-The fake (competition/kaggle/fake.py) serves a free port of 127.0.0.1 that it picks, where the client's
+The fake (tests/fake_kaggle.py) serves a free port of 127.0.0.1 that it picks, where the client's
 LOCALHOST environment and KAGGLE_LOCALHOST_PORT send it: any user runs these, root or not. No network,
 no ../shared, a few seconds in all.
 """
@@ -21,7 +21,7 @@ import pytest
 from competition import get_data, submit
 from competition.config import ROOT
 from competition.kaggle.client import TOKEN_URL, import_kaggle_api
-from competition.kaggle.fake import KEY, TOKEN, USERNAME, FakeKaggle, make_competition
+from fake_kaggle import KEY, TOKEN, USERNAME, FakeKaggle, make_competition
 
 FAST = ["--retries", "2", "--backoff_s", "0.01"]  # three tries, 10 ms then 20 ms apart
 FAST_CLIENT = {"retries": 2, "backoff_s": 0.01}

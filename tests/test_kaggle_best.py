@@ -22,7 +22,7 @@ from competition import predict as submission
 from competition.config import RECIPES, ROOT
 from competition.kaggle import bootstrap, kernel, plan
 from competition.kaggle.client import KaggleClient, KaggleError
-from competition.kaggle.fake import KEY, USERNAME, FakeKaggle, digits_competition
+from fake_kaggle import KEY, USERNAME, FakeKaggle, digits_competition
 from competition.runs.folders import best_scored
 
 SLUG = f"{USERNAME}/digits-kaggle-best-fast"

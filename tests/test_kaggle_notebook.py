@@ -18,7 +18,7 @@ from test_kaggle_best import QUICK, SLUG, digits  # noqa: F401  (fixtures)
 from competition import kaggle_best, submit
 from competition.config import ROOT
 from competition.kaggle import bootstrap
-from competition.kaggle.fake import FakeKaggle, NotebookRun
+from fake_kaggle import FakeKaggle, NotebookRun
 
 REQUIRED = os.environ.get("DIGITS_KAGGLE_RUNTIME")
 RUNTIME = Path(REQUIRED or ROOT / ".venv-kaggle" / "bin" / "python").absolute()  # the notebook runs elsewhere

@@ -179,3 +179,12 @@ def test_no_script_edits_the_import_path():
     edits = [name for name, tree in TREES.items() for node in ast.walk(tree)
              if isinstance(node, ast.Attribute) and ast.unparse(node) == "sys.path"]
     assert edits == []
+
+
+def test_the_installed_packages_carry_no_test_double():
+    """Fakes and test tools (the fake Kaggle, the browser driver) live in tests/, not in what pip installs."""
+    doubles = {name for name, tree in TREES.items() if name in MODULES for node in ast.walk(tree)
+               if isinstance(node, ast.ClassDef) and node.name.startswith(("Fake", "Mock", "Stub"))}
+    named = {name for name in MODULES if name.rsplit(".", 1)[-1].startswith(("fake", "mock", "stub", "browser"))}
+    assert doubles | named == set()
+    assert (ROOT / "tests" / "fake_kaggle.py").is_file() and (ROOT / "tests" / "browser.py").is_file()

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from competition.config import ROOT
-from competition.report import browser, build
+import browser
+from competition.report import build
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVERY_RUN = {"class_distribution", "sample_digits", "learning_curves", "confusion_matrix", "misclassified",

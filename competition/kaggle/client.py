@@ -50,6 +50,7 @@ LEADERBOARD_PAGE = 200
 LEADERBOARD_PAGES = 25
 
 # With KAGGLE_API_ENVIRONMENT=LOCALHOST: the port of the fake Kaggle (the client itself knows only port 80).
+ENVIRONMENT_VARIABLE = "KAGGLE_API_ENVIRONMENT"
 LOCALHOST_PORT_VARIABLE = "KAGGLE_LOCALHOST_PORT"
 
 T = TypeVar("T")
@@ -72,13 +73,15 @@ def import_kaggle_api():
     """
     with contextlib.redirect_stdout(io.StringIO()):
         from kaggle.api.kaggle_api_extended import KaggleApi
-    _point_localhost()
+    if os.environ.get(ENVIRONMENT_VARIABLE) == "LOCALHOST" and os.environ.get(LOCALHOST_PORT_VARIABLE):
+        _local_endpoint_for_tests()
     return KaggleApi
 
 
-def _point_localhost() -> None:
-    """The client's LOCALHOST endpoint at KAGGLE_LOCALHOST_PORT, read now (a test picks a free port);
-    kagglesdk has no setting for it, so its table of endpoints is written."""
+def _local_endpoint_for_tests() -> None:
+    """Only for the tests' fake Kaggle (KAGGLE_API_ENVIRONMENT=LOCALHOST with KAGGLE_LOCALHOST_PORT):
+    the client's LOCALHOST endpoint at that port, read now (a test picks a free one). kagglesdk has no
+    setting for it, so its private table of endpoints is written; a user's session never gets here."""
     from kagglesdk import kaggle_env
 
     port = os.environ.get(LOCALHOST_PORT_VARIABLE, "").strip()

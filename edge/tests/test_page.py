@@ -1,18 +1,22 @@
 """The drawing page in headless Chromium: strokes drawn with synthetic mouse events are read aloud.
 
-Drives Chromium with competition/report/browser.py (the DevTools protocol over a pipe, standard
-library only); skipped where there is no chromium (`make setup-browser` installs it).
+Drives Chromium with tests/browser.py (the DevTools protocol over a pipe, standard library only), a
+test tool that the installed packages do not carry; skipped where there is no chromium (`make
+setup-browser` installs it).
 """
 
 import math
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import model_path
 
 from edge.pi import serve
 
-browser = pytest.importorskip("competition.report.browser", reason="competition/report/browser.py drives Chromium")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))  # the test tools' folder
+browser = pytest.importorskip("browser", reason="tests/browser.py drives Chromium")
 if browser.find_chromium() is None:
     pytest.skip("no chromium on PATH: `make setup-browser` installs it", allow_module_level=True)
 

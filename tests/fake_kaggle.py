@@ -114,7 +114,7 @@ class FakeKaggle:
     token: str = TOKEN
     rules_accepted: bool = True
     polls_until_scored: int = 2  # GetSubmission answers PENDING this many times first
-    echo: bool = False  # print each call as it comes (scripts/fake_kaggle.py)
+    echo: bool = False  # print each call as it comes (tests/serve_fake_kaggle.py)
     max_daily_submissions: int = 5
     leaderboard: list[float] = field(default_factory=lambda: [1.0, 1.0, 0.99971, 0.99914, 0.99757, 0.9967,
                                                                 0.99614, 0.995, 0.99171, 0.98, 0.9])

@@ -1,7 +1,7 @@
 """Open a page in headless Chromium: did every image decode, what did the console say; screenshots.
 
-    python -m competition.report.browser models/RUN/report/report.html
-    python -m competition.report.browser models/RUN/report/report.html --screenshots models/RUN/report/screenshots
+    python tests/browser.py models/RUN/report/report.html
+    python tests/browser.py models/RUN/report/report.html --screenshots models/RUN/report/screenshots
 
 Drives Debian's `chromium` (`make setup-browser`) through the DevTools protocol over a pipe
 (--remote-debugging-pipe: NUL-terminated JSON on file descriptors 3 and 4), so it needs nothing but

@@ -1,18 +1,18 @@
 """Serve a fake kaggle.com on 127.0.0.1, to try `make data`, `make submit`, `make submissions` and
 `make kaggle-best` offline.
 
-    .venv/bin/python scripts/fake_kaggle.py                      # on port 8080 until Ctrl-C
-    .venv/bin/python scripts/fake_kaggle.py --rules_not_accepted  # downloads and submits answer 403
-    .venv/bin/python scripts/fake_kaggle.py --fail DownloadDataFiles:500 --fail storage:cut
-    .venv/bin/python scripts/fake_kaggle.py --gpu_used_h 29        # a week's GPU quota nearly spent
-    .venv/bin/python scripts/fake_kaggle.py --notebook .venv-kaggle/bin/python   # kernels run as Kaggle runs them
+    .venv/bin/python tests/serve_fake_kaggle.py                      # on port 8080 until Ctrl-C
+    .venv/bin/python tests/serve_fake_kaggle.py --rules_not_accepted  # downloads and submits answer 403
+    .venv/bin/python tests/serve_fake_kaggle.py --fail DownloadDataFiles:500 --fail storage:cut
+    .venv/bin/python tests/serve_fake_kaggle.py --gpu_used_h 29        # a week's GPU quota nearly spent
+    .venv/bin/python tests/serve_fake_kaggle.py --notebook .venv-kaggle/bin/python   # kernels run as Kaggle runs them
 
 then, in another shell, with the environment it prints (the credentials are the fake's own):
 
     KAGGLE_API_ENVIRONMENT=LOCALHOST KAGGLE_LOCALHOST_PORT=8080 KAGGLE_USERNAME=ada KAGGLE_KEY=... \
         make data DATA_DIR=/tmp/fake/data
 
-It is the tests' fake (competition/kaggle/fake.py), answering what the installed kaggle client sends. The
+It is the tests' fake (tests/fake_kaggle.py), answering what the installed kaggle client sends. The
 competition it serves is scikit-learn's digits in the real format (as `make demo-data`), and it scores
 submissions against their test labels; a pushed kernel runs for real, here (its KernelRun; with --notebook,
 as a notebook executed by nbconvert in a Jupyter kernel of that Python, its NotebookRun), its two T4s faked.
@@ -24,7 +24,8 @@ import argparse
 import sys
 import time
 
-from competition.kaggle.fake import KEY, USERNAME, FakeKaggle, NotebookRun, digits_competition
+# Run as a file (python tests/serve_fake_kaggle.py): its folder, where the fake lives, is on the path.
+from fake_kaggle import KEY, USERNAME, FakeKaggle, NotebookRun, digits_competition
 
 
 def main(argv: list[str] | None = None) -> int:
