@@ -32,8 +32,10 @@ OS_HINTS = {
 
 
 class ProjectError(ValueError):
-    """Input, or a state of the models folder, that the user must fix; the message names the file
-    and what was wrong. A ValueError, as the checks that predate it raise."""
+    """The base of every error of the project: input, a setting, or a state of the models folder that
+    the user must fix, or a service that refused; the message names the file and what was wrong. Only
+    these and the operating system's refusals become one line; any other exception is a bug and
+    shows its traceback. (A ValueError, as the checks that predate it raised.)"""
 
 
 class DataError(ProjectError):
@@ -56,7 +58,7 @@ class InputError(ProjectError):
     """A file or value that an edge command does not take; the message names it."""
 
 
-class RemoteError(RuntimeError):
+class RemoteError(ProjectError):
     """A service the command needs could not be reached, or refused; the message says what to do."""
 
 
@@ -106,7 +108,7 @@ def exit_status(work: Callable[[], object], debug: bool = False, interrupted: st
             raise
         print(f"error: {describe(err)}", file=sys.stderr)
         return EXIT_REMOTE
-    except (ValueError, OSError, *also) as err:  # ValueError: the project's errors, and its older checks
+    except (ProjectError, OSError, *also) as err:  # anything else is a bug: its traceback shows
         if debug:
             raise
         print(f"error: {describe(err)}", file=sys.stderr)

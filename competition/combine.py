@@ -25,7 +25,7 @@ from competition import startup
 
 startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
 
-from common.errors import add_debug_flag, exit_status
+from common.errors import InputError, add_debug_flag, exit_status
 from common.writing import write_json
 from competition.cli import add_data_dir, add_models_dir, add_tta_flag
 from competition.data.digits import load_train
@@ -43,7 +43,7 @@ from competition.scoring.probabilities import model_paths
 def cv_settings(folder: Path) -> dict:
     path = folder / SETTINGS_FILE
     if not path.is_file():
-        raise ValueError(f"{folder}: not a cross-validation folder (no {SETTINGS_FILE}; make one with `make cv`)")
+        raise InputError(f"{folder}: not a cross-validation folder (no {SETTINGS_FILE}; make one with `make cv`)")
     return read_json(path, ("k", "cv_seed"))
 
 
@@ -52,7 +52,7 @@ def models_of(folder: Path) -> list[Path]:
     found = [path.parent for path in model_paths(folder)]
     missing = [str(path) for path in found if not path.is_dir()]
     if missing:
-        raise ValueError(f"{folder}: not a run or an ensemble with all its members ({', '.join(missing)} missing)")
+        raise InputError(f"{folder}: not a run or an ensemble with all its members ({', '.join(missing)} missing)")
     return found
 
 
@@ -62,14 +62,14 @@ def combine_cvs(folders: list[Path], out: Path, data_dir: str, tta: int = 0, als
     k, cv_seed = settings[0]["k"], settings[0]["cv_seed"]
     for folder, s in zip(folders, settings):
         if (s["k"], s["cv_seed"]) != (k, cv_seed):
-            raise ValueError(f"{folder}: k {s['k']}, cv_seed {s['cv_seed']}; {folders[0]} has k {k}, cv_seed {cv_seed}: "
+            raise InputError(f"{folder}: k {s['k']}, cv_seed {s['cv_seed']}; {folders[0]} has k {k}, cv_seed {cv_seed}: "
                              "not the same folds")
     runs: dict[int, list[Path]] = {}
     for folder in folders:
         for fold, found in fold_runs(folder).items():
             runs.setdefault(fold, []).extend(found)
     if not runs:
-        raise ValueError(f"no trained folds in {', '.join(map(str, folders))}")
+        raise InputError(f"no trained folds in {', '.join(map(str, folders))}")
 
     digits = load_train(data_dir)
     splits = fold_indices(digits.labels, k, cv_seed)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import DataError, exit_status
+from common.errors import ConfigError, DataError, exit_status
 from common.writing import write_text
 from competition import cv, ensemble, get_data, submit, train, tune
 from competition import predict as submission
@@ -436,9 +436,36 @@ def test_exit_status_maps_errors_to_one_line_and_codes(capsys):
     assert exit_status(raising(PermissionError(13, "Permission denied", "/x/models"))) == 2
     assert capsys.readouterr().err == "error: /x/models: Permission denied\n"
     assert exit_status(raising(submit.KaggleError("sign in: refused"))) == 1
+    assert capsys.readouterr().err == "error: sign in: refused\n"
     assert exit_status(lambda: 3) == 3 and exit_status(lambda: Path(".")) == 0
     with pytest.raises(PermissionError):
         exit_status(raising(PermissionError(13, "Permission denied", "/x")), debug=True)
+    # The project's own errors are the user's to fix: one line. Anything else is a bug, whose
+    # traceback must show, even when it is a ValueError (numpy's, Keras') that reads like bad input.
+    assert exit_status(raising(ConfigError("--epochs and --batch_size must be at least 1"))) == 2
+    assert capsys.readouterr().err == "error: --epochs and --batch_size must be at least 1\n"
+    with pytest.raises(ValueError, match="operands could not be broadcast"):
+        exit_status(raising(ValueError("operands could not be broadcast together with shapes (3,) (4,)")))
+    with pytest.raises(KeyError):
+        exit_status(raising(KeyError("val_loss")))
+
+
+def test_every_error_class_of_the_project_derives_from_one_base():
+    import ast
+
+    from common.errors import ProjectError
+
+    found = {}
+    for path in [*ROOT.glob("common/*.py"), *ROOT.glob("competition/**/*.py"), *ROOT.glob("edge/pi/*.py"),
+                 *ROOT.glob("edge/export/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Error"):
+                found[node.name] = path
+    assert found, "no error classes found: the search is wrong"
+    for name, path in found.items():
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        cls = getattr(__import__(module, fromlist=[name]), name)
+        assert issubclass(cls, ProjectError), f"{module}.{name} is not a ProjectError"
 
 
 def test_debug_shows_the_traceback(demo_dir, tmp_path):

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 
 import keras
 
+from common.errors import ConfigError
 from competition.config import COMPUTE_PRECISIONS, IMAGE_SIZE, NUM_CLASSES, TrainConfig
 
 
@@ -161,10 +162,10 @@ ARCHITECTURES = {"report": report_model, "strong": strong_model, "resnet": resne
 def build(arch: str, width: float = TrainConfig.width, dropout: float = TrainConfig.dropout) -> keras.Model:
     """The design `arch`; all but report with their filters scaled by `width` and their dropout."""
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+        raise ConfigError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
     if arch == "report":
         if (width, dropout) != (TrainConfig.width, TrainConfig.dropout):
-            raise ValueError("the report's design has its own widths and dropout: --width and --dropout are for "
+            raise ConfigError("the report's design has its own widths and dropout: --width and --dropout are for "
                              "the other designs")
         return report_model()
     return ARCHITECTURES[arch](width, dropout)
@@ -179,7 +180,7 @@ def for_config(cfg) -> keras.Model:
 def precision(name: str) -> Iterator[None]:
     """Layers built inside compute in `name` (Keras fixes a layer's dtype policy when it is made)."""
     if name not in COMPUTE_PRECISIONS:
-        raise ValueError(f"unknown precision {name!r}; choose from {', '.join(COMPUTE_PRECISIONS)}")
+        raise ConfigError(f"unknown precision {name!r}; choose from {', '.join(COMPUTE_PRECISIONS)}")
     before = keras.config.dtype_policy()
     keras.config.set_dtype_policy(name)
     try:

@@ -29,7 +29,7 @@ startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines q
 import keras
 import numpy as np
 
-from common.errors import add_debug_flag, exit_status
+from common.errors import ProjectError, add_debug_flag, exit_status
 from common.writing import write_text
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
 from competition.config import MODELS_DIR, NUM_CLASSES
@@ -53,7 +53,7 @@ N_AUGMENTED = 23  # with the original, a 3 x 8 grid
 FEATURE_LAYERS = (keras.layers.Conv2D, keras.layers.MaxPooling2D)
 
 
-class ReportError(ValueError):
+class ReportError(ProjectError):
     """A run or its data that the report cannot describe faithfully."""
 
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from common.errors import BusyError, ProjectError
+from common.errors import BusyError, ConfigError, ProjectError
 from common.writing import write_json
 from competition.data.reading import read_json
 
@@ -309,7 +309,7 @@ def best_scored(models_dir: str | Path, single: bool = False) -> tuple[Path, str
 
 def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...], defaults: dict | None = None) -> bool:
     """For work that resumes (searches, folds, ensembles): True when path records the same settings
-    for `keys`, False when there is no record yet; ValueError naming the differences otherwise.
+    for `keys`, False when there is no record yet; ConfigError naming the differences otherwise.
     A key the record lacks (a setting added since) counts as its value in `defaults`: the work was
     done the way that default does it."""
     if not path.is_file():
@@ -318,7 +318,7 @@ def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...], defau
     changed = [key for key in keys if saved.get(key) != settings.get(key)]
     if changed:
         diffs = ", ".join(f"{key} {saved.get(key)} -> {settings.get(key)}" for key in changed)
-        raise ValueError(f"{path.parent} holds work with other settings ({diffs}): "
+        raise ConfigError(f"{path.parent} holds work with other settings ({diffs}): "
                          "pass --fresh to start over, or --name for a new one")
     return True
 

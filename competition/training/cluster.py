@@ -34,7 +34,7 @@ from typing import Iterator
 
 import common
 import competition
-from common.errors import ProjectError, RemoteError, describe
+from common.errors import ConfigError, ProjectError, RemoteError, describe
 from competition.config import TrainConfig
 from competition.data.digits import Digits
 from competition.runs.folders import METRICS_FILE, place_run
@@ -60,7 +60,7 @@ def parse_address(text: str) -> str:
         return text
     host, sep, port = text.removeprefix(CLIENT_PREFIX).rpartition(":")
     if not (sep and host and port.isdigit()):
-        raise ValueError(f"--cluster {text!r}: expected {FORMS}")
+        raise ConfigError(f"--cluster {text!r}: expected {FORMS}")
     return text
 
 
@@ -204,7 +204,7 @@ def _result(ray, ref, name: str) -> dict:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as err:
         cause = err.cause
-        if isinstance(cause, (ValueError, OSError)):
+        if isinstance(cause, (ProjectError, OSError)):  # anything else: a bug, its traceback
             raise ProjectError(f"{name}: {describe(cause)}") from None
         raise
     except ray.exceptions.RayError as err:

@@ -26,7 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from common.errors import ProjectError
+from common.errors import ConfigError, ProjectError
 from common.writing import write_json
 from competition.config import PAIR_DESIGNS, PAIR_PRESETS, PAIR_RUNS_DIR, PairConfig
 from competition.data import splits
@@ -62,7 +62,7 @@ log = logging.getLogger("competition")
 def resolved(cfg: PairConfig) -> PairConfig:
     """cfg with its design's preset examples and epochs where it leaves them 0."""
     if cfg.design not in PAIR_DESIGNS:
-        raise ValueError(f"unknown pair design {cfg.design!r}; choose from {', '.join(PAIR_DESIGNS)}")
+        raise ConfigError(f"unknown pair design {cfg.design!r}; choose from {', '.join(PAIR_DESIGNS)}")
     preset = PAIR_PRESETS[cfg.design]
     return dataclasses.replace(cfg, examples=cfg.examples or preset["examples"], epochs=cfg.epochs or preset["epochs"])
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from common.digits_csv import SUBMISSION_FILE, write_submission
+from common.errors import ConfigError
 from common.writing import write_json
 from competition.config import (
     COMPETITION_TRAIN_ROWS,
@@ -184,7 +185,7 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
 
     chosen, estimated, overheads = plan(everyone, folder, digits, budget_minutes, setup, len(test), recipe.tta)
     if budget_minutes and estimated and estimated[0] > budget_minutes:
-        raise ValueError(f"recipe {recipe.name}'s first model needs about {_minutes(estimated[0])} here, over "
+        raise ConfigError(f"recipe {recipe.name}'s first model needs about {_minutes(estimated[0])} here, over "
                          f"--budget_minutes {budget_minutes:g}; raise the budget or pick a faster recipe "
                          "(python -m competition.best --list)")
     to_train = sum(1 for e in estimated if e)
