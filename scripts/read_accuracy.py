@@ -15,6 +15,10 @@ Per form:
   digits    digits right within the numbers cut into the right number;
   split     digits that came from a split of touching ink;
   ms        milliseconds per number (median), decoding included.
+Then images that hold no number (edge/tests/nonnumbers.py: noise, dots, specks, weaves, blank and
+ruled paper, cross-hatching; up to 2048x2048, seeded), --non_numbers of them: per kind how many
+were refused (the reader must read no number from any) and the slowest; last the slowest image
+of all, number or not.
 The reader finds touching digits with the pair models exported beside the digit model (make tflite
 writes pairs_int8.tflite, the finder, and pair_reader_int8.tflite; --no_reader leaves the reader
 out), else, or with --no_pairs, by its rules. A benchmark, not a test: it
@@ -35,10 +39,11 @@ import numpy as np
 
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
 from edge.pi.classifier import DigitClassifier
-from edge.pi.image import from_ink
+from edge.pi.image import ImageError, from_ink
 from edge.pi.reader import read_image
 from edge.pi.touching import PairModels, pair_models_beside, touching_line
 from edge.pi.written import FORMS, write_number
+from edge.tests.nonnumbers import KINDS, non_numbers
 
 LENGTHS = (2, 6)  # digits per number, both ends included
 COLUMNS = ("whole", "bound", "gap", "miscut", "digits", "split", "ms")
@@ -77,7 +82,29 @@ def measure_form(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarr
             miscut += 1
     n = len(chosen)
     return {"numbers": n, "whole": whole / n, "bound": bound / n, "gap": (bound - whole) / n, "miscut": miscut / n,
-            "digits": digits_right / max(cut_digits, 1), "split": split, "ms": 1000 * float(np.median(times))}
+            "digits": digits_right / max(cut_digits, 1), "split": split, "ms": 1000 * float(np.median(times)),
+            "slowest_ms": 1000 * max(times)}
+
+
+def measure_non_numbers(classifier: DigitClassifier, count: int, seed: int, pairs: PairModels | None = None) -> dict:
+    """Per kind of image that holds no number: how many, how many refused, what was read from the
+    rest, and the slowest image's milliseconds (decoding included)."""
+    kinds = {kind: {"images": 0, "refused": 0, "read": [], "slowest_ms": 0.0} for kind in KINDS}
+    for kind, image in non_numbers(count, seed):
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        row = kinds[kind]
+        start = time.perf_counter()
+        try:
+            row["read"].append(read_image(classifier, buffer.getvalue(), name=kind, pairs=pairs).text)
+        except ImageError:
+            row["refused"] += 1
+        row["images"] += 1
+        row["slowest_ms"] = max(row["slowest_ms"], 1000 * (time.perf_counter() - start))
+    for kind, row in kinds.items():
+        print(f"{kind:<9}{row['refused']:>4d} of {row['images']:<4d} refused{row['slowest_ms']:>9.0f} ms slowest"
+              + (f"  read: {', '.join(row['read'][:5])}" if row["read"] else ""), flush=True)
+    return kinds
 
 
 def measure(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, numbers: int, seed: int,
@@ -123,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", default=None, help="a folder of pair models (default: the model's own)")
     parser.add_argument("--no_pairs", action="store_true", help="find touching digits by the reader's rules alone")
     parser.add_argument("--no_reader", action="store_true", help="without the pair reader: the finder alone")
+    parser.add_argument("--non_numbers", type=int, default=70, help="images holding no number (default: %(default)s)")
     parser.add_argument("--out", default=None, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     forms = tuple(args.forms.split(","))
@@ -148,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'form':<9}" + "".join(f"{c:>9}" for c in COLUMNS[:5]) + f"{'split':>7}{'ms':>8}")
     results = measure(classifier, x_val, y_val, args.numbers, args.seed, forms, pairs)
     print(f"plain 28x28 digits: {results['plain_28x28']:.4f}")
+    print(f"\nno number: {args.non_numbers} images, up to 2048x2048, seed {args.seed}")
+    results["non_numbers"] = measure_non_numbers(classifier, args.non_numbers, args.seed, pairs)
+    refused = sum(row["refused"] for row in results["non_numbers"].values())
+    slowest = max([row["slowest_ms"] for row in results["forms"].values()]
+                  + [row["slowest_ms"] for row in results["non_numbers"].values()])
+    print(f"refused {refused} of {args.non_numbers} images holding no number; the slowest image of all took "
+          f"{slowest:.0f} ms (1 thread)")
     if args.out:
         Path(args.out).write_text(json.dumps({"run": run, "model": str(model), "pairs": bool(pairs),
                                               "pair_reader": bool(pairs and pairs.reader), **results}, indent=1))

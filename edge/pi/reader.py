@@ -44,6 +44,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from edge.pi.budget import Bounded, Budget
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import MIN_CONTRAST, ImageError, read_grey
 from edge.pi.ink import background, otsu
@@ -85,24 +86,32 @@ class Reading:
 
 
 def read_image(classifier: DigitClassifier, source: str | Path | bytes | BinaryIO,
-               name: str | None = None, pairs: PairModels | None = None) -> Reading:
-    """The number in an image file (path, bytes or binary file); errors name the file or `name`."""
+               name: str | None = None, pairs: PairModels | None = None, deadline: float | None = None) -> Reading:
+    """The number in an image file (path, bytes or binary file); errors name the file or `name`.
+    Past `deadline` (time.monotonic() seconds), DeadlinePassed."""
     label = name or (str(source) if isinstance(source, (str, Path)) else "the image")
     grey, scale = read_grey(source, name=label, max_side=WORK_SIDE)
     try:
-        return read_grey_image(classifier, grey, scale, pairs)
+        return read_grey_image(classifier, grey, scale, pairs, deadline)
     except ImageError as err:
         raise ImageError(f"{label}: {err}") from None
 
 
 def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float = 1.0,
-                    pairs: PairModels | None = None) -> Reading:
+                    pairs: PairModels | None = None, deadline: float | None = None) -> Reading:
     """The number in a float greyscale image (H, W); boxes multiplied by `scale`; touching digits
-    found by the pair models `pairs` when given, else by rules."""
+    found by the pair models `pairs` when given, else by rules. At most MAX_MODEL_INPUTS model
+    inputs (edge/pi/budget.py), and DeadlinePassed past `deadline`."""
+    budget = Budget(deadline=deadline)  # every model call below spends it: the reading's time is bounded
+    budget.check_deadline()
     ink, faintest = ink_map(grey)
+    classifier = Bounded(classifier, budget)
+    if pairs is not None:
+        pairs = PairModels(Bounded(pairs.finder, budget), pairs.reader and Bounded(pairs.reader, budget))
     labels, bodies, fragments, height = find_pieces(ink, faintest)
+    budget.check_deadline()
     if not bodies:
-        raise ImageError("no digit found: the ink is only specks")
+        raise ImageError("no digit found: the ink is only specks, lines or texture")
     if pairs is not None:
         chosen = split_pairs(classifier, pairs, ink, labels, bodies, height)
     else:
