@@ -4,7 +4,9 @@
 
 For the run's validation split (the rows it never trained on; competition/runs/rows.py), the
 exported TFLite model (RUN/tflite, make tflite) reads photos of numbers of 2 to 6 digits made from
-those digits by edge/pi/written.py in each of its forms (the same numbers, seeded, in every form).
+those digits by edge/pi/written.py in each of its forms, and by edge/tests/apart.py (apart-paper,
+apart-blue, apart-board: a second generator, digits never touching, that the pair models never
+learnt from); the same numbers, seeded, in every form.
 Per form:
   whole     numbers read whole and right;
   bound     numbers whose every digit the model gets right when that digit is cut out perfectly:
@@ -13,6 +15,8 @@ Per form:
   gap       bound - whole;
   miscut    numbers cut into the wrong number of pieces;
   digits    digits right within the numbers cut into the right number;
+  cut%      of the digits that touch no other, the share cut (two digits read in one's box, or one
+            split from touching ink);
   split     digits that came from a split of touching ink;
   ms        milliseconds per number (median), decoding included.
 Then images that hold no number (edge/tests/nonnumbers.py: noise, dots, specks, weaves, blank and
@@ -43,10 +47,32 @@ from edge.pi.image import ImageError, from_ink
 from edge.pi.reader import read_image
 from edge.pi.touching import PairModels, pair_models_beside, touching_line
 from edge.pi.written import FORMS, write_number
+from edge.tests.apart import LOOKS, write_apart
 from edge.tests.nonnumbers import KINDS, non_numbers
 
 LENGTHS = (2, 6)  # digits per number, both ends included
-COLUMNS = ("whole", "bound", "gap", "miscut", "digits", "split", "ms")
+COLUMNS = ("whole", "bound", "gap", "miscut", "digits", "cut%", "split", "ms")
+ALL_FORMS = (*FORMS, *(f"apart-{look}" for look in LOOKS))  # written.py's, then edge/tests/apart.py's
+
+
+def write(digits: np.ndarray, form: str, rng: np.random.Generator):
+    """A number in a form of edge/pi/written.py or, apart-LOOK, of edge/tests/apart.py."""
+    if form.startswith("apart-"):
+        return write_apart(digits, form.removeprefix("apart-"), rng)
+    return write_number(digits, form, rng)
+
+
+def cut_alone(reading, number) -> tuple[int, int]:
+    """Of the number's digits that touch no other, how many there are and how many the reading cut:
+    two or more of its digits, or one split from touching ink, centred within the digit's box."""
+    alone = [i for i in range(len(number.boxes)) if i not in number.touching and i - 1 not in number.touching]
+    owners = []
+    for digit in reading.digits:
+        x, _, w, _ = digit.box
+        centre = x + w / 2
+        owners.append((int(np.argmin([abs(centre - (bx + bw / 2)) for bx, _, bw, _ in number.boxes])), digit.split))
+    cut = sum(1 for i in alone if sum(o == i for o, _ in owners) > 1 or any(o == i and split for o, split in owners))
+    return len(alone), cut
 
 
 def picks(count: int, numbers: int, seed: int) -> list[np.ndarray]:
@@ -60,11 +86,11 @@ def picks(count: int, numbers: int, seed: int) -> list[np.ndarray]:
 
 def measure_form(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, chosen: list[np.ndarray],
                  form: str, seed: int, pairs: PairModels | None = None) -> dict:
-    rng = np.random.default_rng([seed, FORMS.index(form)])
-    whole = bound = miscut = cut_digits = digits_right = split = 0
+    rng = np.random.default_rng([seed, ALL_FORMS.index(form)])
+    whole = bound = miscut = cut_digits = digits_right = split = alone = cut = 0
     times = []
     for indices in chosen:
-        number = write_number(x_val[indices], form, rng)
+        number = write(x_val[indices], form, rng)
         buffer = io.BytesIO()
         number.image.save(buffer, "PNG")  # lossless: the JPEG forms' pixels as decoded
         start = time.perf_counter()
@@ -75,6 +101,7 @@ def measure_form(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarr
         whole += reading.text == truth
         bound += bool(np.all(perfect == y_val[indices]))
         split += sum(d.split for d in reading.digits)
+        alone, cut = np.add((alone, cut), cut_alone(reading, number))
         if len(reading.text) == len(truth):
             cut_digits += len(truth)
             digits_right += sum(a == b for a, b in zip(reading.text, truth))
@@ -82,7 +109,8 @@ def measure_form(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarr
             miscut += 1
     n = len(chosen)
     return {"numbers": n, "whole": whole / n, "bound": bound / n, "gap": (bound - whole) / n, "miscut": miscut / n,
-            "digits": digits_right / max(cut_digits, 1), "split": split, "ms": 1000 * float(np.median(times)),
+            "digits": digits_right / max(cut_digits, 1), "cut%": 100 * int(cut) / max(int(alone), 1),
+            "alone": int(alone), "split": split, "ms": 1000 * float(np.median(times)),
             "slowest_ms": 1000 * max(times)}
 
 
@@ -108,15 +136,15 @@ def measure_non_numbers(classifier: DigitClassifier, count: int, seed: int, pair
 
 
 def measure(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, numbers: int, seed: int,
-            forms: tuple[str, ...] = FORMS, pairs: PairModels | None = None) -> dict:
+            forms: tuple[str, ...] = ALL_FORMS, pairs: PairModels | None = None) -> dict:
     chosen = picks(len(y_val), numbers, seed)
     plain = classifier.predict(x_val).argmax(axis=1)
     results = {"validation_digits": len(y_val), "numbers": numbers, "plain_28x28": float(np.mean(plain == y_val)),
                "forms": {}}
     for form in forms:
         row = results["forms"][form] = measure_form(classifier, x_val, y_val, chosen, form, seed, pairs)
-        print(f"{form:<9}" + "".join(f"{row[c]:>9.4f}" for c in COLUMNS[:5]) + f"{row['split']:>7d}{row['ms']:>8.1f}",
-              flush=True)
+        print(f"{form:<13}" + "".join(f"{row[c]:>9.4f}" for c in COLUMNS[:5]) + f"{row['cut%']:>7.2f}"
+              f"{row['split']:>7d}{row['ms']:>8.1f}", flush=True)
     return results
 
 
@@ -145,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--digits", default=None, help="validation digits saved by --digits_out, instead of the run's")
     parser.add_argument("--digits_out", default=None, help="save the run's validation digits here (npz)")
     parser.add_argument("--numbers", type=int, default=1050, help="numbers per form (default: %(default)s)")
-    parser.add_argument("--forms", default=",".join(FORMS), help="comma-separated (default: %(default)s)")
+    parser.add_argument("--forms", default=",".join(ALL_FORMS), help="comma-separated (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.add_argument("--pairs", default=None, help="a folder of pair models (default: the model's own)")
     parser.add_argument("--no_pairs", action="store_true", help="find touching digits by the reader's rules alone")
@@ -154,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="also write the figures here as JSON")
     args = parser.parse_args(argv)
     forms = tuple(args.forms.split(","))
-    if unknown := set(forms) - set(FORMS):
-        parser.error(f"unknown forms {', '.join(sorted(unknown))}; known: {', '.join(FORMS)}")
+    if unknown := set(forms) - set(ALL_FORMS):
+        parser.error(f"unknown forms {', '.join(sorted(unknown))}; known: {', '.join(ALL_FORMS)}")
     x_val, y_val, run = load_digits(args)
     if args.digits_out:
         np.savez_compressed(args.digits_out, x=x_val, y=y_val, run=run)
@@ -173,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run {run}, {model.name} on {classifier.backend}, 1 thread; {len(y_val)} validation digits; "
           f"{args.numbers} numbers of {LENGTHS[0]}-{LENGTHS[1]} digits per form, seed {args.seed}; touching digits by "
           + touching_line(pairs))
-    print(f"{'form':<9}" + "".join(f"{c:>9}" for c in COLUMNS[:5]) + f"{'split':>7}{'ms':>8}")
+    print(f"{'form':<13}" + "".join(f"{c:>9}" for c in COLUMNS[:5]) + f"{'cut%':>7}{'split':>7}{'ms':>8}")
     results = measure(classifier, x_val, y_val, args.numbers, args.seed, forms, pairs)
     print(f"plain 28x28 digits: {results['plain_28x28']:.4f}")
     print(f"\nno number: {args.non_numbers} images, up to 2048x2048, seed {args.seed}")
