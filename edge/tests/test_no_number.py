@@ -1,4 +1,6 @@
-"""No number is an answer: images that hold no written number are refused, in bounded work."""
+"""No number is an answer: images that hold no written number are refused, in bounded work; and
+the test tools that make them (edge/tests/nonnumbers.py) and numbers whose digits never touch
+(edge/tests/apart.py)."""
 
 import io
 
@@ -13,7 +15,7 @@ from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError
 from edge.pi.ink import components, ink_runs
 from edge.pi.pieces import MAX_DIGITS, MAX_INK_RUNS, MAX_MARKS, MIN_STROKE_SHARE, find_pieces, texture
-from edge.pi.reader import read_image
+from edge.pi.reader import MAX_DIGIT_PX, read_image
 from edge.pi.synthetic import compose
 from edge.pi.touching import pair_models_beside
 from edge.tests.nonnumbers import KINDS, non_number, non_numbers
@@ -143,3 +145,18 @@ def test_a_reading_past_its_deadline_stops(reader, digits):
     photo = png(compose(digits[0][:4], "paper", np.random.default_rng(0)))
     with pytest.raises(DeadlinePassed):
         read_image(classifier, photo, pairs=pairs, deadline=0.0)  # time.monotonic() is long past 0
+
+
+def test_digits_taller_than_the_bound_are_read_from_a_copy_shrunk_to_it(reader, digits, monkeypatch):
+    classifier, pairs = reader
+    pixels, labels = digits
+    page = np.full((700, 1100), 240, np.uint8)
+    for k in range(2):  # two digits 476 pixels tall, far apart
+        page[100:576, 40 + 500 * k:516 + 500 * k] = 255 - np.kron(pixels[k].reshape(28, 28), np.ones((17, 17), np.uint8))
+    heights = []
+    monkeypatch.setattr("edge.pi.reader.find_pieces", lambda ink, faintest: heights.append(find_pieces(ink, faintest))
+                        or heights[-1])
+    reading = read_image(classifier, png(Image.fromarray(page)), pairs=pairs)
+    assert len(reading.text) == 2 and len(heights) == 2
+    assert heights[0][3] > MAX_DIGIT_PX >= heights[1][3] - 2  # the copy's digits: MAX_DIGIT_PX, a bridge pixel either way
+    assert all(300 < d.box[3] < 500 for d in reading.digits)  # boxes in the file's own pixels
