@@ -18,6 +18,7 @@ from edge.pi.pieces import MAX_DIGITS, MAX_INK_RUNS, MAX_MARKS, MIN_STROKE_SHARE
 from edge.pi.reader import MAX_DIGIT_PX, read_image
 from edge.pi.synthetic import compose
 from edge.pi.touching import pair_models_beside
+from edge.tests.apart import LOOKS, MIN_GAP_PX, write_apart
 from edge.tests.nonnumbers import KINDS, non_number, non_numbers
 
 SIZES = ((320, 240), (1024, 768))  # a small one, read as it is, and one the reader works at whole
@@ -111,10 +112,10 @@ def test_ruled_lines_are_dropped_and_the_number_on_them_read(reader, digits):
     classifier, pairs = reader
     pixels, labels = digits
     page = np.full((240, 480), 245, np.float32)
-    page[30::40, :] = 150  # blue-grey rules every 40 pixels
-    for k in range(3):
+    page[[20, 21, 200, 201], :] = 150  # blue-grey rules above and below the line written on (a rule through
+    for k in range(3):  # the digits is ink they touch: one piece with them)
         digit = 255 - np.kron(pixels[k].reshape(28, 28), np.ones((4, 4))).astype(np.float32)
-        page[60:172, 40 + 130 * k:152 + 130 * k] = np.minimum(page[60:172, 40 + 130 * k:152 + 130 * k], digit)
+        page[50:162, 40 + 130 * k:152 + 130 * k] = np.minimum(page[50:162, 40 + 130 * k:152 + 130 * k], digit)
     reading = read_image(classifier, png(Image.fromarray(page.astype(np.uint8))), pairs=pairs)
     assert len(reading.text) == 3
 
@@ -145,6 +146,19 @@ def test_a_reading_past_its_deadline_stops(reader, digits):
     photo = png(compose(digits[0][:4], "paper", np.random.default_rng(0)))
     with pytest.raises(DeadlinePassed):
         read_image(classifier, photo, pairs=pairs, deadline=0.0)  # time.monotonic() is long past 0
+
+
+def test_apart_numbers_never_touch(digits):
+    """(How often the reader cuts their digits is read_accuracy's cut%: the fixtures' pair finder,
+    trained on 8,000 pieces, is no judge of it.)"""
+    pixels, labels = digits
+    for k, look in enumerate(LOOKS):
+        number = write_apart(pixels[4 * k:4 * k + 4], look, np.random.default_rng(k))
+        lefts = [x for x, _, _, _ in number.boxes]
+        rights = [x + w for x, _, w, _ in number.boxes]
+        assert all(left - right >= MIN_GAP_PX for right, left in zip(rights, lefts[1:])) and number.touching == ()
+        assert [ink.shape for ink in number.inks] == [(h, w) for _, _, w, h in number.boxes]
+        assert rights[-1] < number.image.width and number.image.mode == "RGB"
 
 
 def test_digits_taller_than_the_bound_are_read_from_a_copy_shrunk_to_it(reader, digits, monkeypatch):
