@@ -14,7 +14,8 @@ from edge.pi.budget import Budget, DeadlinePassed
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError
 from edge.pi.ink import components, ink_runs
-from edge.pi.pieces import MAX_DIGITS, MAX_INK_RUNS, MAX_MARKS, MIN_STROKE_SHARE, find_pieces, texture
+from edge.pi.pieces import (MAX_DIGIT_PIECES, MAX_DIGITS, MAX_INK_RUNS, MAX_MARKS, MAX_TEXTURE_SHARE, MIN_STROKE_SHARE,
+                            find_pieces, texture)
 from edge.pi.reader import MAX_DIGIT_PX, read_image
 from edge.pi.synthetic import compose
 from edge.pi.touching import pair_models_beside
@@ -174,3 +175,26 @@ def test_digits_taller_than_the_bound_are_read_from_a_copy_shrunk_to_it(reader, 
     assert len(reading.text) == 2 and len(heights) == 2
     assert heights[0][3] > MAX_DIGIT_PX >= heights[1][3] - 2  # the copy's digits: MAX_DIGIT_PX, a bridge pixel either way
     assert all(300 < d.box[3] < 500 for d in reading.digits)  # boxes in the file's own pixels
+
+
+def test_more_digit_sized_marks_than_a_number_has_are_refused_before_joining():
+    ink = np.zeros((160, 620), np.float32)
+    for k in range(20):  # 20 columns of two bars 40 pixels tall: 20 digits once joined, 40 marks before
+        ink[10:50, 20 + 30 * k:28 + 30 * k] = ink[60:100, 20 + 30 * k:28 + 30 * k] = 1.0
+    _, bodies, _, _ = find_pieces(ink, 0.5)
+    assert len(bodies) == MAX_DIGITS == 20 and MAX_DIGIT_PIECES == 40
+    ink[110:150, 20:28] = 1.0  # a 41st
+    with pytest.raises(ImageError, match=f"41 marks of a digit's size, over the {MAX_DIGIT_PIECES}"):
+        find_pieces(ink, 0.5)
+
+
+def test_an_image_mostly_texture_is_refused_and_ruled_lines_do_not_count():
+    ink = np.zeros((200, 400), np.float32)
+    ink[60:140, 20:30] = 1.0  # a 1, 800 pixels of ink
+    ink[::4, 100:400] = 1.0  # 50 ruled lines, 15,000 pixels: thin boxes, not counted
+    _, bodies, _, _ = find_pieces(ink, 0.5)
+    assert [b.box[:2] for b in bodies] == [(19, 59)]  # the 1 alone (its box one bridge pixel wider)
+    ink[:, 100:400:4] = 1.0  # the lines crossed: one lattice, texture that spreads over 300x200
+    with pytest.raises(ImageError, match=r"of the ink is texture"):
+        find_pieces(ink, 0.5)
+    assert MAX_TEXTURE_SHARE == 0.5
