@@ -7,16 +7,20 @@ Starts `python -m edge.pi.serve MODEL --port 0 --timeout 2` (the Python running 
 have edge's requirements). First the worst cases at once: --clients concurrent POSTs of a
 7000x7000 white PNG (49 megapixels in 160 KB, just under edge/pi/image.py's 50-megapixel cap), then
 as many of a 7000x7000 progressive JPEG (its coefficients are held whole), then as many JSON bodies
-nested 100,000 deep. Then --clients threads send requests for --seconds, each picking at random: a
+nested 100,000 deep, then as many of each image that holds no number at its costliest (a
+2048x2048 page of dots, a woven texture, grey noise as large as --max_bytes lets through: the
+reader refuses them, 422, within its bounds). Then --clients threads send requests for --seconds, each picking at random: a
 photo of a 4-digit number (POST /api/read, 200), 784 pixels (/api/classify, 200), the malformed
 kinds: a body over --max_bytes (413), a wrong content type (415), a truncated image (422), pixels
 out of range (400), no Content-Length (411), deep JSON and a 5,000-digit integer (400); and the
-worst images again (4%). One further client is slow, trickling a body a byte at a time (408 by
+worst images again (4%) and the non-numbers (6%). One further client is slow, trickling a body a byte at a time (408 by
 the server's deadline). Every answer is checked: its status among those expected (a busy server
 may answer 503 "try again" to an image, a blank one is 422, one over the budget 413), and for a
 4xx or 503 a JSON body with "error". Prints requests/s, p50/p99 ms per kind, p99 and the server's
-resident memory (VmRSS) per --window seconds, the server's peak resident memory (VmHWM), and exits
-1 if any answer was unexpected or the server died. A benchmark: figures go to docs/pi.md, not into
+resident memory (VmRSS) per --window seconds, the server's peak resident memory (VmHWM), the
+longest any image request took against the server's --deadline (the server answers 503 past it),
+and exits 1 if any answer was unexpected, an image request outlasted the deadline by more than
+DEADLINE_SLACK_S, or the server died. A benchmark: figures go to docs/pi.md, not into
 tests. --server_root runs another checkout's edge.pi.serve (a before/after comparison).
 """
 
@@ -39,19 +43,25 @@ from PIL import Image
 
 from edge.pi.memory import status_kib
 from edge.pi.synthetic import compose
+from edge.tests.nonnumbers import non_number
 
 ROOT = Path(__file__).resolve().parent.parent
 
 MAX_BYTES = 1_000_000
 SERVER_TIMEOUT = 2.0
+SERVER_DEADLINE = 5.0  # the server's --deadline: seconds from an image's arrival to its reading's end
+DEADLINE_SLACK_S = 1.0  # what an answer may take past it: decoding (before the first check) and the step in progress
 BUSY = 503  # an image may find the server's memory taken by others: "try again"
 WORST_IMAGE = (422, 413, BUSY)  # blank, over the server's budget, or busy
 KINDS = {  # kind: (weight, expected statuses)
     "read": (30, (200, BUSY)), "classify": (30, (200,)), "oversized": (6, (413,)), "wrong_type": (6, (415,)),
     "truncated": (6, (422, BUSY)), "out_of_range": (6, (400,)), "no_length": (6, (411,)),
     "deep_json": (3, (400,)), "huge_number": (3, (400,)), "huge_png": (2, WORST_IMAGE), "huge_jpeg": (2, WORST_IMAGE),
+    "dots_page": (2, WORST_IMAGE), "woven": (2, WORST_IMAGE), "noise": (2, WORST_IMAGE),
 }
-BURSTS = ("huge_png", "huge_jpeg", "deep_json")  # each sent by every client at once before the mixed load
+NON_NUMBERS = ("dots_page", "woven", "noise")  # images holding no number, at their costliest
+READS = ("read", "truncated", "huge_png", "huge_jpeg", *NON_NUMBERS)  # the kinds the server reads an image for
+BURSTS = ("huge_png", "huge_jpeg", "deep_json", *NON_NUMBERS)  # each sent by every client at once before the mixed load
 HUGE_SIDE = 7000
 
 
@@ -67,6 +77,7 @@ def payloads(digits_csv: Path) -> dict:
     white.save(jpeg, "JPEG", quality=50, progressive=True)
     deep = b"[" * 100_000 + b"]" * 100_000
     return {
+        **{kind: ("/api/read", costliest(kind), "image/png") for kind in NON_NUMBERS},
         "huge_png": ("/api/read", png.getvalue(), "image/png"),
         "huge_jpeg": ("/api/read", jpeg.getvalue(), "image/jpeg"),
         "deep_json": ("/api/classify", b'{"pixels": ' + deep + b"}", "application/json"),
@@ -80,6 +91,24 @@ def payloads(digits_csv: Path) -> dict:
         "out_of_range": ("/api/classify", json.dumps({"pixels": pixels[:-1] + [300]}).encode(), "application/json"),
         "no_length": ("/api/read", photo, "image/jpeg"),
     }
+
+
+def costliest(kind: str) -> bytes:
+    """A PNG of one of NON_NUMBERS at its costliest for the reader: the largest side of 2048, 1536,
+    1024 and 768 pixels whose file fits under MAX_BYTES."""
+    for side in (2048, 1536, 1024, 768):
+        rng = np.random.default_rng(0)
+        if kind == "dots_page":  # 2% of the page in single dots
+            image = Image.fromarray(np.where(rng.random((side, side)) < 0.02, 40, 235).astype(np.uint8))
+        elif kind == "woven":
+            image = non_number("woven", (side, side), rng)
+        else:  # grey noise of one-pixel grains
+            image = Image.fromarray(rng.integers(0, 256, (side, side), dtype=np.uint8))
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        if len(buffer.getvalue()) <= MAX_BYTES:
+            return buffer.getvalue()
+    raise ValueError(f"{kind}: no size fits under {MAX_BYTES:,} bytes")
 
 
 def send(address: tuple[str, int], kind: str, path: str, body: bytes, content_type: str) -> tuple[int, bytes]:
@@ -151,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     bodies = payloads(Path(args.digits))
     command = [sys.executable, "-m", "edge.pi.serve", str(Path(args.model).resolve()), "--port", "0", "--quiet",
-               "--timeout", str(SERVER_TIMEOUT), "--max_bytes", str(MAX_BYTES),
+               "--timeout", str(SERVER_TIMEOUT), "--deadline", str(SERVER_DEADLINE), "--max_bytes", str(MAX_BYTES),
                "--max_connections", str(4 * args.clients)]
     if args.server_threads:
         command += ["--threads", str(args.server_threads)]
@@ -226,17 +255,22 @@ def ask(address: tuple[str, int], kind: str, expected: tuple[int, ...], body: tu
 
 def burst(address: tuple[str, int], kind: str, body: tuple, clients: int, pid: int) -> dict:
     """`clients` requests of one kind at once: their statuses, problems, seconds and the server's peak memory."""
-    results: list[tuple[int, str | None]] = []
+    results: list[tuple[int, str | None, float]] = []
     began = time.monotonic()
-    threads = [threading.Thread(target=lambda: results.append(ask(address, kind, KINDS[kind][1], body)))
-               for _ in range(clients)]
+
+    def one() -> None:
+        start = time.monotonic()
+        results.append((*ask(address, kind, KINDS[kind][1], body), time.monotonic() - start))
+
+    threads = [threading.Thread(target=one) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    statuses = sorted(status for status, _ in results)
-    problems = [problem for _, problem in results if problem]
+    statuses = sorted(status for status, _, _ in results)
+    problems = [problem for _, problem, _ in results if problem]
     figures = {"statuses": statuses, "problems": problems, "seconds": time.monotonic() - began,
+               "longest_s": max((seconds for _, _, seconds in results), default=0.0),
                "peak_mib": status_kib("VmHWM", pid) / 1024}
     print(f"burst: {clients} x {kind} ({len(body[1]):,} bytes) at once: statuses {statuses}, "
           f"{figures['seconds']:.1f}s, server peak {figures['peak_mib']:.0f} MiB", flush=True)
@@ -280,10 +314,16 @@ def report(records, memory, elapsed, alive, args, bursts, started_kib, peak_kib)
         print(f"unexpected: {record[1]} at {record[0]:.1f}s: {record[3]}", file=sys.stderr)
     print(f"server peak resident memory (VmHWM): {peak_kib / 1024:.0f} MiB ({started_kib / 1024:.0f} MiB after start"
           f"{f', budget {args.memory_mb} MiB' if args.memory_mb else ''})")
+    longest = max([(r[2] / 1000, r[1]) for r in records if r[1] in READS]
+                  + [(b["longest_s"], kind) for kind, b in bursts.items() if kind in READS], default=(0.0, "none"))
+    late = longest[0] > SERVER_DEADLINE + DEADLINE_SLACK_S
+    figures["longest_read_s"] = longest[0]
+    print(f"longest image request, others in flight: {longest[0]:.2f} s ({longest[1]}); the server's deadline "
+          f"{SERVER_DEADLINE:g} s{' EXCEEDED' if late else f' (+{DEADLINE_SLACK_S:g} s to decode): none waited longer'}")
     print(f"server {'still serving' if alive else 'DIED'}; {len(problems)} unexpected answers")
     if args.out:
         Path(args.out).write_text(json.dumps({**figures, "alive": alive, "unexpected": len(problems)}, indent=1))
-    return 0 if alive and not problems else 1
+    return 0 if alive and not problems and not late else 1
 
 
 if __name__ == "__main__":

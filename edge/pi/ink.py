@@ -62,6 +62,11 @@ def otsu(values: np.ndarray) -> float:
     return float(edges[1:][int(np.argmax(between))])
 
 
+def ink_runs(mask: np.ndarray) -> int:
+    """How many runs of True a boolean mask has along its rows (what components() loops over)."""
+    return int(np.count_nonzero(mask[:, 0])) + int(np.count_nonzero(mask[:, 1:] & ~mask[:, :-1]))
+
+
 def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]], list[int]]:
     """8-connected components of a boolean mask: a label image (0 = none, k = component k), and
     per component k (index k - 1) its box (x0, y0, x1, y1), ends exclusive, and its pixel count.

@@ -9,8 +9,8 @@ import dataclasses
 import numpy as np
 
 from edge.pi.classifier import DigitClassifier
-from edge.pi.image import INK_THRESHOLD, from_ink
-from edge.pi.ink import components, rank_filter
+from edge.pi.image import INK_THRESHOLD, ImageError, from_ink
+from edge.pi.ink import components, ink_runs, rank_filter, stroke_width
 
 SPARSE = 0.3  # a piece with fewer ink pixels than this part of its length is a chain of noise, no stroke
 BORDER_PEAK = 0.6  # a piece at the image's border fainter than this (of the boldest ink) is a shadow's edge
@@ -26,6 +26,14 @@ ALONE_HEIGHT = 0.4  # a fragment this tall and ALONE_WIDTH wide that joins no di
 ALONE_WIDTH = 0.3  # when the model is ALONE_SURE of it
 ALONE_SURE = 0.9
 ATTACH_GAIN = 0.02  # the model must be this much surer of the digit with a fragment to keep it
+# What no written number is, and the bounds that keep a reading's time bounded (docs/pi.md, "No number"):
+MAX_INK_RUNS = 30_000  # runs of ink along the rows (numbers: under 1,000; noise, weaves: 100,000s)...
+MAX_MARKS = 150  # ...or separate marks kept as ink (pages of dots, grids of specks) beyond: refused
+MAX_DIGIT_PIECES = 40  # marks of a digit's size before those sharing columns are joined (a digit may be in
+MAX_DIGITS = 20  # pieces), and digits after, a number may have; more is a page of marks, refused
+MIN_STROKE_SHARE = 0.02  # a piece whose strokes are thinner than this part of its longer side is texture,
+# no digit (a ruled line, a weave, a noise blob: under 0.012; digits' pieces: over 0.035)
+MAX_TEXTURE_SHARE = 0.5  # an image with more of its ink in texture than this (ruled lines aside) is refused
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +59,22 @@ def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part
     """The components' label image; the digits' pieces (bodies) and the fragments, each joined
     with those sharing most of their columns; and the digits' height (pixels)."""
     mask = ink > 0
+    runs = ink_runs(mask)
+    if runs > MAX_INK_RUNS:
+        raise ImageError(f"no number found: the ink is {runs:,} separate runs along the rows, over the "
+                         f"{MAX_INK_RUNS:,} a written number may have (noise or a texture?)")
     labels, boxes, areas = components(mask)
     if not boxes:
         return labels, [], [], 0.0
     peaks = np.zeros(len(boxes) + 1, np.float32)
     np.maximum.at(peaks, labels[mask], ink[mask])
-    noise = np.flatnonzero((np.array(areas) < NOISE_AREA * max(areas)) | (peaks[1:] < faintest)) + 1
-    mask &= ~np.isin(labels, noise)  # noise and faint residue (a shadow's edge) out first: no bridge chains them
+    textured, largest = texture_and_largest(labels, boxes, areas)
+    spread = sum(areas[k - 1] for k in textured if min(box_sides(boxes[k - 1])) >= MIN_STROKE_SHARE * max(box_sides(boxes[k - 1])))
+    if spread > MAX_TEXTURE_SHARE * sum(areas):  # ruled lines (boxes as thin as their strokes) do not count
+        raise ImageError(f"no number found: {spread / sum(areas):.0%} of the ink is texture, strokes thinner than "
+                         f"{MIN_STROKE_SHARE:.0%} of their extent (noise, a weave, hatching?)")
+    noise = np.flatnonzero((np.array(areas) < NOISE_AREA * largest) | (peaks[1:] < faintest)) + 1
+    mask &= ~np.isin(labels, [*noise, *textured])  # noise and faint residue (a shadow's edge) out first: no bridge chains them
     bridged = mask.copy()  # a stroke broken by a pixel or two (faint, thin ink) stays one piece
     bridged[1:] |= mask[:-1]
     bridged[:-1] |= mask[1:]
@@ -70,9 +87,15 @@ def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part
     np.maximum.at(peaks, labels[labels > 0], ink[labels > 0])
     rows, cols = ink.shape
     edge = [box[0] == 0 or box[1] == 0 or box[2] == cols or box[3] == rows for box in boxes]
-    kept = [k for k, area in enumerate(areas) if area >= MIN_AREA_FRACTION * max(areas) and peaks[k + 1] >= faintest
+    textured, largest = texture_and_largest(labels, boxes, areas)
+    kept = [k for k, area in enumerate(areas) if area >= MIN_AREA_FRACTION * largest and peaks[k + 1] >= faintest
+            and k + 1 not in textured
             and not (edge[k] and peaks[k + 1] < BORDER_PEAK)  # a shadow's or the page's edge, not ink
             and area >= SPARSE * max(boxes[k][2] - boxes[k][0], boxes[k][3] - boxes[k][1])]  # JPEG's block edges
+    if len(kept) > MAX_MARKS:
+        raise ImageError(f"no number found: {len(kept):,} separate marks, over the {MAX_MARKS} a written number "
+                         "may have (a page of dots or specks?)")
+    kept = [k for k in kept if not texture(labels, boxes[k], [k + 1])]
     if not kept:
         return labels, [], [], 0.0
     heights = [boxes[k][3] - boxes[k][1] for k in kept]
@@ -87,10 +110,43 @@ def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part
     bodies = [g for g, up in zip(fragments, promoted) if up]
     fragments = [g for g, up in zip(fragments, promoted) if not up]
     tall = [k for k in kept if k not in small]
+    if len(tall) + len(bodies) > MAX_DIGIT_PIECES:
+        raise ImageError(f"no number found: {len(tall) + len(bodies)} marks of a digit's size, over the "
+                         f"{MAX_DIGIT_PIECES} a written number may have (a page of dots or specks?)")
     bodies = join_pieces([boxes[k] for k in tall] + [g[0] for g in bodies], [areas[k] for k in tall] + [g[1] for g in bodies],
                          [[k + 1] for k in tall] + [g[2] for g in bodies])
+    bodies = [g for g in bodies if not texture(labels, g[0], g[2])]  # specks joined in a column
+    if len(bodies) > MAX_DIGITS:
+        raise ImageError(f"no number found: {len(bodies)} digit-sized pieces, over the {MAX_DIGITS} a written "
+                         "number may have (a page of marks?)")
     as_part = lambda group: Part(tuple(group[2]), group[0])  # noqa: E731
     return labels, [as_part(g) for g in bodies], [as_part(g) for g in fragments], height
+
+
+def texture_and_largest(labels: np.ndarray, boxes: list[tuple[int, int, int, int]],
+                        areas: list[int]) -> tuple[set[int], int]:
+    """The largest components that are texture (their labels), largest first until one is not,
+    at most MAX_MARKS of them; and the area of the largest that is not (what noise is judged
+    against: a weave's or a ruled page's ink is no digit's to dwarf its specks)."""
+    textured = set()
+    for k in np.argsort(areas, kind="stable")[::-1][:MAX_MARKS]:
+        if not texture(labels, boxes[k], [int(k) + 1]):
+            return textured, areas[k]
+        textured.add(int(k) + 1)
+    return textured, max((a for k, a in enumerate(areas) if k + 1 not in textured), default=0)
+
+
+def box_sides(box: tuple[int, int, int, int]) -> tuple[int, int]:
+    """A box's (x0, y0, x1, y1) width and height."""
+    return box[2] - box[0], box[3] - box[1]
+
+
+def texture(labels: np.ndarray, box: tuple[int, int, int, int], ids: list[int]) -> bool:
+    """Whether components `ids` (their box x0, y0, x1, y1) have strokes thinner than MIN_STROKE_SHARE
+    of the box's longer side: lines, a weave, noise, no digit's strokes."""
+    x0, y0, x1, y1 = box
+    own = np.isin(labels[y0:y1, x0:x1], ids)
+    return stroke_width(own) < MIN_STROKE_SHARE * max(x1 - x0, y1 - y0)
 
 
 def cut_out(ink: np.ndarray, labels: np.ndarray, part: Part) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:

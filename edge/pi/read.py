@@ -14,8 +14,9 @@ pair_reader_int8.tflite, the reader), or by rules where there are none. A line i
 0.998, "box": [x, y, w, h], "split": false}, ...]} with boxes in the image's own pixels; "split"
 is true for a digit cut out of ink it shared with its neighbour. --annotate DIR writes each image
 as DIR/<name>.png with its boxes and labels drawn. An image whose only ink is one digit reads as
-that digit (edge.pi.classify remains the command for one digit per image). Exit 2 on a bad image,
-naming it; the images before it are printed.
+that digit (edge.pi.classify remains the command for one digit per image). Exit 2 on a bad image
+or one that holds no number (blank or ruled paper, noise, dots, a texture), naming it in one line;
+the images before it are printed.
 """
 
 from __future__ import annotations

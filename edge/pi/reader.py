@@ -15,8 +15,11 @@ The steps, each cheap enough for a Pi:
   4. ink pixels: everything well above the paper's noise (not Otsu's threshold, which a faint
      digit can fall under), refused below MIN_CONTRAST (a blank image);
   5. pieces: 8-connected components of the ink (gaps of a pixel bridged), noise and faint pieces
-     at the border (a shadow's edge) out, pieces that share most of their columns joined; a piece
-     short beside the number's digits (their median height), or short and light, is a fragment;
+     at the border (a shadow's edge) out, texture out (strokes thin for their extent: ruled lines,
+     a weave), pieces that share most of their columns joined; a piece short beside the number's
+     digits (their median height), or short and light, is a fragment. No number is found (refused)
+     where the ink is mostly texture, or has more runs, marks or digit-sized pieces than a number
+     has (noise, a page of dots, a grid of specks): edge/pi/pieces.py's bounds;
   6. each digit's own ink (and the pixel beside its strokes under the noise floor: a faint digit
      keeps its strokes' width), stretched to its own peak and cut at INK_THRESHOLD as edge/pi/image.py
      does for one digit alone (a faint digit or chalk reaches the model as bold ink does), through
@@ -33,7 +36,9 @@ The steps, each cheap enough for a Pi:
   8. fragments: one beside a digit joins it when the model is surer of the digit with it (a 5's
      loose bar, a 4's stroke), else it is a digit alone if wide and sure enough (a flat 5), else
      dropped (a speck, a stray stroke).
-A slight rotation is left to the model, trained with rotations.
+A slight rotation is left to the model, trained with rotations. Steps 6 to 8 classify at most
+MAX_MODEL_INPUTS pieces, pairs and ways to cut them (edge/pi/budget.py): with the bounds of step 5,
+every image the reader takes is read in bounded time (docs/pi.md, "No number, in bounded time").
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+from PIL import Image
 
+from edge.pi.budget import Bounded, Budget
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import MIN_CONTRAST, ImageError, read_grey
 from edge.pi.ink import background, otsu
@@ -54,6 +61,8 @@ WORK_SIDE = 1024  # pixels: larger photos are shrunk first (a digit still spans 
 NOISE_SIGMAS = 6  # ink is what rises this many of the paper's noise deviations above it...
 LOW_FRACTION = 0.3  # ...and at least this part of Otsu's threshold (JPEG and grain are not Gaussian)
 FAINTEST = 1.5  # a digit's peak is at least this many times that floor (noise barely crosses it)
+MAX_DIGIT_PX = 160  # digits taller than this are read from a copy shrunk to it: a 28x28 model sees no more,
+# and each piece's cost (cut out, cut apart, grown back) stays bounded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,24 +94,39 @@ class Reading:
 
 
 def read_image(classifier: DigitClassifier, source: str | Path | bytes | BinaryIO,
-               name: str | None = None, pairs: PairModels | None = None) -> Reading:
-    """The number in an image file (path, bytes or binary file); errors name the file or `name`."""
+               name: str | None = None, pairs: PairModels | None = None, deadline: float | None = None) -> Reading:
+    """The number in an image file (path, bytes or binary file); errors name the file or `name`.
+    Past `deadline` (time.monotonic() seconds), DeadlinePassed."""
     label = name or (str(source) if isinstance(source, (str, Path)) else "the image")
     grey, scale = read_grey(source, name=label, max_side=WORK_SIDE)
     try:
-        return read_grey_image(classifier, grey, scale, pairs)
+        return read_grey_image(classifier, grey, scale, pairs, deadline)
     except ImageError as err:
         raise ImageError(f"{label}: {err}") from None
 
 
 def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float = 1.0,
-                    pairs: PairModels | None = None) -> Reading:
+                    pairs: PairModels | None = None, deadline: float | None = None) -> Reading:
     """The number in a float greyscale image (H, W); boxes multiplied by `scale`; touching digits
-    found by the pair models `pairs` when given, else by rules."""
+    found by the pair models `pairs` when given, else by rules. At most MAX_MODEL_INPUTS model
+    inputs (edge/pi/budget.py), and DeadlinePassed past `deadline`."""
+    budget = Budget(deadline=deadline)  # every model call below spends it: the reading's time is bounded
+    budget.check_deadline()
     ink, faintest = ink_map(grey)
+    classifier = Bounded(classifier, budget)
+    if pairs is not None:
+        pairs = PairModels(Bounded(pairs.finder, budget), pairs.reader and Bounded(pairs.reader, budget))
     labels, bodies, fragments, height = find_pieces(ink, faintest)
+    if height > MAX_DIGIT_PX:  # read from a copy whose digits are MAX_DIGIT_PX tall
+        factor = MAX_DIGIT_PX / height
+        size = (max(1, round(grey.shape[1] * factor)), max(1, round(grey.shape[0] * factor)))
+        grey = np.asarray(Image.fromarray(np.asarray(grey, np.float32), "F").resize(size, Image.Resampling.BOX))
+        scale /= factor
+        ink, faintest = ink_map(grey)
+        labels, bodies, fragments, height = find_pieces(ink, faintest)
+    budget.check_deadline()
     if not bodies:
-        raise ImageError("no digit found: the ink is only specks")
+        raise ImageError("no digit found: the ink is only specks, lines or texture")
     if pairs is not None:
         chosen = split_pairs(classifier, pairs, ink, labels, bodies, height)
     else:

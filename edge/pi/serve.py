@@ -16,7 +16,13 @@ Binds to 127.0.0.1 unless --host says otherwise. A bad request gets a 4xx JSON {
 the server keeps serving: a body over --max_bytes is 413 (not read), a wrong content type 415, no
 length 411, a request not in within --timeout seconds 408 (however it trickles), at most
 --max_connections at once (503 beyond), headers over 32 KiB 431, JSON of any shape that is not 784
-pixels 400 (a classify body over 256 KiB 413).
+pixels 400 (a classify body over 256 KiB 413). An image that holds no number (noise, dots, a
+texture, blank or ruled paper) is 422, as a blank drawing is.
+
+Time: each image is read within --deadline seconds of its arrival, queue included, else 503 (try
+again): at most as many images are read at once as there are cores (the others wait their turn
+within the deadline), and a reading checks its deadline between steps and at every model call;
+the reader itself bounds what one image may cost (edge/pi/pieces.py, edge/pi/budget.py).
 
 Memory: the server's resident memory stays under --memory_mb MiB (default 384, for a 1 GB Pi
 with room for its system) whatever arrives. What the server itself takes at start, and a share per
@@ -33,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import socket
 import sys
 import threading
@@ -44,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import InputError, add_debug_flag, exit_status
+from edge.pi.budget import DeadlinePassed
 from edge.pi.classifier import (
     INTERPRETER_ERRORS,
     NUM_PIXELS,
@@ -67,6 +75,7 @@ READ_BYTES_PER_PIXEL = 48  # edge/pi/reader.py's arrays per pixel of the shrunk 
 HEADER_BYTES = 32 << 10  # request line and headers of one request (http.server alone allows 100 x 64 KiB)
 CONNECTION_BYTES = 1 * MIB  # set aside per connection: its headers parsed, thread, buffers
 SLACK_BYTES = 16 * MIB  # set aside for the allocator's own overhead and Python's small objects
+DEADLINE_S = 10.0  # default --deadline: a Pi 4 reads the costliest image the reader takes in about 5 s
 
 
 class RequestError(Exception):
@@ -85,10 +94,12 @@ class DigitServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], classifier: DigitClassifier, model: str, max_bytes: int,
                  timeout: float, max_connections: int, quiet: bool = False, memory_mb: int = MEMORY_MB,
-                 pairs: PairModels | None = None):
+                 pairs: PairModels | None = None, deadline: float = DEADLINE_S):
         self.classifier, self.model, self.max_bytes, self.quiet = classifier, model, max_bytes, quiet
         self.pairs = pairs  # the reader's pair models, where make tflite wrote them beside the model
         self.request_timeout = timeout
+        self.deadline = deadline  # seconds from a request's arrival to its reading's end
+        self.readers = threading.BoundedSemaphore(os.cpu_count() or 1)  # images read at once: more only queue
         self.slots = threading.BoundedSemaphore(max_connections)
         self.page = PAGE.read_bytes()
         self.memory = MemoryPool(pool_bytes(memory_mb, max_connections))
@@ -213,6 +224,7 @@ class Handler(BaseHTTPRequestHandler):
             if route is None:
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no API {self.path}; POST /api/read or /api/classify")
             with contextlib.ExitStack() as self.holding:  # the memory the request takes, until it is answered
+                self.arrived = time.monotonic()
                 start = time.perf_counter()
                 answer = route(self.body(max_bytes))
                 self.send_json(HTTPStatus.OK, {**answer, "ms": round(1000 * (time.perf_counter() - start), 2)})
@@ -308,7 +320,17 @@ class Handler(BaseHTTPRequestHandler):
                 raise ImageTooLarge(f"the image would take about {needed / MIB:,.0f} MiB to decode and read; this "
                                     f"server takes at most {self.server.memory.capacity / MIB:,.0f} MiB (--memory_mb)")
             self.hold(needed)
-            reading = read_image(self.server.classifier, data, name="the image", pairs=self.server.pairs)
+            deadline = self.arrived + self.server.deadline
+            if not self.server.readers.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise DeadlinePassed
+            try:
+                reading = read_image(self.server.classifier, data, name="the image", pairs=self.server.pairs,
+                                     deadline=deadline)
+            finally:
+                self.server.readers.release()
+        except DeadlinePassed:
+            raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, f"busy: the image was not read within "
+                               f"{self.server.deadline:g} s (--deadline) of its arrival; try again") from None
         except ImageTooLarge as err:
             raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, str(err)) from None
         except ImageError as err:
@@ -399,13 +421,13 @@ def pool_bytes(memory_mb: int, max_connections: int) -> int:
 
 def make_server(model: str, host: str = "127.0.0.1", port: int = 8000, threads: int | None = None,
                 max_bytes: int = 4 << 20, timeout: float = 10.0, max_connections: int = 32,
-                quiet: bool = False, memory_mb: int = MEMORY_MB) -> DigitServer:
+                quiet: bool = False, memory_mb: int = MEMORY_MB, deadline: float = DEADLINE_S) -> DigitServer:
     release_freed_memory()
     classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
     pairs = pair_models_beside(model, threads)  # loaded before the memory budget is worked out
     try:
         return DigitServer((host, port), classifier, model, max_bytes, timeout, max_connections, quiet, memory_mb,
-                           pairs)
+                           pairs, deadline)
     except OSError as err:  # the port is taken, the address is not this machine's, a port below 1024
         raise InputError(f"{host}:{port}: cannot listen there: {err.strerror or err}") from None
 
@@ -418,18 +440,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads (default: every core)")
     parser.add_argument("--max_bytes", type=int, default=4 << 20, help="largest request body (default: %(default)s)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds a client may stall (default: %(default)s)")
+    parser.add_argument("--deadline", type=float, default=DEADLINE_S,
+                        help="seconds from an image's arrival to its reading's end, else 503 (default: %(default)s)")
     parser.add_argument("--max_connections", type=int, default=32, help="connections at once (default: %(default)s)")
     parser.add_argument("--memory_mb", type=int, default=MEMORY_MB,
                         help="the server's resident memory stays under this many MiB (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no line per request on stderr")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
-    if min(args.max_bytes, args.max_connections) < 1 or args.timeout <= 0 or not 0 <= args.port <= 65535:
-        parser.error("--max_bytes, --max_connections and --timeout must be positive, --port 0..65535")
+    if min(args.max_bytes, args.max_connections) < 1 or min(args.timeout, args.deadline) <= 0 or not 0 <= args.port <= 65535:
+        parser.error("--max_bytes, --max_connections, --timeout and --deadline must be positive, --port 0..65535")
 
     def serve() -> None:
         server = make_server(args.model, args.host, args.port, args.threads, args.max_bytes, args.timeout,
-                             args.max_connections, args.quiet, args.memory_mb)
+                             args.max_connections, args.quiet, args.memory_mb, args.deadline)
         host, port = server.server_address[:2]
         print(f"serving http://{host}:{port}/ with {args.model} on {server.classifier.backend} "
               f"(Ctrl-C stops)", flush=True)

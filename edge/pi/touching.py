@@ -35,6 +35,8 @@ PAIR_WIDTH = 0.3  # a piece this wide (part of the digits' height: two touching 
 PAIR_SURE = 0.9  # digits when the finder gives that this much (0.7 cut more single digits, as many pairs),
 PAIR_LEANS, ONE_UNSURE = 0.5, 0.9  # or this much and the digit model is less sure than this of it as one,
 PAIR_WIDE, PAIR_MAYBE = 1.4, 0.03  # or this wide and this much (single digits this wide get 0: docs/pi.md);
+PAIR_WIDER = 1.3  # those two only for a piece this many times as wide as the number's other pieces (their median),
+# and cut only where the models are as sure of the pieces as the digit model is of it whole (digits apart stay whole)
 CUT_HEIGHT = 0.4  # each piece cut from it this tall (part of the digits' height: a small 5 beside a 1)
 SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
 SPLIT_SPAN = (0.25, 0.75)
@@ -80,7 +82,10 @@ def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray,
     widths = [(body.box[2] - body.box[0]) / height for body in bodies]  # part of the digits' height
     wide = [i for i, width in enumerate(widths) if width >= PAIR_WIDTH and results[i] is not None]
     called = pairs.finder.predict(np.stack([from_ink(results[i][0][0]) for i in wide]))[:, 1] if wide else []
-    two = [i for i, sure in zip(wide, called) if called_two(float(sure), results[i][1], widths[i])]
+    wider = [width / float(np.median(widths[:i] + widths[i + 1:])) if len(widths) > 1 else None
+             for i, width in enumerate(widths)]
+    two = [i for i, sure in zip(wide, called) if called_two(float(sure), results[i][1], widths[i], wider[i])]
+    finder = dict(zip(wide, called))
     read = pairs.reader.predict(np.stack([pair_field(results[i][0][0]) for i in two])) if pairs.reader and two else []
     sides = {i: (reading[:10], reading[10:]) for i, reading in zip(two, read)}  # the reader's left and right digit
     parts, cuts = list(bodies), {}  # body index -> each way to cut it, as indices of its pieces in parts
@@ -96,19 +101,29 @@ def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray,
     for i, body in enumerate(bodies):
         ways = [together([results[k][1] for k in way], sides.get(i)) + (way,) for way in cuts.get(i, [])
                 if all(digit_tall(results[k], height, CUT_HEIGHT) for k in way)]
-        if ways:
-            _, probabilities, best = max(ways, key=lambda way: way[0])
+        score, probabilities, best = max(ways, key=lambda way: way[0]) if ways else (0.0, [], [])
+        if ways and not stays_whole(score, results[i][1], float(finder.get(i, 0.0))):
             chosen += [(parts[k], results[k][0], p) for k, p in zip(best, probabilities)]
         elif results[i] is not None:
             chosen.append((body, *results[i]))
     return chosen
 
 
-def called_two(sure: float, whole: np.ndarray, width: float) -> bool:
+def called_two(sure: float, whole: np.ndarray, width: float, wider: float | None = None) -> bool:
     """Whether a piece is two digits, by the finder's probability that it is (`sure`), the
-    digit model's probabilities for it whole and its width (part of the digits' height)."""
-    return (sure >= PAIR_SURE or (sure >= PAIR_LEANS and float(whole.max()) < ONE_UNSURE)
-            or (width >= PAIR_WIDE and sure >= PAIR_MAYBE))
+    digit model's probabilities for it whole, its width (part of the digits' height) and how many
+    times as wide it is as the number's other pieces (`wider`; None: there are none)."""
+    if sure >= PAIR_SURE:
+        return True
+    return (wider is None or wider >= PAIR_WIDER) and (
+        (sure >= PAIR_LEANS and float(whole.max()) < ONE_UNSURE) or (width >= PAIR_WIDE and sure >= PAIR_MAYBE))
+
+
+def stays_whole(score: float, whole: np.ndarray, sure: float) -> bool:
+    """Whether a piece called two by the digit model's doubt or its width, the finder less than
+    PAIR_SURE sure of it (`sure`), stays whole: its best cut (`score`, together's log-probability)
+    less sure than the digit model is of it whole (`whole`, its probabilities)."""
+    return sure < PAIR_SURE and score < float(np.log(whole.max()))
 
 
 def together(pieces: list[np.ndarray], sides: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, list]:

@@ -14,7 +14,8 @@ from edge.pi.ink import components
 from edge.pi.pieces import cut_out, find_pieces
 from edge.pi.reader import ink_map, read_image
 from edge.pi.touching import (ONE_UNSURE, PAIR_LEANS, PAIR_MAYBE, PAIR_READER_FILE, PAIR_READER_WEIGHT,
-                              PAIR_SURE, PAIR_WIDE, PAIRS_FILE, called_two, neck_cut, pair_models_beside, together)
+                              PAIR_SURE, PAIR_WIDE, PAIR_WIDER, PAIRS_FILE, called_two, neck_cut, pair_models_beside,
+                              stays_whole, together)
 from edge.pi.synthetic import FORMS, compose
 from edge.pi.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pair_examples, pair_readings, render,
                              turned, written_digit)
@@ -291,6 +292,18 @@ def test_a_piece_is_two_by_the_finder_with_the_digit_models_doubt_or_its_width()
     assert called_two(PAIR_MAYBE + 0.01, whole(0.996), PAIR_WIDE + 0.05)  # too wide for one digit
     assert not called_two(PAIR_MAYBE + 0.01, whole(0.996), PAIR_WIDE - 0.05)
     assert not called_two(PAIR_MAYBE - 0.01, whole(0.3), PAIR_WIDE + 0.5)  # the finder sure it is one
+    # beside other digits, doubt and width count only for a piece PAIR_WIDER times as wide as they are
+    assert not called_two(PAIR_LEANS + 0.01, whole(ONE_UNSURE - 0.01), 1.0, PAIR_WIDER - 0.05)
+    assert called_two(PAIR_LEANS + 0.01, whole(ONE_UNSURE - 0.01), 1.0, PAIR_WIDER + 0.05)
+    assert not called_two(PAIR_MAYBE + 0.01, whole(0.996), PAIR_WIDE + 0.05, PAIR_WIDER - 0.05)
+    assert called_two(PAIR_SURE, whole(0.996), 1.0, 0.5)  # the finder sure: however narrow beside the others
+
+
+def test_a_piece_the_finder_doubts_stays_whole_unless_its_cut_is_surer():
+    whole = lambda top: np.array([top] + [(1 - top) / 9] * 9, np.float32)  # noqa: E731
+    assert stays_whole(np.log(0.5), whole(0.9), PAIR_SURE - 0.01)
+    assert not stays_whole(np.log(0.95), whole(0.9), PAIR_SURE - 0.01)
+    assert not stays_whole(np.log(0.1), whole(0.99), PAIR_SURE)  # the finder sure: cut
 
 
 def test_two_cut_pieces_are_read_with_the_pair_reader_and_other_ways_by_the_digit_model():

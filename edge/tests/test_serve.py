@@ -15,7 +15,9 @@ from PIL import Image
 from edge.pi import serve
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import mnist_like
+from edge.pi.reader import read_image
 from edge.pi.synthetic import compose
+from edge.tests.nonnumbers import non_number
 
 TIMEOUT = 0.5  # seconds a client may stall, short for the test
 
@@ -64,12 +66,38 @@ def test_page_and_health(server):
 
 def test_read_answers_as_edge_read_does(server, digits):
     pixels, labels = digits
-    photo = compose(pixels[:3], "paper", np.random.default_rng(0))
-    status, answer = post_json(server, "/api/read", png_bytes(photo), "image/png")
+    photo = png_bytes(compose(pixels[:3], "paper", np.random.default_rng(0)))
+    status, answer = post_json(server, "/api/read", photo, "image/png")
     assert status == 200 and len(answer["text"]) == 3 and answer["ms"] > 0
     for digit in answer["digits"]:
         assert len(digit["probabilities"]) == 10 and digit["label"] == int(np.argmax(digit["probabilities"]))
         assert len(digit["box"]) == 4 and digit["probability"] == max(digit["probabilities"])
+    same = read_image(server.classifier, photo, pairs=server.pairs).as_dict()  # what edge.pi.read prints with --json
+    assert (answer["text"], answer["weakest"]) == (same["text"], same["weakest"])
+    assert [{key: d[key] for key in same["digits"][0]} for d in answer["digits"]] == same["digits"]
+
+
+def test_an_image_holding_no_number_is_answered_as_a_blank_drawing_is(server):
+    blank = post_json(server, "/api/read", png_bytes(Image.new("L", (600, 240), 255)), "image/png")
+    weave = post_json(server, "/api/read", png_bytes(non_number("woven", (600, 240), np.random.default_rng(0))),
+                      "image/png")
+    assert blank[0] == weave[0] == 422
+    assert "no digit found" in blank[1]["error"] and "no number found" in weave[1]["error"]
+
+
+def test_a_reading_past_its_deadline_is_a_503(fixtures, digits):
+    late = serve.make_server(str(model_path(fixtures, "int8")), port=0, threads=1, quiet=True, memory_mb=1024,
+                             deadline=1e-9)  # passed before the reading's first step
+    thread = threading.Thread(target=late.serve_forever, daemon=True)
+    thread.start()
+    try:
+        photo = png_bytes(compose(digits[0][:3], "paper", np.random.default_rng(0)))
+        status, answer = post_json(late, "/api/read", photo, "image/png")
+        assert status == 503 and "not read within 1e-09 s (--deadline)" in answer["error"]
+        assert late.readers.acquire(blocking=False)  # the reading's turn was given back
+    finally:
+        late.shutdown()
+        late.server_close()
 
 
 def test_classify_takes_784_pixels(server, fixtures, digits):
