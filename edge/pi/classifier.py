@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from common.digits_csv import IMAGE_SIZE, NUM_CLASSES, NUM_PIXELS
+from common.errors import InputError
 from common.stderr import filtered_stderr
 
 # What a missing interpreter (ImportError) or a model it refuses (RuntimeError) raises: the user's to fix.
@@ -123,7 +124,7 @@ class DigitClassifier:
         if num_threads is not None:
             self.options = dataclasses.replace(self.options, num_threads=num_threads)
         if not 1 <= self.options.top_k <= NUM_CLASSES:
-            raise ValueError(f"top_k must be 1..{NUM_CLASSES}, got {self.options.top_k}")
+            raise InputError(f"top_k must be 1..{NUM_CLASSES}, got {self.options.top_k}")
         path = Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such model file (export one with `make tflite`)")
@@ -134,16 +135,16 @@ class DigitClassifier:
             try:
                 self._interpreter = interpreter_class(model_path=str(path), num_threads=self.threads)
             except ValueError as err:
-                raise ValueError(f"{path}: not a TFLite model this interpreter can load: {err}") from None
+                raise InputError(f"{path}: not a TFLite model this interpreter can load: {err}") from None
             try:
                 self._interpreter.allocate_tensors()  # the XNNPACK delegate is made here
             except RuntimeError as err:  # e.g. an op version newer than this runtime knows
-                raise ValueError(f"{path}: {self.backend} cannot run this model: {err}".strip()) from None
+                raise InputError(f"{path}: {self.backend} cannot run this model: {err}".strip()) from None
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         shape = tuple(int(n) for n in self._input["shape"][1:])
         if shape != (*field, 1):
-            raise ValueError(f"{path}: input shape {shape}, expected a (batch, {field[0]}, {field[1]}, 1) "
+            raise InputError(f"{path}: input shape {shape}, expected a (batch, {field[0]}, {field[1]}, 1) "
                              + ("digit model" if field == (IMAGE_SIZE, IMAGE_SIZE) else "model"))
         self.field = field
         self._batch = 0
@@ -157,7 +158,7 @@ class DigitClassifier:
         """One digit: 784 raw pixels, or a 28x28 (or 28x28x1) array of them."""
         pixels = np.asarray(digit)
         if pixels.size != NUM_PIXELS:
-            raise ValueError(f"expected one digit (784 values or 28x28 pixels), got shape {pixels.shape}")
+            raise InputError(f"expected one digit (784 values or 28x28 pixels), got shape {pixels.shape}")
         return self.classify_batch(pixels.reshape(1, NUM_PIXELS))[0]
 
     def classify_batch(self, digits: np.ndarray) -> list[Classification]:
@@ -209,14 +210,14 @@ def _as_batch(digits: np.ndarray, field: tuple[int, int] = (IMAGE_SIZE, IMAGE_SI
     checked 0..255."""
     array = np.asarray(digits)
     if array.dtype.kind not in "uif":
-        raise ValueError(f"expected numeric pixels 0..255, got dtype {array.dtype}")
+        raise InputError(f"expected numeric pixels 0..255, got dtype {array.dtype}")
     pixels = field[0] * field[1]
     if array.ndim not in (2, 3, 4) or int(np.prod(array.shape[1:])) != pixels:
-        raise ValueError(f"expected a batch of digits, (N, {pixels}) or (N, {field[0]}, {field[1]}[, 1]), "
+        raise InputError(f"expected a batch of digits, (N, {pixels}) or (N, {field[0]}, {field[1]}[, 1]), "
                          f"got shape {array.shape}")
     rows = array.reshape(len(array), pixels)
     bad = ~np.isfinite(rows) | (rows < 0) | (rows > 255)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(f"digit {row}, pixel {col}: expected a raw pixel 0..255, got {rows[row, col]}")
+        raise InputError(f"digit {row}, pixel {col}: expected a raw pixel 0..255, got {rows[row, col]}")
     return rows

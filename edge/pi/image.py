@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from common.digits_csv import IMAGE_SIZE
+from common.errors import ProjectError
 
 BOX_SIZE = 20  # MNIST fits each digit in 20x20, leaving a 4-pixel margin
 PAIR_FIELD = (28, 56)  # two touching digits side by side, as the reader's pair reader takes them...
@@ -46,7 +47,7 @@ UNKNOWN_DECODER_COPIES = 3
 JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")  # the first marker after a scan's entropy-coded data
 
 
-class ImageError(ValueError):
+class ImageError(ProjectError):
     """An image that cannot be read, or holds no digit."""
 
 

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import InputError, add_debug_flag, exit_status
+from common.errors import InputError, ProjectError, add_debug_flag, exit_status
 from edge.pi.budget import DeadlinePassed
 from edge.pi.classifier import (
     INTERPRETER_ERRORS,
@@ -78,7 +78,7 @@ SLACK_BYTES = 16 * MIB  # set aside for the allocator's own overhead and Python'
 DEADLINE_S = 10.0  # default --deadline: a Pi 4 reads the costliest image the reader takes in about 5 s
 
 
-class RequestError(Exception):
+class RequestError(ProjectError):
     """A request the server refuses: its HTTP status and a message for the client."""
 
     def __init__(self, status: HTTPStatus, message: str):
