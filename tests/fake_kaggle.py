@@ -31,6 +31,9 @@ and the kernel calls, their shapes those of kagglesdk's kernels types (the answe
          (the files once the run has ended; each url is then a plain GET, as storage would serve it)
     POST .../GetAcceleratorQuotaStatistics   {} -> {"quotaRefreshTime", "gpuQuota": {"timeUsed": "3600s",
          "timeReserved": "0s", "totalTimeAllowed": "108000s"}, ...}
+    GET /api/v1/kernels/logs/stream/<owner>/<slug>?versionLabel=v<N>   while the run runs, an event stream
+         (text/event-stream): "data: {stream_name, time, data}" per log event, then "data: END_OF_LOG"; once it
+         has ended, the kept log as one JSON list
     (no versionLabel: the latest version; one that is not "v<N>" of a pushed version: 404)
 
 API calls carry `Authorization: Basic base64(username:key)` (kaggle.json, KAGGLE_USERNAME/KAGGLE_KEY) or
@@ -75,6 +78,7 @@ API = "/api/v1/"
 STORAGE = "/storage/digit-recognizer.zip"
 UPLOAD = "/upload/"
 OUTPUT = "/kernel-output/"  # where a kernel's output files are served (Kaggle: signed storage URLs)
+LOG_STREAM = "/api/v1/kernels/logs/stream/"  # GET <owner>/<slug>?versionLabel=v<N>: a run's log as it comes
 GPU_HOURS_A_WEEK = 30
 
 
@@ -366,6 +370,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(answer).encode())
 
     def do_GET(self) -> None:
+        if self.path.startswith(LOG_STREAM):
+            return self._log_stream()
         if self.path.startswith(OUTPUT):
             fault = self._fault("output")
             data = self.kaggle.output_file(self.path[len(OUTPUT):].split("?", 1)[0])
@@ -390,6 +396,41 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_fault(fault)
         self._send(200, data, "application/octet-stream" if self.path.startswith(OUTPUT) else "application/zip",
                    {"Last-Modified": "Mon, 10 Jul 2023 12:00:00 GMT", "Accept-Ranges": "bytes"})
+
+    def _log_stream(self) -> None:
+        """A kernel version's log: live as an event stream while it runs, else the kept blob."""
+        fault = self._fault("logs/stream")
+        if fault is not None:
+            return self._send_fault(fault)
+        if not self.kaggle._authorized(self.headers.get("Authorization", "")):
+            return self._send(401, json.dumps({"code": 401, "message": "Unauthenticated"}).encode())
+        path, _, query = self.path[len(LOG_STREAM):].partition("?")
+        label = dict(part.partition("=")[::2] for part in query.split("&") if part).get("versionLabel", "")
+        with self.kaggle._lock:
+            versions = self.kaggle.kernels.get(path)
+            ok = versions and (not label or (label[1:].isdigit() and 0 < int(label[1:]) <= len(versions)))
+            run = versions[int(label[1:]) - 1 if label else -1]["run"] if ok else None
+        if run is None:
+            return self._send(404, json.dumps({"code": 404, "message": f"Kernel {path} not found"}).encode())
+        if run.status()[0] != "RUNNING":
+            return self._send(200, json.dumps(run.log()).encode())
+        self.send_response(200)  # no length: the stream ends when the connection closes
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        sent = 0
+        while True:
+            running = run.status()[0] == "RUNNING"
+            events = run.log()
+            for event in events[sent:]:
+                self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            sent = len(events)
+            self.wfile.flush()
+            if not running:
+                break
+            time.sleep(0.1)
+        self.wfile.write(b"data: END_OF_LOG\n\n")
 
     def do_PUT(self) -> None:
         data = self._body()

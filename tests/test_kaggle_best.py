@@ -474,3 +474,26 @@ def test_a_single_model_says_it_uses_one_of_the_two_gpus_and_gpus_are_checked(ca
         with pytest.raises(SystemExit):
             best.main(["--gpus", wrong])
         assert "expected distinct GPU indices separated by commas" in capsys.readouterr().err
+
+
+def test_the_kernels_log_is_followed_live_where_kaggle_streams_it(fake, kaggle_json, tmp_path, capsys):
+    fake.runner = lambda text, body, competition: CannedRun(
+        canned_outputs(tmp_path / "working", competition.test_labels), polls=4,
+        log=["kaggle-best: recipe fast, project code abc", "[NbConvertApp] Executing notebook with kernel: python3",
+             "best: member-1: strong-fast seed 0, 11 epochs", "kaggle-best: done in 6.0 min"])
+    assert run(tmp_path / "models") == 0
+    out = capsys.readouterr().out
+    followed = [line for line in out.splitlines() if line.startswith("kaggle-best: | ")]
+    assert followed == ["kaggle-best: | kaggle-best: recipe fast, project code abc",
+                        "kaggle-best: | best: member-1: strong-fast seed 0, 11 epochs",
+                        "kaggle-best: | kaggle-best: done in 6.0 min"], "each line once, in order, Jupyter's left out"
+    assert fake.count("logs/stream") >= 1 and "kaggle-best: RUNNING" in out
+
+
+def test_without_a_log_stream_the_status_lines_go_on(fake, kaggle_json, tmp_path, capsys):
+    fake.fail("logs/stream", 404)
+    assert run(tmp_path / "models") == 0
+    out = capsys.readouterr().out
+    assert "kaggle-best: no live log (kernel " in out and "its status every" in out
+    assert "kaggle-best: RUNNING" in out and not [line for line in out.splitlines() if line.startswith("kaggle-best: | ")]
+    assert (tmp_path / "models" / "recipe-fast-kaggle" / "submission.csv").is_file()

@@ -22,7 +22,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from common.errors import RemoteError
 
@@ -308,6 +308,21 @@ class KaggleClient:
                 return kaggle.kernels.kernels_api_client.list_kernel_session_output(request)
 
         return self._call(f"kernel {slug}'s output", once, refusals=KERNEL_REFUSALS)
+
+    def kernel_log_stream(self, slug: str, version: int | None = None) -> Iterator[str]:
+        """A running kernel version's log as it is written (the client's kernels_logs_stream: Kaggle's
+        event stream while the session runs, the kept log once it has ended), a line at a time. Not
+        retried: a caller that loses it falls back to polling."""
+        import requests
+
+        kernel = f"{slug}/{version}" if version else slug
+        try:
+            for event in self._api.kernels_logs_stream(kernel):
+                yield from (event.get("data") or "").splitlines()
+        except ValueError:  # the client's word for 401 and 403 on this call
+            raise KaggleError(f"kernel {slug}'s log: no such kernel for this account") from None
+        except (requests.RequestException, *_urllib3_errors()) as err:
+            raise self._explain(f"kernel {slug}'s log", err, KERNEL_REFUSALS) from None
 
     def download_url(self, url: str, dest: Path, what: str) -> int:
         """Download url (a kernel's output file, a signed storage URL: no credentials) to dest; bytes.

@@ -183,11 +183,13 @@ def log_lines(output) -> list[str]:
 
 
 def watch(client: KaggleClient, state: dict, poll_s: float = POLL_S) -> str:
-    """Poll the pushed version until its run ends; its last status. A line when the status or the log's
-    last line changes, and every HEARTBEAT polls when neither does; once, after QUEUED_NOTICE_S in
-    QUEUED, what to do."""
+    """Follow the pushed version until its run ends; its last status. While it runs, its log's lines
+    as Kaggle writes them (the client's log stream; Jupyter's own left out); where the stream is not
+    to be had, a line when the status or the log's last line changes, and every HEARTBEAT polls when
+    neither does. Once, after QUEUED_NOTICE_S in QUEUED, what to do."""
     start, shown, quiet, queued_at, told = time.monotonic(), None, 0, None, False
     version = state.get("version")
+    streamed, streaming = 0, True
     while True:
         status, failure = client.kernel_status(state["slug"], version)
         if status not in ("QUEUED", "RUNNING", "NEW_SCRIPT", "CANCEL_REQUESTED"):
@@ -200,15 +202,35 @@ def watch(client: KaggleClient, state: dict, poll_s: float = POLL_S) -> str:
                       "'Save Version' to run it from the page), then run this again with --new; Ctrl-C stops "
                       "the watching only", flush=True)
                 told = True
-        lines = log_lines(client.kernel_output(state["slug"], version, page_size=1)) if status == "RUNNING" else []
+        polled = status == "RUNNING" and not streaming  # a stream shows the log itself
+        lines = log_lines(client.kernel_output(state["slug"], version, page_size=1)) if polled else []
         now = (status, lines[-1][:160] if lines else "")
         quiet = 0 if now != shown else quiet + 1
-        if quiet % HEARTBEAT == 0:
+        if quiet % HEARTBEAT == 0 and not (streaming and quiet):
             elapsed = time.monotonic() - start
             print(f"kaggle-best: {status} {int(elapsed // 60)}m {int(elapsed % 60):02d}s"
                   + (f": {now[1]}" if now[1] else ""), flush=True)
         shown = now
+        if status == "RUNNING" and streaming:
+            try:
+                streamed = follow_log(client, state, streamed)
+            except KaggleError as err:  # no stream here: the status lines go on
+                print(f"kaggle-best: no live log ({err}); its status every {poll_s:g}s instead", flush=True)
+                streaming = False
         time.sleep(poll_s)
+
+
+def follow_log(client: KaggleClient, state: dict, skip: int) -> int:
+    """Print the running version's log lines as they come, after the `skip` already printed (a stream
+    started again replays from the start); the lines seen in all, once the stream ends."""
+    seen = 0
+    for line in client.kernel_log_stream(state["slug"], state.get("version")):
+        if not line.strip() or JUPYTER_LINE.search(line):
+            continue
+        seen += 1
+        if seen > skip:
+            print(f"kaggle-best: | {line[:200]}", flush=True)
+    return max(seen, skip)
 
 
 def failure_reason(lines: list[str], failure: str) -> str:
