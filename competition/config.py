@@ -289,7 +289,7 @@ class PairConfig:
 
 
 # Each design's examples and epochs: fewer pieces or epochs called many more single digits pairs;
-# the reader on 240,000 pairs read 0.8 points fewer pairs right than on 480,000 (docs/pi.md).
+# the reader on 240,000 pairs read 0.8 points fewer pairs right than on 480,000 (docs/experiments.md, "The Pi reader").
 PAIR_PRESETS = {
     "pair_finder": dict(examples=240_000, epochs=20),  # half of them pairs
     "pair_reader": dict(examples=480_000, epochs=8),  # every one a touching pair

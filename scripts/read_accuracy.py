@@ -26,7 +26,7 @@ machine's load does not inflate as it does the ms column's wall time.
 The reader finds touching digits with the pair models exported beside the digit model (make tflite
 writes pairs_int8.tflite, the finder, and pair_reader_int8.tflite; --no_reader leaves the reader
 out), else, or with --no_pairs, by its rules. A benchmark, not a test: it
-prints figures (docs/pi.md keeps them). --digits_out saves the validation digits (npz) so --digits
+prints figures (docs/pi.md keeps the current ones, docs/experiments.md the history). --digits_out saves the validation digits (npz) so --digits
 can rerun without the training environment.
 """
 

@@ -219,7 +219,7 @@ def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool | 
 def pair_finder_model() -> keras.Model:
     """Is a piece of ink one digit or two that touch? Three convolutions and a dense layer (240,514
     parameters), a piece as MNIST lays out a digit (28x28, raw 0..255 pixels) in, (one digit, two
-    digits) probabilities out. Half as wide missed more pairs (docs/pi.md)."""
+    digits) probabilities out. Half as wide missed more pairs (docs/experiments.md, "The pair model")."""
     return keras.Sequential([
         keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels"), keras.layers.Rescaling(1 / 255),
         keras.layers.Conv2D(32, 3, activation="relu"), keras.layers.MaxPooling2D(),
