@@ -73,7 +73,8 @@ def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = 
 
     threads = hardware.threads_each(workers)
     # spawn: a fresh TensorFlow per model, whose thread pools are set before it starts.
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1,
+                               initializer=_end_with_parent)
     try:
         futures = {}
         for job in todo:
@@ -101,7 +102,7 @@ def _train_on_gpus(todo: list[Job], gpus: tuple[int, ...], setup: hardware.Setup
             if not free:
                 found.update(_collect(running, free, wait(running, return_when=FIRST_COMPLETED).done))
             gpu = free.pop(0)
-            pool = ProcessPoolExecutor(1, mp_context=context)
+            pool = ProcessPoolExecutor(1, mp_context=context, initializer=_end_with_parent)
             each = job.cfg.threads or threads
             with _visible_gpu(gpu):
                 future = pool.submit(_train_in_worker, dataclasses.replace(job, cfg=dataclasses.replace(
@@ -146,7 +147,6 @@ def _train(job: Job, setup: hardware.Setup, digits: Digits | None) -> Path:
 
 
 def _train_in_worker(job: Job, setup: hardware.Setup, digits: Digits | None) -> Path:
-    _end_with_parent()
     setup_console_logging(prefix=f"[{job.name}] ")  # several models log to one console
     return _train(job, setup, digits)
 
@@ -156,8 +156,9 @@ PR_SET_PDEATHSIG = 1  # prctl(2)
 
 def _end_with_parent() -> None:
     """A model's process ends when the command that started it ends, however (killed, its terminal
-    closed), rather than training on unseen, holding the cores; its epoch checkpoints stay for the
-    command's next run. Linux only: elsewhere nothing changes."""
+    closed), rather than training on unseen or idling, holding cores and memory; its epoch
+    checkpoints stay for the command's next run. The pools' initializer: set as the process starts,
+    before it waits for a model. Linux only: elsewhere nothing changes."""
     if not sys.platform.startswith("linux"):
         return
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
