@@ -4,7 +4,7 @@
     from edge.pi.touching import pair_models_beside
     pairs = pair_models_beside("model_int8.tflite")   # the pair models beside it (make tflite), or None
     reading = read_image(classifier, "photo.jpg", pairs=pairs)  # or read_grey_image(classifier, grey_array)
-    reading.text, reading.weakest, reading.digits[0].label, .probability, .box, .split  # box: x, y, w, h
+    reading.text, reading.weakest, reading.digits[0].label, .probability, .box, .split  # box: edge.pi.ink.Box
 
 The steps, each cheap enough for a Pi:
   1. grey, at most WORK_SIDE pixels on its longer side (edge/pi/image.py: EXIF rotation, transparency);
@@ -53,7 +53,7 @@ from PIL import Image
 from edge.pi.budget import Bounded, Budget
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import MIN_CONTRAST, ImageError, read_grey
-from edge.pi.ink import background, otsu
+from edge.pi.ink import Box, background, otsu
 from edge.pi.pieces import attach_fragments, find_pieces
 from edge.pi.touching import PairModels, split_pairs, split_touching
 
@@ -69,7 +69,7 @@ MAX_DIGIT_PX = 160  # digits taller than this are read from a copy shrunk to it:
 class Digit:
     label: int
     probability: float
-    box: tuple[int, int, int, int]  # x, y, width, height in the image's own pixels
+    box: Box  # in the image's own pixels
     probabilities: np.ndarray  # all ten
     split: bool = False  # cut out of ink it touched (another digit)
 
@@ -89,7 +89,7 @@ class Reading:
 
     def as_dict(self) -> dict:
         return {"text": self.text, "weakest": round(self.weakest, 4) if self.digits else None, "digits": [
-            {"label": d.label, "probability": round(d.probability, 4), "box": list(d.box), "split": d.split}
+            {"label": d.label, "probability": round(d.probability, 4), "box": d.box.xywh(), "split": d.split}
             for d in self.digits]}
 
 
@@ -133,10 +133,10 @@ def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float 
         chosen = split_touching(classifier, ink, labels, bodies, height)
     chosen = attach_fragments(classifier, ink, labels, chosen, fragments, height)
     digits = []
-    for part, (crop, (x, y, w, h)), p in sorted(chosen, key=lambda c: c[1][1][0] + c[1][1][2] / 2):
+    for candidate in sorted(chosen, key=lambda c: c.box.x0 + c.box.width / 2):
+        p = candidate.probabilities
         label = int(np.argmax(p))
-        box = tuple(int(round(v * scale)) for v in (x, y, w, h))
-        digits.append(Digit(label, float(p[label]), box, p, split=part.within is not None))
+        digits.append(Digit(label, float(p[label]), candidate.box.scaled(scale), p, split=candidate.part.within is not None))
     return Reading(digits)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import PAIR_FIELD, from_ink, pair_field
 from edge.pi.ink import components, erode, rank_filter, stroke_width
-from edge.pi.pieces import FRAGMENT_HEIGHT, Part, classify_parts, join_pieces
+from edge.pi.pieces import FRAGMENT_HEIGHT, Candidate, Part, Piece, classify_parts, join_pieces
 
 NECK_WIDTH = 0.5  # pieces this wide (part of the digits' height) are searched for a neck between digits:
 NECK_CORES = (0.6, 0.75)  # their strokes' cores (ink this part of the piece's peak: soft edges thicken a contact),
@@ -72,40 +72,39 @@ def touching_line(pairs: PairModels | None) -> str:
 
 
 def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray, labels: np.ndarray,
-                bodies: list[Part], height: float) -> list[tuple[Part, tuple, np.ndarray]]:
+                bodies: list[Part], height: float) -> list[Candidate]:
     """Each body as a digit, or, when a body PAIR_WIDTH wide or more is two touching digits
     (called_two: by the finder, the digit model's doubt and its width), as the pieces the models
     are surest of, every one CUT_HEIGHT of the digits' height or taller: cut at a neck (neck_cut,
     both core levels) or at one of SPLIT_CUTS columns, two pieces weighed by the reader's reading
     of the whole as well (together)."""
     results = classify_parts(classifier, ink, labels, bodies)
-    widths = [(body.box[2] - body.box[0]) / height for body in bodies]  # part of the digits' height
+    widths = [body.box.width / height for body in bodies]  # part of the digits' height
     wide = [i for i, width in enumerate(widths) if width >= PAIR_WIDTH and results[i] is not None]
-    called = pairs.finder.predict(np.stack([from_ink(results[i][0][0]) for i in wide]))[:, 1] if wide else []
+    called = pairs.finder.predict(np.stack([from_ink(results[i].crop) for i in wide]))[:, 1] if wide else []
     wider = [width / float(np.median(widths[:i] + widths[i + 1:])) if len(widths) > 1 else None
              for i, width in enumerate(widths)]
-    two = [i for i, sure in zip(wide, called) if called_two(float(sure), results[i][1], widths[i], wider[i])]
+    two = [i for i, sure in zip(wide, called) if called_two(float(sure), results[i].probabilities, widths[i], wider[i])]
     finder = dict(zip(wide, called))
-    read = pairs.reader.predict(np.stack([pair_field(results[i][0][0]) for i in two])) if pairs.reader and two else []
+    read = pairs.reader.predict(np.stack([pair_field(results[i].crop) for i in two])) if pairs.reader and two else []
     sides = {i: (reading[:10], reading[10:]) for i, reading in zip(two, read)}  # the reader's left and right digit
     parts, cuts = list(bodies), {}  # body index -> each way to cut it, as indices of its pieces in parts
     for i in two:
         body = bodies[i]
-        x0, y0, x1, y1 = body.box
-        pieces, _ = neck_cut(ink[y0:y1, x0:x1], np.isin(labels[y0:y1, x0:x1], body.ids), height, unsure=True)
+        pieces, _ = neck_cut(body.box.cut(ink), np.isin(body.box.cut(labels), body.ids), height, unsure=True)
         cuts[i] = [list(range(len(parts), len(parts) + len(pieces)))] if pieces else []
         parts += [dataclasses.replace(body, within=piece) for piece in pieces or []]
         cuts[i] += column_cuts(body, parts)
     results += classify_parts(classifier, ink, labels, parts[len(bodies):])
     chosen = []
     for i, body in enumerate(bodies):
-        ways = [together([results[k][1] for k in way], sides.get(i)) + (way,) for way in cuts.get(i, [])
+        ways = [together([results[k].probabilities for k in way], sides.get(i)) + (way,) for way in cuts.get(i, [])
                 if all(digit_tall(results[k], height, CUT_HEIGHT) for k in way)]
         score, probabilities, best = max(ways, key=lambda way: way[0]) if ways else (0.0, [], [])
-        if ways and not stays_whole(score, results[i][1], float(finder.get(i, 0.0))):
-            chosen += [(parts[k], results[k][0], p) for k, p in zip(best, probabilities)]
+        if ways and not stays_whole(score, results[i].probabilities, float(finder.get(i, 0.0))):
+            chosen += [dataclasses.replace(results[k], probabilities=p) for k, p in zip(best, probabilities)]
         elif results[i] is not None:
-            chosen.append((body, *results[i]))
+            chosen.append(results[i])
     return chosen
 
 
@@ -141,8 +140,8 @@ def together(pieces: list[np.ndarray], sides: tuple[np.ndarray, np.ndarray] | No
 
 
 def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray, bodies: list[Part],
-                   height: float) -> list[tuple[Part, tuple, np.ndarray]]:
-    """Each body as a digit (part, (crop, box), probabilities), or as two or more when it is ink of
+                   height: float) -> list[Candidate]:
+    """Each body as a digit, or as two or more when it is ink of
     touching digits: cut at a neck (a contact thinner than their strokes) when the model is about
     as sure of the pieces as of the whole, else, when too wide for one digit, at the column where
     the model is surest of both halves."""
@@ -150,16 +149,16 @@ def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
     parts = list(bodies)
     necks, cuts = {}, {}  # body index -> (depth, the neck's pieces' indices in parts); -> halves' indices per column
     for i, body in enumerate(bodies):
-        x0, y0, x1, y1 = body.box
-        if x1 - x0 < NECK_WIDTH * height:
+        width = body.box.width
+        if width < NECK_WIDTH * height:
             continue
-        unsure = x1 - x0 >= SPLIT_WIDTH * height and (results[i] is None or results[i][1].max() < NECK_UNSURE)
-        pieces, depth = neck_cut(ink[y0:y1, x0:x1], np.isin(labels[y0:y1, x0:x1], body.ids), height, unsure)
+        unsure = width >= SPLIT_WIDTH * height and (results[i] is None or results[i].sure < NECK_UNSURE)
+        pieces, depth = neck_cut(body.box.cut(ink), np.isin(body.box.cut(labels), body.ids), height, unsure)
         if pieces:
             necks[i] = (depth, list(range(len(parts), len(parts) + len(pieces))))
             parts += [dataclasses.replace(body, within=piece) for piece in pieces]
-        unsure = results[i] is None or results[i][1].max() < 1 - SPLIT_GAIN  # what takes_split could cut
-        if not (x1 - x0 >= WIDE * height or (x1 - x0 >= SPLIT_WIDTH * height and unsure)):
+        unsure = results[i] is None or results[i].sure < 1 - SPLIT_GAIN  # what takes_split could cut
+        if not (width >= WIDE * height or (width >= SPLIT_WIDTH * height and unsure)):
             continue
         cuts[i] = column_cuts(body, parts)
     results += classify_parts(classifier, ink, labels, parts[len(bodies):])
@@ -169,28 +168,28 @@ def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
         depth, pieces = necks.get(i, (0.0, []))
         neck = [results[k] for k in pieces]
         if neck and all(digit_tall(r, height) for r in neck) and takes_neck(
-                [r[1].max() for r in neck], whole, depth):  # each piece a digit's height
-            chosen += [(parts[k], *results[k]) for k in pieces]
+                [r.sure for r in neck], whole, depth):  # each piece a digit's height
+            chosen += [results[k] for k in pieces]
             continue
         best = None
         for left, right in cuts.get(i, []):
             a, b = results[left], results[right]
             if not (digit_tall(a, height) and digit_tall(b, height)):
                 continue
-            score = float(np.log(a[1].max()) + np.log(b[1].max()))
+            score = float(np.log(a.sure) + np.log(b.sure))
             if best is None or score > best[0]:
                 best = (score, left, right)
         if best and takes_split(best[0], whole, body, height):
-            chosen += [(parts[best[1]], *results[best[1]]), (parts[best[2]], *results[best[2]])]
+            chosen += [results[best[1]], results[best[2]]]
         elif whole is not None:
-            chosen.append((body, *whole))
+            chosen.append(whole)
     return chosen
 
 
 def column_cuts(body: Part, parts: list[Part]) -> list[tuple[int, int]]:
     """The body's two halves at each of SPLIT_CUTS columns (SPLIT_SPAN of its width), appended to
     `parts`; their indices there."""
-    x0, _, x1, _ = body.box
+    x0, x1 = body.box.x0, body.box.x1
     cuts = []
     for c in sorted({int(round(x0 + f * (x1 - x0))) for f in np.linspace(*SPLIT_SPAN, SPLIT_CUTS)}):
         cuts.append((len(parts), len(parts) + 1))
@@ -198,9 +197,9 @@ def column_cuts(body: Part, parts: list[Part]) -> list[tuple[int, int]]:
     return cuts
 
 
-def digit_tall(result: tuple | None, height: float, least: float = FRAGMENT_HEIGHT) -> bool:
+def digit_tall(result: Candidate | None, height: float, least: float = FRAGMENT_HEIGHT) -> bool:
     """Whether a classified piece has ink and is a digit's height (`least` of the digits')."""
-    return result is not None and result[0][1][3] >= least * height
+    return result is not None and result.box.height >= least * height
 
 
 def neck_cut(region: np.ndarray, own: np.ndarray, height: float,
@@ -219,16 +218,16 @@ def neck_cut(region: np.ndarray, own: np.ndarray, height: float,
         for step in range(0 if unsure else 1, int(NECK_DEPTH * stroke) + 1):
             eroded = erode(eroded) if step else eroded
             labels, boxes, areas = components(eroded)
-            groups = [g for g in join_pieces(boxes, areas, [[k + 1] for k in range(len(boxes))])
-                      if g[0][3] - g[0][1] >= NECK_CORE_HEIGHT * height]
+            groups = [g for g in join_pieces([Piece(b, a, (k + 1,)) for k, (b, a) in enumerate(zip(boxes, areas))])
+                      if g.box.height >= NECK_CORE_HEIGHT * height]
             if len(groups) >= 2:
-                return grow_back(labels, [g[2] for g in sorted(groups, key=lambda g: g[0][0])], own), step / stroke
+                return grow_back(labels, [g.ids for g in sorted(groups, key=lambda g: g.box.x0)], own), step / stroke
             if not groups:
                 break
     return None, 0.0
 
 
-def grow_back(labels: np.ndarray, groups: list[list[int]], own: np.ndarray) -> list[np.ndarray]:
+def grow_back(labels: np.ndarray, groups: list[tuple[int, ...]], own: np.ndarray) -> list[np.ndarray]:
     """The pixels of `own` each group of components (of `labels`) reaches growing within it, a
     pixel a step; the rest (other components: a 5's bar) go to the group nearest in columns."""
     grown = np.zeros(own.shape, np.int32)
@@ -247,22 +246,22 @@ def grow_back(labels: np.ndarray, groups: list[list[int]], own: np.ndarray) -> l
     return [grown == n for n in range(1, len(groups) + 1)]
 
 
-def takes_neck(sure: list[float], whole: tuple | None, depth: float) -> bool:
+def takes_neck(sure: list[float], whole: Candidate | None, depth: float) -> bool:
     """Whether pieces cut at a neck `depth` deep, the model's top probabilities `sure`, beat the
     whole: each NECK_SURE (NECK_APART when their cores were apart before any erosion: a faint
     join, not a thin one), together no more than NECK_LOSS below the whole."""
     if whole is None:
         return True
     least = NECK_APART if depth == 0 else NECK_SURE
-    return min(sure) >= least and float(np.prod(sure)) >= float(whole[1].max()) - NECK_LOSS
+    return min(sure) >= least and float(np.prod(sure)) >= float(whole.sure) - NECK_LOSS
 
 
-def takes_split(score: float, whole: tuple | None, body: Part, height: float) -> bool:
+def takes_split(score: float, whole: Candidate | None, body: Part, height: float) -> bool:
     """Whether two halves whose top probabilities multiply to exp(score) beat the whole: a piece
     WIDE or wider when the model is fairly sure of both, a narrower one only when it is far surer
     of them than of the whole (the model is often sure of two touching digits as one)."""
     if whole is None:
         return True
-    if body.box[2] - body.box[0] >= WIDE * height:
+    if body.box.width >= WIDE * height:
         return score >= np.log(SPLIT_SURE)
-    return float(np.exp(score)) > float(whole[1].max()) + SPLIT_GAIN
+    return float(np.exp(score)) > float(whole.sure) + SPLIT_GAIN

@@ -13,7 +13,7 @@ from edge.pi import read
 from edge.pi.budget import Budget, DeadlinePassed
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError
-from edge.pi.ink import components, ink_runs
+from edge.pi.ink import Box, components, ink_runs
 from edge.pi.pieces import (MAX_DIGIT_PIECES, MAX_DIGITS, MAX_INK_RUNS, MAX_MARKS, MAX_TEXTURE_SHARE, MIN_STROKE_SHARE,
                             find_pieces, texture)
 from edge.pi.reader import MAX_DIGIT_PX, read_image
@@ -105,7 +105,7 @@ def test_texture_is_strokes_thin_for_their_extent():
     labels = np.zeros((200, 200), np.int32)
     labels[100:102, :] = 1  # a ruled line: strokes 2 pixels wide over 200
     labels[20:60, 20:28] = 2  # a 1: strokes 8 wide over 40
-    assert texture(labels, (0, 100, 200, 102), [1]) and not texture(labels, (20, 20, 28, 60), [2])
+    assert texture(labels, Box(0, 100, 200, 102), [1]) and not texture(labels, Box(20, 20, 28, 60), [2])
     assert 2 / 200 < MIN_STROKE_SHARE < 8 / 40
 
 
@@ -174,7 +174,7 @@ def test_digits_taller_than_the_bound_are_read_from_a_copy_shrunk_to_it(reader, 
     reading = read_image(classifier, png(Image.fromarray(page)), pairs=pairs)
     assert len(reading.text) == 2 and len(heights) == 2
     assert heights[0][3] > MAX_DIGIT_PX >= heights[1][3] - 2  # the copy's digits: MAX_DIGIT_PX, a bridge pixel either way
-    assert all(300 < d.box[3] < 500 for d in reading.digits)  # boxes in the file's own pixels
+    assert all(300 < d.box.height < 500 for d in reading.digits)  # boxes in the file's own pixels
 
 
 def test_more_digit_sized_marks_than_a_number_has_are_refused_before_joining():
@@ -193,7 +193,7 @@ def test_an_image_mostly_texture_is_refused_and_ruled_lines_do_not_count():
     ink[60:140, 20:30] = 1.0  # a 1, 800 pixels of ink
     ink[::4, 100:400] = 1.0  # 50 ruled lines, 15,000 pixels: thin boxes, not counted
     _, bodies, _, _ = find_pieces(ink, 0.5)
-    assert [b.box[:2] for b in bodies] == [(19, 59)]  # the 1 alone (its box one bridge pixel wider)
+    assert [(b.box.x0, b.box.y0) for b in bodies] == [(19, 59)]  # the 1 alone (its box one bridge pixel wider)
     ink[:, 100:400:4] = 1.0  # the lines crossed: one lattice, texture that spreads over 300x200
     with pytest.raises(ImageError, match=r"of the ink is texture"):
         find_pieces(ink, 0.5)

@@ -10,7 +10,7 @@ from PIL import Image
 from edge.pi import read
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import PAIR_FIELD, ImageError, from_ink, mnist_like, pair_field
-from edge.pi.ink import components
+from edge.pi.ink import Box, components
 from edge.pi.pieces import cut_out, find_pieces
 from edge.pi.reader import ink_map, read_image
 from edge.pi.touching import (ONE_UNSURE, PAIR_LEANS, PAIR_MAYBE, PAIR_READER_FILE, PAIR_READER_WEIGHT,
@@ -55,7 +55,7 @@ def test_components_are_8_connected_with_boxes_and_areas():
     mask[1:5, 5:8] = True
     mask[2:4, 6] = False  # a ring is still one component
     labels, boxes, areas = components(mask)
-    assert sorted(boxes) == [(1, 1, 3, 4), (5, 1, 8, 5)] and sorted(areas) == [3, 10]
+    assert sorted(boxes, key=lambda box: box.x0) == [Box(1, 1, 3, 4), Box(5, 1, 8, 5)] and sorted(areas) == [3, 10]
     assert set(np.unique(labels)) == {0, 1, 2} and (labels > 0).sum() == 13
 
 
@@ -67,8 +67,8 @@ def test_every_form_is_cut_into_its_digits_and_read(tmp_path, classifier, readab
         reading = read_image(classifier, png(image, tmp_path / f"{k}.png"))
         texts.append(reading.text)
         truths.append(truth)
-        xs = [d.box[0] for d in reading.digits]
-        assert xs == sorted(xs) and all(d.box[0] + d.box[2] <= image.width for d in reading.digits)
+        xs = [d.box.x0 for d in reading.digits]
+        assert xs == sorted(xs) and all(d.box.x1 <= image.width for d in reading.digits)
     assert [len(t) for t in texts] == [LENGTH] * 5, texts  # every digit found, nothing else
     right = np.mean([a == b for text, truth in zip(texts, truths) for a, b in zip(text, truth)])
     assert right >= (0.95 if form in ("plain", "paper", "board", "jpeg") else 0.85), (texts, truths)
@@ -81,7 +81,8 @@ def test_boxes_are_in_the_files_own_pixels_when_it_is_shrunk(tmp_path, classifie
     assert large.width > 1024  # edge/pi/reader.py's WORK_SIDE: read at a third of its size
     big = read_image(classifier, png(large, tmp_path / "l.png"))
     assert big.text == small.text
-    big_boxes, small_boxes = np.array([d.box for d in big.digits]), 3 * np.array([d.box for d in small.digits])
+    big_boxes, small_boxes = (np.array([d.box.xywh() for d in big.digits]),
+                              3 * np.array([d.box.xywh() for d in small.digits]))
     centres = lambda boxes: boxes[:, :2] + boxes[:, 2:] / 2  # noqa: E731
     assert np.abs(centres(big_boxes) - centres(small_boxes)).max() <= 12  # one pixel of a 28x28 digit here
     assert np.abs(big_boxes[:, 2:] / small_boxes[:, 2:] - 1).max() < 0.25  # soft edges cross the ink floor apart
