@@ -24,15 +24,15 @@ The steps, each cheap enough for a Pi:
      keeps its strokes' width), stretched to its own peak and cut at INK_THRESHOLD as edge/pi/image.py
      does for one digit alone (a faint digit or chalk reaches the model as bold ink does), through
      MNIST's recipe, classified in one batch with the alternatives the next step weighs:
-  7. touching digits (Digit.split): with the pair models (small models trained on made pieces of
-     one digit and of two touching ones, edge/export/pairs.py), a wide piece the finder calls two
-     digits is cut where the models are surest of every piece, at a neck or a column: the digit
-     model reading each piece, the pair reader the two as a whole (split_pairs). Without them
-     (a model exported before there was one), by rules: a piece whose strokes' cores, eroded a
-     little, fall apart into digit-tall parts side by side (a contact thinner than the strokes)
-     is cut there, each pixel to the part it grows back into, when the model is about as sure of
-     the parts as of the whole; else a piece too wide for one digit is cut at the column where
-     the model is surest of both halves, when it is sure enough of them;
+  7. touching digits (Digit.split): with the pair models (edge/pi/touching.py: small models trained
+     on made pieces of one digit and of two touching ones, edge/export/pairs.py), a wide piece the
+     finder calls two digits is cut where the models are surest of every piece, at a neck or a
+     column: the digit model reading each piece, the pair reader the two as a whole (split_pairs).
+     Without them (a model exported before there was one), by rules (edge/pi/rules.py): a piece
+     whose strokes' cores, eroded a little, fall apart into digit-tall parts side by side (a
+     contact thinner than the strokes) is cut there, each pixel to the part it grows back into,
+     when the model is about as sure of the parts as of the whole; else a piece too wide for one
+     digit is cut at the column where the model is surest of both halves, when it is sure enough;
   8. fragments: one beside a digit joins it when the model is surer of the digit with it (a 5's
      loose bar, a 4's stroke), else it is a digit alone if wide and sure enough (a flat 5), else
      dropped (a speck, a stray stroke).
@@ -55,7 +55,8 @@ from edge.pi.classifier import DigitClassifier
 from edge.pi.image import MIN_CONTRAST, ImageError, read_grey
 from edge.pi.ink import Box, background, otsu
 from edge.pi.pieces import attach_fragments, find_pieces
-from edge.pi.touching import PairModels, split_pairs, split_touching
+from edge.pi.rules import split_by_rules
+from edge.pi.touching import PairModels, split_pairs
 
 WORK_SIDE = 1024  # pixels: larger photos are shrunk first (a digit still spans far more than 28)
 NOISE_SIGMAS = 6  # ink is what rises this many of the paper's noise deviations above it...
@@ -130,7 +131,7 @@ def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float 
     if pairs is not None:
         chosen = split_pairs(classifier, pairs, ink, labels, bodies, height)
     else:
-        chosen = split_touching(classifier, ink, labels, bodies, height)
+        chosen = split_by_rules(classifier, ink, labels, bodies, height)
     chosen = attach_fragments(classifier, ink, labels, chosen, fragments, height)
     digits = []
     for candidate in sorted(chosen, key=lambda c: c.box.x0 + c.box.width / 2):

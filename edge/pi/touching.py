@@ -2,8 +2,8 @@
 where to cut them. With the pair models that make tflite writes beside the digit model
 (edge/export/pairs.py): split_pairs, the finder saying which pieces are two digits and the reader
 (where there is one) reading the two as a whole, beside the digit model reading each cut piece.
-Without them: rules (split_touching), a neck thinner than the strokes or a column where the digit
-model is sure of both halves."""
+Without them the reader cuts by rules (edge/pi/rules.py), with the same ways to cut a piece
+(neck_cut, column_cuts) that this module offers."""
 
 from __future__ import annotations
 
@@ -17,17 +17,10 @@ from edge.pi.image import PAIR_FIELD, from_ink, pair_field
 from edge.pi.ink import components, erode, rank_filter, stroke_width
 from edge.pi.pieces import FRAGMENT_HEIGHT, Candidate, Part, Piece, classify_parts, join_pieces
 
-NECK_WIDTH = 0.5  # pieces this wide (part of the digits' height) are searched for a neck between digits:
-NECK_CORES = (0.6, 0.75)  # their strokes' cores (ink this part of the piece's peak: soft edges thicken a contact),
-NECK_UNSURE = 0.95  # the second only for a piece SPLIT_WIDTH wide the model is less sure of than this...
-NECK_DEPTH = 0.2  # ...eroded by up to this part of a stroke's width fall apart into digit-tall cores side by side
-NECK_CORE_HEIGHT = 0.5  # (cores this part of the digits' height); the pieces stand when the model gives
-NECK_SURE, NECK_LOSS = 0.6, 0.05  # each this much and all together no more than this below the whole
-NECK_APART = 0.95  # (each this much when the cores were apart before any erosion)
-SPLIT_WIDTH = 0.8  # pieces at least this wide (part of the digits' height) may be two touching digits
-WIDE = 1.3  # ...and at least this wide are two when the model is this sure of both halves together:
-SPLIT_SURE = 0.99
-SPLIT_GAIN = 0.6  # narrower ones, when it is this much surer of both halves together than of the whole
+NECK_CORES = (0.6, 0.75)  # a neck is sought in a piece's strokes' cores (ink this part of its peak: soft
+# edges thicken a contact; the second only when the model is unsure of the piece whole)...
+NECK_DEPTH = 0.2  # ...eroded by up to this part of a stroke's width, falling apart into digit-tall cores side by side
+NECK_CORE_HEIGHT = 0.5  # (cores this part of the digits' height)
 PAIRS_FILE = "pairs_int8.tflite"  # the pair models make tflite writes beside model_int8.tflite: the finder...
 PAIR_READER_FILE = "pair_reader_int8.tflite"  # ...and the reader
 PAIR_READER_WEIGHT = 0.5  # the reader's log-probabilities count half the digit model's (docs/pi.md: 0.25-2 within 0.6 points)
@@ -139,53 +132,6 @@ def together(pieces: list[np.ndarray], sides: tuple[np.ndarray, np.ndarray] | No
     return score, [(np.exp(j - j.max()) / np.exp(j - j.max()).sum()).astype(np.float32) for j in joint]
 
 
-def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray, bodies: list[Part],
-                   height: float) -> list[Candidate]:
-    """Each body as a digit, or as two or more when it is ink of
-    touching digits: cut at a neck (a contact thinner than their strokes) when the model is about
-    as sure of the pieces as of the whole, else, when too wide for one digit, at the column where
-    the model is surest of both halves."""
-    results = classify_parts(classifier, ink, labels, bodies)
-    parts = list(bodies)
-    necks, cuts = {}, {}  # body index -> (depth, the neck's pieces' indices in parts); -> halves' indices per column
-    for i, body in enumerate(bodies):
-        width = body.box.width
-        if width < NECK_WIDTH * height:
-            continue
-        unsure = width >= SPLIT_WIDTH * height and (results[i] is None or results[i].sure < NECK_UNSURE)
-        pieces, depth = neck_cut(body.box.cut(ink), np.isin(body.box.cut(labels), body.ids), height, unsure)
-        if pieces:
-            necks[i] = (depth, list(range(len(parts), len(parts) + len(pieces))))
-            parts += [dataclasses.replace(body, within=piece) for piece in pieces]
-        unsure = results[i] is None or results[i].sure < 1 - SPLIT_GAIN  # what takes_split could cut
-        if not (width >= WIDE * height or (width >= SPLIT_WIDTH * height and unsure)):
-            continue
-        cuts[i] = column_cuts(body, parts)
-    results += classify_parts(classifier, ink, labels, parts[len(bodies):])
-    chosen = []
-    for i, body in enumerate(bodies):
-        whole = results[i]
-        depth, pieces = necks.get(i, (0.0, []))
-        neck = [results[k] for k in pieces]
-        if neck and all(digit_tall(r, height) for r in neck) and takes_neck(
-                [r.sure for r in neck], whole, depth):  # each piece a digit's height
-            chosen += [results[k] for k in pieces]
-            continue
-        best = None
-        for left, right in cuts.get(i, []):
-            a, b = results[left], results[right]
-            if not (digit_tall(a, height) and digit_tall(b, height)):
-                continue
-            score = float(np.log(a.sure) + np.log(b.sure))
-            if best is None or score > best[0]:
-                best = (score, left, right)
-        if best and takes_split(best[0], whole, body, height):
-            chosen += [results[best[1]], results[best[2]]]
-        elif whole is not None:
-            chosen.append(whole)
-    return chosen
-
-
 def column_cuts(body: Part, parts: list[Part]) -> list[tuple[int, int]]:
     """The body's two halves at each of SPLIT_CUTS columns (SPLIT_SPAN of its width), appended to
     `parts`; their indices there."""
@@ -244,24 +190,3 @@ def grow_back(labels: np.ndarray, groups: list[tuple[int, ...]], own: np.ndarray
         middles = np.array([np.nonzero(grown == n)[1].mean() for n in range(1, len(groups) + 1)])
         grown[rest] = 1 + np.abs(np.nonzero(rest)[1][:, None] - middles).argmin(axis=1)
     return [grown == n for n in range(1, len(groups) + 1)]
-
-
-def takes_neck(sure: list[float], whole: Candidate | None, depth: float) -> bool:
-    """Whether pieces cut at a neck `depth` deep, the model's top probabilities `sure`, beat the
-    whole: each NECK_SURE (NECK_APART when their cores were apart before any erosion: a faint
-    join, not a thin one), together no more than NECK_LOSS below the whole."""
-    if whole is None:
-        return True
-    least = NECK_APART if depth == 0 else NECK_SURE
-    return min(sure) >= least and float(np.prod(sure)) >= float(whole.sure) - NECK_LOSS
-
-
-def takes_split(score: float, whole: Candidate | None, body: Part, height: float) -> bool:
-    """Whether two halves whose top probabilities multiply to exp(score) beat the whole: a piece
-    WIDE or wider when the model is fairly sure of both, a narrower one only when it is far surer
-    of them than of the whole (the model is often sure of two touching digits as one)."""
-    if whole is None:
-        return True
-    if body.box.width >= WIDE * height:
-        return score >= np.log(SPLIT_SURE)
-    return float(np.exp(score)) > float(whole.sure) + SPLIT_GAIN
