@@ -9,8 +9,6 @@ import dataclasses
 import numpy as np
 from PIL import Image, ImageFilter
 
-SMALL_SIDE = 64  # the background is estimated on a copy whose shorter side is this
-OPENING_FRACTION = 0.25  # opening window, of the shorter side: wider than a stroke of a digit that fills it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,13 +59,14 @@ class Box:
         return [self.x0, self.y0, self.width, self.height]
 
 
-def background(grey: np.ndarray) -> np.ndarray:
-    """The local background of light ink on a darker ground: a grey opening of a small copy, smoothed."""
+def background(grey: np.ndarray, small_side_px: int, opening_of_side: float) -> np.ndarray:
+    """The local background of light ink on a darker ground: a grey opening of a copy whose shorter
+    side is `small_side_px`, smoothed; the opening's window `opening_of_side` of that side."""
     height, width = grey.shape
-    shrink = max(1.0, min(height, width) / SMALL_SIDE)
+    shrink = max(1.0, min(height, width) / small_side_px)
     small_size = (max(1, round(width / shrink)), max(1, round(height / shrink)))
     small = Image.fromarray(np.round(grey).astype(np.uint8)).resize(small_size, Image.Resampling.BOX)
-    window = 2 * int(OPENING_FRACTION * min(small_size) / 2) + 1
+    window = 2 * int(opening_of_side * min(small_size) / 2) + 1
     if window >= 3:
         opened = rank_filter(rank_filter(np.asarray(small), window, np.minimum), window, np.maximum)
         small = Image.fromarray(opened).filter(ImageFilter.GaussianBlur(window / 2))

@@ -12,28 +12,40 @@ from edge.pi.classifier import DigitClassifier
 from edge.pi.image import INK_THRESHOLD, ImageError, from_ink
 from edge.pi.ink import Box, components, ink_runs, rank_filter, stroke_width
 
-SPARSE = 0.3  # a piece with fewer ink pixels than this part of its length is a chain of noise, no stroke
-BORDER_PEAK = 0.6  # a piece at the image's border fainter than this (of the boldest ink) is a shadow's edge
-MIN_AREA_FRACTION = 0.01  # components with less ink than this part of the largest one are noise
-NOISE_AREA = 0.0025  # ...and those under this part are removed before a pixel's gap is bridged
-JOIN_OVERLAP = 0.5  # pieces sharing this part of the narrower one's columns are one digit
-FRAGMENT_HEIGHT = 0.65  # pieces shorter than this part of the digits' height (the median's)...
-FRAGMENT_AREA = 0.35  # ...with less ink than this part of a digit's (a flat 2 has more) are no digit alone:
-ATTACH_GAP = 0.35  # they may join a digit this close (part of the digits' height), else are dropped
-PROMOTE_AREA = 0.2  # fragments joined into a digit's height with this part of its ink are one...
-FAINT_AREA, FAINT_PEAK = 0.04, 0.6  # ...or with this part, when all fainter than this (a faint, thin digit)
-ALONE_HEIGHT = 0.4  # a fragment this tall and ALONE_WIDTH wide that joins no digit is one (a flat, thin 5)
-ALONE_WIDTH = 0.3  # when the model is ALONE_SURE of it
-ALONE_SURE = 0.9
-ATTACH_GAIN = 0.02  # the model must be this much surer of the digit with a fragment to keep it
-# What no written number is, and the bounds that keep a reading's time bounded (docs/pi.md, "No number"):
-MAX_INK_RUNS = 30_000  # runs of ink along the rows (numbers: under 1,000; noise, weaves: 100,000s)...
-MAX_MARKS = 150  # ...or separate marks kept as ink (pages of dots, grids of specks) beyond: refused
-MAX_DIGIT_PIECES = 40  # marks of a digit's size before those sharing columns are joined (a digit may be in
-MAX_DIGITS = 20  # pieces), and digits after, a number may have; more is a page of marks, refused
-MIN_STROKE_SHARE = 0.02  # a piece whose strokes are thinner than this part of its longer side is texture,
-# no digit (a ruled line, a weave, a noise blob: under 0.012; digits' pieces: over 0.035)
-MAX_TEXTURE_SHARE = 0.5  # an image with more of its ink in texture than this (ruled lines aside) is refused
+
+
+@dataclasses.dataclass(frozen=True)
+class PieceSettings:
+    """Which ink is which digit, and what is no number (steps 5, 6 and 8 of edge/pi/reader.py). A
+    share `_of_height` is of the digits' height (the median's), `_of_typical` of a digit's ink
+    pixels (the median's), `_of_core` of the boldest ink (1)."""
+
+    min_area_per_side: float = 0.3  # ink pixels per pixel of a piece's longer side; fewer: a chain of noise
+    border_min_peak_of_core: float = 0.6  # a piece at the image's border fainter than this is a shadow's edge
+    min_area_frac_of_largest: float = 0.01  # components with less ink than this share of the largest are noise...
+    noise_area_frac_of_largest: float = 0.0025  # ...and those under this are removed before a pixel's gap is bridged
+    join_frac_of_narrower: float = 0.5  # pieces sharing this share of the narrower one's columns are one digit
+    fragment_of_height: float = 0.65  # pieces shorter than this...
+    fragment_area_of_typical: float = 0.35  # ...with less ink than this (a flat 2 has more) are no digit alone:
+    attach_gap_of_height: float = 0.35  # they may join a digit this close, else are dropped
+    promote_area_of_typical: float = 0.2  # fragments joined into a digit's height with this much ink are one...
+    faint_area_of_typical: float = 0.04  # ...or with this much, when all fainter than faint_peak_of_core
+    faint_peak_of_core: float = 0.6  # (a faint, thin digit)
+    alone_of_height: float = 0.4  # a fragment this tall and alone_width_of_height wide that joins no digit is
+    alone_width_of_height: float = 0.3  # one (a flat, thin 5) when the model gives it alone_min_probability
+    alone_min_probability: float = 0.9
+    attach_gain_probability: float = 0.02  # the model must be this much surer of a digit with a fragment to keep it
+    # What no written number is, and the bounds that keep a reading's time bounded (docs/pi.md, "No number"):
+    max_ink_runs: int = 30_000  # runs of ink along the rows (numbers: under 1,000; noise, weaves: 100,000s)...
+    max_marks: int = 150  # ...or separate marks kept as ink (pages of dots, grids of specks) beyond: refused
+    max_digit_pieces: int = 40  # marks of a digit's size before those sharing columns are joined (a digit may be
+    max_digits: int = 20  # in pieces), and digits after, a number may have; more is a page of marks, refused
+    min_stroke_of_side: float = 0.02  # a piece whose strokes are thinner than this share of its longer side is
+    # texture, no digit (a ruled line, a weave, a noise blob: under 0.012; digits' pieces: over 0.035)
+    max_texture_frac_of_ink: float = 0.5  # an image with more of its ink in texture than this (ruled lines aside) is refused
+
+
+PIECES = PieceSettings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,26 +91,27 @@ class Candidate:
         return self.probabilities.max()
 
 
-def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part], list[Part], float]:
+def find_pieces(ink: np.ndarray, faintest: float,
+                settings: PieceSettings = PIECES) -> tuple[np.ndarray, list[Part], list[Part], float]:
     """The components' label image; the digits' pieces (bodies) and the fragments, each joined
     with those sharing most of their columns; and the digits' height (pixels)."""
     mask = ink > 0
     runs = ink_runs(mask)
-    if runs > MAX_INK_RUNS:
+    if runs > settings.max_ink_runs:
         raise ImageError(f"no number found: the ink is {runs:,} separate runs along the rows, over the "
-                         f"{MAX_INK_RUNS:,} a written number may have (noise or a texture?)")
+                         f"{settings.max_ink_runs:,} a written number may have (noise or a texture?)")
     labels, boxes, areas = components(mask)
     if not boxes:
         return labels, [], [], 0.0
     peaks = np.zeros(len(boxes) + 1, np.float32)
     np.maximum.at(peaks, labels[mask], ink[mask])
-    textured, largest = texture_and_largest(labels, boxes, areas)
+    textured, largest = texture_and_largest(labels, boxes, areas, settings)
     spread = sum(areas[k - 1] for k in textured
-                 if min(boxes[k - 1].width, boxes[k - 1].height) >= MIN_STROKE_SHARE * boxes[k - 1].longer)
-    if spread > MAX_TEXTURE_SHARE * sum(areas):  # ruled lines (boxes as thin as their strokes) do not count
+                 if min(boxes[k - 1].width, boxes[k - 1].height) >= settings.min_stroke_of_side * boxes[k - 1].longer)
+    if spread > settings.max_texture_frac_of_ink * sum(areas):  # ruled lines (boxes as thin as their strokes) do not count
         raise ImageError(f"no number found: {spread / sum(areas):.0%} of the ink is texture, strokes thinner than "
-                         f"{MIN_STROKE_SHARE:.0%} of their extent (noise, a weave, hatching?)")
-    noise = np.flatnonzero((np.array(areas) < NOISE_AREA * largest) | (peaks[1:] < faintest)) + 1
+                         f"{settings.min_stroke_of_side:.0%} of their extent (noise, a weave, hatching?)")
+    noise = np.flatnonzero((np.array(areas) < settings.noise_area_frac_of_largest * largest) | (peaks[1:] < faintest)) + 1
     mask &= ~np.isin(labels, [*noise, *textured])  # noise and faint residue (a shadow's edge) out first: no bridge chains them
     bridged = mask.copy()  # a stroke broken by a pixel or two (faint, thin ink) stays one piece
     bridged[1:] |= mask[:-1]
@@ -111,56 +124,60 @@ def find_pieces(ink: np.ndarray, faintest: float) -> tuple[np.ndarray, list[Part
     peaks = np.zeros(len(boxes) + 1, np.float32)
     np.maximum.at(peaks, labels[labels > 0], ink[labels > 0])
     edge = [box.at_edge(ink.shape) for box in boxes]
-    textured, largest = texture_and_largest(labels, boxes, areas)
-    kept = [k for k, area in enumerate(areas) if area >= MIN_AREA_FRACTION * largest and peaks[k + 1] >= faintest
+    textured, largest = texture_and_largest(labels, boxes, areas, settings)
+    kept = [k for k, area in enumerate(areas)
+            if area >= settings.min_area_frac_of_largest * largest and peaks[k + 1] >= faintest
             and k + 1 not in textured
-            and not (edge[k] and peaks[k + 1] < BORDER_PEAK)  # a shadow's or the page's edge, not ink
-            and area >= SPARSE * boxes[k].longer]  # JPEG's block edges
-    if len(kept) > MAX_MARKS:
-        raise ImageError(f"no number found: {len(kept):,} separate marks, over the {MAX_MARKS} a written number "
+            and not (edge[k] and peaks[k + 1] < settings.border_min_peak_of_core)  # a shadow's or the page's edge, not ink
+            and area >= settings.min_area_per_side * boxes[k].longer]  # JPEG's block edges
+    if len(kept) > settings.max_marks:
+        raise ImageError(f"no number found: {len(kept):,} separate marks, over the {settings.max_marks} a written number "
                          "may have (a page of dots or specks?)")
-    kept = [k for k in kept if not texture(labels, boxes[k], [k + 1])]
+    kept = [k for k in kept if not texture(labels, boxes[k], [k + 1], settings)]
     if not kept:
         return labels, [], [], 0.0
     heights = [boxes[k].height for k in kept]
-    height = float(np.median([h for h in heights if h >= FRAGMENT_HEIGHT * max(heights)]))
-    typical = float(np.median([areas[k] for k, h in zip(kept, heights) if h >= FRAGMENT_HEIGHT * height]))
-    small = [k for k, h in zip(kept, heights) if h < FRAGMENT_HEIGHT * height
-             and (areas[k] < FRAGMENT_AREA * typical or h < ALONE_HEIGHT * height)]
-    fragments = join_pieces([Piece(boxes[k], areas[k], (k + 1,)) for k in small])
-    promoted = [g.box.height >= FRAGMENT_HEIGHT * height and (g.area >= PROMOTE_AREA * typical or (
-        g.area >= FAINT_AREA * typical and max(peaks[k] for k in g.ids) < FAINT_PEAK)) for g in fragments]
+    height = float(np.median([h for h in heights if h >= settings.fragment_of_height * max(heights)]))
+    typical = float(np.median([areas[k] for k, h in zip(kept, heights) if h >= settings.fragment_of_height * height]))
+    small = [k for k, h in zip(kept, heights) if h < settings.fragment_of_height * height
+             and (areas[k] < settings.fragment_area_of_typical * typical or h < settings.alone_of_height * height)]
+    fragments = join_pieces([Piece(boxes[k], areas[k], (k + 1,)) for k in small], settings.join_frac_of_narrower)
+    promoted = [g.box.height >= settings.fragment_of_height * height and (
+        g.area >= settings.promote_area_of_typical * typical or (g.area >= settings.faint_area_of_typical * typical
+                                                                  and max(peaks[k] for k in g.ids) < settings.faint_peak_of_core))
+                for g in fragments]
     # ...a digit in pieces (a faint one may have little ink), not a dot above a dash
     bodies = [g for g, up in zip(fragments, promoted) if up]
     fragments = [g for g, up in zip(fragments, promoted) if not up]
     tall = [k for k in kept if k not in small]
-    if len(tall) + len(bodies) > MAX_DIGIT_PIECES:
+    if len(tall) + len(bodies) > settings.max_digit_pieces:
         raise ImageError(f"no number found: {len(tall) + len(bodies)} marks of a digit's size, over the "
-                         f"{MAX_DIGIT_PIECES} a written number may have (a page of dots or specks?)")
-    bodies = join_pieces([Piece(boxes[k], areas[k], (k + 1,)) for k in tall] + bodies)
-    bodies = [g for g in bodies if not texture(labels, g.box, g.ids)]  # specks joined in a column
-    if len(bodies) > MAX_DIGITS:
-        raise ImageError(f"no number found: {len(bodies)} digit-sized pieces, over the {MAX_DIGITS} a written "
+                         f"{settings.max_digit_pieces} a written number may have (a page of dots or specks?)")
+    bodies = join_pieces([Piece(boxes[k], areas[k], (k + 1,)) for k in tall] + bodies, settings.join_frac_of_narrower)
+    bodies = [g for g in bodies if not texture(labels, g.box, g.ids, settings)]  # specks joined in a column
+    if len(bodies) > settings.max_digits:
+        raise ImageError(f"no number found: {len(bodies)} digit-sized pieces, over the {settings.max_digits} a written "
                          "number may have (a page of marks?)")
     return labels, [Part(g.ids, g.box) for g in bodies], [Part(g.ids, g.box) for g in fragments], height
 
 
-def texture_and_largest(labels: np.ndarray, boxes: list[Box], areas: list[int]) -> tuple[set[int], int]:
+def texture_and_largest(labels: np.ndarray, boxes: list[Box], areas: list[int],
+                        settings: PieceSettings = PIECES) -> tuple[set[int], int]:
     """The largest components that are texture (their labels), largest first until one is not,
-    at most MAX_MARKS of them; and the area of the largest that is not (what noise is judged
+    at most max_marks of them; and the area of the largest that is not (what noise is judged
     against: a weave's or a ruled page's ink is no digit's to dwarf its specks)."""
     textured = set()
-    for k in np.argsort(areas, kind="stable")[::-1][:MAX_MARKS]:
-        if not texture(labels, boxes[k], [int(k) + 1]):
+    for k in np.argsort(areas, kind="stable")[::-1][:settings.max_marks]:
+        if not texture(labels, boxes[k], [int(k) + 1], settings):
             return textured, areas[k]
         textured.add(int(k) + 1)
     return textured, max((a for k, a in enumerate(areas) if k + 1 not in textured), default=0)
 
 
-def texture(labels: np.ndarray, box: Box, ids: list[int] | tuple[int, ...]) -> bool:
-    """Whether components `ids` (their box) have strokes thinner than MIN_STROKE_SHARE of the box's
+def texture(labels: np.ndarray, box: Box, ids: list[int] | tuple[int, ...], settings: PieceSettings = PIECES) -> bool:
+    """Whether components `ids` (their box) have strokes thinner than min_stroke_of_side of the box's
     longer side: lines, a weave, noise, no digit's strokes."""
-    return stroke_width(np.isin(box.cut(labels), ids)) < MIN_STROKE_SHARE * box.longer
+    return stroke_width(np.isin(box.cut(labels), ids)) < settings.min_stroke_of_side * box.longer
 
 
 def cut_out(ink: np.ndarray, labels: np.ndarray, part: Part) -> tuple[np.ndarray, Box] | None:
@@ -199,34 +216,36 @@ def classify_parts(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndar
 
 
 def attach_fragments(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray,
-                     digits: list[Candidate], fragments: list[Part], height: float) -> list[Candidate]:
+                     digits: list[Candidate], fragments: list[Part], height: float,
+                     settings: PieceSettings = PIECES) -> list[Candidate]:
     """Each fragment joined to the digit beside it when the model is surer of that digit with it
     (or as sure, for one within the digit's columns: a 5's bar); else a digit of its own when
-    ALONE_HEIGHT tall, ALONE_WIDTH wide and the model ALONE_SURE of it; else dropped."""
+    alone_of_height tall, alone_width_of_height wide and the model gives it alone_min_probability;
+    else dropped."""
     trials = []  # (fragment index, digit index, the part with it)
     for f, fragment in enumerate(fragments):
         for d, digit in enumerate(digits):
             gap = max(fragment.box.x0 - digit.box.x1, digit.box.x0 - fragment.box.x1, 0)
             rise = max(fragment.box.y0 - digit.box.y1, digit.box.y0 - fragment.box.y1, 0)
-            if gap <= ATTACH_GAP * height and rise <= ATTACH_GAP * height:
+            if gap <= settings.attach_gap_of_height * height and rise <= settings.attach_gap_of_height * height:
                 trials.append((f, d, dataclasses.replace(digit.part, extra=digit.part.extra + fragment.ids,
                                                          extra_box=fragment.box)))
-    alone = [f for f, fragment in enumerate(fragments) if fragment.box.height >= ALONE_HEIGHT * height
-             and fragment.box.width >= ALONE_WIDTH * height]
+    alone = [f for f, fragment in enumerate(fragments) if fragment.box.height >= settings.alone_of_height * height
+             and fragment.box.width >= settings.alone_width_of_height * height]
     trials += [(f, None, fragments[f]) for f in alone]
     if not trials:
         return digits
     results = classify_parts(classifier, ink, labels, [t[2] for t in trials])
     standing = {f: result for (f, d, _), result in zip(trials, results)
-                if d is None and result is not None and result.sure >= ALONE_SURE}
+                if d is None and result is not None and result.sure >= settings.alone_min_probability}
     best = {}  # fragment -> (gain, digit index)
     for (f, d, _), result in zip(trials, results):
         if result is None or d is None:
             continue
         fragment = fragments[f]
-        inside = fragment.box.shared_columns(digits[d].box) >= JOIN_OVERLAP * fragment.box.width
-        gain = float(result.sure - digits[d].sure) + (2 * ATTACH_GAIN if inside else 0.0)
-        if gain > ATTACH_GAIN and gain > best.get(f, (-1.0, 0))[0]:
+        inside = fragment.box.shared_columns(digits[d].box) >= settings.join_frac_of_narrower * fragment.box.width
+        gain = float(result.sure - digits[d].sure) + (2 * settings.attach_gain_probability if inside else 0.0)
+        if gain > settings.attach_gain_probability and gain > best.get(f, (-1.0, 0))[0]:
             best[f] = (gain, d)
     extras = {}
     for f, (_, d) in best.items():
@@ -246,8 +265,8 @@ def attach_fragments(classifier: DigitClassifier, ink: np.ndarray, labels: np.nd
     return digits + [digit for f, digit in standing.items() if f not in best]
 
 
-def join_pieces(pieces: list[Piece]) -> list[Piece]:
-    """Pieces that share most of the narrower one's columns, joined as one digit."""
+def join_pieces(pieces: list[Piece], overlap_frac: float) -> list[Piece]:
+    """Pieces that share `overlap_frac` of the narrower one's columns or more, joined as one digit."""
     groups = list(pieces)
     joined = True
     while joined:
@@ -255,7 +274,7 @@ def join_pieces(pieces: list[Piece]) -> list[Piece]:
         for i in range(len(groups)):
             for j in range(i + 1, len(groups)):
                 a, b = groups[i], groups[j]
-                if a.box.shared_columns(b.box) >= JOIN_OVERLAP * min(a.box.width, b.box.width):
+                if a.box.shared_columns(b.box) >= overlap_frac * min(a.box.width, b.box.width):
                     groups[i] = Piece(a.box.merged(b.box), a.area + b.area, a.ids + b.ids)
                     del groups[j]
                     joined = True

@@ -15,24 +15,48 @@ import numpy as np
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import PAIR_FIELD, from_ink, pair_field
 from edge.pi.ink import components, erode, rank_filter, stroke_width
-from edge.pi.pieces import FRAGMENT_HEIGHT, Candidate, Part, Piece, classify_parts, join_pieces
+from edge.pi.pieces import PIECES, Candidate, Part, Piece, PieceSettings, classify_parts, join_pieces
 
-NECK_CORES = (0.6, 0.75)  # a neck is sought in a piece's strokes' cores (ink this part of its peak: soft
-# edges thicken a contact; the second only when the model is unsure of the piece whole)...
-NECK_DEPTH = 0.2  # ...eroded by up to this part of a stroke's width, falling apart into digit-tall cores side by side
-NECK_CORE_HEIGHT = 0.5  # (cores this part of the digits' height)
 PAIRS_FILE = "pairs_int8.tflite"  # the pair models make tflite writes beside model_int8.tflite: the finder...
 PAIR_READER_FILE = "pair_reader_int8.tflite"  # ...and the reader
-PAIR_READER_WEIGHT = 0.5  # the reader's log-probabilities count half the digit model's (docs/pi.md: 0.25-2 within 0.6 points)
-PAIR_WIDTH = 0.3  # a piece this wide (part of the digits' height: two touching 1s are about 0.4) is two
-PAIR_SURE = 0.9  # digits when the finder gives that this much (0.7 cut more single digits, as many pairs),
-PAIR_LEANS, ONE_UNSURE = 0.5, 0.9  # or this much and the digit model is less sure than this of it as one,
-PAIR_WIDE, PAIR_MAYBE = 1.4, 0.03  # or this wide and this much (single digits this wide get 0: docs/pi.md);
-PAIR_WIDER = 1.3  # those two only for a piece this many times as wide as the number's other pieces (their median),
-# and cut only where the models are as sure of the pieces as the digit model is of it whole (digits apart stay whole)
-CUT_HEIGHT = 0.4  # each piece cut from it this tall (part of the digits' height: a small 5 beside a 1)
-SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
-SPLIT_SPAN = (0.25, 0.75)
+
+
+@dataclasses.dataclass(frozen=True)
+class TouchingSettings:
+    """Which pieces are touching digits and where they are cut (edge/pi/reader.py's step 7). A share
+    `_of_height` is of the digits' height (the median's); a `_probability` is a model's."""
+
+    # Ways to cut a piece (this path's and edge/pi/rules.py's): at a neck, its strokes' cores (ink
+    # this share of its peak: soft edges thicken a contact; the second only when the model is unsure
+    # of the piece whole), eroded by up to neck_depth_of_stroke of a stroke's width, falling apart
+    # into cores neck_core_of_height tall side by side; or at column_cuts columns, evenly across
+    # column_span_of_width of its width.
+    neck_cores_of_peak: tuple[float, ...] = (0.6, 0.75)
+    neck_depth_of_stroke: float = 0.2
+    neck_core_of_height: float = 0.5
+    column_cuts: int = 11
+    column_span_of_width: tuple[float, float] = (0.25, 0.75)
+    # The pair models: a piece pair_min_width_of_height wide (two touching 1s are about 0.4) is two
+    # digits when the finder gives that pair_sure_probability (0.7 cut more single digits, as many
+    # pairs), or pair_leans_probability and the digit model gives it as one less than
+    # one_unsure_probability, or pair_maybe_probability when pair_wide_of_height wide (single digits
+    # this wide get 0: docs/pi.md); those two only for a piece pair_wider_times_median as wide as
+    # the number's other pieces (their median), and cut only where the models are as sure of the
+    # pieces as the digit model is of it whole (digits apart stay whole), each piece
+    # cut_min_of_height tall (a small 5 beside a 1).
+    pair_min_width_of_height: float = 0.3
+    pair_sure_probability: float = 0.9
+    pair_leans_probability: float = 0.5
+    one_unsure_probability: float = 0.9
+    pair_wide_of_height: float = 1.4
+    pair_maybe_probability: float = 0.03
+    pair_wider_times_median: float = 1.3
+    cut_min_of_height: float = 0.4
+    reader_log_weight: float = 0.5  # the pair reader's log-probabilities count half the digit model's
+    # (docs/pi.md: 0.25-2 within 0.6 points)
+
+
+TOUCHING = TouchingSettings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,107 +89,115 @@ def touching_line(pairs: PairModels | None) -> str:
 
 
 def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray, labels: np.ndarray,
-                bodies: list[Part], height: float) -> list[Candidate]:
-    """Each body as a digit, or, when a body PAIR_WIDTH wide or more is two touching digits
+                bodies: list[Part], height: float, settings: TouchingSettings = TOUCHING,
+                pieces: PieceSettings = PIECES) -> list[Candidate]:
+    """Each body as a digit, or, when a body pair_min_width_of_height wide or more is two touching digits
     (called_two: by the finder, the digit model's doubt and its width), as the pieces the models
-    are surest of, every one CUT_HEIGHT of the digits' height or taller: cut at a neck (neck_cut,
-    both core levels) or at one of SPLIT_CUTS columns, two pieces weighed by the reader's reading
+    are surest of, every one cut_min_of_height of the digits' height or taller: cut at a neck (neck_cut,
+    both core levels) or at one of column_cuts columns, two pieces weighed by the reader's reading
     of the whole as well (together)."""
     results = classify_parts(classifier, ink, labels, bodies)
     widths = [body.box.width / height for body in bodies]  # part of the digits' height
-    wide = [i for i, width in enumerate(widths) if width >= PAIR_WIDTH and results[i] is not None]
+    wide = [i for i, width in enumerate(widths)
+            if width >= settings.pair_min_width_of_height and results[i] is not None]
     called = pairs.finder.predict(np.stack([from_ink(results[i].crop) for i in wide]))[:, 1] if wide else []
     wider = [width / float(np.median(widths[:i] + widths[i + 1:])) if len(widths) > 1 else None
              for i, width in enumerate(widths)]
-    two = [i for i, sure in zip(wide, called) if called_two(float(sure), results[i].probabilities, widths[i], wider[i])]
+    two = [i for i, sure in zip(wide, called)
+           if called_two(float(sure), results[i].probabilities, widths[i], wider[i], settings)]
     finder = dict(zip(wide, called))
     read = pairs.reader.predict(np.stack([pair_field(results[i].crop) for i in two])) if pairs.reader and two else []
     sides = {i: (reading[:10], reading[10:]) for i, reading in zip(two, read)}  # the reader's left and right digit
     parts, cuts = list(bodies), {}  # body index -> each way to cut it, as indices of its pieces in parts
     for i in two:
         body = bodies[i]
-        pieces, _ = neck_cut(body.box.cut(ink), np.isin(body.box.cut(labels), body.ids), height, unsure=True)
-        cuts[i] = [list(range(len(parts), len(parts) + len(pieces)))] if pieces else []
-        parts += [dataclasses.replace(body, within=piece) for piece in pieces or []]
-        cuts[i] += column_cuts(body, parts)
+        necks, _ = neck_cut(body.box.cut(ink), np.isin(body.box.cut(labels), body.ids), height, True, settings, pieces)
+        cuts[i] = [list(range(len(parts), len(parts) + len(necks)))] if necks else []
+        parts += [dataclasses.replace(body, within=neck) for neck in necks or []]
+        cuts[i] += column_cuts(body, parts, settings)
     results += classify_parts(classifier, ink, labels, parts[len(bodies):])
     chosen = []
     for i, body in enumerate(bodies):
-        ways = [together([results[k].probabilities for k in way], sides.get(i)) + (way,) for way in cuts.get(i, [])
-                if all(digit_tall(results[k], height, CUT_HEIGHT) for k in way)]
+        ways = [together([results[k].probabilities for k in way], sides.get(i), settings) + (way,)
+                for way in cuts.get(i, []) if all(digit_tall(results[k], height, settings.cut_min_of_height) for k in way)]
         score, probabilities, best = max(ways, key=lambda way: way[0]) if ways else (0.0, [], [])
-        if ways and not stays_whole(score, results[i].probabilities, float(finder.get(i, 0.0))):
+        if ways and not stays_whole(score, results[i].probabilities, float(finder.get(i, 0.0)), settings):
             chosen += [dataclasses.replace(results[k], probabilities=p) for k, p in zip(best, probabilities)]
         elif results[i] is not None:
             chosen.append(results[i])
     return chosen
 
 
-def called_two(sure: float, whole: np.ndarray, width: float, wider: float | None = None) -> bool:
+def called_two(sure: float, whole: np.ndarray, width: float, wider: float | None = None,
+               settings: TouchingSettings = TOUCHING) -> bool:
     """Whether a piece is two digits, by the finder's probability that it is (`sure`), the
     digit model's probabilities for it whole, its width (part of the digits' height) and how many
     times as wide it is as the number's other pieces (`wider`; None: there are none)."""
-    if sure >= PAIR_SURE:
+    if sure >= settings.pair_sure_probability:
         return True
-    return (wider is None or wider >= PAIR_WIDER) and (
-        (sure >= PAIR_LEANS and float(whole.max()) < ONE_UNSURE) or (width >= PAIR_WIDE and sure >= PAIR_MAYBE))
+    leans = sure >= settings.pair_leans_probability and float(whole.max()) < settings.one_unsure_probability
+    maybe = width >= settings.pair_wide_of_height and sure >= settings.pair_maybe_probability
+    return (wider is None or wider >= settings.pair_wider_times_median) and (leans or maybe)
 
 
-def stays_whole(score: float, whole: np.ndarray, sure: float) -> bool:
+def stays_whole(score: float, whole: np.ndarray, sure: float, settings: TouchingSettings = TOUCHING) -> bool:
     """Whether a piece called two by the digit model's doubt or its width, the finder less than
-    PAIR_SURE sure of it (`sure`), stays whole: its best cut (`score`, together's log-probability)
+    pair_sure_probability sure of it (`sure`), stays whole: its best cut (`score`, together's log-probability)
     less sure than the digit model is of it whole (`whole`, its probabilities)."""
-    return sure < PAIR_SURE and score < float(np.log(whole.max()))
+    return sure < settings.pair_sure_probability and score < float(np.log(whole.max()))
 
 
-def together(pieces: list[np.ndarray], sides: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, list]:
+def together(pieces: list[np.ndarray], sides: tuple[np.ndarray, np.ndarray] | None,
+             settings: TouchingSettings = TOUCHING) -> tuple[float, list]:
     """How sure the models are of a way to cut a piece (a log-probability) and each of its
     pieces' probabilities: the digit model's alone, or, for two pieces the reader read (`sides`),
-    the digit model's times the reader's for that side to the PAIR_READER_WEIGHT, scored against
+    the digit model's times the reader's for that side to the reader_log_weight, scored against
     the reader's own best reading (a way the reader cannot read, of three pieces, is not marked
     down for it)."""
     if sides is None or len(pieces) != 2:
         return float(sum(np.log(p.max()) for p in pieces)), pieces
     tiny = np.float32(1e-6)  # an int8 output's zero
-    joint = [np.log(p + tiny) + PAIR_READER_WEIGHT * np.log(side + tiny) for p, side in zip(pieces, sides)]
-    score = sum(float(j.max() - PAIR_READER_WEIGHT * np.log(side.max() + tiny)) for j, side in zip(joint, sides))
+    joint = [np.log(p + tiny) + settings.reader_log_weight * np.log(side + tiny) for p, side in zip(pieces, sides)]
+    score = sum(float(j.max() - settings.reader_log_weight * np.log(side.max() + tiny)) for j, side in zip(joint, sides))
     return score, [(np.exp(j - j.max()) / np.exp(j - j.max()).sum()).astype(np.float32) for j in joint]
 
 
-def column_cuts(body: Part, parts: list[Part]) -> list[tuple[int, int]]:
-    """The body's two halves at each of SPLIT_CUTS columns (SPLIT_SPAN of its width), appended to
-    `parts`; their indices there."""
+def column_cuts(body: Part, parts: list[Part], settings: TouchingSettings = TOUCHING) -> list[tuple[int, int]]:
+    """The body's two halves at each of column_cuts columns (column_span_of_width of its width),
+    appended to `parts`; their indices there."""
     x0, x1 = body.box.x0, body.box.x1
     cuts = []
-    for c in sorted({int(round(x0 + f * (x1 - x0))) for f in np.linspace(*SPLIT_SPAN, SPLIT_CUTS)}):
+    spread = np.linspace(*settings.column_span_of_width, settings.column_cuts)
+    for c in sorted({int(round(x0 + f * (x1 - x0))) for f in spread}):
         cuts.append((len(parts), len(parts) + 1))
         parts += [body.columns(x0, c), body.columns(c, x1)]
     return cuts
 
 
-def digit_tall(result: Candidate | None, height: float, least: float = FRAGMENT_HEIGHT) -> bool:
+def digit_tall(result: Candidate | None, height: float, least: float) -> bool:
     """Whether a classified piece has ink and is a digit's height (`least` of the digits')."""
     return result is not None and result.box.height >= least * height
 
 
-def neck_cut(region: np.ndarray, own: np.ndarray, height: float,
-             unsure: bool) -> tuple[list[np.ndarray] | None, float]:
+def neck_cut(region: np.ndarray, own: np.ndarray, height: float, unsure: bool, settings: TouchingSettings = TOUCHING,
+             pieces: PieceSettings = PIECES) -> tuple[list[np.ndarray] | None, float]:
     """A piece's ink `own` (a mask over `region`, its ink) as two or more digits side by side, when
-    its strokes' cores (ink of a NECK_CORES part of its peak, the first only unless the model is
-    `unsure` of the whole; unsure, also not eroded), eroded by up to NECK_DEPTH of a
+    its strokes' cores (ink of a neck_cores_of_peak part of its peak, the first only unless the model is
+    `unsure` of the whole; unsure, also not eroded), eroded by up to neck_depth_of_stroke of a
     stroke's width, leave digit-tall parts (each a group of cores above one another) whose columns
     barely overlap: digits touching at a point. Each pixel goes to the part it grows back into.
     Also the depth they parted at (erosions, in stroke widths). None when there is no such neck."""
     peak = region[own].max()
-    for level in NECK_CORES if unsure else NECK_CORES[:1]:
+    for level in settings.neck_cores_of_peak if unsure else settings.neck_cores_of_peak[:1]:
         cores = own & (region >= level * peak)
         stroke = stroke_width(cores)
         eroded = cores
-        for step in range(0 if unsure else 1, int(NECK_DEPTH * stroke) + 1):
+        for step in range(0 if unsure else 1, int(settings.neck_depth_of_stroke * stroke) + 1):
             eroded = erode(eroded) if step else eroded
             labels, boxes, areas = components(eroded)
-            groups = [g for g in join_pieces([Piece(b, a, (k + 1,)) for k, (b, a) in enumerate(zip(boxes, areas))])
-                      if g.box.height >= NECK_CORE_HEIGHT * height]
+            groups = [g for g in join_pieces([Piece(b, a, (k + 1,)) for k, (b, a) in enumerate(zip(boxes, areas))],
+                                             pieces.join_frac_of_narrower)
+                      if g.box.height >= settings.neck_core_of_height * height]
             if len(groups) >= 2:
                 return grow_back(labels, [g.ids for g in sorted(groups, key=lambda g: g.box.x0)], own), step / stroke
             if not groups:

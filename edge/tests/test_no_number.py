@@ -2,6 +2,7 @@
 the test tools that make them (edge/tests/nonnumbers.py) and numbers whose digits never touch
 (edge/tests/apart.py)."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -14,15 +15,19 @@ from edge.pi.budget import Budget, DeadlinePassed
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError
 from edge.pi.ink import Box, components, ink_runs
-from edge.pi.pieces import (MAX_DIGIT_PIECES, MAX_DIGITS, MAX_INK_RUNS, MAX_MARKS, MAX_TEXTURE_SHARE, MIN_STROKE_SHARE,
-                            find_pieces, texture)
-from edge.pi.reader import MAX_DIGIT_PX, read_image
+from edge.pi.pieces import PIECES, find_pieces, texture
+from edge.pi.reader import READER, read_image
 from edge.pi.synthetic import compose
 from edge.pi.touching import pair_models_beside
 from edge.tests.apart import LOOKS, MIN_GAP_PX, write_apart
 from edge.tests.nonnumbers import KINDS, non_number, non_numbers
 
 SIZES = ((320, 240), (1024, 768))  # a small one, read as it is, and one the reader works at whole
+
+MAX_INK_RUNS, MAX_MARKS, MAX_DIGIT_PIECES, MAX_DIGITS = (PIECES.max_ink_runs, PIECES.max_marks, PIECES.max_digit_pieces,
+                                                         PIECES.max_digits)
+MIN_STROKE_SHARE, MAX_TEXTURE_SHARE = PIECES.min_stroke_of_side, PIECES.max_texture_frac_of_ink
+MAX_DIGIT_PX = READER.max_digit_px
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +77,8 @@ def test_too_many_runs_are_refused_before_any_labelling(monkeypatch):
     ink[::2, ::2] = 1.0  # 400 runs of one pixel
     labelled = []
     monkeypatch.setattr("edge.pi.pieces.components", lambda mask: labelled.append(1) or components(mask))
-    monkeypatch.setattr("edge.pi.pieces.MAX_INK_RUNS", 399)
     with pytest.raises(ImageError, match="400 separate runs along the rows, over the 399"):
-        find_pieces(ink, 0.5)
+        find_pieces(ink, 0.5, dataclasses.replace(PIECES, max_ink_runs=399))
     assert labelled == []  # refused before the labelling loop runs
     assert MAX_INK_RUNS >= 10_000  # numbers have under 1,000 (docs/pi.md)
 
@@ -137,9 +141,8 @@ def test_a_reading_spends_its_model_inputs_and_no_more(reader, digits, monkeypat
     monkeypatch.setattr(Budget, "spend", lambda self, count, spend=Budget.spend: spent.append(count) or spend(self, count))
     assert len(read_image(classifier, photo, pairs=pairs).text) == 4
     assert 4 <= sum(spent) <= 100  # four digits, a few ways to cut any the finder calls two
-    monkeypatch.setattr("edge.pi.budget.MAX_MODEL_INPUTS", 3)
     with pytest.raises(ImageError, match="over 3 model inputs"):
-        read_image(classifier, photo, pairs=pairs)
+        read_image(classifier, photo, pairs=pairs, settings=dataclasses.replace(READER, max_model_inputs=3))
 
 
 def test_a_reading_past_its_deadline_stops(reader, digits):
@@ -169,7 +172,7 @@ def test_digits_taller_than_the_bound_are_read_from_a_copy_shrunk_to_it(reader, 
     for k in range(2):  # two digits 476 pixels tall, far apart
         page[100:576, 40 + 500 * k:516 + 500 * k] = 255 - np.kron(pixels[k].reshape(28, 28), np.ones((17, 17), np.uint8))
     heights = []
-    monkeypatch.setattr("edge.pi.reader.find_pieces", lambda ink, faintest: heights.append(find_pieces(ink, faintest))
+    monkeypatch.setattr("edge.pi.reader.find_pieces", lambda ink, faintest, settings: heights.append(find_pieces(ink, faintest))
                         or heights[-1])
     reading = read_image(classifier, png(Image.fromarray(page)), pairs=pairs)
     assert len(reading.text) == 2 and len(heights) == 2

@@ -13,8 +13,7 @@ from edge.pi.image import PAIR_FIELD, ImageError, from_ink, mnist_like, pair_fie
 from edge.pi.ink import Box, components
 from edge.pi.pieces import cut_out, find_pieces
 from edge.pi.reader import ink_map, read_image
-from edge.pi.touching import (ONE_UNSURE, PAIR_LEANS, PAIR_MAYBE, PAIR_READER_FILE, PAIR_READER_WEIGHT,
-                              PAIR_SURE, PAIR_WIDE, PAIR_WIDER, PAIRS_FILE, called_two, neck_cut, pair_models_beside,
+from edge.pi.touching import (PAIR_READER_FILE, PAIRS_FILE, TOUCHING, called_two, neck_cut, pair_models_beside,
                               stays_whole, together)
 from edge.pi.synthetic import FORMS, compose
 from edge.pi.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pair_examples, pair_readings, render,
@@ -22,6 +21,11 @@ from edge.pi.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pai
 
 LENGTH = 4
 READER_FIXTURE_DIGITS = 0.8  # the fixtures' pair reader, trained briefly on demo digits (about 0.93)
+
+PAIR_SURE, PAIR_LEANS = TOUCHING.pair_sure_probability, TOUCHING.pair_leans_probability
+ONE_UNSURE, PAIR_MAYBE = TOUCHING.one_unsure_probability, TOUCHING.pair_maybe_probability
+PAIR_WIDE, PAIR_WIDER = TOUCHING.pair_wide_of_height, TOUCHING.pair_wider_times_median
+PAIR_READER_WEIGHT = TOUCHING.reader_log_weight
 
 
 @pytest.fixture(scope="module")
