@@ -37,8 +37,10 @@ The steps, each cheap enough for a Pi:
      loose bar, a 4's stroke), else it is a digit alone if wide and sure enough (a flat 5), else
      dropped (a speck, a stray stroke).
 A slight rotation is left to the model, trained with rotations. Steps 6 to 8 classify at most
-ReaderSettings.max_model_inputs pieces, pairs and ways to cut them (edge/pi/budget.py): with the bounds of step 5,
+max_model_inputs pieces, pairs and ways to cut them (edge/pi/budget.py): with the bounds of step 5,
 every image the reader takes is read in bounded time (docs/pi.md, "No number, in bounded time").
+Every threshold of every step is a field of ReaderSettings (one settings object per stage, its
+units in its names), handed down from read_image's `settings`.
 """
 
 from __future__ import annotations
@@ -72,12 +74,15 @@ class InkSettings:
     faintest_times_floor: float = 1.5  # a digit's peak is at least this many times that floor (noise barely crosses it)
 
 
+INK = InkSettings()
+
+
 @dataclasses.dataclass(frozen=True)
 class ReaderSettings:
     """Every tuned threshold of the reader, each stage's in one object; the defaults are the
     reader's (docs/pi.md gives the figures behind them)."""
 
-    ink: InkSettings = InkSettings()
+    ink: InkSettings = INK
     pieces: PieceSettings = PIECES
     touching: TouchingSettings = TOUCHING  # the pair models' path, and the ways to cut a piece both paths share
     rules: RuleSettings = RULES  # without the pair models
@@ -167,7 +172,7 @@ def read_grey_image(classifier: DigitClassifier, grey: np.ndarray, scale: float 
     return Reading(digits)
 
 
-def ink_map(grey: np.ndarray, settings: InkSettings = InkSettings()) -> tuple[np.ndarray, float]:
+def ink_map(grey: np.ndarray, settings: InkSettings = INK) -> tuple[np.ndarray, float]:
     """Ink on a 0 background, either polarity, lighting flattened, in units of the strokes' cores
     (1: the boldest ink; a faint digit's peak is less); what is not well above the paper's noise
     is negated (no ink to find pieces by: `ink > 0` is the ink; cut_out takes it back beside a
