@@ -11,7 +11,7 @@ from edge.pi.ink import Box
 from edge.pi.pieces import PIECES, Candidate, Part, find_pieces
 from edge.pi.reader import InkSettings, ink_map
 from edge.pi.rules import RULES, takes_neck, takes_split
-from edge.pi.touching import TOUCHING, called_two, stays_whole, together
+from edge.pi.touching import TOUCHING, called_two, column_cuts, neck_cut, stays_whole, together
 
 
 def digit(ink: np.ndarray, x: int, y: int = 20, height: int = 40, width: int = 8, value: float = 1.0) -> None:
@@ -143,3 +143,16 @@ def test_each_column_rule_moves_whether_the_halves_stand(field, value, score, wi
     varied = dataclasses.replace(RULES, **{field: value})
     body = Part((1,), Box(0, 0, width, 40))
     assert takes_split(score, candidate(0.5), body, 40.0) != takes_split(score, candidate(0.5), body, 40.0, varied)
+
+
+def test_a_neck_is_found_in_cores_of_a_digits_height_and_columns_are_tried_as_many_as_set():
+    region = np.zeros((40, 30), np.float32)
+    region[:, 2:10] = region[:, 16:24] = 1.0  # two bars...
+    region[20, 10:16] = 0.5  # ...touching by a thin, faint stroke
+    own = region > 0
+    found, _ = neck_cut(region, own, 40.0, False)
+    assert found is not None and len(found) == 2
+    assert neck_cut(region, own, 40.0, False, dataclasses.replace(TOUCHING, neck_core_of_height=1.1))[0] is None
+    body = Part((1,), Box(0, 0, 30, 40))
+    assert len(column_cuts(body, [], TOUCHING)) == 11
+    assert len(column_cuts(body, [], dataclasses.replace(TOUCHING, column_cuts=3))) == 3
