@@ -67,7 +67,7 @@ def cut_alone(reading, number) -> tuple[int, int]:
     (two or more of its digits centred nearest the digit's)."""
     alone = [i for i in range(len(number.boxes)) if i not in number.touching and i - 1 not in number.touching]
     centres = np.array([x + w / 2 for x, _, w, _ in number.boxes])
-    owners = [int(np.argmin(np.abs(centres - (x + w / 2)))) for x, _, w, _ in (d.box for d in reading.digits)]
+    owners = [int(np.argmin(np.abs(centres - (d.box.x0 + d.box.width / 2)))) for d in reading.digits]
     return len(alone), sum(1 for i in alone if owners.count(i) > 1)
 
 

@@ -11,19 +11,17 @@ import numpy as np
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError
 
-MAX_MODEL_INPUTS = 600  # inputs to the models (digits, pieces, pairs) one reading may classify
-
 
 class DeadlinePassed(Exception):
     """A reading that ran past its deadline (edge.pi.serve answers it 503, try again)."""
 
 
 class Budget:
-    """Inputs left to one reading, shared by every model it uses; and its deadline (time.monotonic()
-    seconds; None: none)."""
+    """Inputs left to one reading (at most `inputs`: edge/pi/reader.py's ReaderSettings), shared by
+    every model it uses; and its deadline (time.monotonic() seconds; None: none)."""
 
-    def __init__(self, inputs: int | None = None, deadline: float | None = None):
-        self.limit = self.left = MAX_MODEL_INPUTS if inputs is None else inputs
+    def __init__(self, inputs: int, deadline: float | None = None):
+        self.limit = self.left = inputs
         self.deadline = deadline
 
     def spend(self, count: int) -> None:

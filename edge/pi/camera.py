@@ -93,8 +93,8 @@ def read_frame(classifier: DigitClassifier, frame: np.ndarray, pairs: DigitClass
 
 def draw(cv2, frame: np.ndarray, reading: Reading, fps: float) -> np.ndarray:
     for digit in reading.digits:
-        x, y, w, h = digit.box
-        cv2.rectangle(frame, (x, y), (x + w, y + h), GREEN, 2)
+        x, y = digit.box.x0, digit.box.y0
+        cv2.rectangle(frame, (x, y), (digit.box.x1, digit.box.y1), GREEN, 2)
         cv2.putText(frame, f"{digit.label} {digit.probability:.2f}", (x, max(12, y - 6)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.6, GREEN, 2)
     cv2.putText(frame, f"{reading.text or '-'}  {fps:.1f} fps", (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, RED, 2)

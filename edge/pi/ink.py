@@ -1,23 +1,72 @@
 """Image primitives the reader is built of, in numpy alone (a Pi has no SciPy or OpenCV to spare):
 the background of uneven light, a square min/max filter, erosion, a stroke's width, Otsu's
-threshold and 8-connected components."""
+threshold, 8-connected components and their boxes (Box: the reader's one box convention)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-SMALL_SIDE = 64  # the background is estimated on a copy whose shorter side is this
-OPENING_FRACTION = 0.25  # opening window, of the shorter side: wider than a stroke of a digit that fills it
 
 
-def background(grey: np.ndarray) -> np.ndarray:
-    """The local background of light ink on a darker ground: a grey opening of a small copy, smoothed."""
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """A rectangle of pixels: columns x0 to x1 and rows y0 to y1, ends exclusive."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def longer(self) -> int:
+        return max(self.width, self.height)
+
+    def at_edge(self, shape: tuple[int, int]) -> bool:
+        """Whether it touches the border of an image of `shape` (rows, columns)."""
+        return self.x0 == 0 or self.y0 == 0 or self.x1 == shape[1] or self.y1 == shape[0]
+
+    def merged(self, other: Box) -> Box:
+        """The box around both."""
+        return Box(min(self.x0, other.x0), min(self.y0, other.y0), max(self.x1, other.x1), max(self.y1, other.y1))
+
+    def shared_columns(self, other: Box) -> int:
+        """How many columns both span (negative: the gap between them)."""
+        return min(self.x1, other.x1) - max(self.x0, other.x0)
+
+    def scaled(self, factor: float) -> Box:
+        """In pixels `factor` times as large: corner and sides each rounded (the sides stay as the
+        unscaled sides round)."""
+        x0, y0 = round(self.x0 * factor), round(self.y0 * factor)
+        return Box(x0, y0, x0 + round(self.width * factor), y0 + round(self.height * factor))
+
+    def cut(self, image: np.ndarray) -> np.ndarray:
+        """The part of an image (rows, columns, ...) inside the box."""
+        return image[self.y0:self.y1, self.x0:self.x1]
+
+    def xywh(self) -> list[int]:
+        """[x, y, width, height]: the box as edge.pi.read's JSON and the server give it."""
+        return [self.x0, self.y0, self.width, self.height]
+
+
+def background(grey: np.ndarray, small_side_px: int, opening_of_side: float) -> np.ndarray:
+    """The local background of light ink on a darker ground: a grey opening of a copy whose shorter
+    side is `small_side_px`, smoothed; the opening's window `opening_of_side` of that side."""
     height, width = grey.shape
-    shrink = max(1.0, min(height, width) / SMALL_SIDE)
+    shrink = max(1.0, min(height, width) / small_side_px)
     small_size = (max(1, round(width / shrink)), max(1, round(height / shrink)))
     small = Image.fromarray(np.round(grey).astype(np.uint8)).resize(small_size, Image.Resampling.BOX)
-    window = 2 * int(OPENING_FRACTION * min(small_size) / 2) + 1
+    window = 2 * int(opening_of_side * min(small_size) / 2) + 1
     if window >= 3:
         opened = rank_filter(rank_filter(np.asarray(small), window, np.minimum), window, np.maximum)
         small = Image.fromarray(opened).filter(ImageFilter.GaussianBlur(window / 2))
@@ -67,9 +116,9 @@ def ink_runs(mask: np.ndarray) -> int:
     return int(np.count_nonzero(mask[:, 0])) + int(np.count_nonzero(mask[:, 1:] & ~mask[:, :-1]))
 
 
-def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]], list[int]]:
+def components(mask: np.ndarray) -> tuple[np.ndarray, list[Box], list[int]]:
     """8-connected components of a boolean mask: a label image (0 = none, k = component k), and
-    per component k (index k - 1) its box (x0, y0, x1, y1), ends exclusive, and its pixel count.
+    per component k (index k - 1) its box and its pixel count.
 
     Run-length labelling: each row's runs of ink are joined (union-find) to the runs of the row
     above that touch them, diagonals included; a Python loop over runs, not pixels."""
@@ -111,6 +160,6 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, 
     np.minimum.at(y0, index, rows)
     np.maximum.at(x1, index, ends)
     np.maximum.at(y1, index, rows + 1)
-    boxes = [tuple(int(v) for v in box) for box in zip(x0, y0, x1, y1)]
+    boxes = [Box(*(int(v) for v in box)) for box in zip(x0, y0, x1, y1)]
     areas = np.bincount(index, weights=ends - starts, minlength=count).astype(int).tolist()
     return labels, boxes, areas

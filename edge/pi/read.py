@@ -44,8 +44,8 @@ def annotate(path: Path, reading: Reading, out_dir: Path) -> Path:
     draw = ImageDraw.Draw(canvas)
     line = max(2, round(max(canvas.size) / 300))
     for digit in reading.digits:
-        x, y, w, h = digit.box
-        draw.rectangle([x, y, x + w - 1, y + h - 1], outline=BOX_COLOUR, width=line)
+        x, y, h = digit.box.x0, digit.box.y0, digit.box.height
+        draw.rectangle([x, y, digit.box.x1 - 1, digit.box.y1 - 1], outline=BOX_COLOUR, width=line)
         font = ImageFont.load_default(size=max(12, h // 3))
         draw.text((x, max(0, y - line)), f"{digit.label} {digit.probability:.2f}", fill=BOX_COLOUR, font=font,
                   anchor="lb" if y > h // 3 else "lt")

@@ -2,8 +2,8 @@
 where to cut them. With the pair models that make tflite writes beside the digit model
 (edge/export/pairs.py): split_pairs, the finder saying which pieces are two digits and the reader
 (where there is one) reading the two as a whole, beside the digit model reading each cut piece.
-Without them: rules (split_touching), a neck thinner than the strokes or a column where the digit
-model is sure of both halves."""
+Without them the reader cuts by rules (edge/pi/rules.py), with the same ways to cut a piece
+(neck_cut, column_cuts) that this module offers."""
 
 from __future__ import annotations
 
@@ -15,31 +15,48 @@ import numpy as np
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import PAIR_FIELD, from_ink, pair_field
 from edge.pi.ink import components, erode, rank_filter, stroke_width
-from edge.pi.pieces import FRAGMENT_HEIGHT, Part, classify_parts, join_pieces
+from edge.pi.pieces import PIECES, Candidate, Part, Piece, PieceSettings, classify_parts, join_pieces
 
-NECK_WIDTH = 0.5  # pieces this wide (part of the digits' height) are searched for a neck between digits:
-NECK_CORES = (0.6, 0.75)  # their strokes' cores (ink this part of the piece's peak: soft edges thicken a contact),
-NECK_UNSURE = 0.95  # the second only for a piece SPLIT_WIDTH wide the model is less sure of than this...
-NECK_DEPTH = 0.2  # ...eroded by up to this part of a stroke's width fall apart into digit-tall cores side by side
-NECK_CORE_HEIGHT = 0.5  # (cores this part of the digits' height); the pieces stand when the model gives
-NECK_SURE, NECK_LOSS = 0.6, 0.05  # each this much and all together no more than this below the whole
-NECK_APART = 0.95  # (each this much when the cores were apart before any erosion)
-SPLIT_WIDTH = 0.8  # pieces at least this wide (part of the digits' height) may be two touching digits
-WIDE = 1.3  # ...and at least this wide are two when the model is this sure of both halves together:
-SPLIT_SURE = 0.99
-SPLIT_GAIN = 0.6  # narrower ones, when it is this much surer of both halves together than of the whole
 PAIRS_FILE = "pairs_int8.tflite"  # the pair models make tflite writes beside model_int8.tflite: the finder...
 PAIR_READER_FILE = "pair_reader_int8.tflite"  # ...and the reader
-PAIR_READER_WEIGHT = 0.5  # the reader's log-probabilities count half the digit model's (docs/pi.md: 0.25-2 within 0.6 points)
-PAIR_WIDTH = 0.3  # a piece this wide (part of the digits' height: two touching 1s are about 0.4) is two
-PAIR_SURE = 0.9  # digits when the finder gives that this much (0.7 cut more single digits, as many pairs),
-PAIR_LEANS, ONE_UNSURE = 0.5, 0.9  # or this much and the digit model is less sure than this of it as one,
-PAIR_WIDE, PAIR_MAYBE = 1.4, 0.03  # or this wide and this much (single digits this wide get 0: docs/pi.md);
-PAIR_WIDER = 1.3  # those two only for a piece this many times as wide as the number's other pieces (their median),
-# and cut only where the models are as sure of the pieces as the digit model is of it whole (digits apart stay whole)
-CUT_HEIGHT = 0.4  # each piece cut from it this tall (part of the digits' height: a small 5 beside a 1)
-SPLIT_CUTS = 11  # columns tried, evenly from SPLIT_SPAN[0] to SPLIT_SPAN[1] of the piece's width
-SPLIT_SPAN = (0.25, 0.75)
+
+
+@dataclasses.dataclass(frozen=True)
+class TouchingSettings:
+    """Which pieces are touching digits and where they are cut (edge/pi/reader.py's step 7). A share
+    `_of_height` is of the digits' height (the median's); a `_probability` is a model's."""
+
+    # Ways to cut a piece (this path's and edge/pi/rules.py's): at a neck, its strokes' cores (ink
+    # this share of its peak: soft edges thicken a contact; the second only when the model is unsure
+    # of the piece whole), eroded by up to neck_depth_of_stroke of a stroke's width, falling apart
+    # into cores neck_core_of_height tall side by side; or at column_cuts columns, evenly across
+    # column_span_of_width of its width.
+    neck_cores_of_peak: tuple[float, ...] = (0.6, 0.75)
+    neck_depth_of_stroke: float = 0.2
+    neck_core_of_height: float = 0.5
+    column_cuts: int = 11
+    column_span_of_width: tuple[float, float] = (0.25, 0.75)
+    # The pair models: a piece pair_min_width_of_height wide (two touching 1s are about 0.4) is two
+    # digits when the finder gives that pair_sure_probability (0.7 cut more single digits, as many
+    # pairs), or pair_leans_probability and the digit model gives it as one less than
+    # one_unsure_probability, or pair_maybe_probability when pair_wide_of_height wide (single digits
+    # this wide get 0: docs/pi.md); those two only for a piece pair_wider_times_median as wide as
+    # the number's other pieces (their median), and cut only where the models are as sure of the
+    # pieces as the digit model is of it whole (digits apart stay whole), each piece
+    # cut_min_of_height tall (a small 5 beside a 1).
+    pair_min_width_of_height: float = 0.3
+    pair_sure_probability: float = 0.9
+    pair_leans_probability: float = 0.5
+    one_unsure_probability: float = 0.9
+    pair_wide_of_height: float = 1.4
+    pair_maybe_probability: float = 0.03
+    pair_wider_times_median: float = 1.3
+    cut_min_of_height: float = 0.4
+    reader_log_weight: float = 0.5  # the pair reader's log-probabilities count half the digit model's
+    # (docs/pi.md: 0.25-2 within 0.6 points)
+
+
+TOUCHING = TouchingSettings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,163 +89,123 @@ def touching_line(pairs: PairModels | None) -> str:
 
 
 def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray, labels: np.ndarray,
-                bodies: list[Part], height: float) -> list[tuple[Part, tuple, np.ndarray]]:
-    """Each body as a digit, or, when a body PAIR_WIDTH wide or more is two touching digits
+                bodies: list[Part], height: float, settings: TouchingSettings = TOUCHING,
+                pieces: PieceSettings = PIECES) -> list[Candidate]:
+    """Each body as a digit, or, when a body pair_min_width_of_height wide or more is two touching digits
     (called_two: by the finder, the digit model's doubt and its width), as the pieces the models
-    are surest of, every one CUT_HEIGHT of the digits' height or taller: cut at a neck (neck_cut,
-    both core levels) or at one of SPLIT_CUTS columns, two pieces weighed by the reader's reading
+    are surest of, every one cut_min_of_height of the digits' height or taller: cut at a neck (neck_cut,
+    both core levels) or at one of column_cuts columns, two pieces weighed by the reader's reading
     of the whole as well (together)."""
     results = classify_parts(classifier, ink, labels, bodies)
-    widths = [(body.box[2] - body.box[0]) / height for body in bodies]  # part of the digits' height
-    wide = [i for i, width in enumerate(widths) if width >= PAIR_WIDTH and results[i] is not None]
-    called = pairs.finder.predict(np.stack([from_ink(results[i][0][0]) for i in wide]))[:, 1] if wide else []
+    widths = [body.box.width / height for body in bodies]  # part of the digits' height
+    wide = [i for i, width in enumerate(widths)
+            if width >= settings.pair_min_width_of_height and results[i] is not None]
+    called = pairs.finder.predict(np.stack([from_ink(results[i].crop) for i in wide]))[:, 1] if wide else []
     wider = [width / float(np.median(widths[:i] + widths[i + 1:])) if len(widths) > 1 else None
              for i, width in enumerate(widths)]
-    two = [i for i, sure in zip(wide, called) if called_two(float(sure), results[i][1], widths[i], wider[i])]
+    two = [i for i, sure in zip(wide, called)
+           if called_two(float(sure), results[i].probabilities, widths[i], wider[i], settings)]
     finder = dict(zip(wide, called))
-    read = pairs.reader.predict(np.stack([pair_field(results[i][0][0]) for i in two])) if pairs.reader and two else []
+    read = pairs.reader.predict(np.stack([pair_field(results[i].crop) for i in two])) if pairs.reader and two else []
     sides = {i: (reading[:10], reading[10:]) for i, reading in zip(two, read)}  # the reader's left and right digit
     parts, cuts = list(bodies), {}  # body index -> each way to cut it, as indices of its pieces in parts
     for i in two:
         body = bodies[i]
-        x0, y0, x1, y1 = body.box
-        pieces, _ = neck_cut(ink[y0:y1, x0:x1], np.isin(labels[y0:y1, x0:x1], body.ids), height, unsure=True)
-        cuts[i] = [list(range(len(parts), len(parts) + len(pieces)))] if pieces else []
-        parts += [dataclasses.replace(body, within=piece) for piece in pieces or []]
-        cuts[i] += column_cuts(body, parts)
+        necks, _ = neck_cut(body.box.cut(ink), np.isin(body.box.cut(labels), body.ids), height, True, settings, pieces)
+        cuts[i] = [list(range(len(parts), len(parts) + len(necks)))] if necks else []
+        parts += [dataclasses.replace(body, within=neck) for neck in necks or []]
+        cuts[i] += column_cuts(body, parts, settings)
     results += classify_parts(classifier, ink, labels, parts[len(bodies):])
     chosen = []
     for i, body in enumerate(bodies):
-        ways = [together([results[k][1] for k in way], sides.get(i)) + (way,) for way in cuts.get(i, [])
-                if all(digit_tall(results[k], height, CUT_HEIGHT) for k in way)]
+        ways = [together([results[k].probabilities for k in way], sides.get(i), settings) + (way,)
+                for way in cuts.get(i, []) if all(digit_tall(results[k], height, settings.cut_min_of_height) for k in way)]
         score, probabilities, best = max(ways, key=lambda way: way[0]) if ways else (0.0, [], [])
-        if ways and not stays_whole(score, results[i][1], float(finder.get(i, 0.0))):
-            chosen += [(parts[k], results[k][0], p) for k, p in zip(best, probabilities)]
+        if ways and not stays_whole(score, results[i].probabilities, float(finder.get(i, 0.0)), settings):
+            chosen += [dataclasses.replace(results[k], probabilities=p) for k, p in zip(best, probabilities)]
         elif results[i] is not None:
-            chosen.append((body, *results[i]))
+            chosen.append(results[i])
     return chosen
 
 
-def called_two(sure: float, whole: np.ndarray, width: float, wider: float | None = None) -> bool:
+def called_two(sure: float, whole: np.ndarray, width: float, wider: float | None = None,
+               settings: TouchingSettings = TOUCHING) -> bool:
     """Whether a piece is two digits, by the finder's probability that it is (`sure`), the
     digit model's probabilities for it whole, its width (part of the digits' height) and how many
     times as wide it is as the number's other pieces (`wider`; None: there are none)."""
-    if sure >= PAIR_SURE:
+    if sure >= settings.pair_sure_probability:
         return True
-    return (wider is None or wider >= PAIR_WIDER) and (
-        (sure >= PAIR_LEANS and float(whole.max()) < ONE_UNSURE) or (width >= PAIR_WIDE and sure >= PAIR_MAYBE))
+    leans = sure >= settings.pair_leans_probability and float(whole.max()) < settings.one_unsure_probability
+    maybe = width >= settings.pair_wide_of_height and sure >= settings.pair_maybe_probability
+    return (wider is None or wider >= settings.pair_wider_times_median) and (leans or maybe)
 
 
-def stays_whole(score: float, whole: np.ndarray, sure: float) -> bool:
+def stays_whole(score: float, whole: np.ndarray, sure: float, settings: TouchingSettings = TOUCHING) -> bool:
     """Whether a piece called two by the digit model's doubt or its width, the finder less than
-    PAIR_SURE sure of it (`sure`), stays whole: its best cut (`score`, together's log-probability)
+    pair_sure_probability sure of it (`sure`), stays whole: its best cut (`score`, together's log-probability)
     less sure than the digit model is of it whole (`whole`, its probabilities)."""
-    return sure < PAIR_SURE and score < float(np.log(whole.max()))
+    return sure < settings.pair_sure_probability and score < float(np.log(whole.max()))
 
 
-def together(pieces: list[np.ndarray], sides: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, list]:
+def together(pieces: list[np.ndarray], sides: tuple[np.ndarray, np.ndarray] | None,
+             settings: TouchingSettings = TOUCHING) -> tuple[float, list]:
     """How sure the models are of a way to cut a piece (a log-probability) and each of its
     pieces' probabilities: the digit model's alone, or, for two pieces the reader read (`sides`),
-    the digit model's times the reader's for that side to the PAIR_READER_WEIGHT, scored against
+    the digit model's times the reader's for that side to the reader_log_weight, scored against
     the reader's own best reading (a way the reader cannot read, of three pieces, is not marked
     down for it)."""
     if sides is None or len(pieces) != 2:
         return float(sum(np.log(p.max()) for p in pieces)), pieces
     tiny = np.float32(1e-6)  # an int8 output's zero
-    joint = [np.log(p + tiny) + PAIR_READER_WEIGHT * np.log(side + tiny) for p, side in zip(pieces, sides)]
-    score = sum(float(j.max() - PAIR_READER_WEIGHT * np.log(side.max() + tiny)) for j, side in zip(joint, sides))
+    joint = [np.log(p + tiny) + settings.reader_log_weight * np.log(side + tiny) for p, side in zip(pieces, sides)]
+    score = sum(float(j.max() - settings.reader_log_weight * np.log(side.max() + tiny)) for j, side in zip(joint, sides))
     return score, [(np.exp(j - j.max()) / np.exp(j - j.max()).sum()).astype(np.float32) for j in joint]
 
 
-def split_touching(classifier: DigitClassifier, ink: np.ndarray, labels: np.ndarray, bodies: list[Part],
-                   height: float) -> list[tuple[Part, tuple, np.ndarray]]:
-    """Each body as a digit (part, (crop, box), probabilities), or as two or more when it is ink of
-    touching digits: cut at a neck (a contact thinner than their strokes) when the model is about
-    as sure of the pieces as of the whole, else, when too wide for one digit, at the column where
-    the model is surest of both halves."""
-    results = classify_parts(classifier, ink, labels, bodies)
-    parts = list(bodies)
-    necks, cuts = {}, {}  # body index -> (depth, the neck's pieces' indices in parts); -> halves' indices per column
-    for i, body in enumerate(bodies):
-        x0, y0, x1, y1 = body.box
-        if x1 - x0 < NECK_WIDTH * height:
-            continue
-        unsure = x1 - x0 >= SPLIT_WIDTH * height and (results[i] is None or results[i][1].max() < NECK_UNSURE)
-        pieces, depth = neck_cut(ink[y0:y1, x0:x1], np.isin(labels[y0:y1, x0:x1], body.ids), height, unsure)
-        if pieces:
-            necks[i] = (depth, list(range(len(parts), len(parts) + len(pieces))))
-            parts += [dataclasses.replace(body, within=piece) for piece in pieces]
-        unsure = results[i] is None or results[i][1].max() < 1 - SPLIT_GAIN  # what takes_split could cut
-        if not (x1 - x0 >= WIDE * height or (x1 - x0 >= SPLIT_WIDTH * height and unsure)):
-            continue
-        cuts[i] = column_cuts(body, parts)
-    results += classify_parts(classifier, ink, labels, parts[len(bodies):])
-    chosen = []
-    for i, body in enumerate(bodies):
-        whole = results[i]
-        depth, pieces = necks.get(i, (0.0, []))
-        neck = [results[k] for k in pieces]
-        if neck and all(digit_tall(r, height) for r in neck) and takes_neck(
-                [r[1].max() for r in neck], whole, depth):  # each piece a digit's height
-            chosen += [(parts[k], *results[k]) for k in pieces]
-            continue
-        best = None
-        for left, right in cuts.get(i, []):
-            a, b = results[left], results[right]
-            if not (digit_tall(a, height) and digit_tall(b, height)):
-                continue
-            score = float(np.log(a[1].max()) + np.log(b[1].max()))
-            if best is None or score > best[0]:
-                best = (score, left, right)
-        if best and takes_split(best[0], whole, body, height):
-            chosen += [(parts[best[1]], *results[best[1]]), (parts[best[2]], *results[best[2]])]
-        elif whole is not None:
-            chosen.append((body, *whole))
-    return chosen
-
-
-def column_cuts(body: Part, parts: list[Part]) -> list[tuple[int, int]]:
-    """The body's two halves at each of SPLIT_CUTS columns (SPLIT_SPAN of its width), appended to
-    `parts`; their indices there."""
-    x0, _, x1, _ = body.box
+def column_cuts(body: Part, parts: list[Part], settings: TouchingSettings = TOUCHING) -> list[tuple[int, int]]:
+    """The body's two halves at each of column_cuts columns (column_span_of_width of its width),
+    appended to `parts`; their indices there."""
+    x0, x1 = body.box.x0, body.box.x1
     cuts = []
-    for c in sorted({int(round(x0 + f * (x1 - x0))) for f in np.linspace(*SPLIT_SPAN, SPLIT_CUTS)}):
+    spread = np.linspace(*settings.column_span_of_width, settings.column_cuts)
+    for c in sorted({int(round(x0 + f * (x1 - x0))) for f in spread}):
         cuts.append((len(parts), len(parts) + 1))
         parts += [body.columns(x0, c), body.columns(c, x1)]
     return cuts
 
 
-def digit_tall(result: tuple | None, height: float, least: float = FRAGMENT_HEIGHT) -> bool:
+def digit_tall(result: Candidate | None, height: float, least: float) -> bool:
     """Whether a classified piece has ink and is a digit's height (`least` of the digits')."""
-    return result is not None and result[0][1][3] >= least * height
+    return result is not None and result.box.height >= least * height
 
 
-def neck_cut(region: np.ndarray, own: np.ndarray, height: float,
-             unsure: bool) -> tuple[list[np.ndarray] | None, float]:
+def neck_cut(region: np.ndarray, own: np.ndarray, height: float, unsure: bool, settings: TouchingSettings = TOUCHING,
+             pieces: PieceSettings = PIECES) -> tuple[list[np.ndarray] | None, float]:
     """A piece's ink `own` (a mask over `region`, its ink) as two or more digits side by side, when
-    its strokes' cores (ink of a NECK_CORES part of its peak, the first only unless the model is
-    `unsure` of the whole; unsure, also not eroded), eroded by up to NECK_DEPTH of a
+    its strokes' cores (ink of a neck_cores_of_peak part of its peak, the first only unless the model is
+    `unsure` of the whole; unsure, also not eroded), eroded by up to neck_depth_of_stroke of a
     stroke's width, leave digit-tall parts (each a group of cores above one another) whose columns
     barely overlap: digits touching at a point. Each pixel goes to the part it grows back into.
     Also the depth they parted at (erosions, in stroke widths). None when there is no such neck."""
     peak = region[own].max()
-    for level in NECK_CORES if unsure else NECK_CORES[:1]:
+    for level in settings.neck_cores_of_peak if unsure else settings.neck_cores_of_peak[:1]:
         cores = own & (region >= level * peak)
         stroke = stroke_width(cores)
         eroded = cores
-        for step in range(0 if unsure else 1, int(NECK_DEPTH * stroke) + 1):
+        for step in range(0 if unsure else 1, int(settings.neck_depth_of_stroke * stroke) + 1):
             eroded = erode(eroded) if step else eroded
             labels, boxes, areas = components(eroded)
-            groups = [g for g in join_pieces(boxes, areas, [[k + 1] for k in range(len(boxes))])
-                      if g[0][3] - g[0][1] >= NECK_CORE_HEIGHT * height]
+            groups = [g for g in join_pieces([Piece(b, a, (k + 1,)) for k, (b, a) in enumerate(zip(boxes, areas))],
+                                             pieces.join_frac_of_narrower)
+                      if g.box.height >= settings.neck_core_of_height * height]
             if len(groups) >= 2:
-                return grow_back(labels, [g[2] for g in sorted(groups, key=lambda g: g[0][0])], own), step / stroke
+                return grow_back(labels, [g.ids for g in sorted(groups, key=lambda g: g.box.x0)], own), step / stroke
             if not groups:
                 break
     return None, 0.0
 
 
-def grow_back(labels: np.ndarray, groups: list[list[int]], own: np.ndarray) -> list[np.ndarray]:
+def grow_back(labels: np.ndarray, groups: list[tuple[int, ...]], own: np.ndarray) -> list[np.ndarray]:
     """The pixels of `own` each group of components (of `labels`) reaches growing within it, a
     pixel a step; the rest (other components: a 5's bar) go to the group nearest in columns."""
     grown = np.zeros(own.shape, np.int32)
@@ -245,24 +222,3 @@ def grow_back(labels: np.ndarray, groups: list[list[int]], own: np.ndarray) -> l
         middles = np.array([np.nonzero(grown == n)[1].mean() for n in range(1, len(groups) + 1)])
         grown[rest] = 1 + np.abs(np.nonzero(rest)[1][:, None] - middles).argmin(axis=1)
     return [grown == n for n in range(1, len(groups) + 1)]
-
-
-def takes_neck(sure: list[float], whole: tuple | None, depth: float) -> bool:
-    """Whether pieces cut at a neck `depth` deep, the model's top probabilities `sure`, beat the
-    whole: each NECK_SURE (NECK_APART when their cores were apart before any erosion: a faint
-    join, not a thin one), together no more than NECK_LOSS below the whole."""
-    if whole is None:
-        return True
-    least = NECK_APART if depth == 0 else NECK_SURE
-    return min(sure) >= least and float(np.prod(sure)) >= float(whole[1].max()) - NECK_LOSS
-
-
-def takes_split(score: float, whole: tuple | None, body: Part, height: float) -> bool:
-    """Whether two halves whose top probabilities multiply to exp(score) beat the whole: a piece
-    WIDE or wider when the model is fairly sure of both, a narrower one only when it is far surer
-    of them than of the whole (the model is often sure of two touching digits as one)."""
-    if whole is None:
-        return True
-    if body.box[2] - body.box[0] >= WIDE * height:
-        return score >= np.log(SPLIT_SURE)
-    return float(np.exp(score)) > float(whole[1].max()) + SPLIT_GAIN

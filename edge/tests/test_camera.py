@@ -64,6 +64,6 @@ def test_the_window_frame_shows_boxes_labels_and_fps(digits, fixtures):
     image = frame(digits[0][:3], np.random.default_rng(0))
     reading = camera.read_frame(DigitClassifier(model_path(fixtures, "int8")), image)
     drawn = camera.draw(cv2, image.copy(), reading, fps=12.5)
-    x, y, w, h = reading.digits[0].box
-    assert len(reading.digits) == 3 and tuple(drawn[y, x + w // 2]) == camera.GREEN  # the box's top edge
+    box = reading.digits[0].box
+    assert len(reading.digits) == 3 and tuple(drawn[box.y0, box.x0 + box.width // 2]) == camera.GREEN  # the box's top edge
     assert (drawn[:40] != image[:40]).any(axis=2).sum() > 100  # the number and the fps, top left

@@ -2,6 +2,7 @@
 the test tools that make them (edge/tests/nonnumbers.py) and numbers whose digits never touch
 (edge/tests/apart.py)."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -13,16 +14,20 @@ from edge.pi import read
 from edge.pi.budget import Budget, DeadlinePassed
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError
-from edge.pi.ink import components, ink_runs
-from edge.pi.pieces import (MAX_DIGIT_PIECES, MAX_DIGITS, MAX_INK_RUNS, MAX_MARKS, MAX_TEXTURE_SHARE, MIN_STROKE_SHARE,
-                            find_pieces, texture)
-from edge.pi.reader import MAX_DIGIT_PX, read_image
+from edge.pi.ink import Box, components, ink_runs
+from edge.pi.pieces import PIECES, find_pieces, texture
+from edge.pi.reader import READER, read_image
 from edge.pi.synthetic import compose
 from edge.pi.touching import pair_models_beside
 from edge.tests.apart import LOOKS, MIN_GAP_PX, write_apart
 from edge.tests.nonnumbers import KINDS, non_number, non_numbers
 
 SIZES = ((320, 240), (1024, 768))  # a small one, read as it is, and one the reader works at whole
+
+MAX_INK_RUNS, MAX_MARKS, MAX_DIGIT_PIECES, MAX_DIGITS = (PIECES.max_ink_runs, PIECES.max_marks, PIECES.max_digit_pieces,
+                                                         PIECES.max_digits)
+MIN_STROKE_SHARE, MAX_TEXTURE_SHARE = PIECES.min_stroke_of_side, PIECES.max_texture_frac_of_ink
+MAX_DIGIT_PX = READER.max_digit_px
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +77,8 @@ def test_too_many_runs_are_refused_before_any_labelling(monkeypatch):
     ink[::2, ::2] = 1.0  # 400 runs of one pixel
     labelled = []
     monkeypatch.setattr("edge.pi.pieces.components", lambda mask: labelled.append(1) or components(mask))
-    monkeypatch.setattr("edge.pi.pieces.MAX_INK_RUNS", 399)
     with pytest.raises(ImageError, match="400 separate runs along the rows, over the 399"):
-        find_pieces(ink, 0.5)
+        find_pieces(ink, 0.5, dataclasses.replace(PIECES, max_ink_runs=399))
     assert labelled == []  # refused before the labelling loop runs
     assert MAX_INK_RUNS >= 10_000  # numbers have under 1,000 (docs/pi.md)
 
@@ -105,7 +109,7 @@ def test_texture_is_strokes_thin_for_their_extent():
     labels = np.zeros((200, 200), np.int32)
     labels[100:102, :] = 1  # a ruled line: strokes 2 pixels wide over 200
     labels[20:60, 20:28] = 2  # a 1: strokes 8 wide over 40
-    assert texture(labels, (0, 100, 200, 102), [1]) and not texture(labels, (20, 20, 28, 60), [2])
+    assert texture(labels, Box(0, 100, 200, 102), [1]) and not texture(labels, Box(20, 20, 28, 60), [2])
     assert 2 / 200 < MIN_STROKE_SHARE < 8 / 40
 
 
@@ -137,9 +141,8 @@ def test_a_reading_spends_its_model_inputs_and_no_more(reader, digits, monkeypat
     monkeypatch.setattr(Budget, "spend", lambda self, count, spend=Budget.spend: spent.append(count) or spend(self, count))
     assert len(read_image(classifier, photo, pairs=pairs).text) == 4
     assert 4 <= sum(spent) <= 100  # four digits, a few ways to cut any the finder calls two
-    monkeypatch.setattr("edge.pi.budget.MAX_MODEL_INPUTS", 3)
     with pytest.raises(ImageError, match="over 3 model inputs"):
-        read_image(classifier, photo, pairs=pairs)
+        read_image(classifier, photo, pairs=pairs, settings=dataclasses.replace(READER, max_model_inputs=3))
 
 
 def test_a_reading_past_its_deadline_stops(reader, digits):
@@ -169,12 +172,12 @@ def test_digits_taller_than_the_bound_are_read_from_a_copy_shrunk_to_it(reader, 
     for k in range(2):  # two digits 476 pixels tall, far apart
         page[100:576, 40 + 500 * k:516 + 500 * k] = 255 - np.kron(pixels[k].reshape(28, 28), np.ones((17, 17), np.uint8))
     heights = []
-    monkeypatch.setattr("edge.pi.reader.find_pieces", lambda ink, faintest: heights.append(find_pieces(ink, faintest))
+    monkeypatch.setattr("edge.pi.reader.find_pieces", lambda ink, faintest, settings: heights.append(find_pieces(ink, faintest))
                         or heights[-1])
     reading = read_image(classifier, png(Image.fromarray(page)), pairs=pairs)
     assert len(reading.text) == 2 and len(heights) == 2
     assert heights[0][3] > MAX_DIGIT_PX >= heights[1][3] - 2  # the copy's digits: MAX_DIGIT_PX, a bridge pixel either way
-    assert all(300 < d.box[3] < 500 for d in reading.digits)  # boxes in the file's own pixels
+    assert all(300 < d.box.height < 500 for d in reading.digits)  # boxes in the file's own pixels
 
 
 def test_more_digit_sized_marks_than_a_number_has_are_refused_before_joining():
@@ -193,7 +196,7 @@ def test_an_image_mostly_texture_is_refused_and_ruled_lines_do_not_count():
     ink[60:140, 20:30] = 1.0  # a 1, 800 pixels of ink
     ink[::4, 100:400] = 1.0  # 50 ruled lines, 15,000 pixels: thin boxes, not counted
     _, bodies, _, _ = find_pieces(ink, 0.5)
-    assert [b.box[:2] for b in bodies] == [(19, 59)]  # the 1 alone (its box one bridge pixel wider)
+    assert [(b.box.x0, b.box.y0) for b in bodies] == [(19, 59)]  # the 1 alone (its box one bridge pixel wider)
     ink[:, 100:400:4] = 1.0  # the lines crossed: one lattice, texture that spreads over 300x200
     with pytest.raises(ImageError, match=r"of the ink is texture"):
         find_pieces(ink, 0.5)

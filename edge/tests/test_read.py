@@ -10,11 +10,10 @@ from PIL import Image
 from edge.pi import read
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import PAIR_FIELD, ImageError, from_ink, mnist_like, pair_field
-from edge.pi.ink import components
+from edge.pi.ink import Box, components
 from edge.pi.pieces import cut_out, find_pieces
 from edge.pi.reader import ink_map, read_image
-from edge.pi.touching import (ONE_UNSURE, PAIR_LEANS, PAIR_MAYBE, PAIR_READER_FILE, PAIR_READER_WEIGHT,
-                              PAIR_SURE, PAIR_WIDE, PAIR_WIDER, PAIRS_FILE, called_two, neck_cut, pair_models_beside,
+from edge.pi.touching import (PAIR_READER_FILE, PAIRS_FILE, TOUCHING, called_two, neck_cut, pair_models_beside,
                               stays_whole, together)
 from edge.pi.synthetic import FORMS, compose
 from edge.pi.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pair_examples, pair_readings, render,
@@ -22,6 +21,11 @@ from edge.pi.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pai
 
 LENGTH = 4
 READER_FIXTURE_DIGITS = 0.8  # the fixtures' pair reader, trained briefly on demo digits (about 0.93)
+
+PAIR_SURE, PAIR_LEANS = TOUCHING.pair_sure_probability, TOUCHING.pair_leans_probability
+ONE_UNSURE, PAIR_MAYBE = TOUCHING.one_unsure_probability, TOUCHING.pair_maybe_probability
+PAIR_WIDE, PAIR_WIDER = TOUCHING.pair_wide_of_height, TOUCHING.pair_wider_times_median
+PAIR_READER_WEIGHT = TOUCHING.reader_log_weight
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +59,7 @@ def test_components_are_8_connected_with_boxes_and_areas():
     mask[1:5, 5:8] = True
     mask[2:4, 6] = False  # a ring is still one component
     labels, boxes, areas = components(mask)
-    assert sorted(boxes) == [(1, 1, 3, 4), (5, 1, 8, 5)] and sorted(areas) == [3, 10]
+    assert sorted(boxes, key=lambda box: box.x0) == [Box(1, 1, 3, 4), Box(5, 1, 8, 5)] and sorted(areas) == [3, 10]
     assert set(np.unique(labels)) == {0, 1, 2} and (labels > 0).sum() == 13
 
 
@@ -67,8 +71,8 @@ def test_every_form_is_cut_into_its_digits_and_read(tmp_path, classifier, readab
         reading = read_image(classifier, png(image, tmp_path / f"{k}.png"))
         texts.append(reading.text)
         truths.append(truth)
-        xs = [d.box[0] for d in reading.digits]
-        assert xs == sorted(xs) and all(d.box[0] + d.box[2] <= image.width for d in reading.digits)
+        xs = [d.box.x0 for d in reading.digits]
+        assert xs == sorted(xs) and all(d.box.x1 <= image.width for d in reading.digits)
     assert [len(t) for t in texts] == [LENGTH] * 5, texts  # every digit found, nothing else
     right = np.mean([a == b for text, truth in zip(texts, truths) for a, b in zip(text, truth)])
     assert right >= (0.95 if form in ("plain", "paper", "board", "jpeg") else 0.85), (texts, truths)
@@ -81,7 +85,8 @@ def test_boxes_are_in_the_files_own_pixels_when_it_is_shrunk(tmp_path, classifie
     assert large.width > 1024  # edge/pi/reader.py's WORK_SIDE: read at a third of its size
     big = read_image(classifier, png(large, tmp_path / "l.png"))
     assert big.text == small.text
-    big_boxes, small_boxes = np.array([d.box for d in big.digits]), 3 * np.array([d.box for d in small.digits])
+    big_boxes, small_boxes = (np.array([d.box.xywh() for d in big.digits]),
+                              3 * np.array([d.box.xywh() for d in small.digits]))
     centres = lambda boxes: boxes[:, :2] + boxes[:, 2:] / 2  # noqa: E731
     assert np.abs(centres(big_boxes) - centres(small_boxes)).max() <= 12  # one pixel of a 28x28 digit here
     assert np.abs(big_boxes[:, 2:] / small_boxes[:, 2:] - 1).max() < 0.25  # soft edges cross the ink floor apart
