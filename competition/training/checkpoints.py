@@ -15,8 +15,11 @@ can be deleted by hand.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +34,7 @@ from competition.runs.folders import HISTORY_FILE, lock_held
 PREFIX = ".resume-"
 LOCK_FILE = "lock"
 EPOCH_FILE = "training_metadata.json"  # BackupAndRestore's own record of the epochs finished
+SLACK_BYTES = 2**20  # h5's own structure and the history beside the weights
 
 
 def folder_for(models_dir: str | Path, name: str, identity: dict, rows=None) -> Path:
@@ -77,6 +81,21 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
         # double_checkpoint: a kill while the weights are written leaves the previous epoch's to load
         super().__init__(str(folder), double_checkpoint=True, delete_checkpoint=False)
         self.folder, self.history = folder, history
+
+    def _save_model(self):
+        # Room first: h5py, out of space mid-write, also prints a traceback from its clean-up, after
+        # the error itself. Twice the state: the previous epoch's copy is kept beside it.
+        state = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize
+                    for v in [*self.model.weights, *self.model.optimizer.variables])
+        disk = os.statvfs(self.folder)
+        if disk.f_bavail * disk.f_frsize < 2 * state + SLACK_BYTES:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        try:
+            super()._save_model()
+        except RuntimeError as err:  # h5py's word for a write that failed: said as the OS error it was
+            found = re.search(r"errno = (\d+)", str(err))
+            code = int(found.group(1)) if found else errno.EIO
+            raise OSError(code, os.strerror(code)) from err
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
