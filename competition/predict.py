@@ -26,7 +26,8 @@ from competition.cli import add_data_dir, add_models_dir, add_run_flag, add_tta_
 from competition.config import NUM_CLASSES
 from competition.data.digits import DEMO_TEST_LABELS, load_test
 from competition.data.reading import read_csv, read_json
-from competition.runs.folders import METRICS_FILE, MODEL_FILE, resolve_run
+from competition.runs.choosing import resolve_run
+from competition.runs.layout import METRICS_FILE, MODEL_FILE
 from competition.scoring.probabilities import model_paths, probabilities
 
 

@@ -35,7 +35,8 @@ from competition.config import DATA_DIR, MODELS_DIR
 from competition.data.digits import load_test
 from competition.data.reading import read_csv, read_json
 from competition.kaggle.client import BACKOFF_S, RETRIES, KaggleClient, KaggleError
-from competition.runs.folders import METRICS_FILE, resolve_run
+from competition.runs.choosing import resolve_run
+from competition.runs.layout import METRICS_FILE
 
 RECORD_FILE = "kaggle_submissions.json"  # in the run folder: every submission made from it, with scores
 TIMEOUT_S = 600.0  # Kaggle scores this competition in seconds; past ten minutes, check back later

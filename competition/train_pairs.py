@@ -27,7 +27,8 @@ from common.errors import add_debug_flag, debug_requested, exit_status
 from competition.cli import add_flags, from_flags
 from competition.config import PAIR_DESIGNS, PAIR_PRESETS, ROOT, PairConfig
 from competition.data.reading import read_json
-from competition.runs.folders import CONFIG_FILE, resolve_run
+from competition.runs.choosing import resolve_run
+from competition.runs.layout import CONFIG_FILE
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[PairConfig, argparse.Namespace]:

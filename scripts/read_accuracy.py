@@ -151,7 +151,7 @@ def load_digits(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
         with np.load(args.digits) as saved:
             return saved["x"], saved["y"], str(saved["run"])
     from competition.data.digits import load_train
-    from competition.runs.folders import resolve_run
+    from competition.runs.choosing import resolve_run
     from competition.runs.rows import run_split
     from edge.export.exported import run_data_dir
 
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         model = Path(args.model)
     else:
-        from competition.runs.folders import resolve_run
+        from competition.runs.choosing import resolve_run
         from edge.export.exported import EXPORT_DIR, variant_file
 
         model = resolve_run(args.models_dir, run, single=True) / EXPORT_DIR / variant_file(args.variant)

@@ -7,7 +7,7 @@ import pytest
 
 from competition import best
 from competition.config import RECIPES, Estimate
-from competition.runs.folders import best_scored, resolve_run
+from competition.runs.choosing import best_scored, resolve_run
 from competition.training import speed
 from competition.training.recipes import within_budget
 

@@ -23,7 +23,7 @@ from competition.config import RECIPES, ROOT
 from competition.kaggle import bootstrap, kernel, plan
 from competition.kaggle.client import KaggleClient, KaggleError
 from fake_kaggle import KEY, USERNAME, FakeKaggle, digits_competition
-from competition.runs.folders import best_scored
+from competition.runs.choosing import best_scored
 
 SLUG = f"{USERNAME}/digits-kaggle-best-fast"
 T4 = "Tesla T4, 7.5, 15360 MiB"  # a line of nvidia-smi on Kaggle

@@ -13,7 +13,7 @@ from competition import train
 from competition.config import TrainConfig
 from competition.data import splits
 from competition.runs import rows
-from competition.runs.folders import resolve_run
+from competition.runs.choosing import resolve_run
 from competition.training import trainer
 
 

@@ -38,14 +38,8 @@ from competition.data.reading import load_model, read_csv, read_json
 from competition.report import figures
 from competition.report.optional import edge_section, local_path, tuning_section
 from competition.report.page import Section, render, table
-from competition.runs.folders import (
-    CONFIG_FILE,
-    FINGERPRINT_FILE,
-    HISTORY_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    resolve_run,
-)
+from competition.runs.choosing import resolve_run
+from competition.runs.layout import CONFIG_FILE, FINGERPRINT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 
 REPORT_DIR = "report"
 PAGE_FILE = "report.html"

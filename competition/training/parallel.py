@@ -19,7 +19,8 @@ import numpy as np
 
 from competition.config import TrainConfig
 from competition.data.digits import Digits, load_train
-from competition.runs.folders import resolve_run, setup_console_logging
+from competition.runs.choosing import resolve_run
+from competition.runs.console import setup_console_logging
 from competition.training import hardware, trainer
 
 VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"  # the GPUs a process's CUDA sees, read once as it starts

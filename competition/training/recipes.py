@@ -31,13 +31,9 @@ from competition.data import splits
 from competition.data.digits import load_test, load_train
 from competition.data.reading import read_json
 from competition.model import designs as models
-from competition.runs.folders import (
-    ENSEMBLE_FILE,
-    METRICS_FILE,
-    open_resumable,
-    recorded,
-    resolve_run,
-)
+from competition.runs.choosing import resolve_run
+from competition.runs.layout import ENSEMBLE_FILE, METRICS_FILE
+from competition.runs.resume import open_resumable, recorded
 from competition.scoring.metrics import classification_metrics
 from competition.scoring.probabilities import member_probabilities
 from competition import startup

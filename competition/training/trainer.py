@@ -26,18 +26,16 @@ from competition.data.reading import read_json
 from competition.model import designs as models
 from competition.model import search_space
 from competition.model.augment import batches_per_epoch, make_dataset
-from competition.runs.folders import (
+from competition.runs.building import check_room, run_bytes, run_folder
+from competition.runs.console import setup_console_logging
+from competition.runs.layout import (
     CONFIG_FILE,
     FINGERPRINT_FILE,
     HISTORY_FILE,
     METRICS_FILE,
     MODEL_FILE,
     ROWS_FILE,
-    check_room,
     new_run_id,
-    run_bytes,
-    run_folder,
-    setup_console_logging,
 )
 from competition.scoring.metrics import classification_metrics
 from competition.training import checkpoints, hardware

@@ -27,7 +27,7 @@ from common.digits_csv import read_digits_csv
 from common.errors import InputError, add_debug_flag, exit_status
 from common.writing import write_json
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
-from competition.runs.folders import resolve_run
+from competition.runs.choosing import resolve_run
 from edge.export.compare import (
     CHECK_FILE,
     compare_variants,

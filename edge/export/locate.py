@@ -18,7 +18,7 @@ startup.begin()  # as every command of the trainer's side
 
 from common.errors import add_debug_flag, exit_status
 from competition.cli import add_models_dir, add_run_flag
-from competition.runs.folders import resolve_run
+from competition.runs.choosing import resolve_run
 from edge.export.exported import EXPORT_DIR, variant_file
 
 

@@ -37,7 +37,7 @@ startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines q
 
 from common.errors import add_debug_flag, exit_status
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
-from competition.runs.folders import resolve_run
+from competition.runs.choosing import resolve_run
 from edge.export.convert import export
 
 
