@@ -151,11 +151,14 @@ def load_digits(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
         with np.load(args.digits) as saved:
             return saved["x"], saved["y"], str(saved["run"])
     from competition.data.digits import load_train
-    from competition.runs.choosing import resolve_run
+    from competition.runs.choosing import default_model, model_by_id
     from competition.runs.rows import run_split
     from edge.export.exported import run_data_dir
 
-    folder = resolve_run(args.models_dir, args.run, single=True)
+    chosen = model_by_id(args.models_dir, args.run) if args.run else default_model(args.models_dir)
+    if not args.run:
+        print(chosen.line())
+    folder = chosen.folder
     _, x_val, _, y_val = run_split(folder, load_train(run_data_dir(folder, args.data_dir)))
     return x_val.reshape(len(x_val), -1), y_val, folder.name
 
@@ -187,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         model = Path(args.model)
     else:
-        from competition.runs.choosing import resolve_run
+        from competition.runs.choosing import model_by_id
         from edge.export.exported import EXPORT_DIR, variant_file
 
-        model = resolve_run(args.models_dir, run, single=True) / EXPORT_DIR / variant_file(args.variant)
+        model = model_by_id(args.models_dir, run).folder / EXPORT_DIR / variant_file(args.variant)
     classifier = DigitClassifier(model, num_threads=1)
     pairs = None if args.no_pairs else pair_models_beside(Path(args.pairs) / model.name if args.pairs else model, 1)
     if pairs and args.no_reader:

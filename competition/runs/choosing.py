@@ -1,8 +1,22 @@
-"""Which run folder a command takes when it is not told exactly."""
+"""Which run folder a command takes: each command calls the functions for what it means.
+
+- `run_by_id` / `model_by_id`: the run the user named (RUN=<id> or a path);
+- `newest_named`: the newest run of a name (a recipe's member, a parallel job, already trained?);
+- `best_scored` / `best_model`: the finished folder with the best recorded score, the default;
+- `newest` / `newest_model`: when nothing has a score, the newest tuned run, run or ensemble;
+- `default_run` / `default_model`: what a command takes when it is not told: the best scored, else
+  the newest (the command says which, and why: Chosen.line()).
+
+The `_model` forms are for commands that need a folder of one model (to report on, to export): an
+ensemble of one member (the fast and best-single recipes) stands for that member, and larger
+ensembles are passed over. Each returns a Chosen: the folder and the reason the command says.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from common.errors import ProjectError
 from competition.data.reading import read_json
@@ -18,39 +32,73 @@ from competition.runs.layout import (
 )
 
 
-def resolve_run(models_dir: str | Path, run: str | None = None, name: str | None = None, single: bool = False,
-                say=print) -> Path:
-    """A run folder: `run` (a path, or an id under models_dir); else the newest run called `name`;
-    else the finished run or ensemble with the best recorded score (best_scored: said through `say`,
-    with why); else the newest tuned run (`make train-best`); else the newest run.
-    single: a folder of one model is wanted (to report on, to export), so an ensemble of one member
-    (the fast and best-single recipes) stands for that member, and larger ensembles are passed over."""
+@dataclass(frozen=True)
+class Chosen:
+    folder: Path
+    reason: str  # why this folder, as the command says it
+
+    def line(self) -> str:
+        """What a command prints when it chose for the user."""
+        return f"run: {self.folder} ({self.reason}; RUN=<id> picks another)"
+
+
+def run_by_id(models_dir: str | Path, run: str) -> Chosen:
+    """The run or ensemble `run` names: a path, or an id under models_dir; FileNotFoundError else."""
     models = Path(models_dir)
     remove_killed_runs(models)
-    if run:
-        for candidate in (Path(run), models / run):
-            if is_run(candidate) or is_ensemble(candidate):
-                return (sole_member(candidate) or candidate) if single else candidate
-        raise FileNotFoundError(f"no run {run!r}: expected a folder with {MODEL_FILE} or {ENSEMBLE_FILE}, "
-                                f"as a path or under {models}")
-    runs = sorted(p for p in models.iterdir() if is_run(p)) if models.is_dir() else []
-    if name:
-        runs = [p for p in runs if p.name.endswith(f"-{name}")]
-    elif (picked := best_scored(models, single)) is not None:
-        say(f"run: {picked[0]} ({picked[1]}; RUN=<id> picks another)")
-        return picked[0]
-    if not runs and not name:  # nothing scored and no single run: the newest ensemble or recipe
-        ensembles = sorted((p for p in models.iterdir() if is_ensemble(p) and (single is False or sole_member(p))),
-                           key=lambda p: (p / ENSEMBLE_FILE).stat().st_mtime) if models.is_dir() else []
-        if ensembles:
-            picked = sole_member(ensembles[-1]) if single else ensembles[-1]
-            say(f"run: {picked} (the newest finished ensemble; none has a recorded score; RUN=<id> picks another)")
-            return picked
+    for candidate in (Path(run), models / run):
+        if is_run(candidate) or is_ensemble(candidate):
+            return Chosen(candidate, f"asked for {run!r}")
+    raise FileNotFoundError(f"no run {run!r}: expected a folder with {MODEL_FILE} or {ENSEMBLE_FILE}, "
+                            f"as a path or under {models}")
+
+
+def model_by_id(models_dir: str | Path, run: str) -> Chosen:
+    """run_by_id, an ensemble of one member standing for that member."""
+    chosen = run_by_id(models_dir, run)
+    member = sole_member(chosen.folder)
+    return Chosen(member, f"{chosen.reason}, its model {member.name}") if member else chosen
+
+
+def newest_named(models_dir: str | Path, name: str) -> Chosen:
+    """The newest finished run called `name` (its id ends in -name); FileNotFoundError if none."""
+    runs = [p for p in _runs(models_dir) if p.name.endswith(f"-{name}")]
     if not runs:
-        what = f"run named {name!r}" if name else "trained run"
-        raise FileNotFoundError(f"no {what} in {models}: run `make best` or `make train` (or `make demo`) first")
-    tuned = [p for p in runs if p.name.endswith(f"-{TUNED_NAME}")]
-    return (tuned or runs)[-1]  # ids start with a timestamp, so the last is the newest
+        raise FileNotFoundError(f"no run named {name!r} in {Path(models_dir)}: run `make best` or `make train` "
+                                "(or `make demo`) first")
+    return Chosen(runs[-1], f"the newest run named {name!r}")
+
+
+def default_run(models_dir: str | Path) -> Chosen:
+    """The run or ensemble a command takes when not told which: best_scored, else newest."""
+    return best_scored(models_dir) or newest(models_dir)
+
+
+def default_model(models_dir: str | Path) -> Chosen:
+    """default_run for a command that needs one model: best_model, else newest_model."""
+    return best_model(models_dir) or newest_model(models_dir)
+
+
+def best_scored(models_dir: str | Path) -> Chosen | None:
+    """The finished run or ensemble with the highest recorded score, saying why; runs of the
+    competition's data before demo ones. None when none has a score."""
+    return _best(models_dir, _itself)
+
+
+def best_model(models_dir: str | Path) -> Chosen | None:
+    """best_scored among the folders of one model (a CV or a larger ensemble is many)."""
+    return _best(models_dir, _one_model)
+
+
+def newest(models_dir: str | Path) -> Chosen:
+    """When nothing has a recorded score: the newest tuned run (`make train-best`), else the newest
+    run, else the newest finished ensemble; FileNotFoundError if there is none of these."""
+    return _newest(models_dir, _itself)
+
+
+def newest_model(models_dir: str | Path) -> Chosen:
+    """newest, an ensemble counting only when it has one member, which stands for it."""
+    return _newest(models_dir, _one_model)
 
 
 def sole_member(folder: Path) -> Path | None:
@@ -84,15 +132,30 @@ def recorded_score(folder: Path) -> tuple[float, str, bool] | None:
     return None
 
 
-def best_scored(models_dir: str | Path, single: bool = False) -> tuple[Path, str] | None:
-    """The finished run or ensemble under models_dir with the highest recorded score, and a sentence
-    saying why; runs of the competition's data before demo ones. None when none has a score."""
+def _itself(folder: Path) -> Path:
+    return folder
+
+
+def _one_model(folder: Path) -> Path | None:
+    return sole_member(folder) if is_ensemble(folder) else folder
+
+
+def _runs(models_dir: str | Path) -> list[Path]:
+    """The finished runs in models_dir, oldest first (ids start with a timestamp), once the
+    folders of killed runs are removed."""
+    models = Path(models_dir)
+    remove_killed_runs(models)
+    return sorted(p for p in models.iterdir() if is_run(p)) if models.is_dir() else []
+
+
+def _best(models_dir: str | Path, stands_for: Callable[[Path], Path | None]) -> Chosen | None:
     folder = Path(models_dir)
+    remove_killed_runs(folder)
     scored = []
     for path in sorted(folder.iterdir()) if folder.is_dir() else []:
         if path.name.startswith(".") or not (is_run(path) or is_ensemble(path)):
             continue
-        target = (sole_member(path) if is_ensemble(path) else path) if single else path
+        target = stands_for(path)
         found = recorded_score(path)
         if target is not None and found is not None:
             scored.append((found, path, target))
@@ -103,5 +166,18 @@ def best_scored(models_dir: str | Path, single: bool = False) -> tuple[Path, str
     via = f", its model {target.name}" if target != source else ""
     among = (f"the best recorded score of {len(pool)} finished runs and ensembles" if len(pool) > 1
              else "the only finished run or ensemble with a recorded score")
-    return target, f"picked {source.name}{via}: {among}, {what} {score:.5f}"
+    return Chosen(target, f"picked {source.name}{via}: {among}, {what} {score:.5f}")
 
+
+def _newest(models_dir: str | Path, stands_for: Callable[[Path], Path | None]) -> Chosen:
+    models = Path(models_dir)
+    runs = _runs(models)
+    if runs:
+        tuned = [p for p in runs if p.name.endswith(f"-{TUNED_NAME}")]
+        what = f"the newest {TUNED_NAME} run" if tuned else "the newest run"
+        return Chosen((tuned or runs)[-1], f"{what}; none has a recorded score")
+    ensembles = sorted((p for p in models.iterdir() if is_ensemble(p) and stands_for(p)),
+                       key=lambda p: (p / ENSEMBLE_FILE).stat().st_mtime) if models.is_dir() else []
+    if ensembles:
+        return Chosen(stands_for(ensembles[-1]), "the newest finished ensemble; none has a recorded score")
+    raise FileNotFoundError(f"no trained run in {models}: run `make best` or `make train` (or `make demo`) first")

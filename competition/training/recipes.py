@@ -31,7 +31,7 @@ from competition.data import splits
 from competition.data.digits import load_test, load_train
 from competition.data.reading import read_json
 from competition.model import designs as models
-from competition.runs.choosing import resolve_run
+from competition.runs.choosing import newest_named
 from competition.runs.layout import ENSEMBLE_FILE, METRICS_FILE
 from competition.runs.resume import open_resumable, recorded
 from competition.scoring.metrics import classification_metrics
@@ -124,7 +124,7 @@ def gpu_plan(workers: int, gpus: tuple[int, ...]) -> str:
 
 def trained(folder: Path, name: str) -> bool:
     try:
-        resolve_run(folder, name=name)
+        newest_named(folder, name)
     except FileNotFoundError:
         return False
     return True
