@@ -46,13 +46,13 @@ from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError, from_ink
 from edge.pi.reader import read_image
 from edge.pi.touching import PairModels, pair_models_beside, touching_line
-from edge.pi.written import FORMS, write_number
+from edge.pi.written import WRITTEN_FORMS, write_number
 from edge.tests.apart import LOOKS, write_apart
 from edge.tests.nonnumbers import KINDS, non_numbers
 
 LENGTHS = (2, 6)  # digits per number, both ends included
 COLUMNS = ("whole", "bound", "gap", "miscut", "digits", "cut%", "split", "ms")
-ALL_FORMS = (*FORMS, *(f"apart-{look}" for look in LOOKS))  # written.py's, then edge/tests/apart.py's
+ALL_FORMS = (*WRITTEN_FORMS, *(f"apart-{look}" for look in LOOKS))  # written.py's, then edge/tests/apart.py's
 
 
 def write(digits: np.ndarray, form: str, rng: np.random.Generator):

@@ -42,7 +42,7 @@ from competition.runs.layout import METRICS_FILE
 from competition.training import hardware
 
 LOCAL, AUTO = "local", "auto"
-FORMS = "local, auto, HOST:PORT or ray://HOST:PORT"
+CLUSTER_ADDRESSES = "local, auto, HOST:PORT or ray://HOST:PORT"
 CLIENT_PREFIX = "ray://"
 # Where `ray start` notes the address of the cluster it started on this machine.
 RAY_START_RECORD = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
@@ -61,7 +61,7 @@ def parse_address(text: str) -> str:
         return text
     host, sep, port = text.removeprefix(CLIENT_PREFIX).rpartition(":")
     if not (sep and host and port.isdigit()):
-        raise ConfigError(f"--cluster {text!r}: expected {FORMS}")
+        raise ConfigError(f"--cluster {text!r}: expected {CLUSTER_ADDRESSES}")
     return text
 
 

@@ -30,7 +30,7 @@ from competition.config import (
 from competition.data import splits
 from competition.data.digits import load_test, load_train
 from competition.data.reading import read_json
-from competition.model import designs as models
+from competition.model import designs
 from competition.runs.choosing import newest_named
 from competition.runs.layout import ENSEMBLE_FILE, METRICS_FILE
 from competition.runs.resume import open_resumable, recorded
@@ -79,7 +79,7 @@ def overhead_minutes(start_seconds: float, calibration_seconds: float, test_rows
 def training_flops(cfgs: list[TrainConfig], rows: int = COMPETITION_TRAIN_ROWS) -> float:
     """FLOPs that training models of these configs takes on `rows` rows of train.csv
     (speed.training_flops an image, times the images of every epoch): what a machine's speed divides."""
-    return sum(cfg.epochs * rows * (1 - cfg.val_size) * speed.training_flops(models.for_config(cfg)) for cfg in cfgs)
+    return sum(cfg.epochs * rows * (1 - cfg.val_size) * speed.training_flops(designs.for_config(cfg)) for cfg in cfgs)
 
 
 def recipe_flops(recipe: Recipe, rows: int = COMPETITION_TRAIN_ROWS) -> float:
