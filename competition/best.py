@@ -35,7 +35,7 @@ from competition.cli import (
     check_cluster_jobs,
 )
 from competition.config import RECIPES
-from competition.runs.folders import exclusive
+from competition.runs.building import exclusive
 from competition.training.recipes import folder_of, print_recipes, train_recipe
 
 

@@ -49,7 +49,7 @@ def add_models_dir(parser: argparse.ArgumentParser) -> None:
 
 
 def add_run_flag(parser: argparse.ArgumentParser) -> None:
-    """--run, the run folder a command takes: by default the best one by recorded score (runs/folders.py)."""
+    """--run, the run folder a command takes: by default the best one by recorded score (runs/choosing.py)."""
     parser.add_argument("--run", default=None,
                         help="run id or folder (default: the finished run with the best recorded score)")
 
@@ -140,12 +140,10 @@ def parse_train_config(parser: argparse.ArgumentParser, argv: list[str] | None) 
     if args.hparams and not Path(args.hparams).is_file():
         parser.error(f"--hparams {args.hparams}: no such file (run `make tune` first)")
     if args.pseudo:  # found now, as a path: CV and ensemble members run with their own models_dir
-        from competition.runs.folders import (
-            resolve_run,  # here: the flags need no pandas (edge venv scripts)
-        )
+        from competition.runs.choosing import run_by_id  # here: the flags need no pandas (edge venv scripts)
 
         try:
-            args.pseudo = str(resolve_run(args.models_dir, args.pseudo).resolve())
+            args.pseudo = str(run_by_id(args.models_dir, args.pseudo).folder.resolve())
         except FileNotFoundError as err:
             parser.error(f"--pseudo: {err}")
         cfg = dataclasses.replace(cfg, pseudo=args.pseudo)

@@ -30,7 +30,8 @@ from common.writing import write_json
 from competition.cli import add_data_dir, add_models_dir, add_tta_flag
 from competition.data.digits import load_train
 from competition.data.reading import read_json
-from competition.runs.folders import ENSEMBLE_FILE, exclusive
+from competition.runs.building import exclusive
+from competition.runs.layout import ENSEMBLE_FILE
 from competition.scoring.folds import (
     SETTINGS_FILE,
     fold_indices,

@@ -41,13 +41,9 @@ from competition.cli import (
 )
 from competition.config import TrainConfig
 from competition.data.digits import load_train
-from competition.runs.folders import (
-    ENSEMBLE_FILE,
-    exclusive,
-    is_run,
-    open_resumable,
-    recorded,
-)
+from competition.runs.building import exclusive
+from competition.runs.layout import ENSEMBLE_FILE, is_run
+from competition.runs.resume import open_resumable, recorded
 from competition.scoring.folds import (
     SETTINGS_FILE,
     fold_indices,

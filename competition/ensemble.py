@@ -40,13 +40,9 @@ from competition.config import TrainConfig
 from competition.data import splits
 from competition.data.digits import load_test, load_train
 from competition.data.reading import read_json
-from competition.runs.folders import (
-    ENSEMBLE_FILE,
-    METRICS_FILE,
-    exclusive,
-    open_resumable,
-    recorded,
-)
+from competition.runs.building import exclusive
+from competition.runs.layout import ENSEMBLE_FILE, METRICS_FILE
+from competition.runs.resume import open_resumable, recorded
 from competition.scoring.metrics import agreement, classification_metrics
 from competition.scoring.probabilities import member_probabilities
 from competition.training import hardware, parallel, trainer

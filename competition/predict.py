@@ -26,13 +26,17 @@ from competition.cli import add_data_dir, add_models_dir, add_run_flag, add_tta_
 from competition.config import NUM_CLASSES
 from competition.data.digits import DEMO_TEST_LABELS, load_test
 from competition.data.reading import read_csv, read_json
-from competition.runs.folders import METRICS_FILE, MODEL_FILE, resolve_run
+from competition.runs.choosing import default_run, newest_named, run_by_id
+from competition.runs.layout import METRICS_FILE, MODEL_FILE
 from competition.scoring.probabilities import model_paths, probabilities
 
 
 def predict_run(run: str | None, data_dir: str, models_dir: str, out: str | None, name: str | None = None,
         tta: int = 0) -> Path:
-    folder = resolve_run(models_dir, run, name)
+    chosen = run_by_id(models_dir, run) if run else newest_named(models_dir, name) if name else default_run(models_dir)
+    if not (run or name):
+        print(chosen.line())
+    folder = chosen.folder
     metrics_path = folder / METRICS_FILE  # read first: a bad one is refused before anything is written
     validation = read_json(metrics_path).get("validation") if metrics_path.is_file() else None
     test = load_test(data_dir)

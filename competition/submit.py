@@ -35,7 +35,8 @@ from competition.config import DATA_DIR, MODELS_DIR
 from competition.data.digits import load_test
 from competition.data.reading import read_csv, read_json
 from competition.kaggle.client import BACKOFF_S, RETRIES, KaggleClient, KaggleError
-from competition.runs.folders import METRICS_FILE, resolve_run
+from competition.runs.choosing import default_run, run_by_id
+from competition.runs.layout import METRICS_FILE
 
 RECORD_FILE = "kaggle_submissions.json"  # in the run folder: every submission made from it, with scores
 TIMEOUT_S = 600.0  # Kaggle scores this competition in seconds; past ten minutes, check back later
@@ -89,7 +90,10 @@ def submit_run(run: str | None = None, data_dir: str | Path = DATA_DIR, models_d
         message: str | None = None, timeout_s: float = TIMEOUT_S, poll_s: float = POLL_S,
         retries: int = RETRIES, backoff_s: float = BACKOFF_S) -> str:
     """Check, submit and wait; the public score."""
-    folder = resolve_run(models_dir, run)
+    chosen = run_by_id(models_dir, run) if run else default_run(models_dir)
+    if not run:
+        print(chosen.line())
+    folder = chosen.folder
     path, rows = checked_submission(folder, data_dir)
     message = message or default_message(folder)
     client = KaggleClient(retries=retries, backoff_s=backoff_s)

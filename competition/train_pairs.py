@@ -27,7 +27,8 @@ from common.errors import add_debug_flag, debug_requested, exit_status
 from competition.cli import add_flags, from_flags
 from competition.config import PAIR_DESIGNS, PAIR_PRESETS, ROOT, PairConfig
 from competition.data.reading import read_json
-from competition.runs.folders import CONFIG_FILE, resolve_run
+from competition.runs.choosing import default_model, model_by_id
+from competition.runs.layout import CONFIG_FILE
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[PairConfig, argparse.Namespace]:
@@ -52,7 +53,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[PairConfig, argparse.Name
 
 def run_data_dir(models_dir: str, run: str) -> str:
     """The data a digit run trained on, as its config.json says (a relative path: from the checkout)."""
-    folder = resolve_run(models_dir, run, single=True)
+    chosen = model_by_id(models_dir, run) if run else default_model(models_dir)
+    if not run:
+        print(chosen.line())
+    folder = chosen.folder
     data_dir = Path(read_json(folder / CONFIG_FILE, ("data_dir",))["data_dir"])
     print(f"run: {folder}: its data {data_dir}")
     return str(data_dir if data_dir.is_absolute() or data_dir.exists() else ROOT / data_dir)

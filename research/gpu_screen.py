@@ -110,7 +110,7 @@ def screen(args) -> int:
     import keras
 
     from competition.config import NUM_CLASSES
-    from competition.model import designs as models
+    from competition.model import designs
 
     if keras.backend.backend() != "jax":
         raise SystemExit("gpu_screen run needs KERAS_BACKEND=jax (keras was imported with another backend)")
@@ -161,8 +161,8 @@ def screen(args) -> int:
 
         def fresh(seed: int):
             keras.utils.set_random_seed(seed)
-            with models.precision(s["precision"]):
-                return models.build(s["arch"])
+            with designs.precision(s["precision"]):
+                return designs.build(s["arch"])
 
         template = fresh(0)
         schedule = keras.optimizers.schedules.ExponentialDecay(s["learning_rate"], steps, s["lr_decay"], staircase=True)

@@ -25,7 +25,7 @@ startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines q
 from common.writing import write_json  # noqa: E402
 from competition.config import TrainConfig  # noqa: E402
 from competition.data.reading import read_json  # noqa: E402
-from competition.model import designs as models  # noqa: E402
+from competition.model import designs  # noqa: E402
 from competition.scoring.folds import CV_FILE  # noqa: E402
 from competition.training import speed  # noqa: E402
 
@@ -40,7 +40,7 @@ def point(folder: Path) -> dict:
     seconds = [s for fold in cv["folds"] for s in fold["train_seconds"]]
     rates = [r for fold in cv["folds"] for r in fold["train_images_per_second"]]
     rows = TRAIN_ROWS * (cv["k"] - 1) / cv["k"]
-    flops = cfg.epochs * rows * speed.training_flops(models.for_config(cfg))
+    flops = cfg.epochs * rows * speed.training_flops(designs.for_config(cfg))
     return {"name": folder.name.removeprefix("cv-"), "folds": len(cv["folds"]), "k": cv["k"],
             "accuracy": statistics.mean(accuracies),
             "std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,

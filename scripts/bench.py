@@ -45,7 +45,7 @@ from competition.cli import add_data_dir  # noqa: E402
 from competition.config import COMPETITION_TRAIN_ROWS, PRESETS, RECIPES, TrainConfig  # noqa: E402
 from competition.data.demo import write_demo_data  # noqa: E402
 from competition.data.digits import DataError, load_train  # noqa: E402
-from competition.model import designs as models  # noqa: E402
+from competition.model import designs  # noqa: E402
 from competition.training import hardware, recipes, speed
 from competition.training.trainer import onehot  # noqa: E402
 
@@ -58,7 +58,7 @@ LIMIT_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float1
 
 def notebook_rate(x, y, images: int, epochs: int) -> tuple[float, keras.Model]:
     keras.utils.set_random_seed(0)
-    model = models.compile_model(speed.notebook_model(), 1e-4)
+    model = designs.compile_model(speed.notebook_model(), 1e-4)
     x, y = x[:images].astype("float32"), y[:images]
     seconds = speed.median_epoch_seconds(
         lambda n, timer: model.fit(x, y, batch_size=32, epochs=n, callbacks=[timer], verbose=0), epochs)
@@ -68,7 +68,7 @@ def notebook_rate(x, y, images: int, epochs: int) -> tuple[float, keras.Model]:
 def project_rate(x, y, cfg: TrainConfig, images: int, epochs: int) -> tuple[float, keras.Model]:
     keras.utils.set_random_seed(0)
     rate = speed.training_rate(cfg, x, y, steps=max(images // cfg.batch_size, 10), epochs=epochs)
-    return rate, models.for_config(cfg)  # the design, for its FLOPs
+    return rate, designs.for_config(cfg)  # the design, for its FLOPs
 
 
 def describe(cfg: TrainConfig) -> str:

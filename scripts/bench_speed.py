@@ -34,7 +34,7 @@ import keras  # noqa: E402
 from competition.cli import add_data_dir  # noqa: E402
 from competition.config import COMPUTE_PRECISIONS, PRESETS, SHARED_DATA_DIR  # noqa: E402
 from competition.data.digits import load_train  # noqa: E402
-from competition.model import designs as models  # noqa: E402
+from competition.model import designs  # noqa: E402
 from competition.model.augment import make_dataset  # noqa: E402
 from competition.training import hardware
 from competition.training.speed import EpochTimer  # noqa: E402
@@ -57,10 +57,10 @@ THREADS = (1, 2)
 
 def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs: int) -> float:
     keras.utils.set_random_seed(0)
-    with models.precision(setting["precision"]):
-        model = models.build(arch)
+    with designs.precision(setting["precision"]):
+        model = designs.build(arch)
     if setting["metrics"] == "project":  # accuracy, precision, recall, F1, as every run
-        models.compile_model(model, 1e-3, jit_compile=setting["xla"])
+        designs.compile_model(model, 1e-3, jit_compile=setting["xla"])
     else:
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"],
                       jit_compile=setting["xla"])
@@ -80,7 +80,7 @@ def describe(setting: dict, threads: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="strong", choices=sorted(models.ARCHITECTURES), help="(default: %(default)s)")
+    parser.add_argument("--arch", default="strong", choices=sorted(designs.ARCHITECTURES), help="(default: %(default)s)")
     add_data_dir(parser, default=str(SHARED_DATA_DIR))
     parser.add_argument("--only", nargs="+", choices=["baseline", *CHOICES, "threads", "parallel"], default=None,
                         help="measure the baseline and only these choices (default: all)")

@@ -20,7 +20,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from edge.pi.synthetic import FORMS, frame  # noqa: E402
+from edge.pi.synthetic import PHOTO_FORMS, frame  # noqa: E402
 
 FPS = 10
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*args.codec), FPS, (width, height))
     for second in range((args.frames + FPS - 1) // FPS):
         picks = None if second % 5 == 4 else rng.choice(len(pixels), int(rng.integers(3, 6)), replace=False)
-        form = [f for f in FORMS if f != "plain"][second % (len(FORMS) - 1)]
+        form = [f for f in PHOTO_FORMS if f != "plain"][second % (len(PHOTO_FORMS) - 1)]
         image = frame(None if picks is None else pixels[picks], rng, (width, height), form)
         for _ in range(min(FPS, args.frames - second * FPS)):
             writer.write(image)

@@ -46,13 +46,13 @@ from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError, from_ink
 from edge.pi.reader import read_image
 from edge.pi.touching import PairModels, pair_models_beside, touching_line
-from edge.pi.written import FORMS, write_number
+from edge.pi.written import WRITTEN_FORMS, write_number
 from edge.tests.apart import LOOKS, write_apart
 from edge.tests.nonnumbers import KINDS, non_numbers
 
 LENGTHS = (2, 6)  # digits per number, both ends included
 COLUMNS = ("whole", "bound", "gap", "miscut", "digits", "cut%", "split", "ms")
-ALL_FORMS = (*FORMS, *(f"apart-{look}" for look in LOOKS))  # written.py's, then edge/tests/apart.py's
+ALL_FORMS = (*WRITTEN_FORMS, *(f"apart-{look}" for look in LOOKS))  # written.py's, then edge/tests/apart.py's
 
 
 def write(digits: np.ndarray, form: str, rng: np.random.Generator):
@@ -151,11 +151,14 @@ def load_digits(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
         with np.load(args.digits) as saved:
             return saved["x"], saved["y"], str(saved["run"])
     from competition.data.digits import load_train
-    from competition.runs.folders import resolve_run
+    from competition.runs.choosing import default_model, model_by_id
     from competition.runs.rows import run_split
     from edge.export.exported import run_data_dir
 
-    folder = resolve_run(args.models_dir, args.run, single=True)
+    chosen = model_by_id(args.models_dir, args.run) if args.run else default_model(args.models_dir)
+    if not args.run:
+        print(chosen.line())
+    folder = chosen.folder
     _, x_val, _, y_val = run_split(folder, load_train(run_data_dir(folder, args.data_dir)))
     return x_val.reshape(len(x_val), -1), y_val, folder.name
 
@@ -187,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         model = Path(args.model)
     else:
-        from competition.runs.folders import resolve_run
+        from competition.runs.choosing import model_by_id
         from edge.export.exported import EXPORT_DIR, variant_file
 
-        model = resolve_run(args.models_dir, run, single=True) / EXPORT_DIR / variant_file(args.variant)
+        model = model_by_id(args.models_dir, run).folder / EXPORT_DIR / variant_file(args.variant)
     classifier = DigitClassifier(model, num_threads=1)
     pairs = None if args.no_pairs else pair_models_beside(Path(args.pairs) / model.name if args.pairs else model, 1)
     if pairs and args.no_reader:

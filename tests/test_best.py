@@ -7,7 +7,7 @@ import pytest
 
 from competition import best
 from competition.config import RECIPES, Estimate
-from competition.runs.folders import best_scored, resolve_run
+from competition.runs.choosing import best_model, best_scored, model_by_id, newest, newest_model
 from competition.training import speed
 from competition.training.recipes import within_budget
 
@@ -86,20 +86,21 @@ def test_the_default_run_is_the_best_scored_not_the_newest(tmp_path):
     broken = fake_run(tmp_path / "20261201-040000-broken")
     (broken / "metrics.json").write_text("{not json")
 
-    said = []
-    assert resolve_run(tmp_path, say=said.append) == recipe
-    assert "picked recipe-best-single" in said[0] and "expected accuracy, 5-fold CV 0.99638" in said[0]
-    assert resolve_run(tmp_path, single=True, say=said.append) == member  # its one model, to export or report
-    assert resolve_run(tmp_path, run="recipe-best-single", single=True) == member
+    chosen = best_scored(tmp_path)
+    assert chosen.folder == recipe
+    assert "picked recipe-best-single" in chosen.reason and "expected accuracy, 5-fold CV 0.99638" in chosen.reason
+    assert chosen.line().startswith(f"run: {recipe} (picked") and chosen.line().endswith("RUN=<id> picks another)")
+    assert best_model(tmp_path).folder == member  # its one model, to export or report
+    assert model_by_id(tmp_path, "recipe-best-single").folder == member
     (recipe / "metrics.json").unlink()
-    assert best_scored(tmp_path)[0] == cv and "5-fold CV accuracy 0.99524" in best_scored(tmp_path)[1]
-    assert best_scored(tmp_path, single=True)[0].name.endswith("report-aug")  # a CV is many models
+    assert best_scored(tmp_path).folder == cv and "5-fold CV accuracy 0.99524" in best_scored(tmp_path).reason
+    assert best_model(tmp_path).folder.name.endswith("report-aug")  # a CV is many models
 
 
 def test_demo_runs_are_ranked_when_there_is_nothing_else(tmp_path):
     fake_run(tmp_path / "20261201-000000-demo", {"validation": {"accuracy": 0.95}}, demo=True)
     fake_run(tmp_path / "20261201-010000-demo", {"validation": {"accuracy": 0.97}}, demo=True)
-    assert best_scored(tmp_path)[0].name == "20261201-010000-demo"
+    assert best_scored(tmp_path).folder.name == "20261201-010000-demo"
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -117,10 +118,11 @@ def test_with_nothing_scored_the_newest_ensemble_is_taken(tmp_path):
         member = fake_run(tmp_path / name / "20261201-000000-member-1", {"validation": None})
         (tmp_path / name / "ensemble.json").write_text(json.dumps({"members": [member.name]}))
         os.utime(tmp_path / name / "ensemble.json", (when, when))
-    said = []
-    assert resolve_run(tmp_path, say=said.append) == tmp_path / "recipe-fast"
-    assert "the newest finished ensemble; none has a recorded score" in said[0]
-    assert resolve_run(tmp_path, single=True, say=said.append).parent == tmp_path / "recipe-fast"
+    assert best_scored(tmp_path) is None
+    chosen = newest(tmp_path)
+    assert chosen.folder == tmp_path / "recipe-fast"
+    assert "the newest finished ensemble; none has a recorded score" in chosen.reason
+    assert newest_model(tmp_path).folder.parent == tmp_path / "recipe-fast"
 
 
 def test_the_submission_message_names_the_estimate_of_a_model_of_every_row(tmp_path):

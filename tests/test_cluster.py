@@ -19,7 +19,7 @@ from ray.cluster_utils import Cluster
 from competition import cv, ensemble
 from competition import predict as submission
 from competition.config import COMPUTE_PRECISIONS
-from competition.runs.folders import is_run
+from competition.runs.layout import is_run
 from competition.training import cluster as ray_cluster
 from competition.training import hardware
 

@@ -32,15 +32,8 @@ from competition.config import ROOT
 from competition.data import digits as data
 from competition.data.digits import DEMO_MARKER
 from competition.data.reading import load_model, read_json
-from competition.runs.folders import (
-    HISTORY_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    TMP_PREFIX,
-    exclusive,
-    remove_killed_runs,
-    run_folder,
-)
+from competition.runs.building import TMP_PREFIX, exclusive, remove_killed_runs, run_folder
+from competition.runs.layout import HISTORY_FILE, METRICS_FILE, MODEL_FILE
 
 FAST = ["--epochs", "1", "--batch_size", "128", "--threads", "1"]
 ROWS = 60  # rows kept of the demo CSVs in corrupted copies: enough to read, quick to write

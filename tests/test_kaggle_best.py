@@ -23,7 +23,7 @@ from competition.config import RECIPES, ROOT
 from competition.kaggle import bootstrap, kernel, plan
 from competition.kaggle.client import KaggleClient, KaggleError
 from fake_kaggle import KEY, USERNAME, FakeKaggle, digits_competition
-from competition.runs.folders import best_scored
+from competition.runs.choosing import best_scored
 
 SLUG = f"{USERNAME}/digits-kaggle-best-fast"
 T4 = "Tesla T4, 7.5, 15360 MiB"  # a line of nvidia-smi on Kaggle
@@ -276,10 +276,10 @@ def test_plain_make_submit_picks_the_kaggle_recipe_when_its_estimate_is_best(tmp
     labels = np.zeros(5, dtype=int)
     canned_outputs(tmp_path / "recipe-fast", labels, estimate=0.99524)
     canned_outputs(tmp_path / "recipe-best-single-kaggle", labels, estimate=0.99638)
-    picked, why = best_scored(tmp_path)
+    picked, why = best_scored(tmp_path).folder, best_scored(tmp_path).reason
     assert picked.name == "recipe-best-single-kaggle" and "expected accuracy, 5-fold CV 0.99638" in why
     canned_outputs(tmp_path / "recipe-best-ensemble", labels, estimate=0.99700)
-    assert best_scored(tmp_path)[0].name == "recipe-best-ensemble"
+    assert best_scored(tmp_path).folder.name == "recipe-best-ensemble"
 
 
 def test_versions_outside_the_range_stop_the_kernel_in_one_line_at_its_start(tmp_path, monkeypatch, capsys):

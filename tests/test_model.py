@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from competition.model import designs as models
+from competition.model import designs
 
 
 def layer_kinds(model):
@@ -10,7 +10,7 @@ def layer_kinds(model):
 
 
 def test_report_model_layer_for_layer():
-    model = models.report_model()
+    model = designs.report_model()
     assert model.count_params() == 858_122  # the report's figure
     assert layer_kinds(model) == [
         "Rescaling",
@@ -26,7 +26,7 @@ def test_report_model_layer_for_layer():
 
 
 def test_reports_tuned_model_builds_to_its_parameter_count():
-    model = models.make_cnn(conv_filters=(64, 64, 128, 128), kernel_size=5, fc_units=(256,))
+    model = designs.make_cnn(conv_filters=(64, 64, 128, 128), kernel_size=5, fc_units=(256,))
     assert model.count_params() == 755_914
     non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
     assert non_trainable == 768
@@ -34,7 +34,7 @@ def test_reports_tuned_model_builds_to_its_parameter_count():
 
 def test_model_takes_raw_pixels():
     """Rescaling is inside the model: 0..255 input gives the same output as the scaled maths."""
-    model = models.report_model()
+    model = designs.report_model()
     x = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1)).astype(np.float32)
     rescale = model.layers[0]
     np.testing.assert_allclose(keras.ops.convert_to_numpy(rescale(x)), x / 255, rtol=1e-6)
@@ -45,11 +45,11 @@ def test_model_takes_raw_pixels():
 
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="unknown architecture .vit.; choose from report, strong, resnet, vgg, wresnet"):
-        models.build("vit")
+        designs.build("vit")
 
 
 def test_strong_model_is_the_kaggle_design():
-    model = models.build("strong")
+    model = designs.build("strong")
     assert model.count_params() == 327_242
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [(c.filters, c.kernel_size[0], c.strides[0]) for c in convs] == [
@@ -61,18 +61,18 @@ def test_strong_model_is_the_kaggle_design():
 @pytest.mark.parametrize("arch, filters", [("strong", [16, 16, 16, 32, 32, 32, 64]), ("resnet", [16, 24, 24, 24, 48, 48, 48]),
                                            ("vgg", [64] * 9), ("wresnet", [64, 64, 64, 128, 128, 128, 256, 256, 256])])
 def test_width_scales_every_layers_filters_and_dropout_is_set(arch, filters):
-    model = models.build(arch, width=0.5, dropout=0.1)
+    model = designs.build(arch, width=0.5, dropout=0.1)
     assert [c.filters for c in model.layers if isinstance(c, keras.layers.Conv2D)] == filters
     assert {d.rate for d in model.layers if isinstance(d, keras.layers.Dropout)} == {0.1}
 
 
 def test_the_reports_design_refuses_a_width_or_dropout():
     with pytest.raises(ValueError, match="--width and --dropout are for the other designs"):
-        models.build("report", width=0.5)
+        designs.build("report", width=0.5)
 
 
 def test_resnet_model_has_two_residual_blocks_and_global_pooling():
-    model = models.build("resnet")
+    model = designs.build("resnet")
     assert model.count_params() == 265_770
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
     assert [tuple(add.output.shape[1:]) for add in adds] == [(14, 14, 48), (7, 7, 96)]
@@ -89,7 +89,7 @@ def convolutions(model):
 
 
 def test_vgg_model_is_nine_normed_convolutions_with_gates_and_both_global_poolings():
-    model = models.build("vgg", width=1 / 16)  # tiny: 8 filters; width 1 is Matuzas77's 128
+    model = designs.build("vgg", width=1 / 16)  # tiny: 8 filters; width 1 is Matuzas77's 128
     assert convolutions(model) == [(8, 3, 1)] * 9
     kinds = layer_kinds(model)
     # batch norm right after every convolution, no bias before it
@@ -104,7 +104,7 @@ def test_vgg_model_is_nine_normed_convolutions_with_gates_and_both_global_poolin
 
 
 def test_wresnet_model_has_a_5x5_stem_and_three_widening_residual_stages():
-    model = models.build("wresnet", width=1 / 16)  # 8, 16, 32 filters; width 1 is ttdoucet's 128, 256, 512
+    model = designs.build("wresnet", width=1 / 16)  # 8, 16, 32 filters; width 1 is ttdoucet's 128, 256, 512
     assert convolutions(model) == [(8, 5, 1), (8, 3, 1), (8, 3, 1), (16, 3, 2), (16, 3, 1), (16, 3, 1),
                                    (32, 3, 2), (32, 3, 1), (32, 3, 1)]
     adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
@@ -118,7 +118,7 @@ def test_the_wide_presets_train_one_step_and_export_through_the_same_builder(pre
     from competition.config import PRESETS, TrainConfig
 
     cfg = TrainConfig(**{**PRESETS[preset], "width": 1 / 16})
-    model = models.compile_model(models.for_config(cfg), cfg.learning_rate, ema=cfg.ema)
+    model = designs.compile_model(designs.for_config(cfg), cfg.learning_rate, ema=cfg.ema)
     x = np.random.default_rng(0).integers(0, 256, (8, 28, 28, 1)).astype(np.float32)
     y = np.eye(10, dtype=np.float32)[np.arange(8)]
     before = model.get_weights()
@@ -130,8 +130,8 @@ def test_the_wide_presets_train_one_step_and_export_through_the_same_builder(pre
 
 
 def test_mixed_bfloat16_computes_in_bfloat16_with_float32_weights_and_output():
-    with models.precision("mixed_bfloat16"):
-        model = models.build("strong")
+    with designs.precision("mixed_bfloat16"):
+        model = designs.build("strong")
     assert keras.config.dtype_policy().name == "float32"  # only layers built inside change
     conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
     assert conv.compute_dtype == "bfloat16" and conv.kernel.dtype == "float32"
@@ -144,6 +144,6 @@ def test_mixed_bfloat16_computes_in_bfloat16_with_float32_weights_and_output():
 
 def test_unknown_precision_is_refused_and_leaves_the_policy_alone():
     with pytest.raises(ValueError, match="unknown precision 'float16'; choose from float32, mixed_bfloat16"):
-        with models.precision("float16"):
+        with designs.precision("float16"):
             pass
     assert keras.config.dtype_policy().name == "float32"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from competition.data.digits import load_test
-from competition.runs.folders import MODEL_FILE
+from competition.runs.layout import MODEL_FILE
 from competition.scoring.probabilities import (
     PREDICTIONS_DIR,
     model_probabilities,

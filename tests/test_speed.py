@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from competition.model import designs as models
+from competition.model import designs
 from competition.training import speed
 
 
@@ -11,7 +11,7 @@ def test_report_model_flops_by_hand():
     # conv 5x5x1x32 at 28x28, conv 5x5x32x64 at 14x14, dense 3136x256, dense 256x10; a multiply-add is 2 FLOPs
     conv1, conv2 = 2 * 28 * 28 * 5 * 5 * 1 * 32, 2 * 14 * 14 * 5 * 5 * 32 * 64
     dense = 2 * 3136 * 256 + 2 * 256 * 10
-    model = models.report_model()
+    model = designs.report_model()
     assert speed.forward_flops(model) == conv1 + conv2 + dense == 22_935_552
     # forward, weight gradients, input gradients; the first layer needs no input gradient
     assert speed.training_flops(model) == 3 * (conv1 + conv2 + dense) - conv1
@@ -27,10 +27,10 @@ def test_strided_convolutions_count_their_output_pixels_and_nested_models_count_
 
 def test_notebook_baseline_is_the_report_model_behind_keras_augmentation_layers():
     notebook = speed.notebook_model()
-    assert speed.training_flops(notebook) == speed.training_flops(models.report_model())
+    assert speed.training_flops(notebook) == speed.training_flops(designs.report_model())
     assert [type(layer).__name__ for layer in notebook.get_layer("augment").layers] == [
         "RandomRotation", "RandomTranslation", "RandomZoom"]
-    models.compile_model(notebook, 1e-4)
+    designs.compile_model(notebook, 1e-4)
     x = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1)).astype("float32")
     history = notebook.fit(x, np.eye(10, dtype="float32")[np.arange(64) % 10], batch_size=32, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

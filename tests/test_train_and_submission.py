@@ -13,7 +13,7 @@ from competition import train
 from competition.config import TrainConfig
 from competition.data import splits
 from competition.runs import rows
-from competition.runs.folders import resolve_run
+from competition.runs.choosing import best_scored, newest, newest_named, run_by_id
 from competition.training import trainer
 
 
@@ -76,7 +76,7 @@ def test_submission_from_newest_run(trained_run, demo_dir, tmp_path, capsys):
     assert (frame["Label"] == truth["Label"]).mean() > 0.2
 
 
-def test_resolve_run_prefers_tuned_then_newest(tmp_path):
+def test_unscored_runs_are_chosen_tuned_then_newest(tmp_path):
     def make(name):
         (tmp_path / name).mkdir()
         (tmp_path / name / "model.keras").write_bytes(b"")
@@ -84,17 +84,20 @@ def test_resolve_run_prefers_tuned_then_newest(tmp_path):
     for name in ("20260101-000000-a", "20260102-000000-b", ".tmp-20260103-000000-c"):
         make(name)
     (tmp_path / "20260104-000000-no-model").mkdir()
-    assert resolve_run(tmp_path).name == "20260102-000000-b"
+    assert best_scored(tmp_path) is None  # no metrics.json: nothing scored
+    assert newest(tmp_path).folder.name == "20260102-000000-b"
     make("20260101-120000-tuned")
-    assert resolve_run(tmp_path).name == "20260101-120000-tuned"  # tuned beats newer untuned
-    assert resolve_run(tmp_path, name="a").name == "20260101-000000-a"
-    assert resolve_run(tmp_path, "20260102-000000-b").name == "20260102-000000-b"
+    chosen = newest(tmp_path)
+    assert chosen.folder.name == "20260101-120000-tuned"  # tuned beats newer untuned
+    assert chosen.reason == "the newest tuned run; none has a recorded score"
+    assert newest_named(tmp_path, "a").folder.name == "20260101-000000-a"
+    assert run_by_id(tmp_path, "20260102-000000-b").folder.name == "20260102-000000-b"
     with pytest.raises(FileNotFoundError, match="no run 'zzz'"):
-        resolve_run(tmp_path, "zzz")
+        run_by_id(tmp_path, "zzz")
     with pytest.raises(FileNotFoundError, match="no run named 'demo'"):
-        resolve_run(tmp_path, name="demo")
+        newest_named(tmp_path, "demo")
     with pytest.raises(FileNotFoundError, match="make train"):
-        resolve_run(tmp_path / "empty")
+        newest(tmp_path / "empty")
 
 
 @pytest.mark.parametrize(

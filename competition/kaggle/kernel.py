@@ -38,7 +38,7 @@ from competition.config import ROOT, Recipe
 from competition.data.reading import read_json
 from competition.kaggle import bootstrap, plan
 from competition.kaggle.client import COMPETITION, KaggleClient, KaggleError
-from competition.runs.folders import ENSEMBLE_FILE, METRICS_FILE
+from competition.runs.layout import ENSEMBLE_FILE, METRICS_FILE
 
 SCRIPT_FILE = "kaggle_best.py"
 METADATA_FILE = "kernel-metadata.json"  # the name the kaggle client reads

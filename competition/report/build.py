@@ -38,14 +38,8 @@ from competition.data.reading import load_model, read_csv, read_json
 from competition.report import figures
 from competition.report.optional import edge_section, local_path, tuning_section
 from competition.report.page import Section, render, table
-from competition.runs.folders import (
-    CONFIG_FILE,
-    FINGERPRINT_FILE,
-    HISTORY_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    resolve_run,
-)
+from competition.runs.choosing import default_model, model_by_id, newest_named
+from competition.runs.layout import CONFIG_FILE, FINGERPRINT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE
 
 REPORT_DIR = "report"
 PAGE_FILE = "report.html"
@@ -262,7 +256,13 @@ def build_report(run: str | None = None, models_dir: str | Path = MODELS_DIR, da
     """Write RUN/report/ (figures and report.html); return the page's path."""
     start = time.perf_counter()
     models_dir = Path(models_dir)
-    folder = resolve_run(models_dir, run, name, single=True)
+    if run:  # the report is of one model: a recipe of one member stands for it
+        chosen = model_by_id(models_dir, run)
+    else:
+        chosen = newest_named(models_dir, name) if name else default_model(models_dir)
+    if not (run or name):
+        print(chosen.line())
+    folder = chosen.folder
     data = load(folder, data_dir)
     print(f"run: {folder}\ndata: {data.digits.source} ({'DEMO' if data.digits.demo else 'competition'} data), "
           f"{len(data.x_val):,} validation digits", flush=True)

@@ -1,2 +1,3 @@
-"""Run folders and what is made of several: folders, locks and which run a command takes
-(folders.py), cross-validation folds (folds.py), recipes' plans (recipes.py)."""
+"""Run folders by job: what a run folder holds (layout.py), building one whole and the locks
+(building.py), work that resumes (resume.py), which run a command takes (choosing.py), the console
+and log lines (console.py), a run's rows (rows.py)."""

@@ -16,7 +16,7 @@ from competition.config import TrainConfig
 from competition.data.digits import Digits
 from competition.data.reading import read_json
 from competition.data.splits import split
-from competition.runs.folders import CONFIG_FILE, FINGERPRINT_FILE, ROWS_FILE
+from competition.runs.layout import CONFIG_FILE, FINGERPRINT_FILE, ROWS_FILE
 
 
 def run_split(folder: Path, digits: Digits) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

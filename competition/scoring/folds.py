@@ -16,7 +16,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from common.writing import write_json
 from competition.data.reading import read_json
-from competition.runs.folders import CV_SCORES_FILE, METRICS_FILE, MODEL_FILE, is_run
+from competition.runs.layout import CV_SCORES_FILE, METRICS_FILE, MODEL_FILE, is_run
 from competition.scoring.metrics import agreement
 from competition.scoring.probabilities import stacked_probabilities
 

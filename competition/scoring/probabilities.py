@@ -22,7 +22,7 @@ import numpy as np
 
 from common.writing import atomic_path
 from competition.data.reading import load_model, read_json
-from competition.runs.folders import ENSEMBLE_FILE, MODEL_FILE
+from competition.runs.layout import ENSEMBLE_FILE, MODEL_FILE
 
 log = logging.getLogger("competition")
 PREDICTIONS_DIR = "predictions"

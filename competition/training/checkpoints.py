@@ -2,7 +2,7 @@
 cluster node, a Kaggle session cut) resumes from its last finished epoch when the same command runs
 again.
 
-A run's folder appears only when the run ends (runs/folders.run_folder), so what a killed run had
+A run's folder appears only when the run ends (runs/building.run_folder), so what a killed run had
 learnt is kept beside it, in models_dir/.resume-<name>-<key>/: Keras' BackupAndRestore writes the
 weights and the optimizer's state (its step count, so a one-cycle rate goes on where it was, its
 moments and the weights' moving average) after every epoch, and the finished epochs' rows of
@@ -29,7 +29,8 @@ import numpy as np
 
 from common.errors import BusyError
 from common.writing import write_whole
-from competition.runs.folders import HISTORY_FILE, lock_held
+from competition.runs.building import lock_held
+from competition.runs.layout import HISTORY_FILE
 
 PREFIX = ".resume-"
 LOCK_FILE = "lock"

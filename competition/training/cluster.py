@@ -9,7 +9,7 @@ it. Each model is one task: its threads as num_cpus, one GPU where the cluster h
 worker process (max_calls=1: TensorFlow's thread pools are set before it starts, and GPU memory goes
 back when it ends). Nothing is assumed of the nodes' disks: the driver reads and checks the CSVs
 once and puts the digits in Ray's object store; a node trains into a folder of its own and returns
-the finished run folder's files, which the driver writes into models/ whole (runs/folders.place_run),
+the finished run folder's files, which the driver writes into models/ whole (runs/building.place_run),
 so a model on the driver is whole or absent. The project's packages travel in Ray's runtime
 environment; each node compares its Python, numpy, Keras and TensorFlow with the driver's first.
 A node lost mid-model: Ray trains that model again elsewhere (same seed, same work); an error of the
@@ -37,11 +37,12 @@ import competition
 from common.errors import ConfigError, ProjectError, RemoteError, describe
 from competition.config import TrainConfig
 from competition.data.digits import Digits
-from competition.runs.folders import METRICS_FILE, place_run
+from competition.runs.building import place_run
+from competition.runs.layout import METRICS_FILE
 from competition.training import hardware
 
 LOCAL, AUTO = "local", "auto"
-FORMS = "local, auto, HOST:PORT or ray://HOST:PORT"
+CLUSTER_ADDRESSES = "local, auto, HOST:PORT or ray://HOST:PORT"
 CLIENT_PREFIX = "ray://"
 # Where `ray start` notes the address of the cluster it started on this machine.
 RAY_START_RECORD = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
@@ -60,7 +61,7 @@ def parse_address(text: str) -> str:
         return text
     host, sep, port = text.removeprefix(CLIENT_PREFIX).rpartition(":")
     if not (sep and host and port.isdigit()):
-        raise ConfigError(f"--cluster {text!r}: expected {FORMS}")
+        raise ConfigError(f"--cluster {text!r}: expected {CLUSTER_ADDRESSES}")
     return text
 
 

@@ -25,9 +25,9 @@ from competition.config import TrainConfig
 
 # Instruction sets that decide how fast TensorFlow's CPU kernels (oneDNN) train, as /proc/cpuinfo
 # names them, and how a person does.
-FLAGS = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX512F", "avx512_vnni": "AVX512-VNNI",
+CPU_FEATURES = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX512F", "avx512_vnni": "AVX512-VNNI",
          "avx512_bf16": "AVX512-BF16", "amx_tile": "AMX", "amx_bf16": "AMX-BF16", "asimd": "NEON", "bf16": "BF16"}
-NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # x86 flags of bfloat16 matrix instructions
+NATIVE_BF16_FEATURES = ("amx_bf16", "avx512_bf16")  # x86 features of bfloat16 matrix instructions
 BF16_GPU_CAPABILITY = (8, 0)  # Ampere and later: bfloat16 tensor cores
 FP16_GPU_CAPABILITY = (7, 0)  # Volta and Turing: float16 tensor cores only
 
@@ -35,7 +35,7 @@ FP16_GPU_CAPABILITY = (7, 0)  # Volta and Turing: float16 tensor cores only
 @dataclasses.dataclass(frozen=True)
 class Hardware:
     cpu: str
-    flags: frozenset[str]  # those of FLAGS the CPU has
+    flags: frozenset[str]  # those of CPU_FEATURES the CPU has
     cores: int  # usable by this process
     host_cores: int
     gpu: str | None = None  # TensorFlow's first GPU, by name
@@ -43,7 +43,7 @@ class Hardware:
 
 
 def cpu_info(text: str | None = None) -> tuple[str, frozenset[str]]:
-    """The CPU's model name and its FLAGS, from /proc/cpuinfo (x86 `flags`, Arm `Features`)."""
+    """The CPU's model name and which of CPU_FEATURES it has, from /proc/cpuinfo (x86 `flags`, Arm `Features`)."""
     if text is None:
         try:
             text = Path("/proc/cpuinfo").read_text()
@@ -56,7 +56,7 @@ def cpu_info(text: str | None = None) -> tuple[str, frozenset[str]]:
         if key in ("model name", "model", "hardware") and not value.isdigit():  # x86's `model` is a number
             names.setdefault(key, value)
         elif key in ("flags", "features"):
-            flags |= set(value.split()) & set(FLAGS)
+            flags |= set(value.split()) & set(CPU_FEATURES)
     model = names.get("model name") or names.get("model") or names.get("hardware")
     return model or platform.processor() or platform.machine() or "unknown CPU", frozenset(flags)
 
@@ -140,7 +140,7 @@ def choose_precision(requested: str, hardware: Hardware) -> tuple[str, str]:
             return "mixed_float16", (f"auto: {hardware.gpu} has float16 tensor cores, none for bfloat16 "
                                      "(compute capability 7.x)")
         return "float32", f"auto: {hardware.gpu} has no tensor cores (compute capability below 7.0)"
-    native = [FLAGS[flag] for flag in NATIVE_BF16_FLAGS if flag in hardware.flags]
+    native = [CPU_FEATURES[flag] for flag in NATIVE_BF16_FEATURES if flag in hardware.flags]
     if native:
         return "mixed_bfloat16", f"auto: the CPU has {native[0]}, so bfloat16 runs natively"
     return "float32", "auto: the CPU has no AVX512-BF16 or AMX-BF16, where bfloat16 is emulated and slower"
@@ -190,7 +190,7 @@ def work_precision(requested: str, here: Setup, recorded: str | None, cluster: b
 
 def describe_machine(hardware: Hardware) -> str:
     """One line: AMD EPYC, 2 of 2 cores, AVX2 FMA AVX512F AVX512-BF16, no GPU."""
-    flags = " ".join(label for flag, label in FLAGS.items() if flag in hardware.flags) or "no AVX2"
+    flags = " ".join(label for flag, label in CPU_FEATURES.items() if flag in hardware.flags) or "no AVX2"
     cores = f"{hardware.cores} of {hardware.host_cores} cores" if hardware.cores != hardware.host_cores \
         else f"{hardware.cores} cores"
     gpu = f"GPU {hardware.gpu}" if hardware.gpu else "no GPU"

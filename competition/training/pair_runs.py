@@ -33,18 +33,9 @@ from competition.data import splits
 from competition.data.digits import Digits, load_train
 from competition.data.reading import read_json
 from competition.model import designs
-from competition.runs.folders import (
-    CONFIG_FILE,
-    FINGERPRINT_FILE,
-    HISTORY_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    check_room,
-    new_run_id,
-    run_bytes,
-    run_folder,
-    setup_console_logging,
-)
+from competition.runs.building import check_room, run_bytes, run_folder
+from competition.runs.console import setup_console_logging
+from competition.runs.layout import CONFIG_FILE, FINGERPRINT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, new_run_id
 from competition.training import hardware
 from edge.pi.image import PAIR_FIELD
 from edge.pi.written import pair_examples, pair_readings

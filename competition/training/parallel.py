@@ -19,7 +19,8 @@ import numpy as np
 
 from competition.config import TrainConfig
 from competition.data.digits import Digits, load_train
-from competition.runs.folders import resolve_run, setup_console_logging
+from competition.runs.choosing import newest_named
+from competition.runs.console import setup_console_logging
 from competition.training import hardware, trainer
 
 VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"  # the GPUs a process's CUDA sees, read once as it starts
@@ -51,7 +52,7 @@ def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = 
     found: dict[str, Path] = {}
     for job in jobs:
         with contextlib.suppress(FileNotFoundError):
-            found[job.name] = resolve_run(job.folder, name=job.name)
+            found[job.name] = newest_named(job.folder, job.name).folder
             print(f"{job.name}: already trained, reusing {found[job.name].name}", flush=True)
     todo = [job for job in jobs if job.name not in found]
     if not todo:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from competition.data.digits import DataError, load_test
-from competition.runs.folders import ROWS_FILE, is_ensemble, is_run
+from competition.runs.layout import ROWS_FILE, is_ensemble, is_run
 from competition.scoring.probabilities import model_paths, stacked_probabilities
 
 log = logging.getLogger("competition")

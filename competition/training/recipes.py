@@ -30,14 +30,10 @@ from competition.config import (
 from competition.data import splits
 from competition.data.digits import load_test, load_train
 from competition.data.reading import read_json
-from competition.model import designs as models
-from competition.runs.folders import (
-    ENSEMBLE_FILE,
-    METRICS_FILE,
-    open_resumable,
-    recorded,
-    resolve_run,
-)
+from competition.model import designs
+from competition.runs.choosing import newest_named
+from competition.runs.layout import ENSEMBLE_FILE, METRICS_FILE
+from competition.runs.resume import open_resumable, recorded
 from competition.scoring.metrics import classification_metrics
 from competition.scoring.probabilities import member_probabilities
 from competition import startup
@@ -83,7 +79,7 @@ def overhead_minutes(start_seconds: float, calibration_seconds: float, test_rows
 def training_flops(cfgs: list[TrainConfig], rows: int = COMPETITION_TRAIN_ROWS) -> float:
     """FLOPs that training models of these configs takes on `rows` rows of train.csv
     (speed.training_flops an image, times the images of every epoch): what a machine's speed divides."""
-    return sum(cfg.epochs * rows * (1 - cfg.val_size) * speed.training_flops(models.for_config(cfg)) for cfg in cfgs)
+    return sum(cfg.epochs * rows * (1 - cfg.val_size) * speed.training_flops(designs.for_config(cfg)) for cfg in cfgs)
 
 
 def recipe_flops(recipe: Recipe, rows: int = COMPETITION_TRAIN_ROWS) -> float:
@@ -128,7 +124,7 @@ def gpu_plan(workers: int, gpus: tuple[int, ...]) -> str:
 
 def trained(folder: Path, name: str) -> bool:
     try:
-        resolve_run(folder, name=name)
+        newest_named(folder, name)
     except FileNotFoundError:
         return False
     return True

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from competition.config import TrainConfig
-from competition.model import designs as models
+from competition.model import designs
 from competition.model.augment import make_dataset
 
 
@@ -98,8 +98,8 @@ def median_epoch_seconds(fit, epochs: int) -> float:
 def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, steps: int = 50, epochs: int = 1) -> float:
     """Images/s at which cfg trains here: a fresh model in cfg's (settled) precision on cfg's
     pipeline, epochs of `steps` batches, the median after the warm-up."""
-    with models.precision(cfg.precision):
-        model = models.compile_model(models.for_config(cfg), cfg.learning_rate, ema=cfg.ema,
+    with designs.precision(cfg.precision):
+        model = designs.compile_model(designs.for_config(cfg), cfg.learning_rate, ema=cfg.ema,
                                      label_smoothing=cfg.label_smoothing)
     ds = make_dataset(images, onehot, cfg.batch_size, cfg.seed, cfg.augment, cfg.rotation_deg, cfg.shift_frac,
                       cfg.zoom_frac)
@@ -118,4 +118,4 @@ def notebook_model() -> keras.Model:
     augment = keras.Sequential([keras.layers.RandomRotation(10 / 360), keras.layers.RandomTranslation(0.1, 0.1),
                                 keras.layers.RandomZoom(0.1)], name="augment")
     pixels = keras.Input((28, 28, 1), name="pixels")
-    return keras.Model(pixels, models.report_model()(augment(pixels)), name="notebook")
+    return keras.Model(pixels, designs.report_model()(augment(pixels)), name="notebook")

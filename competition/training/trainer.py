@@ -23,21 +23,19 @@ from competition.config import COMPUTE_PRECISIONS, NUM_CLASSES, TrainConfig
 from competition.data import splits
 from competition.data.digits import Digits, load_train
 from competition.data.reading import read_json
-from competition.model import designs as models
+from competition.model import designs
 from competition.model import search_space
 from competition.model.augment import batches_per_epoch, make_dataset
-from competition.runs.folders import (
+from competition.runs.building import check_room, run_bytes, run_folder
+from competition.runs.console import setup_console_logging
+from competition.runs.layout import (
     CONFIG_FILE,
     FINGERPRINT_FILE,
     HISTORY_FILE,
     METRICS_FILE,
     MODEL_FILE,
     ROWS_FILE,
-    check_room,
     new_run_id,
-    run_bytes,
-    run_folder,
-    setup_console_logging,
 )
 from competition.scoring.metrics import classification_metrics
 from competition.training import checkpoints, hardware
@@ -153,13 +151,13 @@ def model_for(cfg: TrainConfig, values: dict | None = None) -> tuple[keras.Model
     and the hyperparameter values it came from (tuned runs): `values`, or read from cfg.hparams."""
     if cfg.precision not in COMPUTE_PRECISIONS:  # decided once, by hardware.resolve, before any model is built
         raise ValueError(f"precision {cfg.precision!r}: resolve it first (hardware.resolve)")
-    with models.precision(cfg.precision):
+    with designs.precision(cfg.precision):
         if cfg.hparams:
             values = values or tuned_values(cfg.hparams)
-            model = models.make_cnn(**search_space.cnn_kwargs(values), name="tuned")
+            model = designs.make_cnn(**search_space.cnn_kwargs(values), name="tuned")
         else:
-            model = models.for_config(cfg)
-    return models.compile_model(model, cfg.learning_rate, ema=cfg.ema, label_smoothing=cfg.label_smoothing), values
+            model = designs.for_config(cfg)
+    return designs.compile_model(model, cfg.learning_rate, ema=cfg.ema, label_smoothing=cfg.label_smoothing), values
 
 
 def tuned_values(hparams: str) -> dict:

@@ -31,7 +31,8 @@ from competition.data.reading import read_json
 from competition.data.splits import split
 from competition.model import search_space
 from competition.model.augment import batches_per_epoch, make_dataset
-from competition.runs.folders import check_same_settings, exclusive
+from competition.runs.building import exclusive
+from competition.runs.resume import check_same_settings
 from competition.training import hardware
 from competition.training.trainer import onehot
 

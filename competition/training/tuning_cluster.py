@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from competition.config import SearchConfig
-from competition.runs.folders import exclusive
+from competition.runs.building import exclusive
 from competition.training import hardware
 from competition.training.tuning import search_dir
 

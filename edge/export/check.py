@@ -27,7 +27,7 @@ from common.digits_csv import read_digits_csv
 from common.errors import InputError, add_debug_flag, exit_status
 from common.writing import write_json
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
-from competition.runs.folders import resolve_run
+from competition.runs.choosing import default_model, model_by_id
 from edge.export.compare import (
     CHECK_FILE,
     compare_variants,
@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--latency_runs must be at least 1 and --max_drop at least 0")
 
     def command() -> int:
-        folder = resolve_run(args.models_dir, args.run, single=True)
+        chosen = model_by_id(args.models_dir, args.run) if args.run else default_model(args.models_dir)
+        if not args.run:
+            print(chosen.line())
+        folder = chosen.folder
         if args.csv:
             pixels, labels = read_digits_csv(args.csv)
             images = pixels.reshape(-1, 28, 28, 1)  # as the Keras model takes them

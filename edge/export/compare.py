@@ -14,7 +14,7 @@ import numpy as np
 
 from common.errors import InputError
 from competition.data.digits import load_train
-from competition.runs.folders import FINGERPRINT_FILE, MODEL_FILE
+from competition.runs.layout import FINGERPRINT_FILE, MODEL_FILE
 from edge.export.exported import (
     EXPORT_DIR,
     MANIFEST_FILE,

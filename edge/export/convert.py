@@ -22,7 +22,7 @@ from common.writing import atomic_path, write_json
 from competition.config import MODELS_DIR, PAIR_DESIGNS
 from competition.data.digits import load_train
 from competition.data.reading import load_model, read_json
-from competition.runs.folders import CONFIG_FILE, FINGERPRINT_FILE, METRICS_FILE, MODEL_FILE
+from competition.runs.layout import CONFIG_FILE, FINGERPRINT_FILE, METRICS_FILE, MODEL_FILE
 from competition.training.pair_runs import CALIBRATION_FILE, find_pair_run, pair_runs_dir, summary_line
 from edge.export.exported import (
     EXPORT_DIR,

@@ -16,7 +16,7 @@ import numpy as np
 
 from competition.config import ROOT, TrainConfig
 from competition.data.reading import load_model
-from competition.runs.folders import CONFIG_FILE, MODEL_FILE
+from competition.runs.layout import CONFIG_FILE, MODEL_FILE
 
 VARIANTS = ("float32", "dynamic_range", "float16", "int8")
 EXPORT_DIR = "tflite"

@@ -18,13 +18,16 @@ startup.begin()  # as every command of the trainer's side
 
 from common.errors import add_debug_flag, exit_status
 from competition.cli import add_models_dir, add_run_flag
-from competition.runs.folders import resolve_run
+from competition.runs.choosing import default_model, model_by_id
 from edge.export.exported import EXPORT_DIR, variant_file
 
 
 def exported_model(models_dir: str, run: str | None, variant: str = "int8") -> str:
     """The run's exported model of that variant; FileNotFoundError naming what to run if it is missing."""
-    folder = resolve_run(models_dir, run, single=True, say=lambda line: print(line, file=sys.stderr))
+    chosen = model_by_id(models_dir, run) if run else default_model(models_dir)
+    if not run:  # on stderr, as the model's line below
+        print(chosen.line(), file=sys.stderr)
+    folder = chosen.folder
     model = folder / EXPORT_DIR / variant_file(variant)
     if not model.is_file():
         raise FileNotFoundError(f"{model}: not exported yet; run `make tflite RUN={folder.name}` first "

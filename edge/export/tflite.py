@@ -37,7 +37,7 @@ startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines q
 
 from common.errors import add_debug_flag, exit_status
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
-from competition.runs.folders import resolve_run
+from competition.runs.choosing import default_model, model_by_id
 from edge.export.convert import export
 
 
@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--calibration_size must be at least 1")
 
     def command() -> None:
-        folder = resolve_run(args.models_dir, args.run, single=True)
+        chosen = model_by_id(args.models_dir, args.run) if args.run else default_model(args.models_dir)
+        if not args.run:
+            print(chosen.line())
+        folder = chosen.folder
         print(f"run: {folder}")
         export(folder, args.data_dir, args.calibration_size, out_dir=Path(args.out_dir) if args.out_dir else None,
                pairs_from=args.models_dir)

@@ -1,6 +1,6 @@
 """Photos of written numbers composed from 28x28 digits, in the forms a camera or scanner gives.
 
-    from edge.pi.synthetic import FORMS, compose
+    from edge.pi.synthetic import PHOTO_FORMS, compose
     image = compose(digits_28x28, form="uneven", rng=np.random.default_rng(0))   # a PIL image
 
 The digits sit in a row, left to right, close but not touching, each scaled up and jittered.
@@ -18,7 +18,7 @@ import io
 import numpy as np
 from PIL import Image
 
-FORMS = ("plain", "paper", "board", "uneven", "colour", "jpeg", "rotated", "all")
+PHOTO_FORMS = ("plain", "paper", "board", "uneven", "colour", "jpeg", "rotated", "all")
 MARGIN = 12  # pixels of paper around the row at scale 1 (28x28 digits)
 
 
@@ -39,14 +39,14 @@ def ink_row(digits: np.ndarray, rng: np.random.Generator, scale: int = 4) -> np.
 
 
 def compose(digits: np.ndarray, form: str, rng: np.random.Generator, scale: int = 4) -> Image.Image:
-    """One photo of the number the digits spell, in `form` (see FORMS)."""
+    """One photo of the number the digits spell, in `form` (see PHOTO_FORMS)."""
     return render(ink_row(digits, rng, scale), form, rng)
 
 
 def render(ink: np.ndarray, form: str, rng: np.random.Generator) -> Image.Image:
     """Ink 0..1 (H, W) as a photo in `form`: paper or board, light, colour, turn and JPEG."""
-    if form not in FORMS:
-        raise ValueError(f"unknown form {form!r}; one of {', '.join(FORMS)}")
+    if form not in PHOTO_FORMS:
+        raise ValueError(f"unknown form {form!r}; one of {', '.join(PHOTO_FORMS)}")
     if form in ("rotated", "all"):  # the page turns under the camera: ink, paper and light alike
         angle = float(rng.uniform(-8, 8))
         turned = Image.fromarray(ink, "F").rotate(angle, resample=Image.Resampling.BICUBIC)

@@ -1,6 +1,6 @@
 """Photos of written numbers as a hand and a camera make them, with each digit's own ink as truth.
 
-    from edge.pi.written import FORMS, write_number
+    from edge.pi.written import WRITTEN_FORMS, write_number
     number = write_number(digits_28x28, form="board", rng=np.random.default_rng(0))
     number.image      # a PIL image of the number, in the form
     number.inks       # each digit's own ink 0..1 as written (scaled, faint, thin), alone
@@ -30,7 +30,7 @@ from PIL import Image, ImageFilter
 
 from edge.pi.image import INK_THRESHOLD, PAIR_FIELD, from_ink, pair_field
 
-FORMS = ("paper", "faint", "specks", "board", "blur", "photo", "touching")
+WRITTEN_FORMS = ("paper", "faint", "specks", "board", "blur", "photo", "touching")
 HEIGHTS = (56, 100)  # pixels: a number's typical digit height, drawn from this range per number
 HEIGHT_SPREAD = 0.15  # each digit's height within this share of the number's, either way
 GAP = (1 / 6, 0.6)  # gaps between neighbours' ink, as shares of the digit height
@@ -49,8 +49,8 @@ class WrittenNumber:
 
 def write_number(digits: np.ndarray, form: str, rng: np.random.Generator) -> WrittenNumber:
     """The number `digits` (N, 784 or 28x28 uint8) spell, written and photographed in `form`."""
-    if form not in FORMS:
-        raise ValueError(f"unknown form {form!r}; one of {', '.join(FORMS)}")
+    if form not in WRITTEN_FORMS:
+        raise ValueError(f"unknown form {form!r}; one of {', '.join(WRITTEN_FORMS)}")
     height = float(rng.uniform(*HEIGHTS))
     inks = [written_digit(d, height * float(rng.uniform(1 - HEIGHT_SPREAD, 1 + HEIGHT_SPREAD)), form, rng, last)
             for last, d in zip([False] * (len(digits) - 1) + [True], digits)]

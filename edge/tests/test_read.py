@@ -15,7 +15,7 @@ from edge.pi.pieces import cut_out, find_pieces
 from edge.pi.reader import ink_map, read_image
 from edge.pi.touching import (PAIR_READER_FILE, PAIRS_FILE, TOUCHING, called_two, neck_cut, pair_models_beside,
                               stays_whole, together)
-from edge.pi.synthetic import FORMS, compose
+from edge.pi.synthetic import PHOTO_FORMS, compose
 from edge.pi.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pair_examples, pair_readings, render,
                              turned, written_digit)
 
@@ -63,10 +63,10 @@ def test_components_are_8_connected_with_boxes_and_areas():
     assert set(np.unique(labels)) == {0, 1, 2} and (labels > 0).sum() == 13
 
 
-@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("form", PHOTO_FORMS)
 def test_every_form_is_cut_into_its_digits_and_read(tmp_path, classifier, readable, form):
     texts, truths = [], []
-    for k, (pixels, truth) in enumerate(numbers(readable, 5, seed=FORMS.index(form))):
+    for k, (pixels, truth) in enumerate(numbers(readable, 5, seed=PHOTO_FORMS.index(form))):
         image = compose(pixels, form, np.random.default_rng(k))
         reading = read_image(classifier, png(image, tmp_path / f"{k}.png"))
         texts.append(reading.text)

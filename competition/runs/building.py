@@ -1,4 +1,4 @@
-"""Run folders under models/: each run is self-describing and appears whole or not at all.
+"""Run folders built whole, the locks that keep two processes apart, and the disk checked first.
 
 A run is built in a hidden `.tmp-<id>` folder and renamed to `<id>` once everything is in it, so a
 crash or Ctrl-C never leaves a folder that looks like a finished run. While it is built, its process
@@ -21,31 +21,14 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from common.errors import BusyError, ConfigError, ProjectError
-from common.writing import write_json
-from competition.data.reading import read_json
-
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.json"
-FINGERPRINT_FILE = "data_fingerprint.json"
-HISTORY_FILE = "history.csv"
-METRICS_FILE = "metrics.json"
-LOG_FILE = "train.log"
-ROWS_FILE = "rows.npz"  # the train.csv rows a run trained and validated on, when chosen for it (CV folds)
-ENSEMBLE_FILE = "ensemble.json"  # marks an ensemble folder: members' run folders inside
-CV_SCORES_FILE = "cv.json"  # a cross-validation's held-out scores (competition/cv.py)
-TUNED_NAME = "tuned"  # runs of the searched model, preferred by default
+from common.errors import BusyError, ProjectError
+from competition.runs.console import log
+from competition.runs.layout import LOG_FILE
 
 TMP_PREFIX = ".tmp-"
 LOCK_SUFFIX = ".lock"
 # A run's bytes on disk beside its model: logs, history, metrics, predictions; and some to spare.
 RUN_SLACK_BYTES = 2 * 2**20
-
-log = logging.getLogger("competition")
-
-
-def new_run_id(name: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
 
 
 @contextlib.contextmanager
@@ -210,154 +193,3 @@ def run_bytes(parameters: int, ema: bool = False) -> int:
     copies; four with --ema's average), plus logs and predictions."""
     return parameters * 4 * (4 if ema else 3) + RUN_SLACK_BYTES
 
-
-def is_run(path: Path) -> bool:
-    return path.is_dir() and not path.name.startswith(".") and (path / MODEL_FILE).is_file()
-
-
-def is_ensemble(path: Path) -> bool:
-    return path.is_dir() and (path / ENSEMBLE_FILE).is_file()
-
-
-def resolve_run(models_dir: str | Path, run: str | None = None, name: str | None = None, single: bool = False,
-                say=print) -> Path:
-    """A run folder: `run` (a path, or an id under models_dir); else the newest run called `name`;
-    else the finished run or ensemble with the best recorded score (best_scored: said through `say`,
-    with why); else the newest tuned run (`make train-best`); else the newest run.
-    single: a folder of one model is wanted (to report on, to export), so an ensemble of one member
-    (the fast and best-single recipes) stands for that member, and larger ensembles are passed over."""
-    models = Path(models_dir)
-    remove_killed_runs(models)
-    if run:
-        for candidate in (Path(run), models / run):
-            if is_run(candidate) or is_ensemble(candidate):
-                return (sole_member(candidate) or candidate) if single else candidate
-        raise FileNotFoundError(f"no run {run!r}: expected a folder with {MODEL_FILE} or {ENSEMBLE_FILE}, "
-                                f"as a path or under {models}")
-    runs = sorted(p for p in models.iterdir() if is_run(p)) if models.is_dir() else []
-    if name:
-        runs = [p for p in runs if p.name.endswith(f"-{name}")]
-    elif (picked := best_scored(models, single)) is not None:
-        say(f"run: {picked[0]} ({picked[1]}; RUN=<id> picks another)")
-        return picked[0]
-    if not runs and not name:  # nothing scored and no single run: the newest ensemble or recipe
-        ensembles = sorted((p for p in models.iterdir() if is_ensemble(p) and (single is False or sole_member(p))),
-                           key=lambda p: (p / ENSEMBLE_FILE).stat().st_mtime) if models.is_dir() else []
-        if ensembles:
-            picked = sole_member(ensembles[-1]) if single else ensembles[-1]
-            say(f"run: {picked} (the newest finished ensemble; none has a recorded score; RUN=<id> picks another)")
-            return picked
-    if not runs:
-        what = f"run named {name!r}" if name else "trained run"
-        raise FileNotFoundError(f"no {what} in {models}: run `make best` or `make train` (or `make demo`) first")
-    tuned = [p for p in runs if p.name.endswith(f"-{TUNED_NAME}")]
-    return (tuned or runs)[-1]  # ids start with a timestamp, so the last is the newest
-
-
-def sole_member(folder: Path) -> Path | None:
-    """The run folder of an ensemble of exactly one member; None for anything else."""
-    if not is_ensemble(folder):
-        return None
-    try:
-        members = read_json(folder / ENSEMBLE_FILE)["members"]
-    except (ProjectError, KeyError, TypeError):
-        return None
-    return folder / members[0] if len(members) == 1 and is_run(folder / members[0]) else None
-
-
-def recorded_score(folder: Path) -> tuple[float, str, bool] | None:
-    """The accuracy a finished run, ensemble, CV or recipe folder recorded for itself, what that
-    figure is, and whether it was of demo data; None when it recorded none (models of every row
-    outside a recipe) or its record cannot be read."""
-    try:
-        metrics = read_json(folder / METRICS_FILE) if (folder / METRICS_FILE).is_file() else {}
-        demo = bool(metrics.get("demo_data"))
-        if metrics.get("validation"):
-            return float(metrics["validation"]["accuracy"]), "validation accuracy", demo
-        if metrics.get("estimate"):
-            return float(metrics["estimate"]["accuracy"]), f"expected accuracy, {metrics['estimate']['source']}", demo
-        if (folder / CV_SCORES_FILE).is_file():
-            scores = read_json(folder / CV_SCORES_FILE)
-            part = scores.get("ensemble") or scores["single"]
-            return float(part["mean"]), f"{scores['k']}-fold CV accuracy", bool(scores.get("demo_data"))
-    except (ProjectError, KeyError, TypeError, ValueError):
-        return None
-    return None
-
-
-def best_scored(models_dir: str | Path, single: bool = False) -> tuple[Path, str] | None:
-    """The finished run or ensemble under models_dir with the highest recorded score, and a sentence
-    saying why; runs of the competition's data before demo ones. None when none has a score."""
-    folder = Path(models_dir)
-    scored = []
-    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if path.name.startswith(".") or not (is_run(path) or is_ensemble(path)):
-            continue
-        target = (sole_member(path) if is_ensemble(path) else path) if single else path
-        found = recorded_score(path)
-        if target is not None and found is not None:
-            scored.append((found, path, target))
-    pool = [s for s in scored if not s[0][2]] or scored
-    if not pool:
-        return None
-    (score, what, _), source, target = max(pool, key=lambda s: (s[0][0], s[1].name))  # ties: the newest
-    via = f", its model {target.name}" if target != source else ""
-    among = (f"the best recorded score of {len(pool)} finished runs and ensembles" if len(pool) > 1
-             else "the only finished run or ensemble with a recorded score")
-    return target, f"picked {source.name}{via}: {among}, {what} {score:.5f}"
-
-
-def check_same_settings(path: Path, settings: dict, keys: tuple[str, ...], defaults: dict | None = None) -> bool:
-    """For work that resumes (searches, folds, ensembles): True when path records the same settings
-    for `keys`, False when there is no record yet; ConfigError naming the differences otherwise.
-    A key the record lacks (a setting added since) counts as its value in `defaults`: the work was
-    done the way that default does it."""
-    if not path.is_file():
-        return False
-    saved = {**(defaults or {}), **read_json(path)}
-    changed = [key for key in keys if saved.get(key) != settings.get(key)]
-    if changed:
-        diffs = ", ".join(f"{key} {saved.get(key)} -> {settings.get(key)}" for key in changed)
-        raise ConfigError(f"{path.parent} holds work with other settings ({diffs}): "
-                         "pass --fresh to start over, or --name for a new one")
-    return True
-
-
-def recorded(path: Path, key: str):
-    """The value a settings file (cv_config.json, ...) records for key; None without the file or the key."""
-    return read_json(path).get(key) if path.is_file() else None
-
-
-def open_resumable(folder: Path, settings_file: str, settings: dict, keys: tuple[str, ...], fresh: bool,
-                   defaults: dict | None = None) -> bool:
-    """Start or resume work kept in folder (CV folds, ensemble members): --fresh deletes it first;
-    settings must match those recorded for `keys` (see check_same_settings); the current ones are
-    recorded. True if resuming."""
-    if fresh and folder.exists():
-        shutil.rmtree(folder)
-    resuming = check_same_settings(folder / settings_file, settings, keys, defaults)
-    write_json(folder / settings_file, settings)
-    return resuming
-
-
-class _Console(logging.StreamHandler):
-    """Writes to whatever sys.stdout is now (pytest and notebooks swap it)."""
-
-    @property
-    def stream(self):
-        return sys.stdout
-
-    @stream.setter
-    def stream(self, _):
-        pass
-
-
-def setup_console_logging(prefix: str = "") -> None:
-    """One summary line per phase on the console, each after `prefix`; run_folder() adds the run's
-    log file."""
-    if not any(isinstance(h, _Console) for h in log.handlers):
-        console = _Console()
-        console.setFormatter(logging.Formatter(f"{prefix}%(message)s"))
-        log.addHandler(console)
-    log.setLevel(logging.INFO)
-    log.propagate = False
