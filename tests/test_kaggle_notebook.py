@@ -57,7 +57,7 @@ def test_the_kernel_runs_as_a_notebook_on_kaggles_libraries_then_submits(runtime
         assert "[NbConvertApp] Writing" in lines[-1] and "__results__.html" in lines[-1]  # as Kaggle's log ends
         log = (ran_in.working / bootstrap.LOG_FILE).read_text()
         assert "kaggle-best: running on Kaggle's own tensorflow 2.19." in log
-        assert f"--data_dir {ran_in.input} " in log and "best: member-1: strong-short seed 0, 1 epochs" in log
+        assert f"--data_dir {ran_in.input} " in log and "best: member-1: strong-fast seed 0, 1 epochs" in log
         versions = json.loads((ran_in.working / bootstrap.RUN_FILE).read_text())["versions"]
         assert {name: ".".join(v.split(".")[:2]) for name, v in versions.items()} == KAGGLE_VERSIONS
 
