@@ -89,9 +89,9 @@ def add_gpus_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def add_cluster_flag(parser: argparse.ArgumentParser) -> None:
-    """--cluster: the models as tasks on a Ray cluster instead of this machine's processes (training/cluster.py)."""
+    """--cluster: the models as tasks on a Ray cluster instead of this machine's processes (training/cluster/)."""
     # The form only: Ray itself is imported where a cluster is used.
-    from competition.training.cluster import parse_address
+    from competition.training.cluster.connection import parse_address
 
     def address(text: str) -> str:
         try:

@@ -25,7 +25,7 @@ startup.begin()  # before TensorFlow loads
 from common.errors import add_debug_flag, exit_status  # noqa: E402
 from competition.cli import parse_search_config  # noqa: E402
 from competition.training import tuning  # noqa: E402
-from competition.training.tuning_cluster import run_cluster  # noqa: E402
+from competition.training.cluster.search import run_cluster  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,7 +46,7 @@ from competition.config import COMPETITION_TRAIN_ROWS, PRESETS, RECIPES, TrainCo
 from competition.data.demo import write_demo_data  # noqa: E402
 from competition.data.digits import DataError, load_train  # noqa: E402
 from competition.model import designs  # noqa: E402
-from competition.training import hardware, recipes, speed
+from competition.training import hardware, planning, speed
 from competition.training.trainer import onehot  # noqa: E402
 
 
@@ -89,11 +89,11 @@ def recipe_minutes(rates: dict[str, float]) -> list[dict]:
     for recipe in RECIPES.values():
         if recipe.members[0][0] == "report-aug":  # early stopping: its epochs are not known ahead
             continue
-        chosen = recipes.members(recipe, "", "")
+        chosen = planning.members(recipe, "", "")
         rows = COMPETITION_TRAIN_ROWS * (1 - recipe.val_size)
         seconds = sum(member.cfg.epochs * rows / rates[member.preset] for member in chosen)
         models_ = " + ".join(f"{seeds} x {preset}" if seeds > 1 else preset for preset, seeds in recipe.members)
-        lines.append({"recipe": recipe.name, "tflop": round(recipes.training_flops([m.cfg for m in chosen]) / 1e12, 1),
+        lines.append({"recipe": recipe.name, "tflop": round(planning.training_flops([m.cfg for m in chosen]) / 1e12, 1),
                       "minutes": round(seconds / 60, 1), "models": models_})
     return lines
 

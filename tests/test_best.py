@@ -9,7 +9,7 @@ from competition import best
 from competition.config import RECIPES, Estimate
 from competition.runs.choosing import best_model, best_scored, model_by_id, newest, newest_model
 from competition.training import speed
-from competition.training.recipes import within_budget
+from competition.training.planning import within_budget
 
 
 def recipe_folder_runs(folder):
@@ -138,26 +138,26 @@ def test_the_fast_recipe_trains_at_most_a_quarter_of_the_old_ones_flops():
     """Issue 29's bound, on the configs themselves: FLOPs an image x images, counted from the designs."""
     from competition.config import PRESETS, TrainConfig
     from competition.model import designs
-    from competition.training import recipes
+    from competition.training import planning
 
     old, new = RECIPES["fast-v1"], RECIPES["fast"]
-    assert recipes.recipe_flops(new) <= recipes.recipe_flops(old) / 4
+    assert planning.recipe_flops(new) <= planning.recipe_flops(old) / 4
     strong = TrainConfig(**PRESETS["strong"], val_size=0.0)
     by_hand = strong.epochs * 42_000 * speed.training_flops(designs.for_config(strong))
-    assert recipes.recipe_flops(old) == pytest.approx(by_hand) == pytest.approx(95.1e12, rel=1e-3)
+    assert planning.recipe_flops(old) == pytest.approx(by_hand) == pytest.approx(95.1e12, rel=1e-3)
 
 
 def test_best_single_trains_at_most_half_of_the_old_ones_flops():
-    from competition.training import recipes
+    from competition.training import planning
 
     old, new = RECIPES["best-single-v1"], RECIPES["best-single"]
-    assert recipes.recipe_flops(new) / recipes.recipe_flops(old) <= 0.5 + 1e-9  # 25 epochs of 50: exactly half
+    assert planning.recipe_flops(new) / planning.recipe_flops(old) <= 0.5 + 1e-9  # 25 epochs of 50: exactly half
     assert new.tta == old.tta == 4 and new.val_size == old.val_size == 0.0
 
 
 def test_the_plan_counts_each_members_start_up_and_predictions_beside_its_epochs():
-    from competition.training import recipes
+    from competition.training import planning
 
     # 12 s to start, 30 s of calibration, 28,000 test digits x (1 + TTA 4) forward at 3 x 500 images/s
-    assert recipes.overhead_minutes(12, 30, 28_000, 4, 500) == pytest.approx((12 + 30 + 140_000 / 1_500) / 60)
-    assert recipes.overhead_minutes(12, 30, 28_000, 0, 500) < recipes.overhead_minutes(12, 30, 28_000, 4, 500)
+    assert planning.overhead_minutes(12, 30, 28_000, 4, 500) == pytest.approx((12 + 30 + 140_000 / 1_500) / 60)
+    assert planning.overhead_minutes(12, 30, 28_000, 0, 500) < planning.overhead_minutes(12, 30, 28_000, 4, 500)

@@ -20,7 +20,8 @@ from competition import cv, ensemble
 from competition import predict as submission
 from competition.config import COMPUTE_PRECISIONS
 from competition.runs.layout import is_run
-from competition.training import cluster as ray_cluster
+from competition.training.cluster import connection
+from competition.training.cluster import models as ray_cluster
 from competition.training import hardware
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,7 +207,7 @@ def test_no_ray_no_cluster_and_too_few_cpus_are_one_line_each(demo_dir, tmp_path
     port = free_port()
     assert ensemble.main([*argv, "--cluster", f"127.0.0.1:{port}"]) == 1
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setattr(ray_cluster, "RAY_START_RECORD", tmp_path / "no-record")
+    monkeypatch.setattr(connection, "RAY_START_RECORD", tmp_path / "no-record")
     assert ensemble.main([*argv, "--cluster", "auto"]) == 1
     assert ensemble.main([*argv, "--cluster", cluster.address, "--threads", "4"]) == 2
     errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("error:")]

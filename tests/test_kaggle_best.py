@@ -459,10 +459,10 @@ def test_an_image_pinned_and_the_quota_held_by_running_sessions(fake, kaggle_jso
 
 def test_a_single_model_says_it_uses_one_of_the_two_gpus_and_gpus_are_checked(capsys):
     from competition import best
-    from competition.training import recipes
+    from competition.training import planning
 
-    assert recipes.gpu_plan(1, (0, 1)) == "one at a time, on one of the 2 GPUs (GPUs 0, 1: the other idle)"
-    assert recipes.gpu_plan(2, (0, 1)) == "2 at a time, one per GPU (GPUs 0, 1, one process each)"
+    assert planning.gpu_plan(1, (0, 1)) == "one at a time, on one of the 2 GPUs (GPUs 0, 1: the other idle)"
+    assert planning.gpu_plan(2, (0, 1)) == "2 at a time, one per GPU (GPUs 0, 1, one process each)"
     planned = plan.plan_minutes(RECIPES["best-ensemble"], "NvidiaTeslaT4")
     assert planned.at_once == 2 and len(planned.member_minutes) == 3
     # Two at a time: the residual network on one GPU, the two strong models after each other on the other.

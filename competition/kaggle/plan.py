@@ -14,7 +14,7 @@ from datetime import timedelta
 from common.errors import ProjectError
 from competition.config import COMPETITION_TRAIN_ROWS, Recipe
 from competition.kaggle.client import KaggleClient
-from competition.training import recipes
+from competition.training import planning
 
 # The session's time limit: the estimate (a guess until measured) times TIMEOUT_MARGIN, at least
 # TIMEOUT_MIN_MINUTES, at most Kaggle's own limit for a GPU session.
@@ -74,8 +74,8 @@ class Plan:
 def plan_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None) -> Plan:
     """The recipe on that accelerator: its members in order, each started on the first GPU free."""
     gpu = GPUS[accelerator]
-    members = recipes.members(recipe, "", "", epochs)
-    each = [recipes.minutes(m.cfg, COMPETITION_TRAIN_ROWS, gpu.rates[m.preset]) for m in members]
+    members = planning.members(recipe, "", "", epochs)
+    each = [planning.minutes(m.cfg, COMPETITION_TRAIN_ROWS, gpu.rates[m.preset]) for m in members]
     at_once = min(gpu.count, len(each))
     free_at = [0.0] * at_once
     for minutes in each:

@@ -1,6 +1,6 @@
 """Several models of a CV, an ensemble or a recipe: those missing trained, each into its run folder,
 one after another or side by side in their own processes (one per GPU where the setup names GPUs),
-or as tasks on a Ray cluster (cluster.py); those that exist reused.
+or as tasks on a Ray cluster (cluster/models.py); those that exist reused.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def train_all(jobs: list[Job], workers: int = 1, setup: hardware.Setup | None = 
         return [found[job.name] for job in jobs]
     if cluster:
         # Ray only where a cluster is asked for.
-        from competition.training import cluster as ray_cluster
+        from competition.training.cluster import models as ray_cluster
 
         digits = load_train(todo[0].cfg.data_dir) if digits is None else digits
         found.update(ray_cluster.train_all(todo, cluster, digits))
@@ -143,8 +143,8 @@ def _visible_gpu(gpu: int):
 def _train(job: Job, setup: hardware.Setup, digits: Digits | None) -> Path:
     gpu = os.environ.get(VISIBLE_DEVICES)
     print(f"{job.name}: training{job.what}" + (f" on GPU {gpu} ({VISIBLE_DEVICES}={gpu})" if gpu else ""), flush=True)
-    return trainer.train_model(dataclasses.replace(job.cfg, name=job.name, models_dir=str(job.folder)), job.indices,
-                               setup, digits)
+    return trainer.train_model(dataclasses.replace(job.cfg, name=job.name, models_dir=str(job.folder)), setup,
+                               trainer.Placement(digits, job.indices))
 
 
 def _train_in_worker(job: Job, setup: hardware.Setup, digits: Digits | None) -> Path:

@@ -244,18 +244,25 @@ def last_step_metrics(model: keras.Model, last_step: list, x_val, y_val) -> dict
     return {key: scored[key] for key in ("accuracy", "errors", "loss")}
 
 
-def train_model(cfg: TrainConfig, indices: tuple[np.ndarray, np.ndarray] | None = None,
-                setup: hardware.Setup | None = None, digits: Digits | None = None,
-                hyperparameters: dict | None = None, into: str | Path | None = None) -> Path:
-    """Train as cfg says; return the finished run folder.
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a model's data and outputs are: one description, for a model trained here or on a cluster's
+    node (which has no data files or search folder of its own). Every field empty: cfg says it all."""
 
-    `indices` (train rows, validation rows of train.csv) replace the configured split: the folds of
-    cross-validation. `setup` is the precision and threads a command resolved for this machine;
-    without it they are resolved here, from cfg. A cluster's node has no data files or search
-    folder: it is handed the checked train.csv (`digits`) and the tuned values of cfg.hparams
-    (`hyperparameters`), and builds the run in its own folder `into`, while config.json records
-    cfg's paths, as on the machine the run is for.
+    digits: Digits | None = None  # train.csv as the command read and checked it; None: read cfg.data_dir
+    rows: tuple[np.ndarray, np.ndarray] | None = None  # train rows, validation rows (a CV fold); None: cfg's split
+    hyperparameters: dict | None = None  # the tuned values of cfg.hparams; None: read from its search folder
+    into: str | Path | None = None  # where the run is built; None: cfg.models_dir (config.json records cfg's paths)
+
+
+def train_model(cfg: TrainConfig, setup: hardware.Setup | None = None, placement: Placement = Placement()) -> Path:
+    """Train as cfg says, from and into where placement says; return the finished run folder.
+
+    `setup` is the precision and threads a command resolved for this machine; without it they are
+    resolved here, from cfg.
     """
+    digits, indices, hyperparameters, into = (placement.digits, placement.rows, placement.hyperparameters,
+                                              placement.into)
     setup_console_logging()
     setup = setup or hardware.resolve(cfg.precision, cfg.threads)
     cfg, why, machine = dataclasses.replace(cfg, precision=setup.precision), setup.reason, setup.machine

@@ -5,7 +5,7 @@ keras-tuner's state (trials/), search_config.json, results.csv and best_hyperpar
 rewritten after every trial by the SearchMonitor; hyperband_plan is keras-tuner's bracket
 arithmetic, for the plan and progress lines. Distributed: keras-tuner's own mode. The process with
 KERASTUNER_TUNER_ID=chief holds the oracle and serves it on KERASTUNER_ORACLE_IP:KERASTUNER_ORACLE_PORT;
-workers (any other id) ask it for trials (tuning_cluster.py starts such a cluster on this machine).
+workers (any other id) ask it for trials (cluster/search.py starts such a cluster on this machine).
 """
 
 from __future__ import annotations

@@ -1,0 +1,72 @@
+"""`make best`'s plan, made without training: a recipe and a machine's facts in, members, precision,
+threads, processes, minutes and FLOPs out."""
+
+import pytest
+
+from common.errors import ConfigError
+from competition.config import COMPETITION_TRAIN_ROWS, RECIPES
+from competition.training import planning
+from competition.training.hardware import Hardware, Setup
+
+TWO_CORES = Setup(Hardware("AMD EPYC", frozenset({"avx2"}), 2, 2), "float32", "auto: no bfloat16", 2)
+ENSEMBLE = RECIPES["best-ensemble"]  # three members: a residual net, then two seeds of one strong preset
+
+
+def plan_of(recipe=ENSEMBLE, trained=(), setup=TWO_CORES, precision="float32", rate=1_000.0, overhead=0.5,
+            **options):
+    everyone = planning.members(recipe, "data", "models")
+    rates = {m.preset: rate for m in everyone}
+    return planning.make_plan(recipe, everyone, set(trained), rates, {p: overhead for p in rates}, setup, precision,
+                              COMPETITION_TRAIN_ROWS, **options)
+
+
+def test_each_member_is_planned_at_its_measured_rate_and_its_epochs():
+    plan = plan_of()
+    members = [p.member for p in plan.members]
+    assert [m.name for m in members] == ["member-1", "member-2", "member-3"] and plan.of == 3
+    for planned in plan.members:  # every row (val_size 0), each epoch, at 1,000 images/s
+        assert planned.minutes == pytest.approx(planned.member.cfg.epochs * 42_000 / 1_000 / 60)
+        assert planned.overhead == 0.5
+    assert plan.minutes == pytest.approx(sum(m.cfg.epochs for m in members) * 42 / 60)
+    assert plan.flops == pytest.approx(planning.recipe_flops(ENSEMBLE))
+    assert all(m.cfg.precision == "float32" for m in members)  # decided once, handed to every member
+
+
+def test_on_two_cores_two_members_train_at_once_with_one_thread_each():
+    plan = plan_of()
+    assert plan.workers == 2 and plan.threads == 1
+    assert "2 at a time in float32, each with 1 thread" in plan.lines()[-1]
+    assert plan_of(jobs=1).workers == 1 and plan_of(jobs=1).threads == 2
+
+
+def test_members_trained_already_cost_nothing_and_are_said_so():
+    plan = plan_of(trained={"member-1", "member-2"})
+    assert [p.trained for p in plan.members] == [True, True, False]
+    assert [m.name for m in plan.to_train] == ["member-3"] and plan.workers == 1  # one left: one process
+    assert plan.lines()[0].endswith("trained already") and plan.lines()[2].endswith(
+        f"about {planning.format_minutes(plan.members[2].minutes)}")
+
+
+def test_a_budget_keeps_the_members_that_fit_in_order_and_says_so():
+    first = plan_of().members[0]
+    plan = plan_of(budget_minutes=first.minutes + first.overhead + 0.01)
+    assert [p.member.name for p in plan.members] == ["member-1"] and plan.of == 3
+    assert "fits 1 of the recipe's 3 models" in plan.lines()[-1]
+    with pytest.raises(ConfigError, match="first model needs about .* over --budget_minutes 1"):
+        plan_of(budget_minutes=1)
+
+
+def test_on_gpus_one_member_a_gpu_and_on_a_cluster_the_nodes_share_them():
+    gpus = Setup(TWO_CORES.machine, "mixed_float16", "auto: T4", 2, gpus=(0, 1))
+    plan = plan_of(setup=gpus, precision="mixed_float16")
+    assert plan.workers == 2 and "2 at a time, one per GPU (GPUs 0, 1, one process each)" in plan.lines()[-1]
+    clustered = plan_of(precision="auto", cluster="HEAD:6379")  # each node resolves "auto" for itself
+    assert all(p.member.cfg.precision == "auto" for p in clustered.members)
+    assert "shared among the cluster's nodes at HEAD:6379" in clustered.lines()[-1]
+
+
+def test_a_trial_with_fewer_epochs_plans_fewer_minutes():
+    everyone = planning.members(RECIPES["fast"], "data", "models", epochs=1)
+    plan = planning.make_plan(RECIPES["fast"], everyone, set(), {"strong-fast": 700.0}, {"strong-fast": 0.0},
+                              TWO_CORES, "float32", 1_000)
+    assert plan.members[0].minutes == pytest.approx(1_000 / 700 / 60) and plan.workers == 1
