@@ -1,13 +1,18 @@
 """Recipes: one command from the data to a checked submission, and the default run chosen by its score."""
 
 import json
+import signal
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
+from test_faults import ROOT, one_error_line, start, tmp_runs, wait_for
 
 from competition import best
 from competition.config import RECIPES, Estimate
 from competition.runs.choosing import best_model, best_scored, model_by_id, newest, newest_model
+from competition.runs.layout import is_run
 from competition.training import speed
 from competition.training.planning import within_budget
 
@@ -37,11 +42,73 @@ def test_fast_recipe_end_to_end_then_resumes(demo_dir, tmp_path, capsys):
     assert "trained already" in out and "calibrated" not in out and len(recipe_folder_runs(folder)) == 1
 
 
+# `python -m competition.best` as a shell runs it, with one recipe more: two of the report's small model
+# (the recipes of config.py have one member, or three slow ones), and a fixed calibration (measuring
+# takes a minute on a busy machine, and this test needs no estimate).
+TWO_MEMBERS = """
+import runpy, sys
+
+from competition.config import RECIPES, Recipe
+from competition.training import speed
+
+RECIPES["two-small"] = Recipe("two-small", "two of the report's model", (("report", 2),), val_size=0.0, tta=0,
+                              estimates={})
+speed.training_rate = lambda cfg, images, onehot: 1000.0
+sys.argv[0] = "competition.best"
+runpy.run_module("competition.best", run_name="__main__", alter_sys=True)
+"""
+
+
+def member_runs(folder, name):
+    """The finished runs of a member (not the hidden .tmp-<id> of one in progress)."""
+    return sorted(p for p in folder.glob(f"*-{name}") if is_run(p)) if folder.is_dir() else []
+
+
+def files_of(run):
+    """Each file of a run, with what says it was never rewritten: its inode, its mtime and its bytes
+    (less the predictions that scoring caches beside a model)."""
+    return {p.relative_to(run): (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in run.rglob("*")
+            if p.is_file() and p.parent.name != "predictions"}
+
+
+def test_a_recipe_killed_between_members_keeps_the_first_and_trains_only_the_second(demo_dir, tmp_path):
+    """`make best` killed (SIGKILL) as soon as its first member's run folder is in place; the same
+    command again reuses that folder untouched and trains only the member it lacked."""
+    command = [sys.executable, "-c", TWO_MEMBERS, "--recipe", "two-small", "--data_dir", str(demo_dir),
+               "--models_dir", str(tmp_path), "--epochs", "1", "--jobs", "1"]  # one member after the other
+    folder = tmp_path / "recipe-two-small"
+    log = tmp_path / "first.log"
+    first = start(command, log)
+    try:
+        wait_for(first, lambda: member_runs(folder, "member-1"), log)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    (kept,) = member_runs(folder, "member-1")
+    assert member_runs(folder, "member-2") == [], log.read_text()[-2000:]
+    assert not (folder / "submission.csv").exists() and not (folder / "ensemble.json").exists()
+    inode, before = kept.stat().st_ino, files_of(kept)
+
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    out = again.stdout.splitlines()
+    assert "best: member-1: report seed 0, 1 epochs, trained already" in out, again.stdout
+    assert f"member-1: already trained, reusing {kept.name}" in out
+    assert [line for line in out if ": training" in line] == ["member-2: training (report, seed 1)"], \
+        "only the member the killed run had not finished"
+    assert member_runs(folder, "member-1") == [kept] and kept.stat().st_ino == inode, "the same folder"
+    assert files_of(kept) == before, "member-1's files as the killed run left them"
+    (second,) = member_runs(folder, "member-2")
+    assert json.loads((folder / "ensemble.json").read_text())["members"] == [kept.name, second.name]
+    assert len(pd.read_csv(folder / "submission.csv")) == 359 and tmp_runs(folder) == []
+
+
 def test_budget_stops_an_ensemble_early_and_says_so(demo_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(speed, "training_rate", lambda cfg, images, onehot: 100.0)  # 1,438 rows: 0.24 min an epoch
     argv = ["--recipe", "best-ensemble", "--data_dir", str(demo_dir), "--models_dir", str(tmp_path), "--epochs", "1"]
     assert best.main([*argv, "--budget_minutes", "0.1"]) == 2
-    assert "first model needs about 0.2 min here, over --budget_minutes 0.1" in capsys.readouterr().err
+    one_error_line(capsys.readouterr().err, "recipe best-ensemble's first model needs about 0.2 min here, over "
+                   "--budget_minutes 0.1")
     assert best.main([*argv, "--budget_minutes", "0.3"]) == 0
     out = capsys.readouterr().out
     assert "fits 1 of the recipe's 3 models: the ensemble stops there" in out

@@ -1,12 +1,13 @@
 """CV folds and ensemble members as tasks on a Ray cluster started by the test: a head without CPUs
 and two nodes of one CPU each (ray.cluster_utils.Cluster), one epoch on the demo set."""
 
-import glob
 import json
+import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from ray.cluster_utils import Cluster
+from test_faults import usage_error_line
 
 from competition import cv, ensemble
 from competition import predict as submission
@@ -133,34 +135,105 @@ def test_an_ensemble_on_the_cluster_is_an_ordinary_ensemble_folder(demo_dir, tmp
     assert len(pd.read_csv(out)) == 359 and "ensemble of 2" in capfd.readouterr().out
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes under pid, read from /proc (Linux, as every machine of the project)."""
+    parent_of = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:  # "pid (name) state ppid ...": the name may hold spaces and brackets
+                parent_of[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # ended as we looked
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parent_of.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def open_paths(pid: int) -> list[Path]:
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return []
+    paths = []
+    for fd in fds:
+        try:
+            paths.append(Path(os.readlink(fd)))
+        except OSError:
+            continue
+    return paths
+
+
+def training_now(nodes: list) -> dict[Path, tuple[str, int]]:
+    """The models the nodes' workers are training now: by attempt (the lock file of its unfinished run,
+    .tmp-<id>.lock in the node's own digits-run-* folder, which the worker holds open until the run is
+    whole), its run id and the index of its node in `nodes`. A node that is gone has none."""
+    found = {}
+    for index, node in enumerate(nodes):
+        raylet = node.all_processes.get("raylet")
+        if not raylet or raylet[0].process.poll() is not None:
+            continue
+        for worker in descendants(raylet[0].process.pid):
+            for path in open_paths(worker):
+                if path.parent.name.startswith("digits-run-") and re.fullmatch(r"\.tmp-.+-fold-\d+\.lock", path.name):
+                    found[path] = (path.name[len(".tmp-"):-len(".lock")], index)
+    return found
+
+
 def test_a_node_lost_during_a_model_has_it_trained_again_on_another(demo_dir, tmp_path, capfd):
+    """The node of the first model seen training is removed at once (no graceful end): Ray starts that
+    model again on the other node, and the CV ends with each fold trained once. Each start of a model
+    is seen by its worker's lock on the run it builds, so nothing here assumes how long anything takes."""
     nodes = two_nodes()
-    lost = []
+    attempts: dict[Path, tuple[str, int]] = {}  # every start of a model seen, in order
+    lost: list[int] = []  # the node removed
+    failed: list[BaseException] = []
+    stop = threading.Event()
 
-    def lose_a_node_while_both_train():
-        # Both models are training once each node's own folder holds its unfinished run (the nodes
-        # of this test share this machine's temporary folder).
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if len(glob.glob(f"{tempfile.gettempdir()}/digits-run-*/.tmp-*-fold-*")) == 2:
-                nodes.remove_node(nodes.workers[1], allow_graceful=False)
-                lost.append(True)
-                return
-            time.sleep(0.02)
+    def watch():
+        try:
+            while not stop.is_set():
+                for attempt, (run_id, node) in training_now(nodes.workers).items():
+                    attempts.setdefault(attempt, (run_id, node))
+                    if not lost:
+                        nodes.remove_node(nodes.workers[node], allow_graceful=False)
+                        lost.append(node)
+                stop.wait(0.1)  # a model holds its lock for seconds
+        except BaseException as err:  # said by the test, not lost in a thread
+            failed.append(err)
 
-    watcher = threading.Thread(target=lose_a_node_while_both_train, daemon=True)
+    watcher = threading.Thread(target=watch, daemon=True)
     try:
         watcher.start()
         assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "n", "--cluster", nodes.address]) == 0
-        watcher.join()
     finally:
+        stop.set()
+        watcher.join(timeout=60)
         nodes.shutdown()
-    assert lost, "the two folds never trained at once"
+        for attempt in attempts:  # the lost node's worker could not remove its folder
+            shutil.rmtree(attempt.parent, ignore_errors=True)
+    assert not failed, failed
+    assert lost, "no model was seen training"
+    starts = list(attempts.values())
+    first_id, node = starts[0]
+    fold = re.search(r"fold-\d+$", first_id).group()
+    other, survivor = "fold-2" if fold == "fold-1" else "fold-1", 1 - node
+    assert lost == [node], "the node removed is the one that trained the first model seen"
+    by_fold = {name: [(run_id, n) for run_id, n in starts if run_id.endswith(f"-{name}")] for name in (fold, other)}
+    assert [n for _, n in by_fold[fold]] == [node, survivor], f"{fold}: on the lost node, then on the other: {starts}"
+    assert [n for _, n in by_fold[other]] == [survivor], f"{other}: once, on the node that stayed: {starts}"
+
     summary = json.loads((tmp_path / "cv-n" / "cv.json").read_text())
     assert [f["fold"] for f in summary["folds"]] == [1, 2]
-    for run in runs_in(tmp_path / "cv-n"):
+    runs = runs_in(tmp_path / "cv-n")
+    assert sorted(run.name for run in runs) == sorted([by_fold[fold][-1][0], by_fold[other][0][0]]), \
+        "each fold finished once: the lost one's run is its second start's"
+    for run in runs:
         assert files_of(run) == sorted([*RUN_FILES, "rows.npz"])
-    assert capfd.readouterr().out.count(": done on ") == 2
+    out = capfd.readouterr().out
+    assert out.count(": done on ") == 2 and out.count(f"{fold}: done on ") == 1
 
 
 def test_a_driver_killed_and_run_again_reuses_every_model_it_wrote(demo_dir, tmp_path, cluster, capfd):
@@ -187,8 +260,10 @@ def test_a_node_with_other_versions_refuses_in_one_line_and_writes_nothing(demo_
     real = ray_cluster.versions()
     monkeypatch.setattr(ray_cluster, "versions", lambda: {**real, "Keras": "0.0.0"})  # the driver's, as it says
     assert ensemble.main([*quick(demo_dir, tmp_path), "--k", "1", "--name", "v", "--cluster", cluster.address]) == 2
-    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("error:")]
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: member-1: node ") and "refuses it" in errors[0]
+    assert "Traceback" not in err
     assert f"Keras {real['Keras']} there, 0.0.0 on the driver" in errors[0] and "(" in errors[0]  # the node named
     assert not runs_in(tmp_path / "ensemble-v")
 
@@ -210,8 +285,9 @@ def test_no_ray_no_cluster_and_too_few_cpus_are_one_line_each(demo_dir, tmp_path
     monkeypatch.setattr(connection, "RAY_START_RECORD", tmp_path / "no-record")
     assert ensemble.main([*argv, "--cluster", "auto"]) == 1
     assert ensemble.main([*argv, "--cluster", cluster.address, "--threads", "4"]) == 2
-    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("error:")]
-    assert errors == [
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "Traceback" not in err and errors == [
         "error: --cluster needs Ray, which is not installed here: pip install -r requirements.txt (it pins ray), "
         "or leave out --cluster",
         f"error: no Ray cluster at 127.0.0.1:{port}: Connection refused (on its head: `ray start --head`; "
@@ -224,7 +300,9 @@ def test_no_ray_no_cluster_and_too_few_cpus_are_one_line_each(demo_dir, tmp_path
     assert not runs_in(tmp_path / "ensemble-x")
     with pytest.raises(SystemExit) as exit_:
         ensemble.main([*argv, "--cluster", "head-without-port"])
-    assert exit_.value.code == 2 and "expected local, auto, HOST:PORT or ray://HOST:PORT" in capfd.readouterr().err
+    assert exit_.value.code == 2
+    usage_error_line(capfd.readouterr().err, "--cluster 'head-without-port': expected local, auto, HOST:PORT or "
+                     "ray://HOST:PORT")
 
 
 @pytest.mark.parametrize("nodes, models, threads, expected", [

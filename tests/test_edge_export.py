@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from test_faults import one_error_line
 
 from competition.config import PairConfig, TrainConfig
 from competition.data.digits import load_train
@@ -246,7 +247,7 @@ def test_check_edge_without_an_export_says_what_to_do(demo_dir, tmp_path, capsys
     run.mkdir()
     (run / "model.keras").write_bytes(b"")
     assert check.main(["--run", str(run), "--csv", str(demo_dir / "train.csv")]) == 2
-    assert "run `make tflite` first" in capsys.readouterr().err
+    one_error_line(capsys.readouterr().err, str(run), "run `make tflite` first")
 
 
 def test_classifier_quantizes_raw_pixels_for_a_signed_int8_input(exported, demo_dir, tmp_path):

@@ -106,6 +106,29 @@ def one_error_line(err: str, *words: str) -> str:
     return lines[0]
 
 
+def usage_error_line(err: str, *words: str) -> str:
+    """A flag refused by argparse (exit code 2): its usage, then one line `PROG: error: ...` holding
+    words, and no traceback."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    assert lines and lines[0].startswith("usage: ") and [line for line in lines if "error:" in line] == lines[-1:], err
+    assert ": error: " in lines[-1], err
+    for word in words:
+        assert word in lines[-1], (word, lines[-1])
+    return lines[-1]
+
+
+def last_error_line(err: str, *words: str) -> str:
+    """A failure after progress on stderr (a retry's notes): its last line is the one `error: ...`,
+    holding words, and no traceback."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err, err
+    assert lines and [line for line in lines if line.startswith("error: ")] == lines[-1:], err
+    for word in words:
+        assert word in lines[-1], (word, lines[-1])
+    return lines[-1]
+
+
 def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
@@ -604,18 +627,86 @@ def test_a_submission_while_an_ensemble_trains_a_member_works_and_leaves_it_alon
     assert len((tmp_path / "s.csv").read_text().splitlines()) == 1 + 359
 
 
-def test_killed_submission_leaves_the_old_file_or_none_and_the_next_one_works(run_copy, demo_dir, tmp_path):
-    out = tmp_path / "submission.csv"
-    command = [sys.executable, "-m", "competition.predict", "--data_dir", str(demo_dir), "--models_dir",
-               str(run_copy.parent), "--out", str(out)]
-    write_text(out, "the old file\n")
-    kill_when(start(command, tmp_path / "s.log"), lambda: (run_copy / "predictions").exists(), tmp_path / "s.log")
-    assert out.read_text() == "the old file\n" or out.read_text().startswith("ImageId,Label\n")
+# `python -m competition.predict` as a shell runs it, paused inside its write of the submission's temporary
+# file: mid-write (half the text on disk), or with the file written and fsynced but not yet renamed.
+# `paused` is written once it waits there, for the test to kill it.
+PAUSED_WRITER = """
+import os, pathlib, runpy, sys, time
 
-    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert len(out.read_text().splitlines()) == 1 + 359
-    assert listing(tmp_path) == sorted(["models", "s.log", "submission.csv"]), "no temporary file left"
+point, paused = sys.argv[1], pathlib.Path(sys.argv[2])
+del sys.argv[1:3]
+
+def temporary(path):
+    return os.path.basename(path).startswith(".submission.csv.") and str(path).endswith(".tmp")
+
+def wait_to_be_killed():
+    paused.write_text("paused")
+    time.sleep(600)
+
+if point == "mid-write":
+    write_text = pathlib.Path.write_text
+
+    def half_then_wait(self, text, *args, **kwargs):
+        if not temporary(self):
+            return write_text(self, text, *args, **kwargs)
+        with open(self, "w") as f:
+            f.write(text[: len(text) // 2])
+            f.flush()
+            wait_to_be_killed()
+
+    pathlib.Path.write_text = half_then_wait
+else:
+    replace = os.replace
+
+    def wait_then_replace(src, dst, *args, **kwargs):
+        if temporary(src):
+            wait_to_be_killed()
+        return replace(src, dst, *args, **kwargs)
+
+    os.replace = wait_then_replace
+sys.argv[0] = "competition.predict"
+runpy.run_module("competition.predict", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("earlier", [True, False], ids=["an earlier file", "no earlier file"])
+@pytest.mark.parametrize("point", ["mid-write", "before the rename"])
+def test_killed_submission_leaves_the_old_file_or_none_and_the_next_one_works(point, earlier, run_copy, demo_dir,
+                                                                              tmp_path, capsys):
+    """common/writing.py's promise: a writer killed while its temporary file exists leaves the old file
+    (byte for byte) or none, never the temporary's bytes under the target's name; the temporary file it
+    leaves (.submission.csv.<pid>.tmp) is removed by the next write of that file."""
+    out_dir = tmp_path / "out"
+    out = out_dir / "submission.csv"
+    old = b"ImageId,Label\n1,7\n"  # not the new file: 1 row, not 359
+    if earlier:
+        write_text(out, old.decode())
+    paused = tmp_path / "paused"
+    flags = ["--data_dir", str(demo_dir), "--models_dir", str(run_copy.parent), "--out", str(out)]
+    log = tmp_path / "s.log"
+    writer = start([sys.executable, "-c", PAUSED_WRITER, point, str(paused), *flags], log)
+    temporary = out_dir / f".submission.csv.{writer.pid}.tmp"
+    try:
+        wait_for(writer, lambda: paused.exists() and temporary.exists(), log)
+    finally:  # killed there, or wherever a failed wait left it
+        writer.kill()
+        writer.wait()
+    assert writer.returncode == -signal.SIGKILL
+
+    left = temporary.read_text()  # killed while it existed: the new text, half or whole
+    assert left.startswith("ImageId,Label\n") and (left.count("\n") < 1 + 359 if point == "mid-write" else
+                                                   left.count("\n") == 1 + 359), left[-200:]
+    if earlier:
+        assert out.read_bytes() == old, "the old file, byte for byte"
+    else:
+        assert not out.exists(), "no file rather than part of one"
+    assert listing(out_dir) == sorted(["submission.csv"] * earlier + [temporary.name])
+
+    # The next write of the file removes the killed one's temporary file, and writes the whole new one.
+    assert submission.main(flags) == 0, capsys.readouterr().err
+    lines = out.read_text().splitlines()
+    assert lines[0] == "ImageId,Label" and [row.split(",")[0] for row in lines[1:]] == [str(i) for i in range(1, 360)]
+    assert listing(out_dir) == ["submission.csv"], "no temporary file left"
 
 
 def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):

@@ -22,6 +22,7 @@ from competition import get_data, submit
 from competition.config import ROOT
 from competition.kaggle.client import TOKEN_URL, import_kaggle_api
 from fake_kaggle import KEY, TOKEN, USERNAME, FakeKaggle, make_competition
+from test_faults import last_error_line, one_error_line
 
 FAST = ["--retries", "2", "--backoff_s", "0.01"]  # three tries, 10 ms then 20 ms apart
 FAST_CLIENT = {"retries": 2, "backoff_s": 0.01}
@@ -125,14 +126,16 @@ def test_cut_download_leaves_data_as_it_was(kaggle, kaggle_json, tmp_path, capsy
     before = {name: (data / name).read_bytes() for name in FILES}
     kaggle.fail("storage", "cut", "cut", "cut")
     assert get_data.main(["--data_dir", str(data), "--force", *FAST]) == 1
-    err = capsys.readouterr().err
-    assert "download: gave up after 3 tries (last: network error, ChunkedEncodingError: Connection broken" in err
+    last_error_line(capsys.readouterr().err,
+                    "download: gave up after 3 tries (last: network error, ChunkedEncodingError: Connection broken")
     assert listing(data) == FILES  # no partial zip, no staging folder
     assert {name: (data / name).read_bytes() for name in FILES} == before
 
     kaggle.fail("storage", "cut", "cut", "cut")
     fresh = tmp_path / "fresh"
     assert get_data.main(["--data_dir", str(fresh), *FAST]) == 1
+    last_error_line(capsys.readouterr().err,
+                    "download: gave up after 3 tries (last: network error, ChunkedEncodingError: Connection broken")
     assert listing(fresh) == []
 
 
@@ -140,6 +143,7 @@ def test_kaggle_unreachable_is_retried_then_a_clear_error(kaggle, kaggle_json, t
     kaggle.__exit__(None, None, None)  # nothing listens on its port now
     assert get_data.main(["--data_dir", str(tmp_path / "data"), *FAST]) == 1
     err = capsys.readouterr().err
+    last_error_line(err, "download: gave up after 3 tries")
     assert err.count("network error, ConnectionError: [Errno 111] Connection refused; try") == 2
     assert "error: download: gave up after 3 tries" in err and not (tmp_path / "data" / "train.csv").exists()
 
@@ -148,7 +152,7 @@ def test_wrong_key_is_401_and_says_so(kaggle, kaggle_json, tmp_path, capsys):
     write_secret(kaggle_json, json.dumps({"username": USERNAME, "key": "wrong-key-0000"}))
     assert get_data.main(["--data_dir", str(tmp_path / "data"), *FAST]) == 1
     out, err = capsys.readouterr()
-    assert f"Kaggle refused the credentials from {kaggle_json} (401 Unauthorized)" in err
+    last_error_line(err, f"Kaggle refused the credentials from {kaggle_json} (401 Unauthorized)")
     assert TOKEN_URL in err and kaggle.count("DownloadDataFiles") == 1  # not retried
     assert not (tmp_path / "data" / "train.csv").exists() and "wrong-key-0000" not in out + err
 
@@ -156,21 +160,21 @@ def test_wrong_key_is_401_and_says_so(kaggle, kaggle_json, tmp_path, capsys):
 def test_rules_not_accepted_is_403_with_the_rules_url(kaggle, kaggle_json, competition, tmp_path, capsys):
     kaggle.rules_accepted = False
     assert get_data.main(["--data_dir", str(tmp_path / "data"), *FAST]) == 1
-    err = capsys.readouterr().err
-    assert "(403 Forbidden): this account has not accepted its rules" in err
-    assert f"Accept them at {RULES_URL}, then run this again" in err
+    last_error_line(capsys.readouterr().err, "(403 Forbidden): this account has not accepted its rules",
+                    f"Accept them at {RULES_URL}, then run this again")
 
     data, models = competition_data(competition, tmp_path), tmp_path / "models"
     make_run(models, competition.test_labels)
     assert submit.main(["--data_dir", str(data), "--models_dir", str(models), *FAST]) == 1
-    assert RULES_URL in capsys.readouterr().err and kaggle.submissions == []
+    last_error_line(capsys.readouterr().err, RULES_URL)
+    assert kaggle.submissions == []
 
 
 def test_missing_credentials_say_where_to_get_and_put_them(kaggle, kaggle_json, tmp_path, capsys):
     kaggle_json.unlink()
     assert get_data.main(["--data_dir", str(tmp_path / "data"), *FAST]) == 1
     err = capsys.readouterr().err
-    assert "error: no Kaggle credentials found" in err and TOKEN_URL in err
+    last_error_line(err, "no Kaggle credentials found", TOKEN_URL)
     assert "export KAGGLE_API_TOKEN=" in err and f"save it as {kaggle_json} and run: chmod 600" in err
     assert kaggle.calls == []
 
@@ -192,7 +196,7 @@ def test_access_token_from_the_environment(kaggle, kaggle_json, tmp_path, monkey
     monkeypatch.setenv("KAGGLE_API_TOKEN", "KGAT_revoked-token")
     assert get_data.main(["--data_dir", str(tmp_path / "other"), *FAST]) == 1
     out, err = capsys.readouterr()
-    assert "did not accept the credentials from KAGGLE_API_TOKEN" in err
+    last_error_line(err, "did not accept the credentials from KAGGLE_API_TOKEN")
     assert "KGAT_revoked-token" not in out + err and not secrets_in(out + err)
 
 
@@ -244,11 +248,11 @@ def test_source_zip_and_bad_sources(competition, tmp_path, capsys):
     (bad / "train.csv").write_bytes(members(competition)["train.csv"].replace(b"\n3,", b"\n12,", 1))
     (bad / "test.csv").write_bytes(members(competition)["test.csv"])
     assert get_data.main(["--data_dir", str(tmp_path / "out"), "--source", str(bad)]) == 2
-    assert "column label: expected an integer 0..9, got 12" in capsys.readouterr().err
+    one_error_line(capsys.readouterr().err, str(bad / "train.csv"), "column label: expected an integer 0..9, got 12")
     assert listing(tmp_path / "out") == []
 
     assert get_data.main(["--data_dir", str(tmp_path / "out"), "--source", str(tmp_path / "nowhere")]) == 2
-    assert "no such file or folder" in capsys.readouterr().err
+    one_error_line(capsys.readouterr().err, str(tmp_path / "nowhere"), "no such file or folder")
 
 
 # make submit, make submissions
@@ -331,7 +335,7 @@ def test_submit_gives_up_waiting_after_the_timeout(kaggle, kaggle_json, competit
     kaggle.polls_until_scored = 1000
     assert submit.main(["--data_dir", str(data), "--models_dir", str(models), "--timeout_s", "0.2",
                         "--poll_s", "0.05", *FAST]) == 1
-    assert "submission 51000001 is still PENDING after 0s" in capsys.readouterr().err
+    last_error_line(capsys.readouterr().err, "submission 51000001 is still PENDING after 0s")
     assert json.loads((folder / "kaggle_submissions.json").read_text())[0]["status"] == "PENDING"
 
 
@@ -356,7 +360,7 @@ def test_invalid_submission_is_never_sent(kaggle, kaggle_json, competition, tmp_
     good = pd.read_csv(folder / "submission.csv")
     broken(good)[case].to_csv(folder / "submission.csv", index=False)
     assert submit.main(["--data_dir", str(data), "--models_dir", str(models), *FAST]) == 2
-    assert expected in capsys.readouterr().err
+    one_error_line(capsys.readouterr().err, str(folder / "submission.csv"), expected)
     assert kaggle.calls == [] and not (folder / "kaggle_submissions.json").exists()
 
 
@@ -364,7 +368,8 @@ def test_demo_runs_are_not_submitted(kaggle, kaggle_json, competition, tmp_path,
     data, models = competition_data(competition, tmp_path), tmp_path / "models"
     make_run(models, competition.test_labels, demo=True)
     assert submit.main(["--data_dir", str(data), "--models_dir", str(models), *FAST]) == 2
-    assert "was trained on DEMO data" in capsys.readouterr().err and kaggle.calls == []
+    one_error_line(capsys.readouterr().err, "was trained on DEMO data")
+    assert kaggle.calls == []
 
 
 # the command lines as `make` runs them

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_faults import usage_error_line
 from test_kaggle import FAST, competition_data, kaggle_json, write_secret  # noqa: F401  (fixtures)
 
 from competition import kaggle_best, submit
@@ -419,6 +420,10 @@ def test_status_and_output_read_the_pushed_version_not_the_latest(fake, kaggle_j
     models, watch = tmp_path / "models", kernel.watch
     monkeypatch.setattr(kernel, "watch", lambda client, state, poll_s: (_ for _ in ()).throw(KeyboardInterrupt))
     assert run(models) == 130
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == ("interrupted: the kernel keeps running on Kaggle; the same command attaches to it "
+                                    "and fetches its output")
+    assert "Traceback" not in err
     state = json.loads(kernel.state_path(RECIPES["fast"], models).read_text())
     assert (state["version"], state["ref"], state["timeout_s"]) == (1, f"/code/{SLUG}", 1800)
     monkeypatch.setattr(kernel, "watch", watch)
@@ -471,9 +476,11 @@ def test_a_single_model_says_it_uses_one_of_the_two_gpus_and_gpus_are_checked(ca
     assert planned.gpu_minutes == pytest.approx(first + second + third)
     assert list(plan.GPUS) == ["NvidiaTeslaT4"]  # the P100 is retired on Kaggle
     for wrong in ("0,0", "a", ""):
-        with pytest.raises(SystemExit):
+        with pytest.raises(SystemExit) as exit_:
             best.main(["--gpus", wrong])
-        assert "expected distinct GPU indices separated by commas" in capsys.readouterr().err
+        assert exit_.value.code == 2
+        usage_error_line(capsys.readouterr().err, f"argument --gpus: '{wrong}': expected distinct GPU indices "
+                         "separated by commas, e.g. 0,1")
 
 
 def test_the_kernels_log_is_followed_live_where_kaggle_streams_it(fake, kaggle_json, tmp_path, capsys):

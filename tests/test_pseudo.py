@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from test_cv_ensemble import quick  # one-epoch flags on the demo set
+from test_faults import usage_error_line
 
 from competition import cv, train
 from competition.data.digits import DataError, load_test, load_train
@@ -77,5 +78,11 @@ def test_cv_and_full_row_runs_train_on_pseudo_labels_too(demo_dir, tmp_path, cap
     assert cv.main([*args, "--k", "3", "--name", "leak"]) == 2
     assert "none of its 2 models held out" in capsys.readouterr().err
     assert not any(p.name.endswith("-fold-1") for p in (tmp_path / "cv-leak").iterdir())
-    with pytest.raises(SystemExit):
-        train.parse_args([*args[:-4], "--pseudo", "cv-missing"])
+
+
+def test_a_missing_labelling_folder_is_refused_naming_it(demo_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        train.parse_args([*quick(demo_dir, tmp_path), "--pseudo", "cv-missing"])
+    assert exit_.value.code == 2
+    usage_error_line(capsys.readouterr().err, "--pseudo: no run 'cv-missing': expected a folder with model.keras or "
+                     f"ensemble.json, as a path or under {tmp_path}")

@@ -10,6 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 from PIL import Image
+from test_faults import one_error_line
 
 from competition.config import ROOT
 import browser
@@ -115,7 +116,8 @@ def test_data_other_than_the_runs_is_refused(trained_run, demo_dir, tmp_path, ca
     (other / "train.csv").write_text("\n".join(lines[:-1]) + "\n")  # one row fewer
     code = build.main(["--run", str(trained_run), "--data_dir", str(other)])
     assert code == 2
-    assert f"is not the data {trained_run.name} was trained on" in capsys.readouterr().err
+    one_error_line(capsys.readouterr().err, str(other / "train.csv"),
+                   f"is not the data {trained_run.name} was trained on")
 
 
 def copy_run(trained_run, models, config=None, fingerprint=None, metrics=None):
@@ -165,12 +167,13 @@ def test_run_whose_rows_came_from_elsewhere_is_refused(trained_run, tmp_path, ca
     """A cross-validation fold: its validation rows are not its config's split."""
     run = copy_run(trained_run, tmp_path, fingerprint={"n_val": 287})
     assert build.main(["--run", str(run)]) == 2
-    assert "validated on 287 rows" in capsys.readouterr().err and not (run / "report").exists()
+    one_error_line(capsys.readouterr().err, f"{run.name} was validated on 287 rows")
+    assert not (run / "report").exists()
 
 
 def test_no_run_says_what_to_do(tmp_path, capsys):
     assert build.main(["--models_dir", str(tmp_path)]) == 2
-    assert "make train" in capsys.readouterr().err
+    one_error_line(capsys.readouterr().err, str(tmp_path), "make train")
 
 
 def chromium_or_skip() -> None:

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from test_faults import usage_error_line
 
 from competition import train_pairs
 from competition.config import PAIR_RUNS_DIR, PairConfig
@@ -103,7 +104,8 @@ def test_find_pair_run_takes_the_newest_of_the_same_data(pair_models, tmp_path, 
 def test_bad_flags_are_refused_in_one_line(flags, said, capsys):
     with pytest.raises(SystemExit) as exit_:
         train_pairs.main(flags)
-    assert exit_.value.code == 2 and said in capsys.readouterr().err
+    assert exit_.value.code == 2
+    usage_error_line(capsys.readouterr().err, said)
 
 
 def test_a_folder_without_data_is_one_line_and_exit_2(tmp_path, capsys):

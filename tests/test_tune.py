@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+from test_faults import one_error_line
+
 from competition.config import ROOT
 
 
@@ -54,7 +56,7 @@ def test_settings_of_an_existing_search_must_match(demo_dir, tmp_path):
     result = subprocess.run(tune_command(demo_dir, tmp_path, "--max_epochs", "2"), cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
-    assert "other settings (max_epochs 40 -> 2" in result.stderr and "--fresh" in result.stderr, result.stderr
+    one_error_line(result.stderr, str(tmp_path / "search-hyperband"), "other settings (max_epochs 40 -> 2", "--fresh")
 
 
 def test_chief_and_two_workers_share_one_search(demo_dir, tmp_path):
