@@ -7,8 +7,9 @@ enter, in order, measured by running it.
 Every call (imports aside) from a function of the project (common/, competition/, edge/) into a function of another
 of its modules is an edge; each edge counts once, where it is first taken (a loop's second call
 teaches a reader nothing new). Walking those edges in order, a stop is each module entered, and a
-return is a stop at a module the walk had already left. Printed: the stops, the modules, the
-returns and the walk itself, one module a line. Run it on two commits for a before and after (each checkout's own code: PYTHONPATH=. where another
+return is a stop at a module the walk had already left; a climb is a call into a module that is
+already on the call stack below its caller (the path goes back up, as recipes -> hardware -> runs ->
+hardware). Printed: each edge, the walk, and the counts. Run it on two commits for a before and after (each checkout's own code: PYTHONPATH=. where another
 checkout is the one installed).
 Processes the command starts (side-by-side models) are not followed: pick a command that trains in
 its own process.
@@ -38,9 +39,10 @@ def project_module(code) -> str | None:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def trace(argv: list[str]) -> list[tuple[str, str]]:
-    """The cross-module call edges (caller module, callee module.function), each once, in first-seen order."""
-    edges: dict[tuple[str, str], None] = {}
+def trace(argv: list[str]) -> dict[tuple[str, str], bool]:
+    """The cross-module call edges (caller module, callee module.function), each once, in first-seen order;
+    each True where it climbs: the callee's module is already on the call stack, below the caller."""
+    edges: dict[tuple[str, str], bool] = {}
     names: dict[object, str | None] = {}
 
     def module_of(code):
@@ -55,8 +57,16 @@ def trace(argv: list[str]) -> list[tuple[str, str]]:
         if callee is None or frame.f_back is None or frame.f_code.co_name == "<module>":  # calls, not imports
             return
         caller = module_of(frame.f_back.f_code)
-        if caller is not None and caller != callee:
-            edges.setdefault((caller, f"{callee}.{frame.f_code.co_name}"), None)
+        if caller is not None and caller != callee and (caller, f"{callee}.{frame.f_code.co_name}") not in edges:
+            edges[caller, f"{callee}.{frame.f_code.co_name}"] = callee in stack_of(frame.f_back.f_back)
+
+    def stack_of(frame) -> set[str]:
+        """The project modules below a frame on its call stack."""
+        found = set()
+        while frame is not None:
+            found.add(module_of(frame.f_code))
+            frame = frame.f_back
+        return found
 
     sys.argv = [argv[1], *argv[2:]] if argv[0] == "-m" else argv
     sys.setprofile(profile)
@@ -72,7 +82,7 @@ def trace(argv: list[str]) -> list[tuple[str, str]]:
     finally:
         sys.setprofile(None)
         threading.setprofile(None)
-    return list(edges)
+    return edges
 
 
 def walk(edges: list[tuple[str, str]]) -> tuple[list[str], int]:
@@ -96,12 +106,12 @@ def main() -> int:
     if not command:
         parser.error("name the command to follow: -- -m competition.best ...")
     edges = trace(command)
-    stops, returns = walk(edges)
-    for caller, callee in edges:
-        print(f"  {caller} -> {callee}")
+    stops, returns = walk(list(edges))
+    for (caller, callee), climbs in edges.items():
+        print(f"  {caller} -> {callee}" + ("   (climbs: already on the stack)" if climbs else ""))
     print(" > ".join(stops))
     print(f"code_path: {len(edges)} cross-module calls, {len(stops)} stops in {len(set(stops))} modules, "
-          f"{returns} returns to a module already left")
+          f"{returns} returns to a module already left, {sum(edges.values())} climbs back to a module on the stack")
     return 0
 
 
