@@ -123,7 +123,7 @@ pair-models: $(VENV)/.installed ## train the reader's pair models on DATA_DIR (o
 check-edge: $(VENV)/.installed ## each TFLite variant vs the Keras model: accuracy, agreement, size, latency; fails if int8 drops > 0.3 points
 	$(PY) -m edge.export.check --models_dir $(MODELS_DIR) $(RUN_FLAG) $(ARGS)
 
-$(EDGE_FIXTURES)/manifest.json: $(VENV)/.installed scripts/edge_fixtures.py edge/export/tflite.py edge/export/convert.py competition/training/pair_runs.py competition/model/designs.py edge/pi/written.py
+$(EDGE_FIXTURES)/manifest.json: $(VENV)/.installed scripts/edge_fixtures.py edge/export/tflite.py edge/export/convert.py competition/training/pair_runs.py competition/model/designs.py edge/forms/written.py
 	$(PY) scripts/edge_fixtures.py --out $(EDGE_FIXTURES)
 
 .venv-%/.installed: edge/tests/requirements-%.txt pyproject.toml

@@ -49,8 +49,8 @@ def help_of(cls: type, name: str) -> str:
 
 
 @dataclasses.dataclass
-class _DataAndFit:
-    """What a training run and a search share: the data, its split, the optimiser's step, augmentation."""
+class _Data:
+    """What every run shares: where its data and run folders are, the split, the seed, the threads."""
 
     data_dir: str = setting(str(DATA_DIR), "folder with train.csv and test.csv (plain, .gz, or the competition's zip)")
     models_dir: str = setting(str(MODELS_DIR), "folder the run folders go to")
@@ -58,6 +58,16 @@ class _DataAndFit:
     val_size: float = setting(0.1, "share of train.csv held out for validation; 0 trains on every row")
     split_seed: int = setting(15, "seed of the train/validation split (15: the report's)")
     seed: int = setting(0, "seed of the weights, the shuffling and the augmentation")
+    threads: int = setting(0, "TensorFlow threads; 0: every core this process may use")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class _DataAndFit(_Data):
+    """What a training run and a search share beside the data: the optimiser's step, augmentation."""
+
     # Optimisation: Adam 1e-4, batch 32, as the report.
     batch_size: int = setting(32, "images per training step")
     learning_rate: float = setting(1e-4, "Adam's learning rate (the first epoch's, with --lr_decay)")
@@ -66,10 +76,6 @@ class _DataAndFit:
     rotation_deg: float = setting(10.0, "largest rotation of --augment, in degrees")
     shift_frac: float = setting(0.1, "largest shift of --augment, as a share of the side")
     zoom_frac: float = setting(0.1, "largest zoom in or out of --augment, as a share")
-    threads: int = setting(0, "TensorFlow threads; 0: every core this process may use")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -265,27 +271,21 @@ PAIR_RUNS_DIR = "pair-models"
 
 
 @dataclasses.dataclass
-class PairConfig:
-    """One pair-model run: made pieces of a data set's training digits, held out on pieces made of
-    its validation digits (the report's split), float32 on every machine."""
+class PairConfig(_Data):
+    """One pair-model run: made pieces of a data set's training digits (those the split leaves for
+    training), held out on pieces made of its validation digits, float32 on every machine."""
 
-    design: str = setting("pair_finder", f"which pair model: {', '.join(PAIR_DESIGNS)}")
-    data_dir: str = setting(str(DATA_DIR), "folder with train.csv whose digits the pieces are made of")
+    # The shared settings whose words differ for pieces (each keeps its place in the flags).
     models_dir: str = setting(str(MODELS_DIR), f"folder whose {PAIR_RUNS_DIR}/ the pair runs go to")
+    seed: int = setting(0, "seed of the made pieces and the weights")
+    design: str = setting("pair_finder", f"which pair model: {', '.join(PAIR_DESIGNS)}")
     examples: int = setting(0, "made pieces to train on (0: the design's preset)")
     epochs: int = setting(0, "epochs (0: the design's preset)")
     batch_size: int = setting(128, "pieces per training step")
     learning_rate: float = setting(1e-3, "Adam's learning rate")
     held_out: float = setting(0.1, "pieces made of the validation digits, as a share of --examples: the held-out "
                                    "figure")
-    val_size: float = setting(0.1, "share of train.csv's digits held out (no training piece is made of them)")
-    split_seed: int = setting(15, "seed of the train/validation split of the digits (15: the report's)")
-    seed: int = setting(0, "seed of the made pieces and the weights")
     calibration: int = setting(500, "training pieces kept beside the model to calibrate its int8 export")
-    threads: int = setting(0, "TensorFlow threads; 0: every core this process may use")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 # Each design's examples and epochs: fewer pieces or epochs called many more single digits pairs;

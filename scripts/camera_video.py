@@ -4,7 +4,7 @@
                                    [--frames 300] [--size 640x480]
 
 Each second (10 frames at 10 fps) shows another number of 3 to 5 digits from --digits (a labelled
-CSV), in edge/pi/synthetic.py's forms in turn; every fifth second is blank paper. Motion-JPEG in an
+CSV), in edge/forms/synthetic.py's forms in turn; every fifth second is blank paper. Motion-JPEG in an
 AVI by default, which every OpenCV build reads (--codec FFV1: lossless, so that two machines'
 JPEG decoders cannot differ). For measuring `edge.pi.camera --headless` (docs/pi.md) where no
 camera is at hand. Needs OpenCV (edge/pi/requirements-camera.txt).
@@ -20,7 +20,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from edge.pi.synthetic import PHOTO_FORMS, frame  # noqa: E402
+from edge.forms.synthetic import PHOTO_FORMS, frame  # noqa: E402
 
 FPS = 10
 

@@ -11,7 +11,7 @@ Set-up, cached in build/pi/ and skipped when there:
 Then, under `qemu-aarch64-static -cpu cortex-a72` (the Pi 4's core) and on x86 with --x86_python:
   - `python3.11 -m edge.pi.classify model_int8.tflite --csv digits.csv`: the labels are compared;
   - `python3.11 -m edge.pi.read model_int8.tflite number.png --json`, a photo of a number composed
-    from stored digits (edge/pi/synthetic.py): the text, the labels and the boxes are compared;
+    from stored digits (edge/forms/synthetic.py): the text, the labels and the boxes are compared;
   - `python3.11 -m edge.pi.camera model_int8.tflite --source numbers.avi --headless --json`, a 640x480
     video of numbers (scripts/camera_video.py, written by --x86_python, which needs OpenCV): each
     frame's reading is compared, and both frame rates printed;
@@ -131,7 +131,7 @@ def number_photo(fixtures: Path, count: int) -> tuple[Path, str]:
     """A photo of a number made of stored digits (paper, uneven light, JPEG), and the number's true text."""
     import numpy as np
 
-    from edge.pi.synthetic import compose
+    from edge.forms.synthetic import compose
 
     table = np.loadtxt(fixtures / "digits.csv", delimiter=",", skiprows=1, dtype=np.int64)[:count]
     target = CACHE / "number.jpg"

@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image
 
 from edge.pi.memory import status_kib
-from edge.pi.synthetic import compose
+from edge.forms.synthetic import compose
 from edge.tests.nonnumbers import non_number
 
 ROOT = Path(__file__).resolve().parent.parent

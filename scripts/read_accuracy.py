@@ -4,7 +4,7 @@
 
 For the run's validation split (the rows it never trained on; competition/runs/rows.py), the
 exported TFLite model (RUN/tflite, make tflite) reads photos of numbers of 2 to 6 digits made from
-those digits by edge/pi/written.py in each of its forms, and by edge/tests/apart.py (apart-paper,
+those digits by edge/forms/written.py in each of its forms, and by edge/tests/apart.py (apart-paper,
 apart-blue, apart-board: a second generator, digits never touching, that the pair models never
 learnt from); the same numbers, seeded, in every form.
 Per form:
@@ -46,7 +46,7 @@ from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError, from_ink
 from edge.pi.reader import read_image
 from edge.pi.touching import PairModels, pair_models_beside, touching_line
-from edge.pi.written import WRITTEN_FORMS, write_number
+from edge.forms.written import WRITTEN_FORMS, write_number
 from edge.tests.apart import LOOKS, write_apart
 from edge.tests.nonnumbers import KINDS, non_numbers
 
@@ -56,7 +56,7 @@ ALL_FORMS = (*WRITTEN_FORMS, *(f"apart-{look}" for look in LOOKS))  # written.py
 
 
 def write(digits: np.ndarray, form: str, rng: np.random.Generator):
-    """A number in a form of edge/pi/written.py or, apart-LOOK, of edge/tests/apart.py."""
+    """A number in a form of edge/forms/written.py or, apart-LOOK, of edge/tests/apart.py."""
     if form.startswith("apart-"):
         return write_apart(digits, form.removeprefix("apart-"), rng)
     return write_number(digits, form, rng)

@@ -5,6 +5,7 @@ and research/, as README.md's Layout section draws it:
     competition/ (top level)     the commands (run as `python -m competition.X`), config.py, cli.py, startup.py
     competition/<job>/           libraries, in layers: data < model < runs < scoring < training < kaggle, report
     edge/pi/                     the Pi runtime: itself and common/ only
+    edge/forms/                  numbers made to measure the reader, over edge/pi/; never needed on a Pi
     edge/export/                 the TensorFlow side of the edge, over competition's libraries
     scripts/, research/          measurements and one-offs: they import libraries, never a command
 
@@ -128,6 +129,17 @@ def test_the_base_and_the_pi_runtime_stand_alone():
     # the interpreters and OpenCV are imported where they are optional, inside functions
     assert all(found <= {"ai_edge_litert", "tflite_runtime", "tensorflow", "cv2", "picamera2"}
                for found in heavy.values()), heavy
+
+
+def test_the_made_numbers_are_not_part_of_the_pi_runtime():
+    """The generators of written numbers and photo scenes are test and measurement tools: edge/forms/,
+    which nothing of edge/pi/ needs, and which itself needs only edge/pi/, common/, numpy and Pillow."""
+    forms = {name for name in MODULES if name.startswith("edge.forms")}
+    assert {"edge.forms.written", "edge.forms.synthetic"} <= forms
+    assert not any(name.startswith("edge.pi") and imported(name) & forms for name in MODULES)
+    for name in forms:
+        assert all(m.startswith(("edge.pi", "edge.forms", "common")) for m in imported(name)), name
+        assert outside(name) <= LIGHT, name
 
 
 def test_every_trainer_command_starts_up_first():

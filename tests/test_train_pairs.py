@@ -116,10 +116,10 @@ def test_a_folder_without_data_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_touch_offset_is_the_first_column_where_six_pixels_of_ink_are_shared(demo_dir):
-    """edge/pi/written.py's touch_offset (whole rows at once, for the pair models' pieces) against
+    """edge/forms/written.py's touch_offset (whole rows at once, for the pair models' pieces) against
     its definition, pixel by pixel: sliding the right digit in from just apart, the first offset at
     which the two share 6 pixels of ink over 0.3, the right one dy pixels lower."""
-    from edge.pi.written import touch_offset, written_digit
+    from edge.forms.written import touch_offset, written_digit
 
     def by_pixels(left, right, dy):
         a, b = left > 0.3, right > 0.3

@@ -2,7 +2,7 @@
 (competition/train_pairs.py) and the pair models make tflite places beside an export.
 
 `train_pair_run(cfg)` makes pieces of a data set's training digits with the reader's own generator
-(edge/pi/written.py: one digit, or two pushed together until their strokes touch, as written,
+(edge/forms/written.py: one digit, or two pushed together until their strokes touch, as written,
 turned, out of focus or chalky), trains cfg.design on them and writes a run folder
 MODELS_DIR/pair-models/<time>-<design>/ as trainer.py writes a digit run's: model.keras (raw
 0..255 pixels in; the reader's two outputs as one tensor, left then right), config.json,
@@ -38,7 +38,7 @@ from competition.runs.console import setup_console_logging
 from competition.runs.layout import CONFIG_FILE, FINGERPRINT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, new_run_id
 from competition.training import hardware
 from edge.pi.image import PAIR_FIELD
-from edge.pi.written import pair_examples, pair_readings
+from edge.forms.written import pair_examples, pair_readings
 
 CALIBRATION_FILE = "calibration.npy"  # uint8 training pieces, (N, H, W, 1): what its int8 export is calibrated on
 CHUNKS = 10  # pieces are made in tenths, each reported, so that a long making shows its pace

@@ -1,10 +1,10 @@
-"""Photos of numbers whose digits never touch, made apart from edge/pi/written.py (whose digits the
+"""Photos of numbers whose digits never touch, made apart from edge/forms/written.py (whose digits the
 reader's pair models learn from), so that a reader is judged on a generator it was not tuned on.
 A test tool, never installed.
 
     from edge.tests.apart import LOOKS, write_apart
     number = write_apart(digits_28x28, "board", np.random.default_rng(0))
-    number.image, number.inks, number.boxes     # as edge/pi/written.py's WrittenNumber; touching is ()
+    number.image, number.inks, number.boxes     # as edge/forms/written.py's WrittenNumber; touching is ()
 
 Unlike written.py: heights within 25% either way, some digits drawn up to 40% wider (wide digits
 tempt a reader to cut them), gaps from 3 pixels to half a digit's height, a slant per number.

@@ -9,7 +9,7 @@ from conftest import model_path
 from edge.pi import camera
 from edge.pi.classifier import DigitClassifier
 from edge.pi.reader import read_grey_image
-from edge.pi.synthetic import frame
+from edge.forms.synthetic import frame
 
 cv2 = pytest.importorskip("cv2", reason="edge.pi.camera needs OpenCV: pip install -r edge/pi/requirements-camera.txt")
 SIZE = (640, 480)

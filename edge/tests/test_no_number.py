@@ -17,7 +17,7 @@ from edge.pi.image import ImageError
 from edge.pi.ink import Box, components, ink_runs
 from edge.pi.pieces import PIECES, find_pieces, texture
 from edge.pi.reader import READER, read_image
-from edge.pi.synthetic import compose
+from edge.forms.synthetic import compose
 from edge.pi.touching import pair_models_beside
 from edge.tests.apart import LOOKS, MIN_GAP_PX, write_apart
 from edge.tests.nonnumbers import KINDS, non_number, non_numbers

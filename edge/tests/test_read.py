@@ -15,8 +15,8 @@ from edge.pi.pieces import cut_out, find_pieces
 from edge.pi.reader import ink_map, read_image
 from edge.pi.touching import (PAIR_READER_FILE, PAIRS_FILE, TOUCHING, called_two, neck_cut, pair_models_beside,
                               stays_whole, together)
-from edge.pi.synthetic import PHOTO_FORMS, compose
-from edge.pi.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pair_examples, pair_readings, render,
+from edge.forms.synthetic import PHOTO_FORMS, compose
+from edge.forms.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pair_examples, pair_readings, render,
                              turned, written_digit)
 
 LENGTH = 4
@@ -145,7 +145,7 @@ def first_of(readable, label, skip=0):
 
 
 def page(fields, form="paper", strengths=None, touching=(), seed=0):
-    """Digits (N, 784) written in a row by edge/pi/written.py (no fragments), as a PIL image."""
+    """Digits (N, 784) written in a row by edge/forms/written.py (no fragments), as a PIL image."""
     rng = np.random.default_rng(seed)
     inks = [written_digit(f, 60.0, "paper", rng, last=False) for f in fields]
     if strengths:

@@ -16,7 +16,7 @@ from edge.pi import serve
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import mnist_like
 from edge.pi.reader import read_image
-from edge.pi.synthetic import compose
+from edge.forms.synthetic import compose
 from edge.tests.nonnumbers import non_number
 
 TIMEOUT = 0.5  # seconds a client may stall, short for the test

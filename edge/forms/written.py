@@ -1,11 +1,11 @@
 """Photos of written numbers as a hand and a camera make them, with each digit's own ink as truth.
 
-    from edge.pi.written import WRITTEN_FORMS, write_number
+    from edge.forms.written import WRITTEN_FORMS, write_number
     number = write_number(digits_28x28, form="board", rng=np.random.default_rng(0))
     number.image      # a PIL image of the number, in the form
     number.inks       # each digit's own ink 0..1 as written (scaled, faint, thin), alone
 
-What edge/pi/synthetic.py does not: 2 to 6 digits of heights varying up to 15% either way, gaps from
+What edge/forms/synthetic.py does not: 2 to 6 digits of heights varying up to 15% either way, gaps from
 a sixth of a digit's height up, a baseline that wanders. Forms:
   paper     dark ink on white paper, noise;
   faint     paper, some digits (always the last) faint, thin or both;

@@ -1,6 +1,6 @@
 """Photos of written numbers composed from 28x28 digits, in the forms a camera or scanner gives.
 
-    from edge.pi.synthetic import PHOTO_FORMS, compose
+    from edge.forms.synthetic import PHOTO_FORMS, compose
     image = compose(digits_28x28, form="uneven", rng=np.random.default_rng(0))   # a PIL image
 
 The digits sit in a row, left to right, close but not touching, each scaled up and jittered.
