@@ -15,6 +15,11 @@ Then, under `qemu-aarch64-static -cpu cortex-a72` (the Pi 4's core) and on x86 w
   - `python3.11 -m edge.pi.camera model_int8.tflite --source numbers.avi --headless --json`, a 640x480
     video of numbers (scripts/camera_video.py, written by --x86_python, which needs OpenCV): each
     frame's reading is compared, and both frame rates printed;
+  - `python3.11 -m edge.pi.bench model_int8.tflite --read ... --threads 1`: the reader's costliest
+    images (a 20-digit number of 10 touching pairs, touching digits 600 pixels tall, 2048x2048 pages
+    of specks, dots, weave and noise): each read or refused as x86 does, and the slowest image's
+    seconds on both printed (the reader bounds its work by counts, not time, so the emulated time is
+    the same work at qemu's speed);
   - `python3.11 -m edge.pi.bench model_int8.tflite model_float32.tflite` (short): both tables printed,
     the emulated one labelled so (qemu's speed is not a Pi's; nothing is compared).
 Exit 0 when the answers match, 1 when not, 2 on set-up errors.
@@ -139,6 +144,51 @@ def number_photo(fixtures: Path, count: int) -> tuple[Path, str]:
     return target, "".join(str(label) for label in table[:, 0])
 
 
+def worst_cases(fixtures: Path) -> list[Path]:
+    """The costliest images for the reader (scripts/read_accuracy.py's slowest kinds), seeded, as PNGs."""
+    import numpy as np
+
+    from edge.forms.written import lay_out, render, written_digit
+    from edge.tests.nonnumbers import non_number
+
+    table = np.loadtxt(fixtures / "digits.csv", delimiter=",", skiprows=1, dtype=np.int64)[:, 1:].astype(np.uint8)
+    rng = np.random.default_rng(0)
+    folder = CACHE / "worst"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = {}
+    for name, count, height, touching in (("touching-20", 20, 70.0, tuple(range(0, 20, 2))),
+                                          ("tall-touching-4", 4, 600.0, (0, 2))):
+        inks = [written_digit(digit, height, "paper", rng, last=False) for digit in table[:count]]
+        canvas, _ = lay_out(inks, height, rng, touching)
+        images[name] = render(canvas, height, "paper", rng)
+    for kind in ("specks", "dots", "woven", "noise"):
+        images[f"{kind}-2048"] = non_number(kind, (2048, 2048), rng)
+    paths = []
+    for name, image in images.items():
+        paths.append(folder / f"{name}.png")
+        image.save(paths[-1])
+    return paths
+
+
+def timed_readings(command: list[str], what: str, **kwargs) -> list[dict]:
+    """edge.pi.bench --read's rows (its --json file)."""
+    out = CACHE / "readings.json"
+    sys.stdout.write(output_of([*command, "--json", str(out)], what, **kwargs))
+    return json.loads(out.read_text())["readings"]
+
+
+def compare_worst(x86: list[dict], arm: list[dict]) -> bool:
+    """The costliest images read alike on both; the slowest's seconds on each."""
+    same = [row["read"] for row in x86] == [row["read"] for row in arm]
+    worst = max(arm, key=lambda row: row["seconds"])
+    on_x86 = next(row for row in x86 if row["image"] == worst["image"])
+    print(f"{'ok' if same else 'FAIL'}: the emulated Pi reads or refuses the {len(arm)} costliest images as x86 "
+          f"{'does' if same else 'does not'}; its slowest, {Path(worst['image']).name}: {worst['seconds']:.2f} s "
+          f"({worst['cpu_seconds']:.2f} s of CPU) emulated, x86 {on_x86['seconds']:.2f} s ({on_x86['cpu_seconds']:.2f}), "
+          "1 thread")
+    return same
+
+
 def output_of(command: list[str], what: str, **kwargs) -> str:
     """stdout of a command (its stderr shown); a failure is a SetupError."""
     print(f"\n{what}:\n+ {' '.join(command)}", flush=True)
@@ -198,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
         read = ["-m", "edge.pi.read", str(model), str(photo), "--json", "--threads", "4"]
         x86_reading = json.loads(output_of([args.x86_python, *read], "x86_64"))
         arm_reading = json.loads(output_of([*pi, *read], emulated, timeout=600))
+        worst = [str(path) for path in worst_cases(fixtures)]
+        timing = ["-m", "edge.pi.bench", str(model), "--read", *worst, "--threads", "1"]
+        x86_worst = timed_readings([args.x86_python, *timing], "x86_64: the costliest images")
+        arm_worst = timed_readings([*pi, *timing], f"{emulated}: the costliest images", timeout=1200)
         video = CACHE / "numbers-640x480.avi"
         output_of([args.x86_python, str(ROOT / "scripts/camera_video.py"), "--out", str(video), "--digits",
                    str(fixtures / "digits.csv"), "--frames", str(VIDEO_FRAMES), "--codec", "FFV1"],
@@ -228,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     differing = sum(a != b for a, b in zip(x86_frames, arm_frames))
     print(f"ok: the emulated Pi reads all {len(arm_frames)} video frames as x86 does" if frames_same else
           f"FAIL: {differing} of {len(arm_frames)} video frames read otherwise on the emulated Pi")
-    passed = same + photo_same + frames_same
-    total = len(truth) + 2
+    worst_same = compare_worst(x86_worst, arm_worst)
+    passed = same + photo_same + frames_same + worst_same
+    total = len(truth) + 3
     print(f"test-pi: {passed} passed, {total - passed} failed")  # one line a CI log reader counts
     return 0 if passed == total and len(x86) == len(truth) else 1
 

@@ -8,6 +8,13 @@ Per model file and thread count: milliseconds per digit classified alone (median
 the interpreter and its version, Python, the machine, and the CPU (model, cores, flags) as
 /proc/cpuinfo tells them. The digits are random pixels from a fixed seed: the time does not
 depend on what the pixels show. numpy and an interpreter only.
+
+    python -m edge.pi.bench model_int8.tflite --read page.png number.jpg --threads 1
+
+--read times reading images instead, as edge.pi.read reads them (the pair models beside the first
+model, one thread count; Pillow too): per image its size, what it read (the number, or "refused"
+and why) and the seconds it took, wall and this process's CPU, after one untimed reading of the
+first; the slowest last.
 """
 
 from __future__ import annotations
@@ -102,6 +109,49 @@ def benchmark(models: list[str], threads: list[int] | None, runs: int, batch: in
         write_whole(Path(out), lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"))
 
 
+def time_readings(model: str, images: list[str], threads: int, out: str | None) -> None:
+    """Each image read as edge.pi.read reads it, timed; the slowest last (see the module's doc)."""
+    from PIL import Image  # the reader's own dependency: the classification table needs none
+
+    from edge.pi.image import ImageError
+    from edge.pi.reader import read_image
+    from edge.pi.touching import pair_models_beside, touching_line
+
+    if out:
+        writable_folder(Path(out).parent, what=out)
+    classifier = DigitClassifier(model, ClassifierOptions(num_threads=threads))
+    pairs = pair_models_beside(model, threads)
+    print(header(classifier.backend), flush=True)
+    print(f"reading with {Path(model).name}, {threads} thread{'s' * (threads != 1)}; touching digits by "
+          f"{touching_line(pairs)}")
+    print(f"{'image':<32}{'pixels':>11}{'s wall':>8}{'s CPU':>7}  read as")
+    rows = []
+    for k, path in enumerate([images[0], *images]):  # the first once untimed: the interpreter's first calls
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            text = read_image(classifier, path, pairs=pairs).text
+        except ImageError as err:  # no number in it, or not an image it reads
+            text = f"refused: {str(err).removeprefix(f'{path}: ')}"
+        if k == 0:
+            continue
+        try:
+            with Image.open(path) as image:
+                size = image.size
+        except (OSError, ValueError):
+            size = (0, 0)
+        rows.append({"image": path, "width": size[0], "height": size[1], "read": text,
+                     "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu})
+        row = rows[-1]
+        print(f"{Path(path).name:<32}{f'{size[0]}x{size[1]}':>11}{row['seconds']:>8.2f}{row['cpu_seconds']:>7.2f}  "
+              f"{text}", flush=True)
+    slowest = max(rows, key=lambda row: row["seconds"])
+    print(f"slowest: {Path(slowest['image']).name}, {slowest['seconds']:.2f} s ({slowest['cpu_seconds']:.2f} s of CPU)")
+    if out:
+        report = {"interpreter": classifier.backend, "version": interpreter_version(classifier.backend),
+                  "python": platform.python_version(), "cpu": cpu_info(), "threads": threads, "readings": rows}
+        write_whole(Path(out), lambda tmp: tmp.write_text(json.dumps(report, indent=1) + "\n"))
+
+
 def header(backend: str) -> str:
     cpu = cpu_info()
     flags = " ".join(cpu["flags"]) or "?"
@@ -118,10 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256, help="digits per batched invoke (default: %(default)s)")
     parser.add_argument("--batches", type=int, default=10, help="batched invokes timed (default: %(default)s)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the figures here")
+    parser.add_argument("--read", nargs="+", default=None, metavar="IMAGE",
+                        help="time reading these images with the first model instead, on the first --threads count "
+                             "(default 1)")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     if min(args.runs, args.batch, args.batches, *(args.threads or [1])) < 1:
         parser.error("--runs, --batch, --batches and --threads must be at least 1")
+    if args.read:
+        return exit_status(lambda: time_readings(args.models[0], args.read, (args.threads or [1])[0], args.json),
+                           args.debug, also=INTERPRETER_ERRORS)
     return exit_status(lambda: benchmark(args.models, args.threads, args.runs, args.batch, args.batches, args.json),
                        args.debug, also=INTERPRETER_ERRORS)
 

@@ -1,10 +1,15 @@
 """python -m edge.pi.bench: per model and thread count, ms per digit and digits/s, with the CPU named."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 from conftest import model_path
+from PIL import Image
 
-from edge.pi import bench
+from edge.forms.synthetic import compose
+from edge.pi import bench, read
+from edge.tests.nonnumbers import non_number
 
 PI4_CPUINFO = """processor\t: 0
 BogoMIPS\t: 108.00
@@ -46,3 +51,28 @@ def test_a_missing_model_is_one_line(tmp_path, capsys):
     assert bench.main([str(tmp_path / "absent.tflite"), "--runs", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "absent.tflite: no such model file" in err and len(err.splitlines()) == 1
+
+
+
+def test_read_times_each_image_and_names_the_slowest(tmp_path, fixtures, digits, capsys):
+    pixels, _ = digits
+    number, page = tmp_path / "number.png", tmp_path / "dots.png"
+    compose(pixels[:3], "paper", np.random.default_rng(0)).save(number)
+    non_number("dots", (640, 480), np.random.default_rng(1)).save(page)
+    model = str(model_path(fixtures, "int8"))
+    assert read.main([model, str(number), "--json", "--threads", "1"]) == 0
+    expected = json.loads(capsys.readouterr().out)["text"]  # what edge.pi.read reads
+    out = tmp_path / "reading.json"
+    assert bench.main([model, "--read", str(number), str(page), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[3].startswith("reading with model_int8.tflite, 1 thread; touching digits by the pair models")
+    with Image.open(number) as image:
+        size = f"{image.width}x{image.height}"
+    assert [line.split()[:2] for line in printed[5:7]] == [["number.png", size], ["dots.png", "640x480"]]
+    report = json.loads(out.read_text())
+    readings = report["readings"]
+    assert [r["image"] for r in readings] == [str(number), str(page)] and report["threads"] == 1
+    assert readings[0]["read"] == expected and readings[1]["read"].startswith("refused: no number")
+    assert all(r["seconds"] > 0 and r["cpu_seconds"] >= 0 for r in readings)
+    slowest = max(readings, key=lambda r: r["seconds"])
+    assert printed[-1].startswith(f"slowest: {Path(slowest['image']).name}, {slowest['seconds']:.2f} s")
