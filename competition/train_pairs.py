@@ -4,12 +4,16 @@ two that touch?) and the reader (which two?), as runs under models/pair-models/.
     python -m competition.train_pairs                                  # both, on data/ (or --data_dir)
     python -m competition.train_pairs --run 20261127-081500-report-aug  # on the data that run trained on
     python -m competition.train_pairs --design pair_finder --examples 8000 --epochs 4   # small, to try
+    python -m competition.train_pairs --cluster HEAD:6379               # each model a task on a Ray cluster
 
 Each run folder models/pair-models/<time>-<design>/ holds model.keras, config.json,
 data_fingerprint.json, history.csv, metrics.json (figures on pieces made of validation digits),
 calibration.npy and train.log; one line per phase and per epoch, with the time left. A finished run
-of the same data and settings is reused, not retrained (--retrain trains anew). `make tflite`
-then converts the newest of each trained on the exported run's data (competition/training/pair_runs.py).
+of the same data and settings is reused, not retrained (--retrain trains anew); one killed
+mid-training goes on from its last finished epoch when the same command runs again. With
+--cluster, both train at once as tasks on a Ray cluster (docs/cluster.md), their folders written
+here. `make tflite` then converts the newest of each trained on the exported run's data
+(competition/training/pair_runs.py).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from competition import startup
 startup.begin()  # before TensorFlow loads: Keras' backend, its start-up lines quieted
 
 from common.errors import add_debug_flag, debug_requested, exit_status
-from competition.cli import add_flags, from_flags
+from competition.cli import add_cluster_flag, add_flags, from_flags
 from competition.config import PAIR_DESIGNS, PAIR_PRESETS, ROOT, PairConfig
 from competition.data.reading import read_json
 from competition.runs.choosing import default_model, model_by_id
@@ -41,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[PairConfig, argparse.Name
                                                     "place of --data_dir (default: none)")
     parser.add_argument("--retrain", action="store_true",
                         help="train anew even where a finished run of the same data and settings exists")
+    add_cluster_flag(parser)
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     presets = ", ".join(f"{d} {p['examples']:,} pieces, {p['epochs']} epochs" for d, p in PAIR_PRESETS.items())
@@ -72,13 +77,21 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = run_data_dir(base.models_dir, args.run) if args.run else base.data_dir
         digits = load_train(data_dir)
         sha256 = digits.fingerprint()["sha256"]
+        wanted = []
         for design in args.designs:
             cfg = pair_runs.resolved(dataclasses.replace(base, design=design, data_dir=data_dir))
             found = None if args.retrain else pair_runs.find_pair_run(cfg.models_dir, design, sha256, cfg.to_dict())
             if found:
                 print(f"{design}: {found} was trained on this data with these settings: reused (--retrain trains anew)")
-                continue
-            pair_runs.train_pair_run(cfg, digits)
+            else:
+                wanted.append(cfg)
+        if args.cluster and wanted:
+            from competition.training.cluster import pairs
+
+            pairs.train_all(wanted, args.cluster, digits)
+        else:
+            for cfg in wanted:
+                pair_runs.train_pair_run(cfg, digits)
 
     return exit_status(command, debug_requested(argv), interrupted="no run folder was written for the unfinished model")
 

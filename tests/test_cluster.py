@@ -18,7 +18,7 @@ import pytest
 from ray.cluster_utils import Cluster
 from test_faults import usage_error_line
 
-from competition import cv, ensemble
+from competition import cv, ensemble, train_pairs
 from competition import predict as submission
 from competition.config import COMPUTE_PRECISIONS
 from competition.runs.layout import is_run
@@ -234,6 +234,32 @@ def test_a_node_lost_during_a_model_has_it_trained_again_on_another(demo_dir, tm
         assert files_of(run) == sorted([*RUN_FILES, "rows.npz"])
     out = capfd.readouterr().out
     assert out.count(": done on ") == 2 and out.count(f"{fold}: done on ") == 1
+
+
+def test_the_pair_models_train_on_the_cluster_into_ordinary_pair_runs(demo_dir, tmp_path, cluster, capfd):
+    from competition.config import PAIR_RUNS_DIR
+    from competition.training.pair_runs import find_pair_run
+
+    flags = ["--data_dir", str(demo_dir), "--examples", "200", "--epochs", "1"]
+    assert train_pairs.main([*flags, "--models_dir", str(tmp_path / "c"), "--cluster", cluster.address]) == 0
+    out = capfd.readouterr().out
+    for design in ("pair_finder", "pair_reader"):  # queued here, trained on a node (its own lines), placed here
+        assert f"{design}: queued: 1 CPU" in out and f"{design}: done on " in out
+        assert any(line.startswith(f"({design} pid=") and "epoch 1/1" in line for line in out.splitlines())
+    assert train_pairs.main([*flags, "--models_dir", str(tmp_path / "l"), "--threads", "1"]) == 0
+    capfd.readouterr()
+    sha = json.loads(next((tmp_path / "l" / PAIR_RUNS_DIR).glob("*/data_fingerprint.json")).read_text())["sha256"]
+    for design in ("pair_finder", "pair_reader"):
+        on_cluster, here = (find_pair_run(tmp_path / where, design, sha) for where in ("c", "l"))
+        assert on_cluster and files_of(on_cluster) == files_of(here)
+        config, local = (json.loads((run / "config.json").read_text()) for run in (on_cluster, here))
+        assert {k: v for k, v in config.items() if k not in ("run_id", "models_dir", "hardware")} == \
+            {k: v for k, v in local.items() if k not in ("run_id", "models_dir", "hardware")}
+        metrics = json.loads((on_cluster / "metrics.json").read_text())
+        assert metrics["held_out"] == json.loads((here / "metrics.json").read_text())["held_out"], \
+            "the same pieces and seed: the same model's figures"
+    assert train_pairs.main([*flags, "--models_dir", str(tmp_path / "c"), "--cluster", cluster.address]) == 0
+    assert capfd.readouterr().out.count("reused") == 2, "a finished pair run is not trained again"
 
 
 def test_a_driver_killed_and_run_again_reuses_every_model_it_wrote(demo_dir, tmp_path, cluster, capfd):

@@ -2,10 +2,13 @@
 
 import csv
 import json
+import signal
+import sys
+import time
 
 import numpy as np
 import pytest
-from test_faults import usage_error_line
+from test_faults import start, usage_error_line, visible, wait_for
 
 from competition import train_pairs
 from competition.config import PAIR_RUNS_DIR, PairConfig
@@ -74,6 +77,34 @@ def test_a_finished_run_of_the_same_data_and_settings_is_reused(pair_models, dem
                              "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert runs_of(pair_models) == before and out.count("reused") == 2
+
+
+def test_a_pair_run_killed_in_an_epoch_resumes_from_its_last_finished_one(demo_dir, tmp_path, capsys):
+    models = tmp_path / "models"
+    flags = ["--data_dir", str(demo_dir), "--models_dir", str(models), "--design", "pair_finder", "--examples", "2000",
+             "--epochs", "4", "--batch_size", "8", "--threads", "1"]
+    checkpoint = lambda: [json.loads(p.read_text())["epoch"]  # noqa: E731
+                          for p in models.glob(f"{PAIR_RUNS_DIR}/.resume-pair_finder-*/training_metadata.json")
+                          if p.stat().st_size]
+    log = tmp_path / "first.log"
+    first = start([sys.executable, "-m", "competition.train_pairs", *flags], log)
+    wait_for(first, lambda: checkpoint() == [1], log)
+    time.sleep(0.3)  # into the second epoch
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done = checkpoint()[0]
+    assert 1 <= done < 4 and visible(models / PAIR_RUNS_DIR) == [], log.read_text()[-2000:]
+
+    assert train_pairs.main(flags) == 0
+    out = capsys.readouterr().out
+    assert f"resume: {done} of 4 epochs were finished" in out and f"training on from epoch {done + 1}" in out
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("epoch ")] == \
+        [f"epoch {n}/4" for n in range(done + 1, 5)], "only the epochs the killed run had not finished"
+    (run,) = [models / PAIR_RUNS_DIR / name for name in visible(models / PAIR_RUNS_DIR)]
+    history = (run / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in history[1:]] == ["0", "1", "2", "3"]
+    assert json.loads((run / "metrics.json").read_text())["resumed_from_epoch"] == done
+    assert not list((models / PAIR_RUNS_DIR).glob(".resume-*")), "the checkpoints go once the run is in place"
 
 
 def test_pieces_are_the_same_however_many_workers_make_them(demo_dir, monkeypatch):

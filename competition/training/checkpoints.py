@@ -18,6 +18,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -36,6 +37,8 @@ PREFIX = ".resume-"
 LOCK_FILE = "lock"
 EPOCH_FILE = "training_metadata.json"  # BackupAndRestore's own record of the epochs finished
 SLACK_BYTES = 2**20  # h5's own structure and the history beside the weights
+
+log = logging.getLogger("competition")
 
 
 def folder_for(models_dir: str | Path, name: str, identity: dict, rows=None) -> Path:
@@ -109,3 +112,14 @@ def restore_history(folder: Path, history: Path) -> None:
     kept = folder / HISTORY_FILE
     if kept.is_file():
         shutil.copyfile(kept, history)
+
+
+def resume(folder: Path, history: Path, epochs: int) -> int:
+    """Epochs a killed run of these settings finished (0: none); with some, its history.csv rows put
+    back and a line that says so."""
+    done = epochs_done(folder)
+    if done:
+        restore_history(folder, history)
+        log.info(f"resume: {done} of {epochs} epochs were finished by a run of these settings that was "
+                 f"stopped ({folder.name}); training on from epoch {min(done + 1, epochs)}")
+    return done

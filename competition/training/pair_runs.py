@@ -9,7 +9,8 @@ MODELS_DIR/pair-models/<time>-<design>/ as trainer.py writes a digit run's: mode
 data_fingerprint.json, history.csv, train.log, metrics.json (its figures on pieces made of the
 validation digits, which no training piece is made of) and calibration.npy (training pieces that
 calibrate its int8 export). `find_pair_run` finds a finished one by data and, to reuse it,
-settings: a finished run is reused, never retrained.
+settings: a finished run is reused, never retrained. A run killed mid-training goes on from its
+last finished epoch when the same command runs again (training/checkpoints.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from competition.model import designs
 from competition.runs.building import check_room, run_bytes, run_folder
 from competition.runs.console import setup_console_logging
 from competition.runs.layout import CONFIG_FILE, FINGERPRINT_FILE, HISTORY_FILE, METRICS_FILE, MODEL_FILE, new_run_id
-from competition.training import hardware
+from competition.training import checkpoints, hardware
 from edge.pi.image import PAIR_FIELD
 from edge.forms.written import pair_examples, pair_readings
 
@@ -189,7 +190,10 @@ def train_pair_run(cfg: PairConfig, digits: Digits | None = None, setup: hardwar
     model = build(cfg)
     check_room(models_dir, run_bytes(model.count_params()), "this pair run")
     run_id = new_run_id(cfg.design)
-    with run_folder(models_dir, run_id) as folder:
+    # A killed run's finished epochs, kept under its settings and data (checkpoints.py), as a digit run's are.
+    backup = checkpoints.folder_for(models_dir, cfg.design, {**{key: getattr(cfg, key) for key in IDENTITY},
+                                                            "data": digits.fingerprint()["sha256"]})
+    with checkpoints.held(backup), run_folder(models_dir, run_id) as folder:
         log.info(f"machine: {hardware.describe_machine(setup.machine)}; float32, {threads} thread{'s' * (threads != 1)}")
         kind = "DEMO data" if digits.demo else "competition data"
         log.info(f"run: {run_id}, {cfg.design}: {cfg.examples:,} pieces made of {len(x_train):,} training digits "
@@ -201,20 +205,25 @@ def train_pair_run(cfg: PairConfig, digits: Digits | None = None, setup: hardwar
         held = max(2, int(cfg.held_out * cfg.examples))
         held_pieces, held_truth = made(cfg.design, x_val, y_val, held, (cfg.seed, 1), "held-out pieces", threads)
         np.save(folder / CALIBRATION_FILE, pieces[:cfg.calibration])
+        resumed = checkpoints.resume(backup, folder / HISTORY_FILE, cfg.epochs)  # on the same pieces: same seeds
         start = time.perf_counter()
-        model.fit(pieces, targets(cfg, truth), batch_size=cfg.batch_size, epochs=cfg.epochs,
-                  validation_data=(held_pieces, targets(cfg, held_truth)),
-                  callbacks=[keras.callbacks.CSVLogger(str(folder / HISTORY_FILE)), EpochLog(cfg.epochs, len(pieces))],
-                  verbose=1 if sys.stdout.isatty() else 0)
+        history = model.fit(pieces, targets(cfg, truth), batch_size=cfg.batch_size, epochs=cfg.epochs,
+                            validation_data=(held_pieces, targets(cfg, held_truth)),
+                            callbacks=[keras.callbacks.CSVLogger(str(folder / HISTORY_FILE), append=True),
+                                       EpochLog(cfg.epochs, len(pieces)),
+                                       checkpoints.EpochBackup(backup, folder / HISTORY_FILE)],  # last: after the row
+                            verbose=1 if sys.stdout.isatty() else 0)
         seconds = time.perf_counter() - start
+        epochs_now = len(history.history.get("loss", []))
         saved = model if cfg.design == "pair_finder" else designs.pair_reader_sides(model)
         saved.save(folder / MODEL_FILE)
         figures = held_out_figures(cfg.design, saved, held_pieces, held_truth)
-        log.info(f"train: {cfg.epochs} epochs, {seconds:.0f}s, {cfg.epochs * len(pieces) / seconds:,.0f} pieces/s; "
-                 f"{summary_line(cfg.design, figures)}")
+        log.info(f"train: {epochs_now} epochs, {seconds:.0f}s, {epochs_now * len(pieces) / max(seconds, 1e-9):,.0f} "
+                 f"pieces/s; {summary_line(cfg.design, figures)}")
         write_json(folder / METRICS_FILE, {"run_id": run_id, "design": cfg.design, "demo_data": digits.demo,
                                            "held_out": figures, "train_seconds": round(seconds, 1),
-                                           "parameters": saved.count_params()})
+                                           "parameters": saved.count_params(),
+                                           **({"resumed_from_epoch": resumed} if resumed else {})})
     final = models_dir / run_id
     log.info(f"saved: {final}")
     return final

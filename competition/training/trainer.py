@@ -188,11 +188,7 @@ def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_
     validate = len(x_val) > 0
     train_ds = make_dataset(x_train, onehot(y_train), cfg.batch_size, cfg.seed,
                             cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
-    resumed = checkpoints.epochs_done(backup)
-    if resumed:
-        checkpoints.restore_history(backup, folder / HISTORY_FILE)
-        log.info(f"resume: {resumed} of {cfg.epochs} epochs were finished by a run of these settings that was "
-                 f"stopped ({backup.name}); training on from epoch {min(resumed + 1, cfg.epochs)}")
+    resumed = checkpoints.resume(backup, folder / HISTORY_FILE, cfg.epochs)
     fit_callbacks = callbacks(cfg, folder, len(x_train), validate)
     last_step = LastStepWeights() if cfg.ema else None
     fit_callbacks += [last_step] if last_step else []

@@ -23,6 +23,7 @@ from typing import Iterator
 
 import common
 import competition
+import edge
 from common.errors import ConfigError, ProjectError, RemoteError, describe
 from competition.training import hardware
 
@@ -31,7 +32,7 @@ CLUSTER_ADDRESSES = "local, auto, HOST:PORT or ray://HOST:PORT"
 CLIENT_PREFIX = "ray://"
 # Where `ray start` notes the address of the cluster it started on this machine.
 RAY_START_RECORD = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
-PACKAGES = (common, competition)  # what a node imports of the project: the trainer's side
+PACKAGES = (common, competition, edge)  # what a node imports of the project (the pair models: edge's generator)
 PROBE_SECONDS = 5.0  # ray.init waits minutes on an address where nothing listens: ask the port first
 
 

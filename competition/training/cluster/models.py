@@ -78,18 +78,18 @@ def train_all(jobs: list, address: str, digits: Digits) -> dict[str, Path]:
         while pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(ref)
-            result = _result(ray, ref, job.name)
+            result = result_of(ray, ref, job.name)
             found[job.name] = place_run(job.folder, result["run_id"], result["files"])
-            print(f"{job.name}: done on {result['node']} in {_duration(result['seconds'])}, "
+            print(f"{job.name}: done on {result['node']} in {duration(result['seconds'])}, "
                   f"{result['images_per_second']:,.0f} img/s, {result['precision']} -> {found[job.name]}", flush=True)
         return found
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def _result(ray, ref, name: str) -> dict:
+def result_of(ray, ref, name: str) -> dict:
     """A model's result; its own error as one line of the project's (not retried: the same input
     fails again), Ray's (a node lost more often than RETRIES) as a RemoteError."""
     try:
@@ -104,10 +104,9 @@ def _result(ray, ref, name: str) -> dict:
         raise RemoteError(f"{name}: the cluster lost it: {first}") from None
 
 
-def train_on_node(cfg: TrainConfig, indices, what: str, digits: Digits, hyperparameters: dict | None,
-                  expected: dict[str, str]) -> dict:
-    """Ray's task: one model trained on this node, returned as its run folder's files. Imports
-    TensorFlow only after the start-up settings, in this fresh worker."""
+def node_checked(expected: dict[str, str]) -> str:
+    """This node's name, once its versions are the driver's (VersionMismatch if not); in a task's
+    fresh worker, the start-up settings first, before TensorFlow loads."""
     from competition import startup
 
     startup.begin()
@@ -120,6 +119,19 @@ def train_on_node(cfg: TrainConfig, indices, what: str, digits: Digits, hyperpar
     if wrong:
         raise VersionMismatch(f"node {node} refuses it: {'; '.join(wrong)}: install requirements.txt's pins on "
                               "every node")
+    return node
+
+
+def run_files(run: Path) -> dict[str, bytes]:
+    """A finished run folder's files by relative path, for the driver's runs/building.place_run."""
+    return {str(path.relative_to(run)): path.read_bytes() for path in sorted(run.rglob("*")) if path.is_file()}
+
+
+def train_on_node(cfg: TrainConfig, indices, what: str, digits: Digits, hyperparameters: dict | None,
+                  expected: dict[str, str]) -> dict:
+    """Ray's task: one model trained on this node, returned as its run folder's files. Imports
+    TensorFlow only after the start-up settings, in this fresh worker."""
+    node = node_checked(expected)
     from competition.training import trainer
 
     setup = hardware.resolve(cfg.precision, cfg.threads)  # this node's precision and threads
@@ -127,7 +139,7 @@ def train_on_node(cfg: TrainConfig, indices, what: str, digits: Digits, hyperpar
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="digits-run-") as own:
         run = trainer.train_model(cfg, setup, trainer.Placement(digits, indices, hyperparameters, own))
-        files = {str(path.relative_to(run)): path.read_bytes() for path in sorted(run.rglob("*")) if path.is_file()}
+        files = run_files(run)
     metrics = json.loads(files[METRICS_FILE])
     return {"run_id": run.name, "files": files, "node": node, "precision": setup.precision,
             "seconds": time.perf_counter() - start, "images_per_second": metrics["train_images_per_second"]}
