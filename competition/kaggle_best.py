@@ -2,6 +2,7 @@
 
     python -m competition.kaggle_best --recipe fast          # make kaggle-best RECIPE=fast
     python -m competition.kaggle_best --recipe best-ensemble --force   # even past the GPU quota left
+    python -m competition.kaggle_best --recipe fast --pair_models      # and the reader's pair models after it
 
 It says its plan on Kaggle's two T4s (each model's minutes, two at a time, the session's minutes and the
 GPU-minutes: guesses where not measured there) and this week's GPU quota left (too little: it stops,
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docker_image", default=None,
                         help="pin the kernel to this Kaggle image (e.g. gcr.io/kaggle-gpu-images/python:<tag>; "
                              "default: Kaggle's latest)")
+    parser.add_argument("--pair_models", action="store_true",
+                        help="also train the reader's pair models on the same data after the recipe (make "
+                             "pair-models' command; with --epochs, a trial's few pieces), fetched into "
+                             "models/pair-models/ for make tflite")
     parser.add_argument("--force", action="store_true", help="push even when the GPU quota left looks too short")
     parser.add_argument("--new", action="store_true",
                         help="push a new version even when one pushed before has not been fetched")
@@ -69,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.build_only:
             username = args.username or KaggleClient(retries=args.retries, backoff_s=args.backoff_s).username
             digest = write_kernel_folder(Path(args.build_only), username, recipe, args.epochs, args.accelerator,
-                                         args.docker_image)
+                                         args.docker_image, args.pair_models)
             print(f"kaggle-best: {args.build_only}: the kernel of recipe {recipe.name} (code {digest})")
             return None
         client = KaggleClient(retries=args.retries, backoff_s=args.backoff_s)
         return kaggle_best(recipe, args.models_dir, args.accelerator, args.epochs, args.force, args.new,
-                           args.poll_s, client, args.docker_image)
+                           args.poll_s, client, args.docker_image, args.pair_models)
 
     return exit_status(work, args.debug, interrupted="the kernel keeps running on Kaggle; the same command "
                                                      "attaches to it and fetches its output")

@@ -504,3 +504,43 @@ def test_without_a_log_stream_the_status_lines_go_on(fake, kaggle_json, tmp_path
     assert "kaggle-best: no live log (kernel " in out and "its status every" in out
     assert "kaggle-best: RUNNING" in out and not [line for line in out.splitlines() if line.startswith("kaggle-best: | ")]
     assert (tmp_path / "models" / "recipe-fast-kaggle" / "submission.csv").is_file()
+
+
+def test_the_kernel_trains_the_pair_models_after_the_recipe_and_they_land_where_make_tflite_looks(
+        digits, kaggle_json, tmp_path, monkeypatch, capsys):
+    from competition.config import PAIR_RUNS_DIR
+    from competition.training.pair_runs import find_pair_run
+
+    models = tmp_path / "models"
+    with FakeKaggle(digits) as server:
+        monkeypatch.setenv("KAGGLE_LOCALHOST_PORT", str(server.port))
+        assert run(models, "--epochs", "1", "--pair_models") == 0
+        working = server.kernels[SLUG][0]["run"].working
+    out = capsys.readouterr().out
+    assert "then the pair models, about 0 min on one GPU" in out  # a trial: 2,000 pieces, one epoch
+    log = (working / bootstrap.LOG_FILE).read_text()
+    assert log.index("$ python -m competition.best --recipe fast") < log.index(
+        "$ python -m competition.train_pairs --data_dir ") and "--epochs 1 --examples 2000" in log
+    assert json.loads((working / bootstrap.RUN_FILE).read_text())["pair_models"] is True
+    target = models / "recipe-fast-kaggle"
+    assert not (target / PAIR_RUNS_DIR).exists(), "moved out of the recipe's folder"
+    [member] = [p for p in target.iterdir() if p.name.endswith("-member-1")]
+    sha = json.loads((member / "data_fingerprint.json").read_text())["sha256"]
+    for design in ("pair_finder", "pair_reader"):  # as make tflite finds them: by the exported run's data
+        found = find_pair_run(models, design, sha)
+        assert found and found.parent == models / PAIR_RUNS_DIR
+        trained = working / PAIR_RUNS_DIR / found.name
+        assert (found / "model.keras").read_bytes() == (trained / "model.keras").read_bytes()
+        config = json.loads((found / "config.json").read_text())
+        assert config["examples"] == 2000 and config["epochs"] == 1
+    assert "kaggle-best: the pair models " in out and f"-> {models / PAIR_RUNS_DIR}" in out
+
+
+def test_the_plan_adds_the_pair_models_minutes_after_the_recipe():
+    alone, both = (plan.plan_minutes(RECIPES["best-ensemble"], plan.DEFAULT_GPU, None, pairs) for pairs in (False, True))
+    assert both.pair_minutes == pytest.approx(plan.pair_minutes()) and alone.pair_minutes == 0
+    assert both.session_minutes == pytest.approx(alone.session_minutes + both.pair_minutes)
+    assert both.gpu_minutes == pytest.approx(alone.gpu_minutes + both.pair_minutes)
+    made = sum(p["examples"] * 1.1 for p in plan.PAIR_PRESETS.values()) / plan.PAIR_MAKING_RATE
+    trained = sum(p["examples"] * p["epochs"] / plan.PAIR_RATES[d] for d, p in plan.PAIR_PRESETS.items())
+    assert plan.pair_minutes() == pytest.approx((made + trained) / 60)

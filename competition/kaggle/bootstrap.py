@@ -16,7 +16,9 @@ In the kernel it
    unpacks the project and runs `python -m competition.best --recipe <name> --gpus 0,1` on it, as
    `make best` does, into <working>/recipe-<name>/: on Kaggle's two T4s (machine_shape NvidiaTeslaT4)
    the members train two at a time, one per GPU, each in a process that sees only its own;
-4. lifts that folder's files into <working>/ (submission.csv at the top, where Kaggle looks for a
+4. with the pair models asked (`make kaggle-best ARGS=--pair_models`), runs `python -m
+   competition.train_pairs` on the same data into <working>/pair-models/;
+5. lifts the recipe folder's files into <working>/ (submission.csv at the top, where Kaggle looks for a
    notebook's submission) and writes kaggle_run.json: what ran, on which versions.
 """
 
@@ -44,6 +46,7 @@ ROOT_VARIABLE = "DIGITS_FAKE_KAGGLE_ROOT"
 FAKE_GPUS_VARIABLE = "DIGITS_FAKE_GPUS"
 COMPETITION = "digit-recognizer"
 LOG_FILE = "kaggle-best.log"
+TRIAL_PAIR_EXAMPLES = 2_000  # with --epochs (a trial), the pair models' pieces: minutes, not the presets' hour
 RUN_FILE = "kaggle_run.json"  # in the output: the recipe, the code's digest, the versions it ran on
 PREFIX = "kaggle-best:"
 # The versions the project runs on: [lowest, first too high). Keras 3 on TensorFlow 2.16+ (where Keras 3
@@ -160,10 +163,23 @@ def list_gpus() -> list[str]:
     return [line.strip() for line in result.stdout.splitlines() if line.strip()] if result.returncode == 0 else []
 
 
+def run_step(command: list[str], project: Path) -> int:
+    """One of the project's commands, run in the unpacked project, its lines passed on as they come;
+    its exit status."""
+    say(f"$ python -m {' '.join(command[3:])}")
+    env = {**os.environ, "PYTHONPATH": str(project), "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, bufsize=1)
+    for line in process.stdout:
+        sys.stdout.write(line)
+    return process.wait()
+
+
 def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict[str, str], epochs: int | None = None,
-        root: Path | None = None) -> int:
+        root: Path | None = None, pair_models: bool = False) -> int:
     """The kernel's work, in the tree at root (default: kaggle_root()); its exit status (non-zero: Kaggle
-    marks the run ERROR)."""
+    marks the run ERROR). pair_models: then the reader's pair models, on the same data, into
+    <working>/pair-models/ (with epochs, a trial: that many epochs of TRIAL_PAIR_EXAMPLES pieces)."""
     root = root or kaggle_root()
     working = root / "working"
     working.mkdir(parents=True, exist_ok=True)
@@ -195,26 +211,27 @@ def run_recipe(recipe: str, project_zip_b64: str, code_digest: str, tested: dict
             f"every folder): attach the competition to the kernel (competition_sources: [\"{COMPETITION}\"])")
         return 4
     project = unpack(project_zip_b64, Path(tempfile.mkdtemp(prefix="digits-project-")))
-    command = [sys.executable, "-u", "-m", "competition.best", "--recipe", recipe, "--data_dir", str(data),
-               "--models_dir", str(working), "--gpus", ",".join(map(str, range(len(gpus)))),
-               *(["--epochs", str(epochs)] if epochs else [])]
-    say("$ python -m competition.best " + " ".join(command[4:]))
-    env = {**os.environ, "PYTHONPATH": str(project), "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
-    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, bufsize=1)
-    for line in process.stdout:
-        sys.stdout.write(line)
-    code = process.wait()
-    minutes = (time.monotonic() - start) / 60
-    if code:
-        say(f"error: make best stopped with exit status {code} after {minutes:.1f} min (its last lines above)")
-        return code
+    python = [sys.executable, "-u", "-m"]
+    steps = [("make best", [*python, "competition.best", "--recipe", recipe, "--data_dir", str(data),
+                            "--models_dir", str(working), "--gpus", ",".join(map(str, range(len(gpus)))),
+                            *(["--epochs", str(epochs)] if epochs else [])])]
+    if pair_models:  # one process, on the first GPU: the two models one after the other
+        steps.append(("make pair-models", [*python, "competition.train_pairs", "--data_dir", str(data),
+                                           "--models_dir", str(working),
+                                           *(["--epochs", str(epochs), "--examples", str(TRIAL_PAIR_EXAMPLES)]
+                                             if epochs else [])]))
+    for what, command in steps:
+        code = run_step(command, project)
+        minutes = (time.monotonic() - start) / 60
+        if code:
+            say(f"error: {what} stopped with exit status {code} after {minutes:.1f} min (its last lines above)")
+            return code
     lift(working / f"recipe-{recipe}", working)
     (working / RUN_FILE).write_text(json.dumps({
-        "recipe": recipe, "epochs": epochs, "code": code_digest, "versions": installed,
+        "recipe": recipe, "epochs": epochs, "pair_models": pair_models, "code": code_digest, "versions": installed,
         "python": platform.python_version(), "gpu": said, "gpus": len(gpus), "minutes": round(minutes, 1)}, indent=2)
         + "\n")
     shutil.rmtree(project, ignore_errors=True)
-    say(f"done in {minutes:.1f} min: submission.csv, metrics.json, the members' run folders and {LOG_FILE} "
-        f"in {working}")
+    say(f"done in {minutes:.1f} min: submission.csv, metrics.json, the members' run folders"
+        + (", the pair models' runs in pair-models/" if pair_models else "") + f" and {LOG_FILE} in {working}")
     return 0

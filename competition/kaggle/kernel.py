@@ -34,15 +34,16 @@ from pathlib import Path
 from common.digits_csv import SUBMISSION_FILE
 from common.errors import ProjectError
 from common.writing import write_json, write_text
-from competition.config import ROOT, Recipe
+from competition.config import PAIR_RUNS_DIR, ROOT, Recipe
 from competition.data.reading import read_json
 from competition.kaggle import bootstrap, plan
 from competition.kaggle.client import COMPETITION, KaggleClient, KaggleError
+from competition.runs.building import place_run, run_files
 from competition.runs.layout import ENSEMBLE_FILE, METRICS_FILE
 
 SCRIPT_FILE = "kaggle_best.py"
 METADATA_FILE = "kernel-metadata.json"  # the name the kaggle client reads
-PACKED = ("common", "competition")  # what trains; edge/, tests/ and docs/ stay home
+PACKED = ("common", "competition", "edge")  # what trains (the pair models: edge's generator); tests/, docs/ stay home
 STATE_FOLDER = ".kaggle-best"  # under the models folder: one <recipe>.json per kernel pushed and not yet fetched
 POLL_S = 30.0
 QUEUED_NOTICE_S = 15 * 60  # QUEUED this long (API pushes are known to stick there): the kernel's URL, what to do
@@ -90,8 +91,10 @@ def tested_pins(requirements: Path = ROOT / "requirements.txt") -> dict[str, str
     return pins
 
 
-def kernel_script(recipe: Recipe, epochs: int | None = None, root: Path = ROOT) -> tuple[str, str]:
-    """The kernel's code file and the digest of the code it carries."""
+def kernel_script(recipe: Recipe, epochs: int | None = None, root: Path = ROOT, pair_models: bool = False
+                  ) -> tuple[str, str]:
+    """The kernel's code file and the digest of the code it carries; pair_models: it also trains the
+    reader's pair models after the recipe."""
     packed, digest = project_zip(root)
     lines = "\n".join(f'    "{packed[i:i + 100]}"' for i in range(0, len(packed), 100))
     footer = f'''
@@ -99,6 +102,7 @@ def kernel_script(recipe: Recipe, epochs: int | None = None, root: Path = ROOT) 
 # Written by `make kaggle-best` (competition/kaggle/kernel.py): what this kernel runs.
 RECIPE = {recipe.name!r}
 EPOCHS = {epochs!r}
+PAIR_MODELS = {pair_models!r}
 CODE_DIGEST = {digest!r}
 TESTED = {tested_pins(root / "requirements.txt")!r}
 PROJECT_ZIP = (  # {", ".join(PACKED)} of the checkout, zipped, base64
@@ -106,7 +110,7 @@ PROJECT_ZIP = (  # {", ".join(PACKED)} of the checkout, zipped, base64
 )
 
 if __name__ == "__main__":  # as a script, and as the one cell of the notebook Kaggle makes of it
-    code = run_recipe(RECIPE, PROJECT_ZIP, CODE_DIGEST, TESTED, EPOCHS)
+    code = run_recipe(RECIPE, PROJECT_ZIP, CODE_DIGEST, TESTED, EPOCHS, pair_models=PAIR_MODELS)
     if code:
         sys.exit(code)
 '''
@@ -128,9 +132,10 @@ def kernel_metadata(username: str, recipe: Recipe, accelerator: str = plan.DEFAU
 
 
 def write_kernel_folder(folder: Path, username: str, recipe: Recipe, epochs: int | None = None,
-                        accelerator: str = plan.DEFAULT_GPU, docker_image: str | None = None) -> str:
+                        accelerator: str = plan.DEFAULT_GPU, docker_image: str | None = None,
+                        pair_models: bool = False) -> str:
     """The folder `kaggle kernels push` takes; the digest of the code in it."""
-    script, digest = kernel_script(recipe, epochs)
+    script, digest = kernel_script(recipe, epochs, pair_models=pair_models)
     size = len(script.encode())
     if size > MAX_CODE_BYTES:
         raise ProjectError(f"the kernel's code file would be {size / 1000:,.0f} kB, over the {MAX_CODE_BYTES / 1000:,.0f} kB "
@@ -150,16 +155,18 @@ def state_path(recipe: Recipe, models_dir: str | Path) -> Path:
 
 
 def push(client: KaggleClient, recipe: Recipe, models_dir: str | Path, epochs: int | None, accelerator: str,
-         timeout_s: int, docker_image: str | None = None) -> dict:
+         timeout_s: int, docker_image: str | None = None, pair_models: bool = False) -> dict:
     """Push the kernel; what Kaggle answered (its version and ref) remembered in the state file."""
     with tempfile.TemporaryDirectory(prefix="kaggle-best-push-") as folder:
-        digest = write_kernel_folder(Path(folder), client.username, recipe, epochs, accelerator, docker_image)
+        digest = write_kernel_folder(Path(folder), client.username, recipe, epochs, accelerator, docker_image,
+                                     pair_models)
         response = client.push_kernel(Path(folder), timeout_s)
     if not response.version_number:
         raise KaggleError(f"push: Kaggle took the kernel but named no version (ref {response.ref!r}): see "
                           f"{response.url or 'its page on Kaggle'}")
     state = {"slug": f"{client.username}/{slug_of(recipe)}", "version": response.version_number,
-             "ref": response.ref, "url": response.url, "recipe": recipe.name, "epochs": epochs, "code": digest,
+             "ref": response.ref, "url": response.url, "recipe": recipe.name, "epochs": epochs,
+             "pair_models": pair_models, "code": digest,
              "accelerator": accelerator, "docker_image": docker_image, "timeout_s": timeout_s,
              "pushed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_json(state_path(recipe, models_dir), state)
@@ -294,10 +301,22 @@ def fetch(client: KaggleClient, state: dict, target: Path) -> list[str]:
     return names
 
 
+def place_pair_runs(target: Path, models_dir: str | Path) -> list[Path]:
+    """The pair runs a kernel trained (target/pair-models/<id>/), moved whole to models_dir/pair-models/,
+    where `make tflite` looks for them; the runs placed."""
+    fetched = target / PAIR_RUNS_DIR
+    placed = []
+    for run in sorted(p for p in fetched.iterdir() if p.is_dir()) if fetched.is_dir() else []:
+        placed.append(place_run(Path(models_dir) / PAIR_RUNS_DIR, run.name, run_files(run)))
+    shutil.rmtree(fetched, ignore_errors=True)
+    return placed
+
+
 def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = plan.DEFAULT_GPU, epochs: int | None = None,
                 force: bool = False, new: bool = False, poll_s: float = POLL_S, client: KaggleClient | None = None,
-                docker_image: str | None = None) -> Path:
-    """Push (or attach to) the recipe's kernel, watch it, fetch its output; the installed folder."""
+                docker_image: str | None = None, pair_models: bool = False) -> Path:
+    """Push (or attach to) the recipe's kernel, watch it, fetch its output; the installed folder. With
+    pair_models the kernel also trains the reader's pair models, placed in models_dir/pair-models/."""
     client = client or KaggleClient()
     path = state_path(recipe, models_dir)
     state = read_json(path) if path.is_file() and not new else None
@@ -305,18 +324,19 @@ def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = plan.
         print(f"kaggle-best: attaching to version {state['version']} of {state['slug']}, pushed "
               f"{state['pushed_at']} (code {state['code']}): {state['url']} (--new pushes another)", flush=True)
     else:
-        planned, gpu = plan.plan_minutes(recipe, accelerator, epochs), plan.GPUS[accelerator]
+        planned, gpu = plan.plan_minutes(recipe, accelerator, epochs, pair_models), plan.GPUS[accelerator]
         print(f"kaggle-best: recipe {recipe.name} ({recipe.summary}) on {gpu.describe()} ({accelerator}): "
               f"{planned.describe(gpu)}", flush=True)
         plan.check_quota(client, planned.session_minutes, gpu.describe(), planned.what, force)
         state = push(client, recipe, models_dir, epochs, accelerator, plan.session_timeout_s(planned.session_minutes),
-                     docker_image)
+                     docker_image, pair_models)
     status = watch(client, state, poll_s)
     if status != "COMPLETE":
         path.unlink(missing_ok=True)
         raise failed(client, state, status)
     target = output_folder(recipe, models_dir)
     names = fetch(client, state, target)
+    placed = place_pair_runs(target, models_dir)
     path.unlink(missing_ok=True)
     metrics = read_json(target / METRICS_FILE)
     ran = read_json(target / bootstrap.RUN_FILE) if (target / bootstrap.RUN_FILE).is_file() else {}
@@ -324,6 +344,9 @@ def kaggle_best(recipe: Recipe, models_dir: str | Path, accelerator: str = plan.
     print(f"kaggle-best: {len(names)} files -> {target}; {metrics.get('train_minutes')} min of training, "
           f"{ran.get('minutes')} min in all; GPU: {ran.get('gpu', 'not said')}"
           + (f"; expected accuracy about {estimate:.5f}" if estimate else ""), flush=True)
+    if placed:
+        print(f"kaggle-best: the pair models {', '.join(run.name for run in placed)} -> {placed[0].parent} "
+              "(make tflite places them beside an export of a run of the same data)", flush=True)
     print(f"kaggle-best: send it with `make submit RUN={target.name}` (plain `make submit` picks the best "
           "recorded score)", flush=True)
     return target

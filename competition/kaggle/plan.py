@@ -12,7 +12,8 @@ import dataclasses
 from datetime import timedelta
 
 from common.errors import ProjectError
-from competition.config import COMPETITION_TRAIN_ROWS, Recipe
+from competition.config import COMPETITION_TRAIN_ROWS, PAIR_PRESETS, PairConfig, Recipe
+from competition.kaggle import bootstrap
 from competition.kaggle.client import KaggleClient
 from competition.training import planning
 
@@ -44,6 +45,10 @@ GPUS = {
                                                  "resnet-long-ema": 4_000, "resnet-short-ema": 4_000}),
 }
 DEFAULT_GPU = "NvidiaTeslaT4"
+# The pair models (`--pair_models`), after the recipe on one T4: pieces made by Kaggle's 4 CPUs, then
+# trained. Guesses, as the rates above: pieces/s made, and trained per design on a T4.
+PAIR_MAKING_RATE = 4_000
+PAIR_RATES = {"pair_finder": 20_000, "pair_reader": 10_000}
 START_MINUTES = 4.0  # the session's start, TensorFlow's import, the calibration, the submission (a guess)
 
 
@@ -57,6 +62,7 @@ class Plan:
     session_minutes: float
     gpu_minutes: float
     what: str  # measured, or a guess
+    pair_minutes: float = 0.0  # the pair models after the recipe (0: not asked)
 
     def describe(self, gpu: Gpu) -> str:
         n, longest = len(self.member_minutes), hours(max(self.member_minutes) / 60)
@@ -66,13 +72,26 @@ class Plan:
             how = f"{n} model of about {longest} on one of the {gpu.count} GPUs (the other{'s' * (gpu.count > 2)} idle)"
         else:
             how = f"{n} model{'s' * (n > 1)} of about {longest} at most each, one at a time"
-        return (f"{how}: about {self.session_minutes:.0f} min of session ({START_MINUTES:.0f} min to start, "
+        pairs = f", then the pair models, about {self.pair_minutes:.0f} min on one GPU" if self.pair_minutes else ""
+        return (f"{how}{pairs}: about {self.session_minutes:.0f} min of session ({START_MINUTES:.0f} min to start, "
                 f"{self.session_minutes - START_MINUTES:.0f} min of training), {self.gpu_minutes:.0f} GPU-minutes of "
                 f"training ({self.what})")
 
 
-def plan_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None) -> Plan:
-    """The recipe on that accelerator: its members in order, each started on the first GPU free."""
+def pair_minutes(epochs: int | None = None) -> float:
+    """Both pair models, one after the other: their pieces made (training and held out), then trained
+    (their presets; with epochs, a trial's TRIAL_PAIR_EXAMPLES pieces for that many epochs)."""
+    total = 0.0
+    for design, preset in PAIR_PRESETS.items():
+        examples = bootstrap.TRIAL_PAIR_EXAMPLES if epochs else preset["examples"]
+        made = examples * (1 + PairConfig().held_out)
+        total += made / PAIR_MAKING_RATE + examples * (epochs or preset["epochs"]) / PAIR_RATES[design]
+    return total / 60
+
+
+def plan_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None, pair_models: bool = False) -> Plan:
+    """The recipe on that accelerator: its members in order, each started on the first GPU free; then,
+    asked, the pair models."""
     gpu = GPUS[accelerator]
     members = planning.members(recipe, "", "", epochs)
     each = [planning.minutes(m.cfg, COMPETITION_TRAIN_ROWS, gpu.rates[m.preset]) for m in members]
@@ -82,7 +101,8 @@ def plan_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None) ->
         first = free_at.index(min(free_at))
         free_at[first] += minutes
     what = f"measured {gpu.measured}" if gpu.measured else "a guess: not measured on Kaggle yet"
-    return Plan(each, at_once, START_MINUTES + max(free_at), sum(each), what)
+    pairs = pair_minutes(epochs) if pair_models else 0.0
+    return Plan(each, at_once, START_MINUTES + max(free_at) + pairs, sum(each) + pairs, what, pairs)
 
 
 def session_timeout_s(minutes: float) -> int:

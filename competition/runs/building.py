@@ -46,6 +46,11 @@ def run_folder(models_dir: str | Path, run_id: str) -> Iterator[Path]:
             handler.close()
 
 
+def run_files(run: Path) -> dict[str, bytes]:
+    """A finished run folder's files by relative path: what place_run writes elsewhere."""
+    return {str(path.relative_to(run)): path.read_bytes() for path in sorted(run.rglob("*")) if path.is_file()}
+
+
 def place_run(models_dir: str | Path, run_id: str, files: dict[str, bytes]) -> Path:
     """Write a run folder trained elsewhere (a cluster's node: its files by relative path) as
     models_dir/run_id, whole or not at all, as run_folder writes one trained here."""

@@ -25,7 +25,7 @@ from pathlib import Path
 from common.errors import ProjectError, RemoteError, describe
 from competition.config import TrainConfig
 from competition.data.digits import Digits
-from competition.runs.building import place_run
+from competition.runs.building import place_run, run_files
 from competition.runs.layout import METRICS_FILE
 from competition.training import hardware
 from competition.training.cluster.connection import VersionMismatch, alive_nodes, connected, versions
@@ -120,11 +120,6 @@ def node_checked(expected: dict[str, str]) -> str:
         raise VersionMismatch(f"node {node} refuses it: {'; '.join(wrong)}: install requirements.txt's pins on "
                               "every node")
     return node
-
-
-def run_files(run: Path) -> dict[str, bytes]:
-    """A finished run folder's files by relative path, for the driver's runs/building.place_run."""
-    return {str(path.relative_to(run)): path.read_bytes() for path in sorted(run.rglob("*")) if path.is_file()}
 
 
 def train_on_node(cfg: TrainConfig, indices, what: str, digits: Digits, hyperparameters: dict | None,

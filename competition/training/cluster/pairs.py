@@ -17,9 +17,9 @@ from pathlib import Path
 
 from competition.config import PairConfig
 from competition.data.digits import Digits
-from competition.runs.building import place_run
+from competition.runs.building import place_run, run_files
 from competition.training.cluster.connection import alive_nodes, connected, versions
-from competition.training.cluster.models import RETRIES, duration, member_resources, node_checked, result_of, run_files
+from competition.training.cluster.models import RETRIES, duration, member_resources, node_checked, result_of
 
 
 def train_all(configs: list[PairConfig], address: str, digits: Digits) -> dict[str, Path]:
