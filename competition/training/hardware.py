@@ -109,9 +109,10 @@ def usable_cores(limit: float | None = None) -> int:
     return max(1, min(cores, math.floor(limit))) if limit else cores
 
 
-def threads_each(workers: int) -> int:
-    """Intra-op threads for each of `workers` processes here: the cores shared, not oversubscribed."""
-    return max(1, usable_cores() // workers)
+def threads_each(workers: int, cores: int | None = None) -> int:
+    """Intra-op threads for each of `workers` processes on `cores` (default: this machine's usable
+    ones): the cores shared, not oversubscribed."""
+    return max(1, (cores or usable_cores()) // workers)
 
 
 def detect(gpu: bool = True) -> Hardware:

@@ -140,7 +140,7 @@ class Plan:
     @property
     def threads(self) -> int:
         """Each member's TensorFlow threads: the cores shared among the processes at once."""
-        return self.setup.threads if self.workers <= 1 else max(1, self.setup.machine.cores // self.workers)
+        return self.setup.threads if self.workers <= 1 else hardware.threads_each(self.workers, self.setup.machine.cores)
 
     def lines(self) -> list[str]:
         """The plan as the command prints it, one line per member, then the total."""
