@@ -18,7 +18,7 @@ import pytest
 from ray.cluster_utils import Cluster
 from test_faults import usage_error_line
 
-from competition import cv, ensemble, train_pairs
+from competition import best, cv, ensemble, train_pairs
 from competition import predict as submission
 from competition.config import COMPUTE_PRECISIONS
 from competition.runs.layout import is_run
@@ -234,6 +234,20 @@ def test_a_node_lost_during_a_model_has_it_trained_again_on_another(demo_dir, tm
         assert files_of(run) == sorted([*RUN_FILES, "rows.npz"])
     out = capfd.readouterr().out
     assert out.count(": done on ") == 2 and out.count(f"{fold}: done on ") == 1
+
+
+def test_a_recipes_plan_on_the_cluster_gives_a_nodes_measured_minutes(demo_dir, tmp_path, cluster, capfd):
+    assert best.main(["--recipe", "fast", "--data_dir", str(demo_dir), "--models_dir", str(tmp_path), "--epochs", "1",
+                      "--cluster", cluster.address]) == 0
+    out = capfd.readouterr().out
+    [calibrated] = [line for line in out.splitlines() if line.startswith("best: calibrated strong-fast on the cluster")]
+    rate = float(re.search(r": ([\d,]+) images/s there", calibrated).group(1).replace(",", ""))
+    assert rate > 0 and re.search(r"\((float32|mixed_bfloat16)\)$", calibrated), calibrated
+    [plan] = [line for line in out.splitlines() if "on the cluster at " in line]
+    planned = float(re.search(r"1 at a time: about ([\d.]+) min of training", plan).group(1))
+    member_minutes = 1 * len(pd.read_csv(demo_dir / "train.csv")) / rate / 60  # one epoch of every row
+    assert planned == pytest.approx(member_minutes, abs=0.051), plan  # printed to 0.1 min, the rate to 1 img/s
+    assert "member-1: done on " in out and (tmp_path / "recipe-fast" / "submission.csv").is_file()
 
 
 def test_the_pair_models_train_on_the_cluster_into_ordinary_pair_runs(demo_dir, tmp_path, cluster, capfd):

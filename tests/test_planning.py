@@ -70,3 +70,20 @@ def test_a_trial_with_fewer_epochs_plans_fewer_minutes():
     plan = planning.make_plan(RECIPES["fast"], everyone, set(), {"strong-fast": 700.0}, {"strong-fast": 0.0},
                               TWO_CORES, "float32", 1_000)
     assert plan.members[0].minutes == pytest.approx(1_000 / 700 / 60) and plan.workers == 1
+
+
+def test_on_a_cluster_the_plan_gives_the_minutes_at_a_nodes_measured_speed():
+    node = planning.NodeSpeed("node-b (10.0.0.2)", "mixed_bfloat16",
+                              {"resnet-long-ema": 500.0, "strong-long-ema": 2_000.0}, slots=2)
+    plan = plan_of(precision="auto", cluster="HEAD:6379", node=node)
+    each = [m.member.cfg.epochs * COMPETITION_TRAIN_ROWS / node.rates[m.member.preset] / 60 for m in plan.members]
+    assert plan.node_minutes() == pytest.approx(each)
+    assert plan.threads == 0, "a node shares its own CPUs among its members, not this machine's"
+    # Two at a time, each on the first slot free: the resnet on one, both strong seeds one after the other on the other.
+    assert each[0] > each[1] + each[2]
+    line = plan.lines()[-1]
+    assert "on the cluster at HEAD:6379: about" in line and "measured on node-b (10.0.0.2) (mixed_bfloat16)" in line
+    assert f"2 at a time: about {planning.format_minutes(each[0])} of training" in line
+    trained = plan_of(trained=["member-1"], precision="auto", cluster="HEAD:6379", node=node)
+    assert trained.node_minutes() == pytest.approx(each[1:])
+    assert f"2 at a time: about {planning.format_minutes(each[1])} of training" in trained.lines()[-1]

@@ -108,6 +108,17 @@ class Planned:
 
 
 @dataclasses.dataclass(frozen=True)
+class NodeSpeed:
+    """What a calibration on one of a cluster's nodes measured: its images/s per preset (in the
+    precision it picked) and how many members the cluster trains at once (slots)."""
+
+    node: str
+    precision: str
+    rates: dict[str, float]
+    slots: int
+
+
+@dataclasses.dataclass(frozen=True)
 class Plan:
     """What `make best` will do: every field decided here, handed down as it is."""
 
@@ -120,6 +131,7 @@ class Plan:
     cluster: str | None
     rows: int  # train.csv's rows
     budget_minutes: float = 0.0
+    node: NodeSpeed | None = None  # on a cluster: a node's measured speed
 
     @property
     def to_train(self) -> list[Member]:
@@ -139,7 +151,10 @@ class Plan:
 
     @property
     def threads(self) -> int:
-        """Each member's TensorFlow threads: the cores shared among the processes at once."""
+        """Each member's TensorFlow threads: the cores shared among the processes at once; 0 on a
+        cluster, whose nodes share their own CPUs (cluster/models.py's member_resources)."""
+        if self.cluster:
+            return 0
         return self.setup.threads if self.workers <= 1 else hardware.threads_each(self.workers, self.setup.machine.cores)
 
     def lines(self) -> list[str]:
@@ -148,7 +163,9 @@ class Plan:
                  + (f"about {format_minutes(p.minutes)}" if p.minutes else "trained already") for p in self.members]
         total = (f"about {format_minutes(self.minutes)} of training, {self.flops / 1e12:,.1f} TFLOP + "
                  f"{format_minutes(self.overhead)} of start-up and predictions")
-        if self.cluster:
+        if self.cluster and self.node:
+            found.append(f"{total} at this machine's speed; on the cluster at {self.cluster}: {self.cluster_line()}")
+        elif self.cluster:
             found.append(f"{total} at this machine's speed, shared among the cluster's nodes at {self.cluster}")
         elif self.setup.gpus:
             found.append(f"{total} at the calibration's speed, {gpu_plan(self.workers, self.setup.gpus)}")
@@ -162,13 +179,30 @@ class Plan:
         return found
 
 
+    def node_minutes(self) -> list[float]:
+        """Each member still to train, in minutes on a node like the one calibrated."""
+        return [minutes(p.member.cfg, self.rows, self.node.rates[p.member.preset]) for p in self.members
+                if not p.trained]
+
+    def cluster_line(self) -> str:
+        """The members' minutes at the calibrated node's speed, `slots` at a time, each on the first free."""
+        each = self.node_minutes()
+        free_at = [0.0] * max(1, min(self.node.slots, len(each)))
+        for value in each:
+            free_at[free_at.index(min(free_at))] += value
+        return (f"about {format_minutes(max(each, default=0.0))} a member at most at the speed measured on "
+                f"{self.node.node} ({self.node.precision}), {len(free_at)} at a time: about "
+                f"{format_minutes(max(free_at))} of training")
+
+
 def make_plan(recipe: Recipe, everyone: list[Member], trained: set[str], rates: dict[str, float],
               overheads: dict[str, float], setup: hardware.Setup, precision: str, rows: int,
-              budget_minutes: float = 0.0, jobs: int = 0, cluster: str | None = None) -> Plan:
+              budget_minutes: float = 0.0, jobs: int = 0, cluster: str | None = None,
+              node: NodeSpeed | None = None) -> Plan:
     """The plan for everyone (the recipe's members): `trained` names those reused; `rates` the images/s
     measured here for each preset still to train, `overheads` its minutes beyond training; jobs 0:
-    one member a core (one a GPU with setup.gpus). ConfigError when the first model alone is over
-    the budget."""
+    one member a core (one a GPU with setup.gpus); `node`, on a cluster, a node's measured speed.
+    ConfigError when the first model alone is over the budget."""
     everyone = [dataclasses.replace(m, cfg=dataclasses.replace(m.cfg, precision=precision)) for m in everyone]
     planned = [Planned(m, 0.0, 0.0) if m.name in trained
                else Planned(m, minutes(m.cfg, rows, rates[m.preset]), overheads[m.preset]) for m in everyone]
@@ -180,7 +214,8 @@ def make_plan(recipe: Recipe, everyone: list[Member], trained: set[str], rates: 
     to_train = sum(1 for p in planned[:keep] if not p.trained)
     gpus = setup.gpus
     workers = jobs or (max(1, min(to_train, len(gpus))) if gpus else default_jobs(to_train, setup.machine))
-    return Plan(recipe, tuple(planned[:keep]), len(everyone), setup, precision, workers, cluster, rows, budget_minutes)
+    return Plan(recipe, tuple(planned[:keep]), len(everyone), setup, precision, workers, cluster, rows, budget_minutes,
+                node)
 
 
 def format_minutes(value: float) -> str:

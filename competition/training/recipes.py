@@ -37,7 +37,15 @@ from competition.scoring.metrics import classification_metrics
 from competition.scoring.probabilities import member_probabilities
 from competition import startup
 from competition.training import hardware, parallel, speed, trainer
-from competition.training.planning import Member, Plan, make_plan, members, overhead_minutes, recipe_flops
+from competition.training.planning import (
+    Member,
+    NodeSpeed,
+    Plan,
+    make_plan,
+    members,
+    overhead_minutes,
+    recipe_flops,
+)
 
 
 SETTINGS_FILE = "recipe_config.json"
@@ -93,8 +101,23 @@ def plan_recipe(recipe: Recipe, data_dir: str, folder: Path, digits, test_rows: 
         {key: value for key, value in trainer.recorded_settings(m.cfg, precision).items() if key in trainer.IDENTITY}
         for m in everyone]}, ("recipe", "members"), fresh)
     done, rates, overheads = calibrate(everyone, folder, digits, setup, test_rows, recipe.tta)
+    node = calibrate_node(cluster, [m for m in everyone if m.name not in done], digits) if cluster else None
     return make_plan(recipe, everyone, done, rates, overheads, setup, precision, len(digits), budget_minutes, jobs,
-                     cluster)
+                     cluster, node)
+
+
+def calibrate_node(cluster: str, to_train: list[Member], digits) -> NodeSpeed | None:
+    """The same calibration on one of the cluster's nodes, as a member would train there (None: all trained)."""
+    if not to_train:
+        return None
+    from competition.training.cluster import models as on_cluster  # Ray: only where a cluster is asked for
+
+    configs = {m.preset: m.cfg for m in reversed(to_train)}  # the first member's cfg per preset
+    node = on_cluster.measure_node(cluster, configs, digits, len(to_train))
+    for preset, rate in node.rates.items():
+        print(f"best: calibrated {preset} on the cluster's node {node.node}: {rate:,.0f} images/s there "
+              f"({node.precision})", flush=True)
+    return node
 
 
 def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes: float = 0.0, jobs: int = 0,

@@ -21,6 +21,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.errors import ProjectError, RemoteError, describe
 from competition.config import TrainConfig
@@ -29,6 +30,9 @@ from competition.runs.building import place_run, run_files
 from competition.runs.layout import METRICS_FILE
 from competition.training import hardware
 from competition.training.cluster.connection import VersionMismatch, alive_nodes, connected, versions
+
+if TYPE_CHECKING:  # planning loads Keras: a node imports this module before TensorFlow's start-up settings
+    from competition.training.planning import NodeSpeed
 
 RETRIES = 3  # a model whose node or worker is lost is trained again elsewhere, up to this many times
 
@@ -83,6 +87,36 @@ def train_all(jobs: list, address: str, digits: Digits) -> dict[str, Path]:
             print(f"{job.name}: done on {result['node']} in {duration(result['seconds'])}, "
                   f"{result['images_per_second']:,.0f} img/s, {result['precision']} -> {found[job.name]}", flush=True)
         return found
+
+
+def measure_node(address: str, configs: dict[str, TrainConfig], digits: Digits, models: int) -> NodeSpeed:
+    """A node's speed for each preset in configs: a calibration as `make best` runs here, as one task
+    of a member's resources (models: the members to train, which share the cluster's CPUs), and how
+    many such members the cluster holds at once."""
+    from competition.training.planning import NodeSpeed
+
+    with connected(address) as ray:
+        nodes = alive_nodes(ray)
+        cpus, gpus = member_resources(nodes, models, next(iter(configs.values())).threads)
+        slots = sum(int(node.get("GPU", 0)) if gpus else int(node.get("CPU", 0) // cpus) for node in nodes)
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_calls=1, max_retries=RETRIES,
+                          retry_exceptions=False)(calibrate_on_node)
+        configs = {preset: dataclasses.replace(cfg, threads=cpus) for preset, cfg in configs.items()}
+        result = result_of(ray, task.options(name="calibration").remote(configs, digits, versions()), "calibration")
+    return NodeSpeed(result["node"], result["precision"], result["rates"], max(1, slots))
+
+
+def calibrate_on_node(configs: dict[str, TrainConfig], digits: Digits, expected: dict[str, str]) -> dict:
+    """Ray's task: each preset's images/s on this node, in the precision it picks for "auto"."""
+    node = node_checked(expected)
+    from competition.training import speed, trainer
+
+    setup = hardware.resolve(next(iter(configs.values())).precision, next(iter(configs.values())).threads)
+    hardware.apply_threads(setup.threads)
+    onehot = trainer.onehot(digits.labels)
+    rates = {preset: speed.training_rate(dataclasses.replace(cfg, precision=setup.precision), digits.images, onehot)
+             for preset, cfg in configs.items()}
+    return {"node": node, "precision": setup.precision, "rates": rates}
 
 
 def duration(seconds: float) -> str:
