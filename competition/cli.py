@@ -88,8 +88,9 @@ def add_gpus_flag(parser: argparse.ArgumentParser) -> None:
                              "seeing only its own (CUDA_VISIBLE_DEVICES) (default: none, one process sees them all)")
 
 
-def add_cluster_flag(parser: argparse.ArgumentParser) -> None:
-    """--cluster: the models as tasks on a Ray cluster instead of this machine's processes (training/cluster/)."""
+def add_cluster_flag(parser: argparse.ArgumentParser, precision: str = "each node picks its own precision") -> None:
+    """--cluster: the models as tasks on a Ray cluster instead of this machine's processes (training/cluster/);
+    `precision`: what its help says of the precision they train in there."""
     # The form only: Ray itself is imported where a cluster is used.
     from competition.training.cluster.connection import parse_address
 
@@ -102,7 +103,7 @@ def add_cluster_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster", type=address, default=None, metavar="ADDRESS",
                         help="train the models as tasks on a Ray cluster: local (Ray on this machine's cores), auto "
                              "(the running one: $RAY_ADDRESS, or `ray start`'s on this machine), HOST:PORT or "
-                             "ray://HOST:PORT; each node picks its own precision (default: none, this machine's "
+                             f"ray://HOST:PORT; {precision} (default: none, this machine's "
                              "processes; docs/cluster.md)")
 
 

@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[PairConfig, argparse.Name
                                                     "place of --data_dir (default: none)")
     parser.add_argument("--retrain", action="store_true",
                         help="train anew even where a finished run of the same data and settings exists")
-    add_cluster_flag(parser)
+    add_cluster_flag(parser, precision="float32 on every node, as here")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     presets = ", ".join(f"{d} {p['examples']:,} pieces, {p['epochs']} epochs" for d, p in PAIR_PRESETS.items())

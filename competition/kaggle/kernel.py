@@ -38,7 +38,6 @@ from competition.config import PAIR_RUNS_DIR, ROOT, Recipe
 from competition.data.reading import read_json
 from competition.kaggle import bootstrap, plan
 from competition.kaggle.client import COMPETITION, KaggleClient, KaggleError
-from competition.runs.building import place_run, run_files
 from competition.runs.layout import ENSEMBLE_FILE, METRICS_FILE
 
 SCRIPT_FILE = "kaggle_best.py"
@@ -302,12 +301,13 @@ def fetch(client: KaggleClient, state: dict, target: Path) -> list[str]:
 
 
 def place_pair_runs(target: Path, models_dir: str | Path) -> list[Path]:
-    """The pair runs a kernel trained (target/pair-models/<id>/), moved whole to models_dir/pair-models/,
-    where `make tflite` looks for them; the runs placed."""
-    fetched = target / PAIR_RUNS_DIR
+    """The pair runs a kernel trained (target/pair-models/<id>/, fetched whole), renamed into
+    models_dir/pair-models/ (the same file system), where `make tflite` looks for them; the runs placed."""
+    fetched, home = target / PAIR_RUNS_DIR, Path(models_dir) / PAIR_RUNS_DIR
     placed = []
     for run in sorted(p for p in fetched.iterdir() if p.is_dir()) if fetched.is_dir() else []:
-        placed.append(place_run(Path(models_dir) / PAIR_RUNS_DIR, run.name, run_files(run)))
+        home.mkdir(parents=True, exist_ok=True)
+        placed.append(run.rename(home / run.name))
     shutil.rmtree(fetched, ignore_errors=True)
     return placed
 

@@ -191,8 +191,9 @@ def train_pair_run(cfg: PairConfig, digits: Digits | None = None, setup: hardwar
     check_room(models_dir, run_bytes(model.count_params()), "this pair run")
     run_id = new_run_id(cfg.design)
     # A killed run's finished epochs, kept under its settings and data (checkpoints.py), as a digit run's are.
+    fingerprint = digits.fingerprint()  # a hash of every pixel: once
     backup = checkpoints.folder_for(models_dir, cfg.design, {**{key: getattr(cfg, key) for key in IDENTITY},
-                                                            "data": digits.fingerprint()["sha256"]})
+                                                            "data": fingerprint["sha256"]})
     with checkpoints.held(backup), run_folder(models_dir, run_id) as folder:
         log.info(f"machine: {hardware.describe_machine(setup.machine)}; float32, {threads} thread{'s' * (threads != 1)}")
         kind = "DEMO data" if digits.demo else "competition data"
@@ -200,7 +201,7 @@ def train_pair_run(cfg: PairConfig, digits: Digits | None = None, setup: hardwar
                  f"of {digits.source} [{kind}], {cfg.epochs} epochs of batch {cfg.batch_size}")
         write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "keras": keras.__version__,
                                           "hardware": hardware.record(setup.machine, threads)})
-        write_json(folder / FINGERPRINT_FILE, {**digits.fingerprint(), "n_train": len(x_train), "n_val": len(x_val)})
+        write_json(folder / FINGERPRINT_FILE, {**fingerprint, "n_train": len(x_train), "n_val": len(x_val)})
         pieces, truth = made(cfg.design, x_train, y_train, cfg.examples, (cfg.seed, 0), "training pieces", threads)
         held = max(2, int(cfg.held_out * cfg.examples))
         held_pieces, held_truth = made(cfg.design, x_val, y_val, held, (cfg.seed, 1), "held-out pieces", threads)

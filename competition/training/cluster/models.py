@@ -54,6 +54,14 @@ def member_resources(nodes: list[dict], models: int, threads: int) -> tuple[int,
     return cpus, 1 if gpu_nodes else 0
 
 
+def remote_task(ray, function, cpus: int, gpus: int):
+    """function as a Ray task of a model's resources, in a fresh worker each call (max_calls=1:
+    TensorFlow's thread pools are set before it starts), trained again elsewhere when its node is
+    lost (up to RETRIES), never retried for its own error."""
+    return ray.remote(num_cpus=cpus, num_gpus=gpus, max_calls=1, max_retries=RETRIES,
+                      retry_exceptions=False)(function)
+
+
 def train_all(jobs: list, address: str, digits: Digits) -> dict[str, Path]:
     """Train each job (a training.parallel.Job) on the cluster at address, on `digits` (train.csv,
     checked by the driver); their run folders on the driver, by job name, written as they finish."""
@@ -67,8 +75,7 @@ def train_all(jobs: list, address: str, digits: Digits) -> dict[str, Path]:
     tuned = {job.cfg.hparams: tuned_values(job.cfg.hparams) for job in jobs if job.cfg.hparams}
     with connected(address) as ray:
         cpus, gpus = member_resources(alive_nodes(ray), len(jobs), jobs[0].cfg.threads)
-        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_calls=1, max_retries=RETRIES,
-                          retry_exceptions=False)(train_on_node)
+        task = remote_task(ray, train_on_node, cpus, gpus)
         shared, expected = ray.put(digits), versions()
         pending = {}
         for job in jobs:
@@ -99,8 +106,7 @@ def measure_node(address: str, configs: dict[str, TrainConfig], digits: Digits, 
         nodes = alive_nodes(ray)
         cpus, gpus = member_resources(nodes, models, next(iter(configs.values())).threads)
         slots = sum(int(node.get("GPU", 0)) if gpus else int(node.get("CPU", 0) // cpus) for node in nodes)
-        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_calls=1, max_retries=RETRIES,
-                          retry_exceptions=False)(calibrate_on_node)
+        task = remote_task(ray, calibrate_on_node, cpus, gpus)
         configs = {preset: dataclasses.replace(cfg, threads=cpus) for preset, cfg in configs.items()}
         result = result_of(ray, task.options(name="calibration").remote(configs, digits, versions()), "calibration")
     return NodeSpeed(result["node"], result["precision"], result["rates"], max(1, slots))
@@ -111,7 +117,8 @@ def calibrate_on_node(configs: dict[str, TrainConfig], digits: Digits, expected:
     node = node_checked(expected)
     from competition.training import speed, trainer
 
-    setup = hardware.resolve(next(iter(configs.values())).precision, next(iter(configs.values())).threads)
+    first = next(iter(configs.values()))  # the presets share the recipe's precision and threads
+    setup = hardware.resolve(first.precision, first.threads)
     hardware.apply_threads(setup.threads)
     onehot = trainer.onehot(digits.labels)
     rates = {preset: speed.training_rate(dataclasses.replace(cfg, precision=setup.precision), digits.images, onehot)

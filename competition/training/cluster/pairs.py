@@ -5,7 +5,7 @@ Each pair model is one task (its CPUs, one GPU where the cluster has GPUs, a fre
 driver checks the CSVs and puts the digits in Ray's object store; the node makes the pieces and
 trains into a folder of its own (training/pair_runs.py, as here), then returns the finished run's
 files, which the driver writes whole into models/pair-models/, where `make tflite` finds them.
-A node lost mid-model: Ray trains it again elsewhere, up to RETRIES times.
+A node lost mid-model: Ray trains it again elsewhere, up to models.RETRIES times.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from competition.config import PairConfig
 from competition.data.digits import Digits
 from competition.runs.building import place_run, run_files
 from competition.training.cluster.connection import alive_nodes, connected, versions
-from competition.training.cluster.models import RETRIES, duration, member_resources, node_checked, result_of
+from competition.training.cluster.models import duration, member_resources, node_checked, remote_task, result_of
 
 
 def train_all(configs: list[PairConfig], address: str, digits: Digits) -> dict[str, Path]:
@@ -29,8 +29,7 @@ def train_all(configs: list[PairConfig], address: str, digits: Digits) -> dict[s
 
     with connected(address) as ray:
         cpus, gpus = member_resources(alive_nodes(ray), len(configs), configs[0].threads)
-        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_calls=1, max_retries=RETRIES,
-                          retry_exceptions=False)(train_pair_on_node)
+        task = remote_task(ray, train_pair_on_node, cpus, gpus)
         shared, expected = ray.put(digits), versions()
         pending = {}
         for cfg in configs:
