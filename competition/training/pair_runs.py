@@ -52,11 +52,12 @@ log = logging.getLogger("competition")
 
 
 def resolved(cfg: PairConfig) -> PairConfig:
-    """cfg with its design's preset examples and epochs where it leaves them 0."""
+    """cfg with its design's preset examples and epochs where it leaves them 0, and shapes where -1."""
     if cfg.design not in PAIR_DESIGNS:
         raise ConfigError(f"unknown pair design {cfg.design!r}; choose from {', '.join(PAIR_DESIGNS)}")
     preset = PAIR_PRESETS[cfg.design]
-    return dataclasses.replace(cfg, examples=cfg.examples or preset["examples"], epochs=cfg.epochs or preset["epochs"])
+    return dataclasses.replace(cfg, examples=cfg.examples or preset["examples"], epochs=cfg.epochs or preset["epochs"],
+                               shapes=preset["shapes"] if cfg.shapes < 0 else cfg.shapes)
 
 
 def pair_runs_dir(models_dir: str | Path) -> Path:
@@ -82,16 +83,17 @@ def find_pair_run(models_dir: str | Path, design: str, sha256: str, settings: di
 
 
 def made(design: str, digits: np.ndarray, labels: np.ndarray, count: int, seed: tuple[int, ...], what: str,
-         workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """`count` pieces of `design` made of `digits` (uint8 (count, H, W, 1)) and their labels, in
+         workers: int = 1, shapes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """`count` pieces of `design` made of `digits` (uint8 (count, H, W, 1), `shapes` of their digits
+    wider and of them slanted: edge/forms/written.py's made_piece) and their labels, in
     CHUNKS parts, each from its own seed (`seed` + its index: the same pieces however many
     `workers` make them), each a progress line with the time left. Making is Python and Pillow
     per piece, one core each: workers > 1 make parts in processes of their own."""
     step = -(-count // CHUNKS)
     step += step % 2  # even parts: the finder's pieces alternate one digit, two digits
     sizes = [min(step, count - begin) for begin in range(0, count, step)]
-    jobs = [(digits, size, np.random.default_rng([*seed, k])) if design == "pair_finder"
-            else (digits, labels, size, np.random.default_rng([*seed, k])) for k, size in enumerate(sizes)]
+    jobs = [(digits, size, np.random.default_rng([*seed, k]), shapes) if design == "pair_finder"
+            else (digits, labels, size, np.random.default_rng([*seed, k]), shapes) for k, size in enumerate(sizes)]
     make = pair_examples if design == "pair_finder" else pair_readings
     start, parts, done = time.perf_counter(), [], 0
     with contextlib.ExitStack() as stack:
@@ -202,9 +204,11 @@ def train_pair_run(cfg: PairConfig, digits: Digits | None = None, setup: hardwar
         write_json(folder / CONFIG_FILE, {**cfg.to_dict(), "run_id": run_id, "keras": keras.__version__,
                                           "hardware": hardware.record(setup.machine, threads)})
         write_json(folder / FINGERPRINT_FILE, {**fingerprint, "n_train": len(x_train), "n_val": len(x_val)})
-        pieces, truth = made(cfg.design, x_train, y_train, cfg.examples, (cfg.seed, 0), "training pieces", threads)
+        pieces, truth = made(cfg.design, x_train, y_train, cfg.examples, (cfg.seed, 0), "training pieces", threads,
+                             cfg.shapes)
         held = max(2, int(cfg.held_out * cfg.examples))
-        held_pieces, held_truth = made(cfg.design, x_val, y_val, held, (cfg.seed, 1), "held-out pieces", threads)
+        held_pieces, held_truth = made(cfg.design, x_val, y_val, held, (cfg.seed, 1), "held-out pieces", threads,
+                                         cfg.shapes)
         np.save(folder / CALIBRATION_FILE, pieces[:cfg.calibration])
         resumed = checkpoints.resume(backup, folder / HISTORY_FILE, cfg.epochs)  # on the same pieces: same seeds
         start = time.perf_counter()

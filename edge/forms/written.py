@@ -35,6 +35,8 @@ HEIGHTS = (56, 100)  # pixels: a number's typical digit height, drawn from this 
 HEIGHT_SPREAD = 0.15  # each digit's height within this share of the number's, either way
 GAP = (1 / 6, 0.6)  # gaps between neighbours' ink, as shares of the digit height
 MARGIN = 0.6  # paper around the number, as a share of the digit height
+WIDER = (1.0, 1.4)  # made pieces' wider digits: drawn this many times as wide (a wide 0 or 1 is one digit)
+SLANT = 0.15  # made pieces' slant: the top up to this share of the height off the bottom, either way
 LOOKS = (("written", 0.55), ("turned", 0.15), ("blurred", 0.15), ("chalk", 0.15))  # made pieces' looks:
 # a camera's, not paper's alone (pair models that saw paper alone called blurred and turned digits pairs)
 
@@ -117,42 +119,48 @@ def touch_offset(left: np.ndarray, right: np.ndarray, dy: int) -> int:
     return left.shape[1] // 2
 
 
-def pair_examples(digits: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def pair_examples(digits: np.ndarray, count: int, rng: np.random.Generator,
+                  shapes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """`count` pieces of ink as MNIST-like uint8 (count, 28, 28), half of them one digit of `digits`
-    (N, 784 or 28x28) and half two pushed together until their strokes touch (label 1): what the
-    reader's pair finder learns from."""
+    (N, 784 or 28x28) and half two pushed together until their strokes touch (label 1), `shapes` of
+    their digits wider and of the pieces slanted (made_piece): what the reader's pair finder learns from."""
     crops, labels = np.zeros((count, 28, 28), np.uint8), np.arange(count) % 2
     for k, pair in enumerate(labels):
-        crops[k] = from_ink(made_piece(digits, 1 + pair, rng)[0])
+        crops[k] = from_ink(made_piece(digits, 1 + pair, rng, shapes)[0])
     return crops, labels
 
 
-def pair_readings(digits: np.ndarray, labels: np.ndarray, count: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def pair_readings(digits: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator,
+                  shapes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """`count` pairs of `digits` pushed together until their strokes touch, as the reader's pair
-    reader takes them (uint8 (count, *PAIR_FIELD), edge/pi/image.py's pair_field), and their two
-    labels (count, 2), left first: what the pair reader learns from."""
+    reader takes them (uint8 (count, *PAIR_FIELD), edge/pi/image.py's pair_field), `shapes` as
+    made_piece takes it, and their two labels (count, 2), left first: what the pair reader learns from."""
     fields, pairs = np.zeros((count, *PAIR_FIELD), np.uint8), np.zeros((count, 2), np.int64)
     for k in range(count):
-        ink, picked = made_piece(digits, 2, rng)
+        ink, picked = made_piece(digits, 2, rng, shapes)
         fields[k], pairs[k] = pair_field(ink), labels[picked]
     return fields, pairs
 
 
-def made_piece(digits: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+def made_piece(digits: np.ndarray, count: int, rng: np.random.Generator,
+               shapes: float = 0.0) -> tuple[np.ndarray, list[int]]:
     """One (count 1) or two (2) digits drawn from `digits`, written as write_number writes them
-    (heights, faint or thin strokes; two pushed together until their strokes touch), in one of
-    LOOKS (as written, or turned, out of focus or chalky as render makes them) and cut out
-    as the reader cuts a piece: its ink over its peak, fainter than INK_THRESHOLD dropped; and
+    (heights, faint or thin strokes; two pushed together until their strokes touch), `shapes` of
+    the digits drawn wider and of the pieces slanted (hands do both; 0: none, and no draw from rng),
+    in one of LOOKS (as written, or turned, out of focus or chalky as render makes them) and cut
+    out as the reader cuts a piece: its ink over its peak, fainter than INK_THRESHOLD dropped; and
     which digits they were."""
     height = float(rng.uniform(*HEIGHTS))
     form = "faint" if rng.random() < 0.3 else "paper"
     picked, inks = [], []
     for _ in range(count):
         picked.append(int(rng.integers(len(digits))))
-        inks.append(written_digit(digits[picked[-1]], height * float(rng.uniform(1 - HEIGHT_SPREAD, 1 + HEIGHT_SPREAD)),
-                                  form, rng, last=False))
+        ink = written_digit(digits[picked[-1]], height * float(rng.uniform(1 - HEIGHT_SPREAD, 1 + HEIGHT_SPREAD)),
+                            form, rng, last=False)
+        inks.append(stretched(ink, float(rng.uniform(*WIDER))) if shapes and rng.random() < shapes else ink)
     canvas, _ = lay_out(inks, height, rng, (0,) if count == 2 else ())
+    if shapes and rng.random() < shapes:
+        canvas = slanted(canvas, float(rng.uniform(-SLANT, SLANT)))
     look = LOOKS[rng.choice(len(LOOKS), p=[share for _, share in LOOKS])][0]
     if look == "turned":
         canvas = turned(canvas, rng)
@@ -241,6 +249,21 @@ def render(ink: np.ndarray, height: float, form: str, rng: np.random.Generator) 
         image.save(buffer, "JPEG", quality=int(rng.integers(60, 86)))
         image = Image.open(io.BytesIO(buffer.getvalue()))
     return image
+
+
+def stretched(ink: np.ndarray, wider: float) -> np.ndarray:
+    """A digit's ink drawn `wider` times as wide."""
+    size = (max(1, round(ink.shape[1] * wider)), ink.shape[0])
+    return np.clip(np.asarray(Image.fromarray(ink, "F").resize(size, Image.Resampling.BICUBIC)), 0, 1)
+
+
+def slanted(ink: np.ndarray, slant: float) -> np.ndarray:
+    """Ink slanted: its top and bottom rows `slant` of its height apart sideways (either way by its sign)."""
+    shift = abs(slant) * ink.shape[0]
+    image = Image.fromarray(ink, "F").transform((ink.shape[1] + int(shift) + 1, ink.shape[0]), Image.Transform.AFFINE,
+                                                (1, slant, -shift if slant > 0 else 0, 0, 1, 0),
+                                                resample=Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(image, np.float32), 0, 1)
 
 
 def turned(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
