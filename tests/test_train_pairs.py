@@ -117,6 +117,12 @@ def test_pieces_are_the_same_however_many_workers_make_them(demo_dir, monkeypatc
     assert pieces.shape == (30, 28, 28, 1) and labels.tolist() == [0, 1] * 15
 
 
+def test_each_design_takes_its_preset_shapes_unless_told():
+    finder, reader = (pair_runs.resolved(PairConfig(design=design)) for design in ("pair_finder", "pair_reader"))
+    assert (finder.shapes, reader.shapes) == (0.3, 0.0) and (finder.examples, reader.epochs) == (240_000, 8)
+    assert pair_runs.resolved(PairConfig(design="pair_finder", shapes=0.0)).shapes == 0.0
+
+
 def test_find_pair_run_takes_the_newest_of_the_same_data(pair_models, tmp_path, demo_dir):
     sha = load_train(demo_dir).fingerprint()["sha256"]
     finder = pair_models / PAIR_RUNS_DIR / runs_of(pair_models)[0]
@@ -131,6 +137,7 @@ def test_find_pair_run_takes_the_newest_of_the_same_data(pair_models, tmp_path, 
     (["--examples", "5"], "--examples"),
     (["--val_size", "0"], "--val_size"),
     (["--design", "pair_maker"], "invalid choice"),
+    (["--shapes", "1.5"], "--shapes"),
 ])
 def test_bad_flags_are_refused_in_one_line(flags, said, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -258,7 +258,7 @@ def stretched(ink: np.ndarray, wider: float) -> np.ndarray:
 
 
 def slanted(ink: np.ndarray, slant: float) -> np.ndarray:
-    """Ink slanted: its top and bottom rows `slant` of its height apart sideways (either way by its sign)."""
+    """Ink slanted: its top row `slant` of its height right of its bottom row (left when negative)."""
     shift = abs(slant) * ink.shape[0]
     image = Image.fromarray(ink, "F").transform((ink.shape[1] + int(shift) + 1, ink.shape[0]), Image.Transform.AFFINE,
                                                 (1, slant, -shift if slant > 0 else 0, 0, 1, 0),

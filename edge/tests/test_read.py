@@ -17,7 +17,7 @@ from edge.pi.touching import (PAIR_READER_FILE, PAIRS_FILE, TOUCHING, called_two
                               stays_whole, together)
 from edge.forms.synthetic import PHOTO_FORMS, compose
 from edge.forms.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pair_examples, pair_readings, render,
-                             turned, written_digit)
+                                slanted, stretched, turned, written_digit)
 
 LENGTH = 4
 READER_FIXTURE_DIGITS = 0.8  # the fixtures' pair reader, trained briefly on demo digits (about 0.93)
@@ -249,6 +249,30 @@ def test_the_pair_model_tells_two_touching_digits_from_one(readable, pairs):
     called = pairs.finder.predict(pieces)[:, 1] >= PAIR_SURE
     assert np.mean(called == labels) >= 0.9
     assert np.sum(called & (labels == 0)) <= 2  # a single digit called two is cut: the costlier mistake
+
+
+def test_shaped_pieces_have_wider_single_digits_and_none_at_shapes_0(readable):
+    plain = pair_examples(readable[0], 120, np.random.default_rng(2))
+    assert all(np.array_equal(a, b) for a, b in zip(plain, pair_examples(readable[0], 120, np.random.default_rng(2), 0.0)))
+    shaped, labels = pair_examples(readable[0], 120, np.random.default_rng(2), 1.0)
+
+    def aspect(pieces):
+        return (pieces > 127).any(axis=1).sum(axis=1) / (pieces > 127).any(axis=2).sum(axis=1)
+
+    singles = np.median(aspect(shaped[labels == 0])) / np.median(aspect(plain[0][plain[1] == 0]))
+    assert 1.1 < singles < 1.45  # every digit drawn 1.0 to 1.4 times as wide, and slanted
+
+
+def test_stretched_and_slanted_ink_keeps_its_height_and_leans():
+    bar = np.zeros((40, 10), np.float32)
+    bar[:, 4:6] = 1.0  # an upright stroke
+    wide = stretched(bar, 1.4)
+    assert wide.shape == (40, 14) and np.isclose(wide.sum(), 1.4 * bar.sum(), rtol=0.05)
+    for slant in (0.15, -0.15):
+        leaning = slanted(bar, slant)
+        assert leaning.shape == (40, 10 + 6 + 1)
+        top, bottom = (np.nonzero(leaning[row] > 0.5)[0].mean() for row in (2, 37))
+        assert np.isclose(abs(top - bottom), 0.15 * 35, atol=1.0) and np.sign(top - bottom) == np.sign(slant)  # > 0: /
 
 
 def test_pair_readings_are_touching_pairs_wide_with_both_labels(readable):
