@@ -1,6 +1,7 @@
 """How well edge.pi.read reads written numbers, against the same digits cut out perfectly, per form.
 
-    python scripts/read_accuracy.py --run RUN [--variant int8] [--numbers 1050] [--out FILE] [--no_pairs | --no_reader]
+    python scripts/read_accuracy.py --run RUN [--variant int8] [--numbers 1050] [--out FILE] [--before FILE]
+                                    [--no_pairs | --no_reader]
 
 For the run's validation split (the rows it never trained on; competition/runs/rows.py), the
 exported TFLite model (RUN/tflite, make tflite) reads photos of numbers of 2 to 6 digits made from
@@ -22,7 +23,9 @@ Then images that hold no number (edge/tests/nonnumbers.py: noise, dots, specks, 
 ruled paper, cross-hatching; up to 2048x2048, seeded), --non_numbers of them: per kind how many
 were refused (the reader must read no number from any) and the slowest; last the slowest image
 of all, number or not, in CPU time (one core: the interpreter runs on 1 thread), which a shared
-machine's load does not inflate as it does the ms column's wall time.
+machine's load does not inflate as it does the ms column's wall time. --before FILE (an earlier
+run's --out) adds its whole and cut% to each form's line, the change in whole numbers in points,
+and its refusals to the last line: before and after in one table.
 The reader finds touching digits with the pair models exported beside the digit model (make tflite
 writes pairs_int8.tflite, the finder, and pair_reader_int8.tflite; --no_reader leaves the reader
 out), else, or with --no_pairs, by its rules. A benchmark, not a test: it
@@ -41,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.writing import write_json
 from competition.cli import add_data_dir, add_models_dir, add_run_flag
 from edge.pi.classifier import DigitClassifier
 from edge.pi.image import ImageError, from_ink
@@ -133,7 +137,7 @@ def measure_non_numbers(classifier: DigitClassifier, count: int, seed: int, pair
 
 
 def measure(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, numbers: int, seed: int,
-            forms: tuple[str, ...] = ALL_FORMS, pairs: PairModels | None = None) -> dict:
+            forms: tuple[str, ...] = ALL_FORMS, pairs: PairModels | None = None, before: dict | None = None) -> dict:
     chosen = picks(len(y_val), numbers, seed)
     plain = classifier.predict(x_val).argmax(axis=1)
     results = {"validation_digits": len(y_val), "numbers": numbers, "plain_28x28": float(np.mean(plain == y_val)),
@@ -141,8 +145,26 @@ def measure(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, n
     for form in forms:
         row = results["forms"][form] = measure_form(classifier, x_val, y_val, chosen, form, seed, pairs)
         print(f"{form:<13}" + "".join(f"{row[c]:>9.4f}" for c in COLUMNS[:5]) + f"{row['cut%']:>7.2f}"
-              f"{row['split']:>7d}{row['ms']:>8.1f}", flush=True)
+              f"{row['split']:>7d}{row['ms']:>8.1f}" + was(row, (before or {}).get("forms", {}).get(form)), flush=True)
     return results
+
+
+def was(row: dict, earlier: dict | None) -> str:
+    """A form's whole and cut% in an earlier run (--before), and the change in whole numbers in points."""
+    if earlier is None:
+        return ""
+    return f"   was {earlier['whole']:.4f} {earlier['cut%']:5.2f}  {100 * (row['whole'] - earlier['whole']):+5.1f} pt"
+
+
+def read_before(path: str) -> dict:
+    """An earlier run's figures (its --out), or one line on what is wrong with the file."""
+    try:
+        before = json.loads(Path(path).read_text())
+        for row in before["forms"].values():
+            float(row["whole"]), float(row["cut%"])
+        return before
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        sys.exit(f"read_accuracy: --before {path}: not the figures of an earlier --out ({type(err).__name__}: {err})")
 
 
 def load_digits(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, str]:
@@ -180,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no_reader", action="store_true", help="without the pair reader: the finder alone")
     parser.add_argument("--non_numbers", type=int, default=70, help="images holding no number (default: %(default)s)")
     parser.add_argument("--out", default=None, help="also write the figures here as JSON")
+    parser.add_argument("--before", default=None, help="an earlier run's --out, shown beside each form's figures")
     args = parser.parse_args(argv)
+    before = read_before(args.before) if args.before else None
     forms = tuple(args.forms.split(","))
     if unknown := set(forms) - set(ALL_FORMS):
         parser.error(f"unknown forms {', '.join(sorted(unknown))}; known: {', '.join(ALL_FORMS)}")
@@ -201,19 +225,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run {run}, {model.name} on {classifier.backend}, 1 thread; {len(y_val)} validation digits; "
           f"{args.numbers} numbers of {LENGTHS[0]}-{LENGTHS[1]} digits per form, seed {args.seed}; touching digits by "
           + touching_line(pairs))
-    print(f"{'form':<13}" + "".join(f"{c:>9}" for c in COLUMNS[:5]) + f"{'cut%':>7}{'split':>7}{'ms':>8}")
-    results = measure(classifier, x_val, y_val, args.numbers, args.seed, forms, pairs)
+    if before:
+        print(f"before: {args.before} (run {before.get('run')}, {before.get('numbers')} numbers a form, "
+              f"{'the pair reader' if before.get('pair_reader') else 'no pair reader'})")
+    print(f"{'form':<13}" + "".join(f"{c:>9}" for c in COLUMNS[:5]) + f"{'cut%':>7}{'split':>7}{'ms':>8}"
+          + ("   was  whole  cut%  whole" if before else ""))
+    results = measure(classifier, x_val, y_val, args.numbers, args.seed, forms, pairs, before)
     print(f"plain 28x28 digits: {results['plain_28x28']:.4f}")
     print(f"\nno number: {args.non_numbers} images, up to 2048x2048, seed {args.seed}")
     results["non_numbers"] = measure_non_numbers(classifier, args.non_numbers, args.seed, pairs)
     refused = sum(row["refused"] for row in results["non_numbers"].values())
     slowest = max([row["slowest_cpu_ms"] for row in results["forms"].values()]
                   + [row["slowest_cpu_ms"] for row in results["non_numbers"].values()])
-    print(f"refused {refused} of {args.non_numbers} images holding no number; the slowest image of all took "
+    earlier = (f" (before: {sum(row['refused'] for row in before['non_numbers'].values())} of "
+               f"{sum(row['images'] for row in before['non_numbers'].values())})" if before and "non_numbers" in before else "")
+    print(f"refused {refused} of {args.non_numbers} images holding no number{earlier}; the slowest image of all took "
           f"{slowest:.0f} ms of CPU (one core: the interpreter on 1 thread)")
     if args.out:
-        Path(args.out).write_text(json.dumps({"run": run, "model": str(model), "pairs": bool(pairs),
-                                              "pair_reader": bool(pairs and pairs.reader), **results}, indent=1))
+        write_json(args.out, {"run": run, "model": str(model), "pairs": bool(pairs),
+                              "pair_reader": bool(pairs and pairs.reader), **results})
     return 0
 
 

@@ -313,3 +313,37 @@ def test_a_negative_batch_norm_scale_is_left_in_place():
     assert kept.gamma.numpy()[0] == -2.0
     pixels = np.random.default_rng(1).integers(0, 256, (4, 28, 28, 1)).astype(np.float32)
     np.testing.assert_allclose(folded.predict(pixels, verbose=0), model.predict(pixels, verbose=0), atol=1e-5)
+
+
+def test_read_accuracy_prints_each_form_refusals_and_the_figures_before(exported, demo_dir, tmp_path):
+    """make read-accuracy's script on the tiny export: a line per form, the non-number set's refusals,
+    its --out figures, and the same figures as `before` beside a second run's."""
+    import subprocess
+    import sys
+
+    from competition.config import ROOT
+
+    folder, _ = exported
+    figures = tmp_path / "figures.json"
+    command = [sys.executable, "scripts/read_accuracy.py", "--models_dir", str(folder.parent), "--run", folder.name,
+               "--data_dir", str(demo_dir), "--numbers", "3", "--forms", "paper,apart-board", "--non_numbers", "7"]
+    first = subprocess.run([*command, "--out", str(figures)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    saved = json.loads(figures.read_text())
+    assert list(saved["forms"]) == ["paper", "apart-board"] and saved["pairs"] and saved["pair_reader"]
+    assert all(row["numbers"] == 3 and 0 <= row["whole"] <= 1 and row["alone"] > 0 for row in saved["forms"].values())
+    refused = sum(row["refused"] for row in saved["non_numbers"].values())
+    assert sum(row["images"] for row in saved["non_numbers"].values()) == 7
+    assert f"refused {refused} of 7 images holding no number;" in first.stdout and "ms of CPU" in first.stdout
+
+    second = subprocess.run([*command, "--before", str(figures)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr
+    for form, row in saved["forms"].items():  # seeded: the same figures again, shown beside themselves
+        (line,) = [line for line in second.stdout.splitlines() if line.startswith(f"{form} ")]
+        assert line.endswith(f"was {row['whole']:.4f} {row['cut%']:5.2f}   +0.0 pt")
+    assert f"refused {refused} of 7 images holding no number (before: {refused} of 7);" in second.stdout
+
+    figures.write_text("{}")
+    broken = subprocess.run([*command, "--before", str(figures)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert broken.returncode != 0 and f"--before {figures}: not the figures of an earlier --out" in broken.stderr
+    assert "Traceback" not in broken.stderr
