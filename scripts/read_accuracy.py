@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", default=None, help="a folder of pair models (default: the model's own)")
     parser.add_argument("--no_pairs", action="store_true", help="find touching digits by the reader's rules alone")
     parser.add_argument("--no_reader", action="store_true", help="without the pair reader: the finder alone")
-    parser.add_argument("--non_numbers", type=int, default=70, help="images holding no number (default: %(default)s)")
+    parser.add_argument("--non_numbers", type=int, default=70, help="images holding no number (default: %(default)s; 0: none)")
     parser.add_argument("--out", default=None, help="also write the figures here as JSON")
     parser.add_argument("--before", default=None, help="an earlier run's --out, shown beside each form's figures")
     args = parser.parse_args(argv)
@@ -232,15 +232,16 @@ def main(argv: list[str] | None = None) -> int:
           + ("   was  whole  cut%  whole" if before else ""))
     results = measure(classifier, x_val, y_val, args.numbers, args.seed, forms, pairs, before)
     print(f"plain 28x28 digits: {results['plain_28x28']:.4f}")
-    print(f"\nno number: {args.non_numbers} images, up to 2048x2048, seed {args.seed}")
-    results["non_numbers"] = measure_non_numbers(classifier, args.non_numbers, args.seed, pairs)
+    if args.non_numbers:
+        print(f"\nno number: {args.non_numbers} images, up to 2048x2048, seed {args.seed}")
+    results["non_numbers"] = measure_non_numbers(classifier, args.non_numbers, args.seed, pairs) if args.non_numbers else {}
     refused = sum(row["refused"] for row in results["non_numbers"].values())
     slowest = max([row["slowest_cpu_ms"] for row in results["forms"].values()]
                   + [row["slowest_cpu_ms"] for row in results["non_numbers"].values()])
     earlier = (f" (before: {sum(row['refused'] for row in before['non_numbers'].values())} of "
-               f"{sum(row['images'] for row in before['non_numbers'].values())})" if before and "non_numbers" in before else "")
-    print(f"refused {refused} of {args.non_numbers} images holding no number{earlier}; the slowest image of all took "
-          f"{slowest:.0f} ms of CPU (one core: the interpreter on 1 thread)")
+               f"{sum(row['images'] for row in before['non_numbers'].values())})" if before and before.get("non_numbers") else "")
+    none_line = f"refused {refused} of {args.non_numbers} images holding no number{earlier}; " if args.non_numbers else ""
+    print(f"{none_line}the slowest image of all took {slowest:.0f} ms of CPU (one core: the interpreter on 1 thread)")
     if args.out:
         write_json(args.out, {"run": run, "model": str(model), "pairs": bool(pairs),
                               "pair_reader": bool(pairs and pairs.reader), **results})
