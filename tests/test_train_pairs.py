@@ -60,7 +60,7 @@ def test_each_pair_model_is_a_self_describing_run(pair_models, demo_dir):
         model = load_model(run / "model.keras")
         assert model.predict(calibration[:3], verbose=0).shape == (3, outputs)
         figures = pair_runs.held_out_figures(config["design"], model, *pair_runs.made(
-            config["design"], *held_out_digits(demo_dir), 20, (0, 1), "again"))
+            config["design"], *held_out_digits(demo_dir), 20, (0, 1), "again", shapes=config["shapes"]))
         assert figures == metrics["held_out"]  # the figure is the saved model's, on pieces of validation digits
 
 
