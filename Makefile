@@ -154,7 +154,7 @@ bench-edge: .venv-litert/.installed ## ms per digit and digits/s of MODEL (defau
 load-test-serve: $(EDGE_FIXTURES)/manifest.json .venv-litert/.installed ## 8 clients, 30 s of valid and malformed requests and images holding no number against edge.pi.serve; every answer checked, the longest image request against the deadline
 	$(EDGE_PY) scripts/load_test_serve.py --model $(or $(MODEL),$(EDGE_FIXTURES)/model_int8.tflite) $(ARGS)
 
-read-accuracy: $(VENV)/.installed ## edge.pi.read on photos of numbers made of RUN's validation digits, per form, and on images holding no number (needs ../shared data)
+read-accuracy: $(VENV)/.installed ## edge.pi.read on photos of numbers made of RUN's validation digits, per form, and on images holding no number (needs ../shared data); ARGS="--out F" keeps the figures, "--before F" prints them beside the next run's
 	$(PY) scripts/read_accuracy.py --models_dir $(MODELS_DIR) $(RUN_FLAG) $(ARGS)
 
 bench: $(VENV)/.installed ## training images/s, the share of this machine's matmul limit, and the notebook baseline
