@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -138,6 +137,7 @@ def measure_non_numbers(classifier: DigitClassifier, count: int, seed: int, pair
 
 def measure(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, numbers: int, seed: int,
             forms: tuple[str, ...] = ALL_FORMS, pairs: PairModels | None = None, before: dict | None = None) -> dict:
+    """Every form's figures, a line each as it is measured; `before`: an earlier run's figures per form."""
     chosen = picks(len(y_val), numbers, seed)
     plain = classifier.predict(x_val).argmax(axis=1)
     results = {"validation_digits": len(y_val), "numbers": numbers, "plain_28x28": float(np.mean(plain == y_val)),
@@ -145,7 +145,7 @@ def measure(classifier: DigitClassifier, x_val: np.ndarray, y_val: np.ndarray, n
     for form in forms:
         row = results["forms"][form] = measure_form(classifier, x_val, y_val, chosen, form, seed, pairs)
         print(f"{form:<13}" + "".join(f"{row[c]:>9.4f}" for c in COLUMNS[:5]) + f"{row['cut%']:>7.2f}"
-              f"{row['split']:>7d}{row['ms']:>8.1f}" + was(row, (before or {}).get("forms", {}).get(form)), flush=True)
+              f"{row['split']:>7d}{row['ms']:>8.1f}" + was(row, (before or {}).get(form)), flush=True)
     return results
 
 
@@ -158,12 +158,14 @@ def was(row: dict, earlier: dict | None) -> str:
 
 def read_before(path: str) -> dict:
     """An earlier run's figures (its --out), or one line on what is wrong with the file."""
+    from competition.data.reading import read_json
+
     try:
-        before = json.loads(Path(path).read_text())
+        before = read_json(path, ("forms",))
         for row in before["forms"].values():
             float(row["whole"]), float(row["cut%"])
         return before
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # ValueError: read_json's FileError too
         sys.exit(f"read_accuracy: --before {path}: not the figures of an earlier --out ({type(err).__name__}: {err})")
 
 
@@ -230,11 +232,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{'the pair reader' if before.get('pair_reader') else 'no pair reader'})")
     print(f"{'form':<13}" + "".join(f"{c:>9}" for c in COLUMNS[:5]) + f"{'cut%':>7}{'split':>7}{'ms':>8}"
           + ("   was  whole  cut%  whole" if before else ""))
-    results = measure(classifier, x_val, y_val, args.numbers, args.seed, forms, pairs, before)
+    results = measure(classifier, x_val, y_val, args.numbers, args.seed, forms, pairs, before and before["forms"])
     print(f"plain 28x28 digits: {results['plain_28x28']:.4f}")
+    results["non_numbers"] = {}
     if args.non_numbers:
         print(f"\nno number: {args.non_numbers} images, up to 2048x2048, seed {args.seed}")
-    results["non_numbers"] = measure_non_numbers(classifier, args.non_numbers, args.seed, pairs) if args.non_numbers else {}
+        results["non_numbers"] = measure_non_numbers(classifier, args.non_numbers, args.seed, pairs)
     refused = sum(row["refused"] for row in results["non_numbers"].values())
     slowest = max([row["slowest_cpu_ms"] for row in results["forms"].values()]
                   + [row["slowest_cpu_ms"] for row in results["non_numbers"].values()])

@@ -2,12 +2,14 @@
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from test_faults import one_error_line
 
-from competition.config import PairConfig, TrainConfig
+from competition.config import ROOT, PairConfig, TrainConfig
 from competition.data.digits import load_train
 from competition.data.reading import load_model
 from competition.data.splits import split
@@ -318,11 +320,6 @@ def test_a_negative_batch_norm_scale_is_left_in_place():
 def test_read_accuracy_prints_each_form_refusals_and_the_figures_before(exported, demo_dir, tmp_path):
     """make read-accuracy's script on the tiny export: a line per form, the non-number set's refusals,
     its --out figures, and the same figures as `before` beside a second run's."""
-    import subprocess
-    import sys
-
-    from competition.config import ROOT
-
     folder, _ = exported
     figures = tmp_path / "figures.json"
     command = [sys.executable, "scripts/read_accuracy.py", "--models_dir", str(folder.parent), "--run", folder.name,

@@ -3,7 +3,7 @@
 
 `train_pair_run(cfg)` makes pieces of a data set's training digits with the reader's own generator
 (edge/forms/written.py: one digit, or two pushed together until their strokes touch, as written,
-turned, out of focus or chalky), trains cfg.design on them and writes a run folder
+turned, out of focus or chalky; cfg.shapes of them wider or slanted), trains cfg.design on them and writes a run folder
 MODELS_DIR/pair-models/<time>-<design>/ as trainer.py writes a digit run's: model.keras (raw
 0..255 pixels in; the reader's two outputs as one tensor, left then right), config.json,
 data_fingerprint.json, history.csv, train.log, metrics.json (its figures on pieces made of the

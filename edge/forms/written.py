@@ -16,8 +16,8 @@ a sixth of a digit's height up, a baseline that wanders. Forms:
   touching  paper, one pair of neighbours whose strokes touch.
 scripts/read_accuracy.py composes them from a run's validation digits (never trained on), seeded;
 the inks are the bound: the same digits cut out perfectly. pair_examples and pair_readings make
-what the reader's pair models learn from (edge/export/pairs.py): one digit, or two touching, in one
-of LOOKS, cut out as the reader cuts a piece. numpy and Pillow only.
+what the reader's pair models learn from (edge/export/pairs.py): one digit, or two touching, some
+wider or slanted (`shapes`), in one of LOOKS, cut out as the reader cuts a piece. numpy and Pillow only.
 """
 
 from __future__ import annotations
