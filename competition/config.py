@@ -288,12 +288,15 @@ class PairConfig(_Data):
     calibration: int = setting(500, "training pieces kept beside the model to calibrate its int8 export")
     shapes: float = setting(-1.0, "share of the made digits drawn wider and of the pieces slanted, 0-1 (-1: the "
                                   "design's preset)")
+    strokes: float = setting(-1.0, "share of the made digits drawn bolder and of the pieces grainy, 0-1 (-1: the "
+                                   "design's preset)")
 
 
 # Each design's examples and epochs: fewer pieces or epochs called many more single digits pairs;
 # the reader on 240,000 pairs read 0.8 points fewer pairs right than on 480,000 (docs/experiments.md, "The Pi reader").
 PAIR_PRESETS = {
-    "pair_finder": dict(examples=240_000, epochs=20, shapes=0.3),  # half of them pairs; wide and slanted
-    # single digits too (a finder that never saw one cut wide 0s and bold 1s in two: docs/experiments.md)
-    "pair_reader": dict(examples=480_000, epochs=8, shapes=0.0),  # every one a touching pair
+    "pair_finder": dict(examples=240_000, epochs=20, shapes=0.3, strokes=0.4),  # half of them pairs; wide,
+    # slanted, bold and grainy single digits too (a finder that never saw them cut wide 0s and bold 1s in two,
+    # then bold grainy chalk 0s, 4s and 8s: docs/experiments.md)
+    "pair_reader": dict(examples=480_000, epochs=8, shapes=0.0, strokes=0.0),  # every one a touching pair
 }

@@ -53,8 +53,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[PairConfig, argparse.Name
         parser.error(f"--examples (0 or at least 20) and --epochs must not be negative; 0: the presets ({presets})")
     if args.batch_size < 1 or args.calibration < 1 or not 0 < args.val_size < 1 or not 0 < args.held_out < 1:
         parser.error("--batch_size and --calibration at least 1, --val_size and --held_out in (0, 1)")
-    if not (args.shapes == -1 or 0 <= args.shapes <= 1):
-        parser.error("--shapes is a share, 0 to 1 (or -1: the design's preset)")
+    for flag in ("shapes", "strokes"):
+        if not (getattr(args, flag) == -1 or 0 <= getattr(args, flag) <= 1):
+            parser.error(f"--{flag} is a share, 0 to 1 (or -1: the design's preset)")
     return from_flags(args, PairConfig), args
 
 

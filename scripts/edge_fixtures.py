@@ -32,7 +32,7 @@ from competition.data.demo import write_demo_data  # noqa: E402
 EPOCHS = 16  # about 98% on the demo validation digits (BatchNorm needs a few hundred steps to settle)
 LEARNING_RATE = 1e-3
 PAIR_EXAMPLES, PAIR_EPOCHS = 8000, 4  # each pair model: a minute or two, not make pair-models' hour
-PAIR_SHAPES = 0.0  # no wide or slanted pieces: from 8,000 pieces a finder that saw them called a drawn 0 two
+PAIR_SHAPES = 0.0  # no wide, slanted, bold or grainy pieces (shapes, strokes): from 8,000 pieces a finder that saw them called a drawn 0 two
 # (make pair-models' finder, from 240,000, calls it one: docs/experiments.md)
 
 
@@ -50,7 +50,8 @@ def build(out: Path) -> None:
                                       epochs=EPOCHS, learning_rate=LEARNING_RATE, batch_size=32))
     for design in PAIR_DESIGNS:
         pair_runs.train_pair_run(PairConfig(design=design, data_dir=str(tmp / "demo"), models_dir=str(tmp / "models"),
-                                            examples=PAIR_EXAMPLES, epochs=PAIR_EPOCHS, shapes=PAIR_SHAPES))
+                                            examples=PAIR_EXAMPLES, epochs=PAIR_EPOCHS, shapes=PAIR_SHAPES,
+                                            strokes=PAIR_SHAPES))
     export(folder, calibration_size=200, out_dir=tmp, pairs_from=tmp / "models")
     _, x_val, _, y_val = splits.split(load_train(tmp / "demo"), TrainConfig())
     rows = x_val.reshape(len(x_val), -1)

@@ -541,6 +541,6 @@ def test_the_plan_adds_the_pair_models_minutes_after_the_recipe():
     assert both.pair_minutes == pytest.approx(plan.pair_minutes()) and alone.pair_minutes == 0
     assert both.session_minutes == pytest.approx(alone.session_minutes + both.pair_minutes)
     assert both.gpu_minutes == pytest.approx(alone.gpu_minutes + both.pair_minutes)
-    made = sum(p["examples"] * 1.1 for p in plan.PAIR_PRESETS.values()) / plan.PAIR_MAKING_RATE
+    made = sum(p["examples"] * 1.1 / plan.PAIR_MAKING_RATES[d] for d, p in plan.PAIR_PRESETS.items())
     trained = sum(p["examples"] * p["epochs"] / plan.PAIR_RATES[d] for d, p in plan.PAIR_PRESETS.items())
     assert plan.pair_minutes() == pytest.approx((made + trained) / 60)

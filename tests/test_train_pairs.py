@@ -60,7 +60,8 @@ def test_each_pair_model_is_a_self_describing_run(pair_models, demo_dir):
         model = load_model(run / "model.keras")
         assert model.predict(calibration[:3], verbose=0).shape == (3, outputs)
         figures = pair_runs.held_out_figures(config["design"], model, *pair_runs.made(
-            config["design"], *held_out_digits(demo_dir), 20, (0, 1), "again", shapes=config["shapes"]))
+            config["design"], *held_out_digits(demo_dir), 20, (0, 1), "again", shapes=config["shapes"],
+            strokes=config["strokes"]))
         assert figures == metrics["held_out"]  # the figure is the saved model's, on pieces of validation digits
 
 
@@ -117,10 +118,12 @@ def test_pieces_are_the_same_however_many_workers_make_them(demo_dir, monkeypatc
     assert pieces.shape == (30, 28, 28, 1) and labels.tolist() == [0, 1] * 15
 
 
-def test_each_design_takes_its_preset_shapes_unless_told():
+def test_each_design_takes_its_preset_shapes_and_strokes_unless_told():
     finder, reader = (pair_runs.resolved(PairConfig(design=design)) for design in ("pair_finder", "pair_reader"))
     assert (finder.shapes, reader.shapes) == (0.3, 0.0) and (finder.examples, reader.epochs) == (240_000, 8)
-    assert pair_runs.resolved(PairConfig(design="pair_finder", shapes=0.0)).shapes == 0.0
+    assert (finder.strokes, reader.strokes) == (0.4, 0.0)
+    told = pair_runs.resolved(PairConfig(design="pair_finder", shapes=0.0, strokes=0.0))
+    assert (told.shapes, told.strokes) == (0.0, 0.0)
 
 
 def test_find_pair_run_takes_the_newest_of_the_same_data(pair_models, tmp_path, demo_dir):
@@ -130,6 +133,14 @@ def test_find_pair_run_takes_the_newest_of_the_same_data(pair_models, tmp_path, 
     assert pair_runs.find_pair_run(pair_models, "pair_finder", "another data set") is None
     settings = json.loads((finder / "config.json").read_text())
     assert pair_runs.find_pair_run(pair_models, "pair_finder", sha, {**settings, "epochs": 2}) is None
+    assert pair_runs.find_pair_run(pair_models, "pair_finder", sha, {**settings, "strokes": 0.5}) is None
+    older = {key: value for key, value in settings.items() if key not in pair_runs.ADDED_LATER}
+    (finder / "config.json").write_text(json.dumps(older))  # a run made before shapes and strokes were settings
+    try:
+        assert pair_runs.find_pair_run(pair_models, "pair_finder", sha, {**settings, "shapes": 0.0, "strokes": 0.0}) == finder
+        assert pair_runs.find_pair_run(pair_models, "pair_finder", sha, {**settings, "shapes": 0.0, "strokes": 0.4}) is None
+    finally:
+        (finder / "config.json").write_text(json.dumps(settings))
     assert pair_runs.find_pair_run(tmp_path, "pair_finder", sha) is None
 
 
@@ -138,6 +149,7 @@ def test_find_pair_run_takes_the_newest_of_the_same_data(pair_models, tmp_path, 
     (["--val_size", "0"], "--val_size"),
     (["--design", "pair_maker"], "invalid choice"),
     (["--shapes", "1.5"], "--shapes"),
+    (["--strokes", "-0.5"], "--strokes"),
 ])
 def test_bad_flags_are_refused_in_one_line(flags, said, capsys):
     with pytest.raises(SystemExit) as exit_:

@@ -46,8 +46,9 @@ GPUS = {
 }
 DEFAULT_GPU = "NvidiaTeslaT4"
 # The pair models (`--pair_models`), after the recipe on one T4: pieces made by Kaggle's 4 CPUs, then
-# trained. Guesses, as the rates above: pieces/s made, and trained per design on a T4.
-PAIR_MAKING_RATE = 4_000
+# trained on a T4, pieces/s per design. Making: twice what both cores of a 2-core AVX2 EPYC made (finder
+# 517/s with its wide, slanted, bold and grainy pieces, reader 809/s: docs/kaggle.md); training: guesses.
+PAIR_MAKING_RATES = {"pair_finder": 1_000, "pair_reader": 1_600}
 PAIR_RATES = {"pair_finder": 20_000, "pair_reader": 10_000}
 START_MINUTES = 4.0  # the session's start, TensorFlow's import, the calibration, the submission (a guess)
 
@@ -85,7 +86,7 @@ def pair_minutes(epochs: int | None = None) -> float:
     for design, preset in PAIR_PRESETS.items():
         examples = bootstrap.TRIAL_PAIR_EXAMPLES if epochs else preset["examples"]
         made = examples * (1 + PairConfig().held_out)
-        total += made / PAIR_MAKING_RATE + examples * (epochs or preset["epochs"]) / PAIR_RATES[design]
+        total += made / PAIR_MAKING_RATES[design] + examples * (epochs or preset["epochs"]) / PAIR_RATES[design]
     return total / 60
 
 

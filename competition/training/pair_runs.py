@@ -3,7 +3,7 @@
 
 `train_pair_run(cfg)` makes pieces of a data set's training digits with the reader's own generator
 (edge/forms/written.py: one digit, or two pushed together until their strokes touch, as written,
-turned, out of focus or chalky; cfg.shapes of them wider or slanted), trains cfg.design on them and writes a run folder
+turned, out of focus or chalky; cfg.shapes of them wider or slanted, cfg.strokes bolder or grainy), trains cfg.design on them and writes a run folder
 MODELS_DIR/pair-models/<time>-<design>/ as trainer.py writes a digit run's: model.keras (raw
 0..255 pixels in; the reader's two outputs as one tensor, left then right), config.json,
 data_fingerprint.json, history.csv, train.log, metrics.json (its figures on pieces made of the
@@ -47,17 +47,20 @@ SHARED_FROM = 10_000  # pieces: fewer are made in this process (starting a worke
 # What a finished pair run is reused under: every setting that changes what it learns (the data is
 # its sha256, compared apart).
 IDENTITY = tuple(f.name for f in dataclasses.fields(PairConfig) if f.name not in ("data_dir", "models_dir", "threads"))
+# Settings added after runs were made: what a run whose config.json lacks one made its pieces with.
+ADDED_LATER = {"shapes": 0.0, "strokes": 0.0}
 
 log = logging.getLogger("competition")
 
 
 def resolved(cfg: PairConfig) -> PairConfig:
-    """cfg with its design's preset examples and epochs where it leaves them 0, and shapes where -1."""
+    """cfg with its design's preset examples and epochs where it leaves them 0, shapes and strokes where -1."""
     if cfg.design not in PAIR_DESIGNS:
         raise ConfigError(f"unknown pair design {cfg.design!r}; choose from {', '.join(PAIR_DESIGNS)}")
     preset = PAIR_PRESETS[cfg.design]
     return dataclasses.replace(cfg, examples=cfg.examples or preset["examples"], epochs=cfg.epochs or preset["epochs"],
-                               shapes=preset["shapes"] if cfg.shapes < 0 else cfg.shapes)
+                               shapes=preset["shapes"] if cfg.shapes < 0 else cfg.shapes,
+                               strokes=preset["strokes"] if cfg.strokes < 0 else cfg.strokes)
 
 
 def pair_runs_dir(models_dir: str | Path) -> Path:
@@ -77,23 +80,25 @@ def find_pair_run(models_dir: str | Path, design: str, sha256: str, settings: di
             continue  # not a finished pair run of this project
         if config.get("design") != design or fingerprint.get("sha256") != sha256:
             continue
-        if settings is None or all(config.get(key) == settings[key] for key in IDENTITY):
+        if settings is None or all(config.get(key, ADDED_LATER.get(key)) == settings[key] for key in IDENTITY):
             return run
     return None
 
 
 def made(design: str, digits: np.ndarray, labels: np.ndarray, count: int, seed: tuple[int, ...], what: str,
-         workers: int = 1, shapes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+         workers: int = 1, shapes: float = 0.0, strokes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """`count` pieces of `design` made of `digits` (uint8 (count, H, W, 1), `shapes` of their digits
-    wider and of them slanted: edge/forms/written.py's made_piece) and their labels, in
+    wider and of them slanted, `strokes` bolder and grainy: edge/forms/written.py's made_piece) and
+    their labels, in
     CHUNKS parts, each from its own seed (`seed` + its index: the same pieces however many
     `workers` make them), each a progress line with the time left. Making is Python and Pillow
     per piece, one core each: workers > 1 make parts in processes of their own."""
     step = -(-count // CHUNKS)
     step += step % 2  # even parts: the finder's pieces alternate one digit, two digits
     sizes = [min(step, count - begin) for begin in range(0, count, step)]
-    jobs = [(digits, size, np.random.default_rng([*seed, k]), shapes) if design == "pair_finder"
-            else (digits, labels, size, np.random.default_rng([*seed, k]), shapes) for k, size in enumerate(sizes)]
+    jobs = [(digits, size, np.random.default_rng([*seed, k]), shapes, strokes) if design == "pair_finder"
+            else (digits, labels, size, np.random.default_rng([*seed, k]), shapes, strokes)
+            for k, size in enumerate(sizes)]
     make = pair_examples if design == "pair_finder" else pair_readings
     start, parts, done = time.perf_counter(), [], 0
     with contextlib.ExitStack() as stack:
@@ -205,10 +210,10 @@ def train_pair_run(cfg: PairConfig, digits: Digits | None = None, setup: hardwar
                                           "hardware": hardware.record(setup.machine, threads)})
         write_json(folder / FINGERPRINT_FILE, {**fingerprint, "n_train": len(x_train), "n_val": len(x_val)})
         pieces, truth = made(cfg.design, x_train, y_train, cfg.examples, (cfg.seed, 0), "training pieces", threads,
-                             cfg.shapes)
+                             cfg.shapes, cfg.strokes)
         held = max(2, int(cfg.held_out * cfg.examples))
         held_pieces, held_truth = made(cfg.design, x_val, y_val, held, (cfg.seed, 1), "held-out pieces", threads,
-                                         cfg.shapes)
+                                         cfg.shapes, cfg.strokes)
         np.save(folder / CALIBRATION_FILE, pieces[:cfg.calibration])
         resumed = checkpoints.resume(backup, folder / HISTORY_FILE, cfg.epochs)  # on the same pieces: same seeds
         start = time.perf_counter()

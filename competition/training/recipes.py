@@ -71,18 +71,15 @@ def calibrate(everyone: list[Member], folder: Path, digits, setup: hardware.Setu
     onehot = trainer.onehot(digits.labels)
     started = time.perf_counter() - startup.STARTED
     done = {m.name for m in everyone if trained(folder, m.name)}
+    configs: dict[str, TrainConfig] = {}
+    for member in everyone:
+        if member.name not in done:
+            configs.setdefault(member.preset, member.cfg)
     rates: dict[str, float] = {}
     overheads: dict[str, float] = {}
-    for member in everyone:
-        if member.name in done or member.preset in rates:
-            continue
-        start = time.perf_counter()
-        rates[member.preset] = speed.training_rate(dataclasses.replace(member.cfg, precision=setup.precision),
-                                                    digits.images, onehot)
-        seconds = time.perf_counter() - start
-        overheads[member.preset] = overhead_minutes(started, seconds, test_rows, tta, rates[member.preset])
-        print(f"best: calibrated {member.preset}: {rates[member.preset]:,.0f} images/s here ({seconds:.0f}s)",
-              flush=True)
+    for preset, rate, seconds in speed.preset_rates(configs, setup.precision, digits.images, onehot):
+        rates[preset], overheads[preset] = rate, overhead_minutes(started, seconds, test_rows, tta, rate)
+        print(f"best: calibrated {preset}: {rate:,.0f} images/s here ({seconds:.0f}s)", flush=True)
     return done, rates, overheads
 
 

@@ -9,10 +9,12 @@ memory-bound and add few FLOPs.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import math
 import statistics
 import time
+from collections.abc import Iterator
 
 import keras
 import numpy as np
@@ -110,6 +112,16 @@ def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, step
     model = ds = None
     gc.collect()
     return steps * cfg.batch_size / seconds
+
+
+def preset_rates(configs: dict[str, TrainConfig], precision: str, images: np.ndarray, onehot: np.ndarray
+                 ) -> Iterator[tuple[str, float, float]]:
+    """Each preset's training_rate, its cfg in `precision`, as each is measured: (preset, images/s,
+    the seconds its measuring took)."""
+    for preset, cfg in configs.items():
+        start = time.perf_counter()
+        rate = training_rate(dataclasses.replace(cfg, precision=precision), images, onehot)
+        yield preset, rate, time.perf_counter() - start
 
 
 def notebook_model() -> keras.Model:

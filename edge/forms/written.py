@@ -17,7 +17,8 @@ a sixth of a digit's height up, a baseline that wanders. Forms:
 scripts/read_accuracy.py composes them from a run's validation digits (never trained on), seeded;
 the inks are the bound: the same digits cut out perfectly. pair_examples and pair_readings make
 what the reader's pair models learn from (edge/export/pairs.py): one digit, or two touching, some
-wider or slanted (`shapes`), in one of LOOKS, cut out as the reader cuts a piece. numpy and Pillow only.
+wider or slanted (`shapes`), some bolder and grainy (`strokes`: a chalk stick's), in one of LOOKS, cut
+out as the reader cuts a piece. numpy and Pillow only.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ GAP = (1 / 6, 0.6)  # gaps between neighbours' ink, as shares of the digit heigh
 MARGIN = 0.6  # paper around the number, as a share of the digit height
 WIDER = (1.0, 1.4)  # made pieces' wider digits: drawn this many times as wide (a wide 0 or 1 is one digit)
 SLANT = 0.15  # made pieces' slant: the top up to this share of the height off the bottom, either way
+BOLDER = (0.01, 0.035)  # made pieces' bolder digits: strokes grown by this share of the height on each side
+GRAIN = (0.4, 0.75)  # made pieces' grainy ink: each pixel keeps from a draw of this range up to all of its ink
 LOOKS = (("written", 0.55), ("turned", 0.15), ("blurred", 0.15), ("chalk", 0.15))  # made pieces' looks:
 # a camera's, not paper's alone (pair models that saw paper alone called blurred and turned digits pairs)
 
@@ -120,33 +123,35 @@ def touch_offset(left: np.ndarray, right: np.ndarray, dy: int) -> int:
 
 
 def pair_examples(digits: np.ndarray, count: int, rng: np.random.Generator,
-                  shapes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                  shapes: float = 0.0, strokes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """`count` pieces of ink as MNIST-like uint8 (count, 28, 28), half of them one digit of `digits`
-    (N, 784 or 28x28) and half two pushed together until their strokes touch (label 1), `shapes` of
-    their digits wider and of the pieces slanted (made_piece): what the reader's pair finder learns from."""
+    (N, 784 or 28x28) and half two pushed together until their strokes touch (label 1), `shapes` and
+    `strokes` as made_piece takes them: what the reader's pair finder learns from."""
     crops, labels = np.zeros((count, 28, 28), np.uint8), np.arange(count) % 2
     for k, pair in enumerate(labels):
-        crops[k] = from_ink(made_piece(digits, 1 + pair, rng, shapes)[0])
+        crops[k] = from_ink(made_piece(digits, 1 + pair, rng, shapes, strokes)[0])
     return crops, labels
 
 
 def pair_readings(digits: np.ndarray, labels: np.ndarray, count: int, rng: np.random.Generator,
-                  shapes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                  shapes: float = 0.0, strokes: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """`count` pairs of `digits` pushed together until their strokes touch, as the reader's pair
-    reader takes them (uint8 (count, *PAIR_FIELD), edge/pi/image.py's pair_field), `shapes` as
-    made_piece takes it, and their two labels (count, 2), left first: what the pair reader learns from."""
+    reader takes them (uint8 (count, *PAIR_FIELD), edge/pi/image.py's pair_field), `shapes` and
+    `strokes` as made_piece takes them, and their two labels (count, 2), left first: what the pair
+    reader learns from."""
     fields, pairs = np.zeros((count, *PAIR_FIELD), np.uint8), np.zeros((count, 2), np.int64)
     for k in range(count):
-        ink, picked = made_piece(digits, 2, rng, shapes)
+        ink, picked = made_piece(digits, 2, rng, shapes, strokes)
         fields[k], pairs[k] = pair_field(ink), labels[picked]
     return fields, pairs
 
 
 def made_piece(digits: np.ndarray, count: int, rng: np.random.Generator,
-               shapes: float = 0.0) -> tuple[np.ndarray, list[int]]:
+               shapes: float = 0.0, strokes: float = 0.0) -> tuple[np.ndarray, list[int]]:
     """One (count 1) or two (2) digits drawn from `digits`, written as write_number writes them
     (heights, faint or thin strokes; two pushed together until their strokes touch), `shapes` of
-    the digits drawn wider and of the pieces slanted (hands do both; 0: none, and no draw from rng),
+    the digits drawn wider and of the pieces slanted (hands do both), `strokes` of the digits drawn
+    bolder and of the pieces grainy (a chalk stick does both; for either, 0: none, and no draw from rng),
     in one of LOOKS (as written, or turned, out of focus or chalky as render makes them) and cut
     out as the reader cuts a piece: its ink over its peak, fainter than INK_THRESHOLD dropped; and
     which digits they were."""
@@ -157,10 +162,16 @@ def made_piece(digits: np.ndarray, count: int, rng: np.random.Generator,
         picked.append(int(rng.integers(len(digits))))
         ink = written_digit(digits[picked[-1]], height * float(rng.uniform(1 - HEIGHT_SPREAD, 1 + HEIGHT_SPREAD)),
                             form, rng, last=False)
-        inks.append(stretched(ink, float(rng.uniform(*WIDER))) if shapes and rng.random() < shapes else ink)
+        if shapes and rng.random() < shapes:
+            ink = stretched(ink, float(rng.uniform(*WIDER)))
+        if strokes and rng.random() < strokes:
+            ink = bolder(ink, float(rng.uniform(*BOLDER)) * height)
+        inks.append(ink)
     canvas, _ = lay_out(inks, height, rng, (0,) if count == 2 else ())
     if shapes and rng.random() < shapes:
         canvas = slanted(canvas, float(rng.uniform(-SLANT, SLANT)))
+    if strokes and rng.random() < strokes:
+        canvas = grainy(canvas, rng)
     look = LOOKS[rng.choice(len(LOOKS), p=[share for _, share in LOOKS])][0]
     if look == "turned":
         canvas = turned(canvas, rng)
@@ -257,6 +268,13 @@ def stretched(ink: np.ndarray, wider: float) -> np.ndarray:
     return np.clip(np.asarray(Image.fromarray(ink, "F").resize(size, Image.Resampling.BICUBIC)), 0, 1)
 
 
+def bolder(ink: np.ndarray, grow: float) -> np.ndarray:
+    """Ink whose strokes are `grow` pixels bolder on each side (at least one), its box grown with them."""
+    grow = max(1, round(grow))
+    grown = Image.fromarray(np.pad(ink, grow), "F").filter(ImageFilter.MaxFilter(2 * grow + 1))
+    return np.asarray(grown, np.float32)
+
+
 def slanted(ink: np.ndarray, slant: float) -> np.ndarray:
     """Ink slanted: its top row `slant` of its height right of its bottom row (left when negative)."""
     shift = abs(slant) * ink.shape[0]
@@ -281,6 +299,12 @@ def chalky(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Ink as chalk: it skips on the board's grain."""
     grain = gaussian(rng.uniform(0, 1, ink.shape).astype(np.float32), 0.7)
     return ink * np.clip(0.45 + 1.6 * (grain - 0.5) + 0.55, 0.35, 1.0)
+
+
+def grainy(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ink as a chalk stick's grain leaves it: each pixel keeps a share of it, drawn from a range
+    whose low end (GRAIN) is drawn per piece, up to all of it."""
+    return ink * rng.uniform(float(rng.uniform(*GRAIN)), 1.0, ink.shape).astype(np.float32)
 
 
 def smooth_noise(shape: tuple[int, int], size: float, rng: np.random.Generator) -> np.ndarray:

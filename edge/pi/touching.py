@@ -92,10 +92,10 @@ def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray,
                 bodies: list[Part], height: float, settings: TouchingSettings = TOUCHING,
                 pieces: PieceSettings = PIECES) -> list[Candidate]:
     """Each body as a digit, or, when a body pair_min_width_of_height wide or more is two touching digits
-    (called_two: by the finder, the digit model's doubt and its width), as the pieces the models
-    are surest of, every one cut_min_of_height of the digits' height or taller: cut at a neck (neck_cut,
-    both core levels) or at one of column_cuts columns, two pieces weighed by the reader's reading
-    of the whole as well (together)."""
+    (called_two: by the finder, the digit model's doubt and its width), as the two pieces the models
+    are surest of, each cut_min_of_height of the digits' height or taller: cut at a neck (neck_cut,
+    both core levels, where it parts the body in two) or at one of column_cuts columns, weighed by
+    the reader's reading of the whole as well (together)."""
     results = classify_parts(classifier, ink, labels, bodies)
     widths = [body.box.width / height for body in bodies]  # part of the digits' height
     wide = [i for i, width in enumerate(widths)
@@ -112,6 +112,8 @@ def split_pairs(classifier: DigitClassifier, pairs: PairModels, ink: np.ndarray,
     for i in two:
         body = bodies[i]
         necks, _ = neck_cut(body.box.cut(ink), np.isin(body.box.cut(labels), body.ids), height, True, settings, pieces)
+        necks = necks if necks and len(necks) == 2 else None  # the finder finds two digits: more cores are one
+        # grainy or bold digit's (a chalk 0 fell into six "1"s: docs/experiments.md)
         cuts[i] = [list(range(len(parts), len(parts) + len(necks)))] if necks else []
         parts += [dataclasses.replace(body, within=neck) for neck in necks or []]
         cuts[i] += column_cuts(body, parts, settings)

@@ -12,12 +12,12 @@ from edge.pi.classifier import DigitClassifier
 from edge.pi.image import PAIR_FIELD, ImageError, from_ink, mnist_like, pair_field
 from edge.pi.ink import Box, components
 from edge.pi.pieces import cut_out, find_pieces
-from edge.pi.reader import ink_map, read_image
-from edge.pi.touching import (PAIR_READER_FILE, PAIRS_FILE, TOUCHING, called_two, neck_cut, pair_models_beside,
-                              stays_whole, together)
+from edge.pi.reader import ink_map, read_grey_image, read_image
+from edge.pi.touching import (PAIR_READER_FILE, PAIRS_FILE, TOUCHING, PairModels, called_two, neck_cut,
+                              pair_models_beside, stays_whole, together)
 from edge.forms.synthetic import PHOTO_FORMS, compose
-from edge.forms.written import (LOOKS, chalky, fragment, lay_out, out_of_focus, pair_examples, pair_readings, render,
-                                slanted, stretched, turned, written_digit)
+from edge.forms.written import (GRAIN, LOOKS, bolder, chalky, fragment, grainy, lay_out, out_of_focus, pair_examples,
+                                pair_readings, render, slanted, stretched, turned, written_digit)
 
 LENGTH = 4
 READER_FIXTURE_DIGITS = 0.8  # the fixtures' pair reader, trained briefly on demo digits (about 0.93)
@@ -227,6 +227,35 @@ def test_a_neck_thinner_than_the_strokes_parts_two_digits_and_a_ring_stays_whole
     assert neck_cut(ring, ring > 0, 40.0, unsure=True) == (None, 0.0)
 
 
+class Answers:
+    """A model double: each input's probabilities by `answer` (a 28x28 uint8 input -> ten or two)."""
+
+    def __init__(self, answer):
+        self.answer = answer
+
+    def predict(self, inputs):
+        return np.stack([self.answer(x.reshape(28, 28)) for x in inputs]).astype(np.float32)
+
+
+def test_the_pair_path_cuts_a_piece_in_two_never_into_the_cores_of_a_grainy_stroke():
+    """Three bars joined by thin bridges fall into three cores at a neck; the finder says "two" and
+    the digit model is surest of each bar alone, yet the finder's pieces are two: a column cut."""
+    grey = np.full((80, 100), 255.0, np.float32)
+    for x in (30, 44, 58):
+        grey[20:60, x:x + 8] = 0.0
+    grey[39, 38:44] = grey[41, 52:58] = 0.0  # bridges a pixel thick
+    assert len(neck_cut(255 - grey[20:60, 30:66], grey[20:60, 30:66] < 128, 40.0, unsure=True)[0]) == 3
+
+    def digit(x):
+        bars = (x > 127).sum(axis=0) >= 10  # columns of a bar (not of a bridge)
+        one = np.count_nonzero(np.diff(bars.astype(int)) == 1) + bars[0] == 1  # one bar alone: a sure 1
+        return np.eye(10)[1] * 0.99 + 0.001 if one else np.full(10, 0.1)
+
+    finder = Answers(lambda x: np.array([0.0, 1.0]))
+    reading = read_grey_image(Answers(digit), grey, pairs=PairModels(finder))
+    assert len(reading.digits) == 2 and all(d.split for d in reading.digits)
+
+
 @pytest.fixture(scope="module")
 def pairs(fixtures):
     """The reader's pair models, exported beside the fixture model (trained on made demo pieces)."""
@@ -261,6 +290,31 @@ def test_shaped_pieces_have_wider_single_digits_and_none_at_shapes_0(readable):
 
     singles = np.median(aspect(shaped[labels == 0])) / np.median(aspect(plain[0][plain[1] == 0]))
     assert 1.1 < singles < 1.45  # every digit drawn 1.0 to 1.4 times as wide, and slanted
+
+
+def test_stroked_pieces_have_bolder_single_digits_and_none_at_strokes_0(readable):
+    plain = pair_examples(readable[0], 120, np.random.default_rng(2), 0.3)
+    assert all(np.array_equal(a, b) for a, b in zip(plain, pair_examples(readable[0], 120, np.random.default_rng(2), 0.3, 0.0)))
+    ys, xs = np.mgrid[0:28, 0:28]
+    ring = np.where(np.abs(np.hypot((ys - 14) / 10, (xs - 14) / 7) - 1) < 0.08, 255, 0).astype(np.uint8)[None]  # a thin 0
+    thin, labels = pair_examples(ring, 120, np.random.default_rng(3), 0.0)
+    stroked, _ = pair_examples(ring, 120, np.random.default_rng(3), 0.0, 1.0)
+
+    def ink(pieces):  # MNIST's box fits the piece: bolder strokes cover more of it
+        return np.median((pieces[labels == 0] > 60).mean(axis=(1, 2)))
+
+    assert ink(stroked) > 1.4 * ink(thin)  # 1 to 3.5 % of the height bolder on each side
+
+
+def test_bolder_ink_grows_each_side_of_a_stroke_and_its_box_and_grainy_ink_skips():
+    bar = np.zeros((40, 10), np.float32)
+    bar[:, 4:6] = 1.0
+    bold = bolder(bar, 2.4)  # two pixels a side
+    assert bold.shape == (44, 14) and (bold[2:42, 4:10] == 1.0).all() and bold[:, :4].max() == 0
+    assert bolder(bar, 0.2).shape == (42, 12)  # at least one
+    grain = grainy(bar, np.random.default_rng(0))
+    stroke = grain[bar > 0]
+    assert stroke.min() >= GRAIN[0] and stroke.max() <= 1.0 and stroke.std() > 0.05 and not grain[bar == 0].any()
 
 
 def test_stretched_and_slanted_ink_keeps_its_height_and_leans():

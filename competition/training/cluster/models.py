@@ -121,8 +121,7 @@ def calibrate_on_node(configs: dict[str, TrainConfig], digits: Digits, expected:
     setup = hardware.resolve(first.precision, first.threads)
     hardware.apply_threads(setup.threads)
     onehot = trainer.onehot(digits.labels)
-    rates = {preset: speed.training_rate(dataclasses.replace(cfg, precision=setup.precision), digits.images, onehot)
-             for preset, cfg in configs.items()}
+    rates = {preset: rate for preset, rate, _ in speed.preset_rates(configs, setup.precision, digits.images, onehot)}
     return {"node": node, "precision": setup.precision, "rates": rates}
 
 
