@@ -295,8 +295,8 @@ class PairConfig(_Data):
 # Each design's examples and epochs: fewer pieces or epochs called many more single digits pairs;
 # the reader on 240,000 pairs read 0.8 points fewer pairs right than on 480,000 (docs/experiments.md, "The Pi reader").
 PAIR_PRESETS = {
-    "pair_finder": dict(examples=240_000, epochs=20, shapes=0.3, strokes=0.4),  # half of them pairs; wide,
-    # slanted, bold and grainy single digits too (a finder that never saw them cut wide 0s and bold 1s in two,
-    # then bold grainy chalk 0s, 4s and 8s: docs/experiments.md)
+    "pair_finder": dict(examples=240_000, epochs=20, shapes=0.3, strokes=0.0),  # half of them pairs; wide and
+    # slanted single digits too (a finder that never saw one cut wide 0s and bold 1s in two); one that saw bold,
+    # grainy digits (strokes 0.4) cut fewer chalk digits but more of every other form's: docs/experiments.md
     "pair_reader": dict(examples=480_000, epochs=8, shapes=0.0, strokes=0.0),  # every one a touching pair
 }

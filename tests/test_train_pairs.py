@@ -121,9 +121,9 @@ def test_pieces_are_the_same_however_many_workers_make_them(demo_dir, monkeypatc
 def test_each_design_takes_its_preset_shapes_and_strokes_unless_told():
     finder, reader = (pair_runs.resolved(PairConfig(design=design)) for design in ("pair_finder", "pair_reader"))
     assert (finder.shapes, reader.shapes) == (0.3, 0.0) and (finder.examples, reader.epochs) == (240_000, 8)
-    assert (finder.strokes, reader.strokes) == (0.4, 0.0)
-    told = pair_runs.resolved(PairConfig(design="pair_finder", shapes=0.0, strokes=0.0))
-    assert (told.shapes, told.strokes) == (0.0, 0.0)
+    assert (finder.strokes, reader.strokes) == (0.0, 0.0)
+    told = pair_runs.resolved(PairConfig(design="pair_finder", shapes=0.0, strokes=0.4))
+    assert (told.shapes, told.strokes) == (0.0, 0.4)
 
 
 def test_find_pair_run_takes_the_newest_of_the_same_data(pair_models, tmp_path, demo_dir):

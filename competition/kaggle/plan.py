@@ -47,7 +47,7 @@ GPUS = {
 DEFAULT_GPU = "NvidiaTeslaT4"
 # The pair models (`--pair_models`), after the recipe on one T4: pieces made by Kaggle's 4 CPUs, then
 # trained on a T4, pieces/s per design. Making: twice what both cores of a 2-core AVX2 EPYC made (finder
-# 517/s with its wide, slanted, bold and grainy pieces, reader 809/s: docs/kaggle.md); training: guesses.
+# 463-517/s, its wide and slanted pieces dearer to draw, reader 809/s: docs/kaggle.md); training: guesses.
 PAIR_MAKING_RATES = {"pair_finder": 1_000, "pair_reader": 1_600}
 PAIR_RATES = {"pair_finder": 20_000, "pair_reader": 10_000}
 START_MINUTES = 4.0  # the session's start, TensorFlow's import, the calibration, the submission (a guess)

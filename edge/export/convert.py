@@ -214,7 +214,7 @@ def place_pair_models(folder: Path, out: Path, models_dir: Path | None, calibrat
     command = f"`make pair-models RUN={folder}{into}`"
     if found["pair_finder"] is None:
         print(f"pair models: none trained on this run's data in {pair_runs_dir(models_dir or '<models_dir>')}; "
-              f"{command} trains them (once per data set, about 1.5 hours on 2 cores: docs/edge.md); without them "
+              f"{command} trains them (once per data set, about 2.3 hours on 2 cores: docs/edge.md); without them "
               "the reader cuts touching digits by rules")
         return entries
     entries["pairs"] = place_pair_model(found["pair_finder"], out / PAIRS_FILE, calibration_size)

@@ -132,15 +132,15 @@ def time_readings(model: str, images: list[str], threads: int, out: str | None) 
             text = read_image(classifier, path, pairs=pairs).text
         except ImageError as err:  # no number in it, or not an image it reads
             text = f"refused: {str(err).removeprefix(f'{path}: ')}"
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         if k == 0:
             continue
         try:
-            with Image.open(path) as image:
+            with Image.open(path) as image:  # its header alone, outside the timing: the size for the table
                 size = image.size
         except (OSError, ValueError):
             size = (0, 0)
-        rows.append({"image": path, "width": size[0], "height": size[1], "read": text,
-                     "seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu})
+        rows.append({"image": path, "width": size[0], "height": size[1], "read": text, "seconds": wall, "cpu_seconds": cpu})
         row = rows[-1]
         print(f"{Path(path).name:<32}{f'{size[0]}x{size[1]}':>11}{row['seconds']:>8.2f}{row['cpu_seconds']:>7.2f}  "
               f"{text}", flush=True)
