@@ -261,9 +261,12 @@ RECIPES = {recipe.name: recipe for recipe in (
 # ---- The reader's pair models (issue 43): `make pair-models`, competition/train_pairs.py ----
 # Kept in one block at the end of the module, apart from the digit runs' settings above.
 
-# The two pair models' designs (competition/model/designs.py): the finder (one digit or two
-# touching?) and the reader (which two?).
-PAIR_DESIGNS = ("pair_finder", "pair_reader")
+# The pair models (competition/model/designs.py): two finders (one digit or two touching?), the
+# second of bolder, grainier strokes too, and the reader (which two?).
+PAIR_DESIGNS = ("pair_finder", "pair_finder_bold", "pair_reader")
+# make tflite merges the finders into one model: a piece is two digits as far as the less sure
+# finder says so (each alone cut more lone digits than both: docs/experiments.md).
+PAIR_FINDERS = ("pair_finder", "pair_finder_bold")
 # Pair runs live in models/pair-models/<time>-<design>/: outside the folder of digit runs, so that
 # no command picks one as "the best run"; make tflite takes the newest of each design whose data is
 # the exported run's (same sha256).
@@ -277,7 +280,7 @@ class PairConfig(_Data):
 
     # The shared settings whose words differ for pieces (each keeps its place in the flags).
     models_dir: str = setting(str(MODELS_DIR), f"folder whose {PAIR_RUNS_DIR}/ the pair runs go to")
-    seed: int = setting(0, "seed of the made pieces and the weights")
+    seed: int = setting(-1, "seed of the made pieces and the weights (-1: the design's preset; the finders' differ)")
     design: str = setting("pair_finder", f"which pair model: {', '.join(PAIR_DESIGNS)}")
     examples: int = setting(0, "made pieces to train on (0: the design's preset)")
     epochs: int = setting(0, "epochs (0: the design's preset)")
@@ -295,8 +298,9 @@ class PairConfig(_Data):
 # Each design's examples and epochs: fewer pieces or epochs called many more single digits pairs;
 # the reader on 240,000 pairs read 0.8 points fewer pairs right than on 480,000 (docs/experiments.md, "The Pi reader").
 PAIR_PRESETS = {
-    "pair_finder": dict(examples=240_000, epochs=20, shapes=0.3, strokes=0.0),  # half of them pairs; wide and
-    # slanted single digits too (a finder that never saw one cut wide 0s and bold 1s in two); one that saw bold,
-    # grainy digits (strokes 0.4) cut fewer chalk digits but more of every other form's: docs/experiments.md
-    "pair_reader": dict(examples=480_000, epochs=8, shapes=0.0, strokes=0.0),  # every one a touching pair
+    "pair_finder": dict(examples=240_000, epochs=20, shapes=0.3, strokes=0.0, seed=0),  # half of them pairs;
+    # wide and slanted single digits too (a finder that never saw one cut wide 0s and bold 1s in two)
+    "pair_finder_bold": dict(examples=240_000, epochs=20, shapes=0.3, strokes=0.4, seed=1),  # and bold, grainy
+    # ones: alone it cut fewer chalk digits but more of the other forms'; with the first, fewer of every form's
+    "pair_reader": dict(examples=480_000, epochs=8, shapes=0.0, strokes=0.0, seed=0),  # every one a touching pair
 }

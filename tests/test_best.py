@@ -112,6 +112,9 @@ def test_budget_stops_an_ensemble_early_and_says_so(demo_dir, tmp_path, capsys, 
     assert best.main([*argv, "--budget_minutes", "0.3"]) == 0
     out = capsys.readouterr().out
     assert "fits 1 of the recipe's 3 models: the ensemble stops there" in out
+    # The whole recipe on Kaggle's GPUs, the rates' source said: each model at 1 epoch of 42,000 rows.
+    assert ("best: on Kaggle's two Tesla T4s instead (make kaggle-best): 3 models of about " in out
+            and "2 at a time, one per GPU" in out and "(a guess: not measured on Kaggle yet)" in out)
     folder = tmp_path / "recipe-best-ensemble"
     assert len(recipe_folder_runs(folder)) == 1 and len(json.loads((folder / "metrics.json").read_text())["members"]) == 1
 

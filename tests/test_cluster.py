@@ -20,7 +20,7 @@ from test_faults import usage_error_line
 
 from competition import best, cv, ensemble, train_pairs
 from competition import predict as submission
-from competition.config import COMPUTE_PRECISIONS
+from competition.config import COMPUTE_PRECISIONS, PAIR_DESIGNS
 from competition.runs.layout import is_run
 from competition.training.cluster import connection
 from competition.training.cluster import models as ray_cluster
@@ -257,13 +257,13 @@ def test_the_pair_models_train_on_the_cluster_into_ordinary_pair_runs(demo_dir, 
     flags = ["--data_dir", str(demo_dir), "--examples", "200", "--epochs", "1"]
     assert train_pairs.main([*flags, "--models_dir", str(tmp_path / "c"), "--cluster", cluster.address]) == 0
     out = capfd.readouterr().out
-    for design in ("pair_finder", "pair_reader"):  # queued here, trained on a node (its own lines), placed here
+    for design in PAIR_DESIGNS:  # queued here, trained on a node (its own lines), placed here
         assert f"{design}: queued: 1 CPU" in out and f"{design}: done on " in out
         assert any(line.startswith(f"({design} pid=") and "epoch 1/1" in line for line in out.splitlines())
     assert train_pairs.main([*flags, "--models_dir", str(tmp_path / "l"), "--threads", "1"]) == 0
     capfd.readouterr()
     sha = json.loads(next((tmp_path / "l" / PAIR_RUNS_DIR).glob("*/data_fingerprint.json")).read_text())["sha256"]
-    for design in ("pair_finder", "pair_reader"):
+    for design in PAIR_DESIGNS:
         on_cluster, here = (find_pair_run(tmp_path / where, design, sha) for where in ("c", "l"))
         assert on_cluster and files_of(on_cluster) == files_of(here)
         config, local = (json.loads((run / "config.json").read_text()) for run in (on_cluster, here))

@@ -23,9 +23,9 @@ from edge.pi.image import PAIR_FIELD
 
 @pytest.fixture(scope="module")
 def pair_models(demo_dir, tmp_path_factory):
-    """Both pair models trained briefly on the demo set, the tiny run's data, as make pair-models does."""
+    """The pair models trained briefly on the demo set, the tiny run's data, as make pair-models does."""
     models = tmp_path_factory.mktemp("pairs")
-    for design, examples in (("pair_finder", 400), ("pair_reader", 300)):
+    for design, examples in (("pair_finder", 400), ("pair_finder_bold", 400), ("pair_reader", 300)):
         pair_runs.train_pair_run(PairConfig(design=design, data_dir=str(demo_dir), models_dir=str(models),
                                             examples=examples, epochs=1))
     return models
@@ -56,26 +56,44 @@ def test_export_writes_four_variants_and_a_manifest(exported, demo_dir):
     assert variants["int8"]["output"]["dtype"] == "uint8" and variants["int8"]["output"]["scale"] == 1 / 256
 
 
-def test_export_places_the_readers_pair_finder_trained_on_the_same_data(exported, pair_models):
-    """pairs_int8.tflite: the pair run's model converted (raw pixels of one piece in, (one digit,
-    two digits) out); its source run and held-out figures in the manifest."""
+def test_export_places_the_readers_two_finders_merged_into_one(exported, pair_models):
+    """pairs_int8.tflite: both finder runs' models as one (raw pixels of one piece in, (one digit, two
+    digits) out, two as far as the less sure finder says so); each source run and its held-out
+    figures in the manifest."""
     folder, manifest = exported
     entry = manifest["pairs"]
     path = folder / "tflite" / entry["file"]
     assert entry["file"] == "pairs_int8.tflite" and path.stat().st_size == entry["bytes"] == len(path.read_bytes())
-    assert sha256(path) == entry["sha256"] and entry["run"].endswith("-pair_finder")
-    run = pair_models / "pair-models" / entry["run"]
-    assert entry["held_out"] == json.loads((run / "metrics.json").read_text())["held_out"]
-    figures = entry["held_out"]
-    assert entry["examples"] == 400 and entry["epochs"] == 1 and figures["pieces"] == 40
-    assert figures["pairs_missed"] + figures["singles_called_pairs"] == round((1 - figures["accuracy"]) * 40)
+    assert sha256(path) == entry["sha256"]
+    assert [source["design"] for source in entry["runs"]] == ["pair_finder", "pair_finder_bold"]
+    runs = [pair_models / "pair-models" / source["run"] for source in entry["runs"]]
+    for source, run in zip(entry["runs"], runs):
+        assert source["run"].endswith(f"-{source['design']}")
+        assert source["held_out"] == json.loads((run / "metrics.json").read_text())["held_out"]
+        figures = source["held_out"]
+        assert source["examples"] == 400 and source["epochs"] == 1 and figures["pieces"] == 40
+        assert figures["pairs_missed"] + figures["singles_called_pairs"] == round((1 - figures["accuracy"]) * 40)
     ops = export.model_ops(path.read_bytes())
-    assert all(op["builtin"] for op in ops)
-    pieces = np.load(run / "calibration.npy")[:50]
+    assert all(op["builtin"] for op in ops) and {"MINIMUM", "MAXIMUM"} <= {op["name"] for op in ops}
+    pieces = np.concatenate([np.load(run / "calibration.npy")[:50] for run in runs])
     called = DigitClassifier(path).predict(pieces)
-    assert called.shape == (50, 2) and np.allclose(called.sum(axis=1), 1, atol=0.02)
-    keras_called = load_model(run / "model.keras").predict(pieces.astype(np.float32), verbose=0)
-    assert np.mean(called.argmax(1) == keras_called.argmax(1)) >= 0.9
+    assert called.shape == (100, 2) and np.allclose(called.sum(axis=1), 1, atol=0.02)
+    each = [load_model(run / "model.keras").predict(pieces.astype(np.float32), verbose=0)[:, 1] for run in runs]
+    assert np.abs(called[:, 1] - np.minimum(*each)).max() <= 0.05  # int8's steps of 1/255, and its rounding within
+
+
+def test_export_with_one_finder_places_it_alone_and_says_what_the_other_does(trained_run, pair_models, tmp_path,
+                                                                              capsys):
+    models = tmp_path / "models"
+    shutil.copytree(pair_models, models, ignore=shutil.ignore_patterns("*-pair_finder_bold"))
+    manifest = json.loads(export.export(trained_run, variants=("float32",), out_dir=tmp_path / "tflite",
+                                        pairs_from=models).read_text())
+    assert [source["design"] for source in manifest["pairs"]["runs"]] == ["pair_finder"]
+    assert manifest["pair_reader"]["runs"][0]["design"] == "pair_reader"
+    ops = export.model_ops((tmp_path / "tflite" / "pairs_int8.tflite").read_bytes())
+    assert "MINIMUM" not in {op["name"] for op in ops}  # the one finder's model as it is
+    said = [line for line in capsys.readouterr().out.splitlines() if "make pair-models" in line]
+    assert len(said) == 1 and said[0].startswith("pair finder of bold strokes: none") and "in two" in said[0]
 
 
 def test_export_places_the_readers_pair_reader_beside_the_finder(exported):
@@ -85,9 +103,10 @@ def test_export_places_the_readers_pair_reader_beside_the_finder(exported):
     entry = manifest["pair_reader"]
     path = folder / "tflite" / entry["file"]
     assert entry["file"] == "pair_reader_int8.tflite" and path.stat().st_size == entry["bytes"]
-    assert sha256(path) == entry["sha256"] and entry["run"].endswith("-pair_reader")
-    assert entry["examples"] == 300 and entry["epochs"] == 1 and entry["held_out"]["pieces"] == 30
-    assert 0 <= entry["held_out"]["pairs_right"] <= entry["held_out"]["digits_right"] <= 1
+    [source] = entry["runs"]
+    assert sha256(path) == entry["sha256"] and source["run"].endswith("-pair_reader")
+    assert source["examples"] == 300 and source["epochs"] == 1 and source["held_out"]["pieces"] == 30
+    assert 0 <= source["held_out"]["pairs_right"] <= source["held_out"]["digits_right"] <= 1
     assert all(op["builtin"] for op in export.model_ops(path.read_bytes()))
     fields = np.random.default_rng(0).integers(0, 256, (3, *PAIR_FIELD, 1)).astype(np.uint8)
     read = DigitClassifier(path, field=PAIR_FIELD).predict(fields)

@@ -20,7 +20,7 @@ from test_kaggle import FAST, competition_data, kaggle_json, write_secret  # noq
 
 from competition import kaggle_best, submit
 from competition import predict as submission
-from competition.config import RECIPES, ROOT
+from competition.config import PAIR_DESIGNS, RECIPES, ROOT
 from competition.kaggle import bootstrap, kernel, plan
 from competition.kaggle.client import KaggleClient, KaggleError
 from fake_kaggle import KEY, USERNAME, FakeKaggle, digits_competition
@@ -526,7 +526,7 @@ def test_the_kernel_trains_the_pair_models_after_the_recipe_and_they_land_where_
     assert not (target / PAIR_RUNS_DIR).exists(), "moved out of the recipe's folder"
     [member] = [p for p in target.iterdir() if p.name.endswith("-member-1")]
     sha = json.loads((member / "data_fingerprint.json").read_text())["sha256"]
-    for design in ("pair_finder", "pair_reader"):  # as make tflite finds them: by the exported run's data
+    for design in PAIR_DESIGNS:  # as make tflite finds them: by the exported run's data
         found = find_pair_run(models, design, sha)
         assert found and found.parent == models / PAIR_RUNS_DIR
         trained = working / PAIR_RUNS_DIR / found.name

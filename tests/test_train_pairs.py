@@ -6,6 +6,7 @@ import signal
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 from test_faults import start, usage_error_line, visible, wait_for
@@ -20,7 +21,7 @@ from competition.training import pair_runs
 
 @pytest.fixture(scope="module")
 def pair_models(demo_dir, tmp_path_factory):
-    """Both pair models, 200 made pieces and one epoch each, trained by the command."""
+    """The three pair models, 200 made pieces and one epoch each, trained by the command."""
     models = tmp_path_factory.mktemp("pair-runs")
     assert train_pairs.main(["--data_dir", str(demo_dir), "--models_dir", str(models), "--examples", "200",
                              "--epochs", "1", "--threads", "1"]) == 0
@@ -38,11 +39,26 @@ def test_the_designs_have_the_sizes_their_docstrings_give():
     assert designs.pair_reader_sides(reader).output.shape == (None, 20)
 
 
+def test_merged_finders_call_a_piece_two_as_far_as_the_less_sure_one_does():
+    finders = []
+    for seed in (1, 2):
+        keras.utils.set_random_seed(seed)
+        finders.append(designs.pair_finder_model())
+    merged = designs.pair_finders_merged(finders)
+    pieces = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1)).astype(np.float32)
+    each = np.stack([finder.predict(pieces, verbose=0) for finder in finders])
+    called = merged.predict(pieces, verbose=0)
+    assert not np.allclose(each[0], each[1], atol=1e-3)  # two different finders, or the test shows nothing
+    assert np.allclose(called[:, 1], each[:, :, 1].min(axis=0), atol=1e-6)
+    assert np.allclose(called[:, 0], each[:, :, 0].max(axis=0), atol=1e-6)
+    assert np.allclose(called.sum(axis=1), 1, atol=1e-5)
+
+
 def test_each_pair_model_is_a_self_describing_run(pair_models, demo_dir):
     names = runs_of(pair_models)
-    assert [name.split("-", 2)[2] for name in names] == ["pair_finder", "pair_reader"]
+    assert [name.split("-", 2)[2] for name in names] == ["pair_finder", "pair_finder_bold", "pair_reader"]
     sha = load_train(demo_dir).fingerprint()["sha256"]
-    for name, shape, outputs in zip(names, [(28, 28, 1), (28, 56, 1)], [2, 20]):
+    for name, shape, outputs in zip(names, [(28, 28, 1), (28, 28, 1), (28, 56, 1)], [2, 2, 20]):
         run = pair_models / PAIR_RUNS_DIR / name
         config = json.loads((run / "config.json").read_text())
         assert config["examples"] == 200 and config["epochs"] == 1 and config["run_id"] == name
@@ -60,7 +76,7 @@ def test_each_pair_model_is_a_self_describing_run(pair_models, demo_dir):
         model = load_model(run / "model.keras")
         assert model.predict(calibration[:3], verbose=0).shape == (3, outputs)
         figures = pair_runs.held_out_figures(config["design"], model, *pair_runs.made(
-            config["design"], *held_out_digits(demo_dir), 20, (0, 1), "again", shapes=config["shapes"],
+            config["design"], *held_out_digits(demo_dir), 20, (config["seed"], 1), "again", shapes=config["shapes"],
             strokes=config["strokes"]))
         assert figures == metrics["held_out"]  # the figure is the saved model's, on pieces of validation digits
 
@@ -77,7 +93,7 @@ def test_a_finished_run_of_the_same_data_and_settings_is_reused(pair_models, dem
     assert train_pairs.main(["--data_dir", str(demo_dir), "--models_dir", str(pair_models), "--examples", "200",
                              "--epochs", "1"]) == 0
     out = capsys.readouterr().out
-    assert runs_of(pair_models) == before and out.count("reused") == 2
+    assert runs_of(pair_models) == before and out.count("reused") == 3
 
 
 def test_a_pair_run_killed_in_an_epoch_resumes_from_its_last_finished_one(demo_dir, tmp_path, capsys):
@@ -118,12 +134,16 @@ def test_pieces_are_the_same_however_many_workers_make_them(demo_dir, monkeypatc
     assert pieces.shape == (30, 28, 28, 1) and labels.tolist() == [0, 1] * 15
 
 
-def test_each_design_takes_its_preset_shapes_and_strokes_unless_told():
-    finder, reader = (pair_runs.resolved(PairConfig(design=design)) for design in ("pair_finder", "pair_reader"))
-    assert (finder.shapes, reader.shapes) == (0.3, 0.0) and (finder.examples, reader.epochs) == (240_000, 8)
-    assert (finder.strokes, reader.strokes) == (0.0, 0.0)
-    told = pair_runs.resolved(PairConfig(design="pair_finder", shapes=0.0, strokes=0.4))
-    assert (told.shapes, told.strokes) == (0.0, 0.4)
+def test_each_design_takes_its_preset_shapes_strokes_and_seed_unless_told():
+    finder, bold, reader = (pair_runs.resolved(PairConfig(design=design))
+                            for design in ("pair_finder", "pair_finder_bold", "pair_reader"))
+    assert (finder.shapes, bold.shapes, reader.shapes) == (0.3, 0.3, 0.0)
+    assert (finder.examples, bold.examples, reader.epochs) == (240_000, 240_000, 8)
+    assert (finder.strokes, bold.strokes, reader.strokes) == (0.0, 0.4, 0.0)
+    assert (finder.seed, bold.seed, reader.seed) == (0, 1, 0)  # the two finders differ in their weights too
+    told = pair_runs.resolved(PairConfig(design="pair_finder", shapes=0.0, strokes=0.4, seed=5))
+    assert (told.shapes, told.strokes, told.seed) == (0.0, 0.4, 5)
+    assert pair_runs.resolved(told) == told
 
 
 def test_find_pair_run_takes_the_newest_of_the_same_data(pair_models, tmp_path, demo_dir):

@@ -47,9 +47,10 @@ GPUS = {
 DEFAULT_GPU = "NvidiaTeslaT4"
 # The pair models (`--pair_models`), after the recipe on one T4: pieces made by Kaggle's 4 CPUs, then
 # trained on a T4, pieces/s per design. Making: twice what both cores of a 2-core AVX2 EPYC made (finder
-# 463-517/s, its wide and slanted pieces dearer to draw, reader 809/s: docs/kaggle.md); training: guesses.
-PAIR_MAKING_RATES = {"pair_finder": 1_000, "pair_reader": 1_600}
-PAIR_RATES = {"pair_finder": 20_000, "pair_reader": 10_000}
+# 463-517/s, its wide and slanted pieces dearer to draw, the bold finder's 569/s, reader 809/s:
+# docs/kaggle.md); training: guesses.
+PAIR_MAKING_RATES = {"pair_finder": 1_000, "pair_finder_bold": 1_000, "pair_reader": 1_600}
+PAIR_RATES = {"pair_finder": 20_000, "pair_finder_bold": 20_000, "pair_reader": 10_000}
 START_MINUTES = 4.0  # the session's start, TensorFlow's import, the calibration, the submission (a guess)
 
 
@@ -80,7 +81,7 @@ class Plan:
 
 
 def pair_minutes(epochs: int | None = None) -> float:
-    """Both pair models, one after the other: their pieces made (training and held out), then trained
+    """The pair models, one after the other: their pieces made (training and held out), then trained
     (their presets; with epochs, a trial's TRIAL_PAIR_EXAMPLES pieces for that many epochs)."""
     total = 0.0
     for design, preset in PAIR_PRESETS.items():
@@ -104,6 +105,12 @@ def plan_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None, pa
     what = f"measured {gpu.measured}" if gpu.measured else "a guess: not measured on Kaggle yet"
     pairs = pair_minutes(epochs) if pair_models else 0.0
     return Plan(each, at_once, START_MINUTES + max(free_at) + pairs, sum(each) + pairs, what, pairs)
+
+
+def elsewhere(recipe: Recipe, epochs: int | None = None) -> str:
+    """make best's line for the same recipe on Kaggle's GPUs (make kaggle-best), its rates' source said."""
+    gpu = GPUS[DEFAULT_GPU]
+    return f"on Kaggle's {gpu.describe()} instead (make kaggle-best): {plan_minutes(recipe, DEFAULT_GPU, epochs).describe(gpu)}"
 
 
 def session_timeout_s(minutes: float) -> int:

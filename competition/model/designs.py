@@ -247,3 +247,16 @@ def pair_reader_sides(model: keras.Model) -> keras.Model:
     """The trained pair reader's layers with its two outputs as one tensor (left, then right): what
     is saved and exported, as the interpreter reads a digit model's one output."""
     return keras.Model(model.inputs, keras.layers.Concatenate(name="sides")(model.outputs), name="pair_reader")
+
+
+def pair_finders_merged(finders: list[keras.Model]) -> keras.Model:
+    """Trained finders as one model that make tflite exports: the same pixels into each, a piece
+    two digits as far as the least sure of them says so ((one digit, two digits) = (the largest
+    first probability, the smallest second), which still sum to 1)."""
+    if len(finders) == 1:
+        return finders[0]
+    pixels = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
+    # Each under a name of its own: trained apart, both are called "pair_finder".
+    called = [keras.Model(finder.inputs, finder.outputs[0], name=f"finder_{k}")(pixels) for k, finder in enumerate(finders)]
+    one, two = keras.layers.Maximum()(called)[:, :1], keras.layers.Minimum()(called)[:, 1:]
+    return keras.Model(pixels, keras.layers.Concatenate(name="pair")([one, two]), name="pair_finders")

@@ -29,7 +29,7 @@ import numpy as np
 
 from common.errors import ConfigError, ProjectError
 from common.writing import write_json
-from competition.config import PAIR_DESIGNS, PAIR_PRESETS, PAIR_RUNS_DIR, PairConfig
+from competition.config import PAIR_DESIGNS, PAIR_FINDERS, PAIR_PRESETS, PAIR_RUNS_DIR, PairConfig
 from competition.data import splits
 from competition.data.digits import Digits, load_train
 from competition.data.reading import read_json
@@ -54,13 +54,19 @@ log = logging.getLogger("competition")
 
 
 def resolved(cfg: PairConfig) -> PairConfig:
-    """cfg with its design's preset examples and epochs where it leaves them 0, shapes and strokes where -1."""
+    """cfg with its design's preset examples and epochs where it leaves them 0, shapes, strokes and
+    seed where -1."""
     if cfg.design not in PAIR_DESIGNS:
         raise ConfigError(f"unknown pair design {cfg.design!r}; choose from {', '.join(PAIR_DESIGNS)}")
     preset = PAIR_PRESETS[cfg.design]
     return dataclasses.replace(cfg, examples=cfg.examples or preset["examples"], epochs=cfg.epochs or preset["epochs"],
-                               shapes=preset["shapes"] if cfg.shapes < 0 else cfg.shapes,
-                               strokes=preset["strokes"] if cfg.strokes < 0 else cfg.strokes)
+                               **{key: preset[key] if getattr(cfg, key) < 0 else getattr(cfg, key)
+                                  for key in ("shapes", "strokes", "seed")})
+
+
+def finds(design: str) -> bool:
+    """Whether `design` is a finder (one digit or two?), not the reader (which two?)."""
+    return design in PAIR_FINDERS
 
 
 def pair_runs_dir(models_dir: str | Path) -> Path:
@@ -95,10 +101,10 @@ def made(design: str, digits: np.ndarray, labels: np.ndarray, count: int, seed: 
     step = -(-count // CHUNKS)
     step += step % 2  # even parts: the finder's pieces alternate one digit, two digits
     sizes = [min(step, count - begin) for begin in range(0, count, step)]
-    jobs = [(digits, size, np.random.default_rng([*seed, k]), shapes, strokes) if design == "pair_finder"
+    jobs = [(digits, size, np.random.default_rng([*seed, k]), shapes, strokes) if finds(design)
             else (digits, labels, size, np.random.default_rng([*seed, k]), shapes, strokes)
             for k, size in enumerate(sizes)]
-    make = pair_examples if design == "pair_finder" else pair_readings
+    make = pair_examples if finds(design) else pair_readings
     start, parts, done = time.perf_counter(), [], 0
     with contextlib.ExitStack() as stack:
         if workers > 1 and count >= SHARED_FROM:  # spawned: forking a process that runs TensorFlow is unsafe
@@ -142,27 +148,27 @@ class EpochLog(keras.callbacks.Callback):
 def build(cfg: PairConfig) -> keras.Model:
     """cfg's design, compiled, float32 (the same model on every machine: it trains in minutes)."""
     with designs.precision("float32"):
-        if cfg.design == "pair_finder":
+        if finds(cfg.design):
             model = designs.pair_finder_model()
             metrics = ["accuracy"]
         else:
             model = designs.pair_reader_model(PAIR_FIELD)  # as edge/pi/image.py's pair_field lays a pair out
             metrics = {"left": ["accuracy"], "right": ["accuracy"]}
     loss = "sparse_categorical_crossentropy"
-    model.compile(keras.optimizers.Adam(cfg.learning_rate), loss if cfg.design == "pair_finder" else [loss] * 2,
+    model.compile(keras.optimizers.Adam(cfg.learning_rate), loss if finds(cfg.design) else [loss] * 2,
                   metrics=metrics)
     return model
 
 
 def targets(cfg: PairConfig, truth: np.ndarray):
     """What fit takes for `truth`: the finder's labels, or the reader's left and right digits."""
-    return truth if cfg.design == "pair_finder" else (truth[:, 0], truth[:, 1])
+    return truth if finds(cfg.design) else (truth[:, 0], truth[:, 1])
 
 
 def held_out_figures(design: str, model: keras.Model, pieces: np.ndarray, truth: np.ndarray) -> dict:
     """The saved model's figures on the held-out pieces (made of validation digits)."""
     probabilities = model.predict(pieces, verbose=0, batch_size=1024)
-    if design == "pair_finder":
+    if finds(design):
         called = probabilities.argmax(axis=1)
         return {"pieces": len(truth), "accuracy": float(np.mean(called == truth)),
                 "pairs_missed": int(np.sum((called == 0) & (truth == 1))),
@@ -173,7 +179,7 @@ def held_out_figures(design: str, model: keras.Model, pieces: np.ndarray, truth:
 
 def summary_line(design: str, figures: dict) -> str:
     """A pair model's held-out figures in words."""
-    if design == "pair_finder":
+    if finds(design):
         return (f"held out {figures['pieces']:,} pieces of validation digits: accuracy {figures['accuracy']:.4f}, "
                 f"{figures['pairs_missed']} pairs missed, {figures['singles_called_pairs']} single digits called pairs")
     return (f"held out {figures['pieces']:,} pairs of validation digits: digits {figures['digits_right']:.4f}, "
@@ -224,7 +230,7 @@ def train_pair_run(cfg: PairConfig, digits: Digits | None = None, setup: hardwar
                             verbose=1 if sys.stdout.isatty() else 0)
         seconds = time.perf_counter() - start
         epochs_now = len(history.history.get("loss", []))
-        saved = model if cfg.design == "pair_finder" else designs.pair_reader_sides(model)
+        saved = model if finds(cfg.design) else designs.pair_reader_sides(model)
         saved.save(folder / MODEL_FILE)
         figures = held_out_figures(cfg.design, saved, held_pieces, held_truth)
         log.info(f"train: {epochs_now} epochs, {seconds:.0f}s, {epochs_now * len(pieces) / max(seconds, 1e-9):,.0f} "

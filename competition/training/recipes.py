@@ -133,6 +133,10 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
           f"{setup.threads} threads", flush=True)
     for line in plan.lines():
         print(f"best: {line}", flush=True)
+    if not cluster and not gpus:  # on Kaggle's GPUs already, or spread over a cluster: its own lines
+        from competition.kaggle.plan import elsewhere
+
+        print(f"best: {elsewhere(recipe, epochs)}", flush=True)
     return run_plan(plan, folder, digits, test, epochs)
 
 

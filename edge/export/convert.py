@@ -19,9 +19,10 @@ import numpy as np
 
 from common.errors import ProjectError
 from common.writing import atomic_path, write_json
-from competition.config import MODELS_DIR, PAIR_DESIGNS
+from competition.config import MODELS_DIR, PAIR_DESIGNS, PAIR_FINDERS
 from competition.data.digits import load_train
 from competition.data.reading import load_model, read_json
+from competition.model import designs
 from competition.runs.layout import CONFIG_FILE, FINGERPRINT_FILE, METRICS_FILE, MODEL_FILE
 from competition.training.pair_runs import CALIBRATION_FILE, find_pair_run, pair_runs_dir, summary_line
 from edge.export.exported import (
@@ -182,28 +183,36 @@ def training_data_sha256(folder: Path) -> str | None:
     return read_json(recorded).get("sha256") if recorded.is_file() else None
 
 
-def place_pair_model(run: Path, target: Path, calibration_size: int) -> dict:
-    """A pair run's model as int8 at `target`, calibrated on `calibration_size` of the training
-    pieces it kept; its manifest entry: the file, its source run and the run's held-out figures."""
+def place_pair_model(runs: list[Path], target: Path, calibration_size: int) -> dict:
+    """Pair runs' models as one int8 model at `target` (two finders merged into one:
+    designs.pair_finders_merged), calibrated on `calibration_size` of the training pieces they kept,
+    an equal share of each; its manifest entry: the file and each source run with its held-out figures."""
     start = time.perf_counter()
-    model = load_model(run / MODEL_FILE)
-    flatbuffer = convert(model, "int8", np.load(run / CALIBRATION_FILE)[:calibration_size].astype(np.float32))
+    models = [load_model(run / MODEL_FILE) for run in runs]
+    model = models[0] if len(models) == 1 else designs.pair_finders_merged(models)
+    share = -(-calibration_size // len(runs))
+    calibration = np.concatenate([np.load(run / CALIBRATION_FILE)[:share] for run in runs])[:calibration_size]
+    flatbuffer = convert(model, "int8", calibration.astype(np.float32))
     check_builtin_ops(flatbuffer, target.stem)
     with atomic_path(target) as tmp:
         tmp.write_bytes(flatbuffer)
-    config, metrics = read_json(run / CONFIG_FILE), read_json(run / METRICS_FILE)
-    entry = {"file": target.name, "bytes": len(flatbuffer), "sha256": sha256(target), "run": run.name,
-             "examples": config["examples"], "epochs": config["epochs"], "held_out": metrics["held_out"]}
-    print(f"{target.stem}: {len(flatbuffer):,} bytes, int8, from {run} ({summary_line(config['design'], metrics['held_out'])}), "
+    sources, said = [], []
+    for run in runs:
+        config, metrics = read_json(run / CONFIG_FILE), read_json(run / METRICS_FILE)
+        sources.append({"run": run.name, "design": config["design"], "examples": config["examples"],
+                        "epochs": config["epochs"], "held_out": metrics["held_out"]})
+        said.append(f"{run} ({summary_line(config['design'], metrics['held_out'])})")
+    merged = f", {len(runs)} merged (a pair as far as the less sure says so)" if len(runs) > 1 else ""
+    print(f"{target.stem}: {len(flatbuffer):,} bytes, int8{merged}, from {'; '.join(said)}, "
           f"{time.perf_counter() - start:.1f}s -> {target}")
-    return entry
+    return {"file": target.name, "bytes": len(flatbuffer), "sha256": sha256(target), "runs": sources}
 
 
 def place_pair_models(folder: Path, out: Path, models_dir: Path | None, calibration_size: int) -> dict:
     """The newest pair runs in models_dir/pair-models trained on the run's data, converted beside
-    the export (the finder, then the reader, which is asked only of what a finder found); an older
-    export's pair models are removed first. When there is no finder, one line says how to train
-    them and what the reader does without them. Their manifest entries by name (None: none)."""
+    the export (the finders merged into one, then the reader, which is asked only of what the
+    finder found); an older export's pair models are removed first. Where one is missing, one line
+    says how to train it and what the reader does without it. Their manifest entries by name (None: none)."""
     for stale in (PAIRS_FILE, PAIR_READER_FILE):  # an older export's would be used beside these variants
         (out / stale).unlink(missing_ok=True)
     data = training_data_sha256(folder)
@@ -212,17 +221,21 @@ def place_pair_models(folder: Path, out: Path, models_dir: Path | None, calibrat
     entries = {"pairs": None, "pair_reader": None}
     into = f" MODELS_DIR={models_dir}" if models_dir and Path(models_dir).resolve() != MODELS_DIR.resolve() else ""
     command = f"`make pair-models RUN={folder}{into}`"
+    finders = [found[design] for design in PAIR_FINDERS if found[design]]
     if found["pair_finder"] is None:
         print(f"pair models: none trained on this run's data in {pair_runs_dir(models_dir or '<models_dir>')}; "
-              f"{command} trains them (once per data set, about 2.3 hours on 2 cores: docs/edge.md); without them "
+              f"{command} trains them (once per data set, about 3 hours on 2 cores: docs/edge.md); without them "
               "the reader cuts touching digits by rules")
         return entries
-    entries["pairs"] = place_pair_model(found["pair_finder"], out / PAIRS_FILE, calibration_size)
+    if len(finders) < len(PAIR_FINDERS):
+        print(f"pair finder of bold strokes: none trained on this run's data; {command} trains it; without it "
+              "the one finder cuts more digits that touch nothing in two (chalk most: docs/edge.md)")
+    entries["pairs"] = place_pair_model(finders, out / PAIRS_FILE, calibration_size)
     if found["pair_reader"] is None:
         print(f"pair reader: none trained on this run's data; {command} trains it; without it the digit model "
               "alone reads the cut pieces of a pair")
     else:
-        entries["pair_reader"] = place_pair_model(found["pair_reader"], out / PAIR_READER_FILE, calibration_size)
+        entries["pair_reader"] = place_pair_model([found["pair_reader"]], out / PAIR_READER_FILE, calibration_size)
     return entries
 
 
