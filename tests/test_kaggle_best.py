@@ -536,6 +536,15 @@ def test_the_kernel_trains_the_pair_models_after_the_recipe_and_they_land_where_
     assert "kaggle-best: the pair models " in out and f"-> {models / PAIR_RUNS_DIR}" in out
 
 
+def test_make_best_says_every_recipes_minutes_on_kaggle_and_none_for_presets_without_a_rate():
+    import dataclasses
+
+    for recipe in RECIPES.values():  # a recipe added without a T4 rate for its presets fails here
+        line = plan.elsewhere(recipe)
+        assert line.startswith("on Kaggle's two Tesla T4s instead (make kaggle-best): ") and "a guess" in line
+    assert plan.elsewhere(dataclasses.replace(RECIPES["fast"], members=(("report", 2),))) is None
+
+
 def test_the_plan_adds_the_pair_models_minutes_after_the_recipe():
     alone, both = (plan.plan_minutes(RECIPES["best-ensemble"], plan.DEFAULT_GPU, None, pairs) for pairs in (False, True))
     assert both.pair_minutes == pytest.approx(plan.pair_minutes()) and alone.pair_minutes == 0

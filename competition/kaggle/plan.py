@@ -107,9 +107,12 @@ def plan_minutes(recipe: Recipe, accelerator: str, epochs: int | None = None, pa
     return Plan(each, at_once, START_MINUTES + max(free_at) + pairs, sum(each) + pairs, what, pairs)
 
 
-def elsewhere(recipe: Recipe, epochs: int | None = None) -> str:
-    """make best's line for the same recipe on Kaggle's GPUs (make kaggle-best), its rates' source said."""
+def elsewhere(recipe: Recipe, epochs: int | None = None) -> str | None:
+    """make best's line for the same recipe on Kaggle's GPUs (make kaggle-best), its rates' source
+    said; None for a recipe of presets without a rate there (one made for a test)."""
     gpu = GPUS[DEFAULT_GPU]
+    if any(preset not in gpu.rates for preset, _ in recipe.members):
+        return None
     return f"on Kaggle's {gpu.describe()} instead (make kaggle-best): {plan_minutes(recipe, DEFAULT_GPU, epochs).describe(gpu)}"
 
 

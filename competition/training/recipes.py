@@ -136,7 +136,9 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
     if not cluster and not gpus:  # on Kaggle's GPUs already, or spread over a cluster: its own lines
         from competition.kaggle.plan import elsewhere
 
-        print(f"best: {elsewhere(recipe, epochs)}", flush=True)
+        kaggle = elsewhere(recipe, epochs)
+        if kaggle:
+            print(f"best: {kaggle}", flush=True)
     return run_plan(plan, folder, digits, test, epochs)
 
 
