@@ -273,7 +273,7 @@ def test_the_pair_models_train_on_the_cluster_into_ordinary_pair_runs(demo_dir, 
         assert metrics["held_out"] == json.loads((here / "metrics.json").read_text())["held_out"], \
             "the same pieces and seed: the same model's figures"
     assert train_pairs.main([*flags, "--models_dir", str(tmp_path / "c"), "--cluster", cluster.address]) == 0
-    assert capfd.readouterr().out.count("reused") == 2, "a finished pair run is not trained again"
+    assert capfd.readouterr().out.count("reused") == len(PAIR_DESIGNS), "a finished pair run is not trained again"
 
 
 def test_a_driver_killed_and_run_again_reuses_every_model_it_wrote(demo_dir, tmp_path, cluster, capfd):

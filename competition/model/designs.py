@@ -253,8 +253,6 @@ def pair_finders_merged(finders: list[keras.Model]) -> keras.Model:
     """Trained finders as one model that make tflite exports: the same pixels into each, a piece
     two digits as far as the least sure of them says so ((one digit, two digits) = (the largest
     first probability, the smallest second), which still sum to 1)."""
-    if len(finders) == 1:
-        return finders[0]
     pixels = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
     # Each under a name of its own: trained apart, both are called "pair_finder".
     called = [keras.Model(finder.inputs, finder.outputs[0], name=f"finder_{k}")(pixels) for k, finder in enumerate(finders)]
