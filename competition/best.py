@@ -69,9 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     recipe = RECIPES[args.recipe]
 
     def work():  # two of the same recipe at once would train its members twice
+        from competition.kaggle.plan import elsewhere
+
+        # Here, the plan's minutes on Kaggle's GPUs beside this machine's; on them or on a cluster, its own.
+        kaggle = None if args.cluster or args.gpus else elsewhere(recipe, args.epochs)
         with exclusive(folder_of(recipe, args.models_dir), "a recipe"):
             return train_recipe(recipe, args.data_dir, args.models_dir, args.budget_minutes, args.jobs, args.epochs,
-                                args.fresh, args.cluster, args.gpus)
+                                args.fresh, args.cluster, args.gpus, kaggle)
 
     return exit_status(work, args.debug, interrupted="finished members are kept: the same command continues")
 

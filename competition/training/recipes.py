@@ -118,9 +118,11 @@ def calibrate_node(cluster: str, to_train: list[Member], digits) -> NodeSpeed | 
 
 
 def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes: float = 0.0, jobs: int = 0,
-        epochs: int | None = None, fresh: bool = False, cluster: str | None = None, gpus: tuple[int, ...] = ()) -> Path:
-    """`make best`: the recipe planned, the plan printed, then run. gpus: the GPUs' indices to spread
-    the members over, one per GPU at a time (Kaggle's two T4s)."""
+        epochs: int | None = None, fresh: bool = False, cluster: str | None = None, gpus: tuple[int, ...] = (),
+        elsewhere: str | None = None) -> Path:
+    """`make best`: the recipe planned, the plan printed (with `elsewhere`, a line on its time on
+    other machines), then run. gpus: the GPUs' indices to spread the members over, one per GPU at a
+    time (Kaggle's two T4s)."""
     folder = folder_of(recipe, models_dir)
     digits, test = load_train(data_dir), load_test(data_dir)  # both checked before anything trains
     rows = f"all {len(digits):,} rows" if recipe.val_size == 0 else f"a {1 - recipe.val_size:.0%} split"
@@ -133,12 +135,8 @@ def train_recipe(recipe: Recipe, data_dir: str, models_dir: str, budget_minutes:
           f"{setup.threads} threads", flush=True)
     for line in plan.lines():
         print(f"best: {line}", flush=True)
-    if not cluster and not gpus:  # on Kaggle's GPUs already, or spread over a cluster: its own lines
-        from competition.kaggle.plan import elsewhere
-
-        kaggle = elsewhere(recipe, epochs)
-        if kaggle:
-            print(f"best: {kaggle}", flush=True)
+    if elsewhere:
+        print(f"best: {elsewhere}", flush=True)
     return run_plan(plan, folder, digits, test, epochs)
 
 
