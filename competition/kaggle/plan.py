@@ -113,7 +113,8 @@ def elsewhere(recipe: Recipe, epochs: int | None = None) -> str | None:
     gpu = GPUS[DEFAULT_GPU]
     if any(preset not in gpu.rates for preset, _ in recipe.members):
         return None
-    return f"on Kaggle's {gpu.describe()} instead (make kaggle-best): {plan_minutes(recipe, DEFAULT_GPU, epochs).describe(gpu)}"
+    plan = plan_minutes(recipe, DEFAULT_GPU, epochs)
+    return f"on Kaggle's {gpu.describe()} instead (make kaggle-best): {plan.describe(gpu)}"
 
 
 def session_timeout_s(minutes: float) -> int:

@@ -255,6 +255,7 @@ def pair_finders_merged(finders: list[keras.Model]) -> keras.Model:
     first probability, the smallest second), which still sum to 1)."""
     pixels = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
     # Each under a name of its own: trained apart, both are called "pair_finder".
-    called = [keras.Model(finder.inputs, finder.outputs[0], name=f"finder_{k}")(pixels) for k, finder in enumerate(finders)]
+    called = [keras.Model(finder.inputs, finder.outputs[0], name=f"finder_{k}")(pixels)
+              for k, finder in enumerate(finders)]
     one, two = keras.layers.Maximum()(called)[:, :1], keras.layers.Minimum()(called)[:, 1:]
     return keras.Model(pixels, keras.layers.Concatenate(name="pair")([one, two]), name="pair_finders")

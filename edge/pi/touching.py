@@ -38,8 +38,8 @@ class TouchingSettings:
     column_span_of_width: tuple[float, float] = (0.25, 0.75)
     # The pair models: a piece pair_min_width_of_height wide (two touching 1s are about 0.4) is two
     # digits when the finder gives that pair_sure_probability (0.7 cut more single digits, as many
-    # pairs; 0.98 with two finders merged, the less sure one's: a looped 8 called 0.98 stays whole
-    # where the models are surer of it whole), or pair_leans_probability and the digit model gives it as one less than
+    # pairs; with the finders merged, 0.9 cut a wide 6 they called 0.95: docs/experiments.md), or
+    # pair_leans_probability and the digit model gives it as one less than
     # one_unsure_probability, or pair_maybe_probability when pair_wide_of_height wide (single digits
     # this wide get 0: docs/pi.md); those two only for a piece pair_wider_times_median as wide as
     # the number's other pieces (their median), and cut only where the models are as sure of the
