@@ -14,7 +14,8 @@ transform; there is no TensorFlow on the GPU machine.
 
 The GPU machine needs keras (3.15), jax and numpy; the last line is a quick check on a CPU with jax.
 
-Each configuration is a few TrainConfig keys over the strong preset (VARIANTS); a configuration
+Each configuration is a few TrainConfig keys over a preset (VARIANTS: the strong preset unless it
+names another; the wide designs of issue 45 over theirs, at the anchors' widths); a configuration
 is skipped when, at the last one's speed, it would end after --minutes. screen.json holds, per configuration, each
 fold's accuracy for every model, the mean and spread of single models and of each fold's seed
 ensemble, and images/s; its "all" entry is each fold's ensemble of every 5-fold model trained.
@@ -52,6 +53,13 @@ VARIANTS = {
     "long200": dict(epochs=200, lr_decay=0.9 ** 0.125),
     "resnet": dict(arch="resnet"),
     "aug15": dict(rotation_deg=15.0, shift_frac=0.15, zoom_frac=0.15),
+    # The designs built for accuracy (issue 45), one-cycle to zero and the weights' average: the quarter
+    # width the CPU screened (folds 1-2: 0.99613, its last step 0.99631), then toward the anchors' widths.
+    "vgg_quarter": dict(preset="vgg-wide", width=0.25),
+    "vgg_half": dict(preset="vgg-wide"),
+    "vgg_full": dict(preset="vgg-wide", width=1.0),  # Matuzas77's 128 filters: 22.5x strong's FLOPs
+    "wresnet_half": dict(preset="wresnet-wide"),
+    "wresnet_full": dict(preset="wresnet-wide", width=1.0),  # ttdoucet's: 53.7x
 }
 
 
@@ -96,11 +104,25 @@ def affine_transforms(u, s: dict):
 def settings(name: str, epochs_scale: float, override: dict) -> dict:
     from competition.config import PRESETS, TrainConfig
 
-    s = dict(TrainConfig(**PRESETS["strong"]).to_dict(), k=5, seeds=1, label_smoothing=0.0)
-    s.update(VARIANTS[name])
+    variant = dict(VARIANTS[name])
+    s = dict(TrainConfig(**PRESETS[variant.pop("preset", "strong")]).to_dict(), k=5, seeds=1, label_smoothing=0.0)
+    s.update(variant)
     s.update(override)
     s["epochs"] = max(1, round(s["epochs"] * epochs_scale))
     return s
+
+
+def rate_schedule(s: dict, steps: int):
+    """The learning rate of each step, as the trainer sets it: a one-cycle (trainer.OneCycle's rise
+    over s["warmup"] of the steps to s["learning_rate"], then a cosine to zero) or a decay an epoch."""
+    import keras
+
+    if s["schedule"] == "onecycle":
+        total = s["epochs"] * steps
+        rise = int(round(total * s["warmup"]))
+        return keras.optimizers.schedules.CosineDecay(s["learning_rate"] / 25, decay_steps=max(total - rise, 1),
+                                                      warmup_target=s["learning_rate"], warmup_steps=rise)
+    return keras.optimizers.schedules.ExponentialDecay(s["learning_rate"], steps, s["lr_decay"], staircase=True)
 
 
 def screen(args) -> int:
@@ -159,13 +181,17 @@ def screen(args) -> int:
                 f"({spent / 60:.1f} of {args.minutes} min spent)")
             continue
 
+        # "auto" as the trainer resolves it where bfloat16 is native (a GPU); float32 on a CPU check.
+        precision = s["precision"] if s["precision"] != "auto" else (
+            "float32" if jax.default_backend() == "cpu" else "mixed_bfloat16")
+
         def fresh(seed: int):
             keras.utils.set_random_seed(seed)
-            with designs.precision(s["precision"]):
-                return designs.build(s["arch"])
+            with designs.precision(precision):
+                return designs.build(s["arch"], s["width"], s["dropout"])
 
         template = fresh(0)
-        schedule = keras.optimizers.schedules.ExponentialDecay(s["learning_rate"], steps, s["lr_decay"], staircase=True)
+        schedule = rate_schedule(s, steps)
         optimizer = keras.optimizers.Adam(schedule, use_ema=s["ema"] > 0, ema_momentum=s["ema"] or 0.99)
         optimizer.build(template.trainable_variables)
         # where the optimizer's state keeps the weights' moving average (--ema), in trainable order
