@@ -1,7 +1,8 @@
-"""Train the reader's pair models, once per data set: the finder (is a piece of ink one digit or
-two that touch?) and the reader (which two?), as runs under models/pair-models/.
+"""Train the reader's pair models, once per data set: two finders (is a piece of ink one digit or
+two that touch? the second has seen bold, grainy digits too) and the reader (which two?), as runs
+under models/pair-models/.
 
-    python -m competition.train_pairs                                  # both, on data/ (or --data_dir)
+    python -m competition.train_pairs                                  # all three, on data/ (or --data_dir)
     python -m competition.train_pairs --run 20261127-081500-report-aug  # on the data that run trained on
     python -m competition.train_pairs --design pair_finder --examples 8000 --epochs 4   # small, to try
     python -m competition.train_pairs --cluster HEAD:6379               # each model a task on a Ray cluster
@@ -11,9 +12,9 @@ data_fingerprint.json, history.csv, metrics.json (figures on pieces made of vali
 calibration.npy and train.log; one line per phase and per epoch, with the time left. A finished run
 of the same data and settings is reused, not retrained (--retrain trains anew); one killed
 mid-training goes on from its last finished epoch when the same command runs again. With
---cluster, both train at once as tasks on a Ray cluster (docs/cluster.md), their folders written
-here. `make tflite` then converts the newest of each trained on the exported run's data
-(competition/training/pair_runs.py).
+--cluster, they train at once as tasks on a Ray cluster (docs/cluster.md), their folders written
+here. `make tflite` then converts the newest of each trained on the exported run's data, the two
+finders merged into one model (competition/training/pair_runs.py, edge/export/convert.py).
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from competition.runs.layout import CONFIG_FILE
 
 def parse_args(argv: list[str] | None = None) -> tuple[PairConfig, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     conflict_handler="resolve")  # --design below takes one or both
+                                     conflict_handler="resolve")  # --design below takes one or more
     add_flags(parser, PairConfig)
     parser.add_argument("--design", nargs="+", choices=PAIR_DESIGNS, default=list(PAIR_DESIGNS), dest="designs",
-                        help="the pair models to train (default: both)")
+                        help="the pair models to train (default: all)")
     parser.add_argument("--run", default=None, help="train on the data this run (id or folder) trained on, in "
                                                     "place of --data_dir (default: none)")
     parser.add_argument("--retrain", action="store_true",

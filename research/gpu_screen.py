@@ -113,15 +113,14 @@ def settings(name: str, epochs_scale: float, override: dict) -> dict:
 
 
 def rate_schedule(s: dict, steps: int):
-    """The learning rate of each step, as the trainer sets it: a one-cycle (trainer.OneCycle's rise
-    over s["warmup"] of the steps to s["learning_rate"], then a cosine to zero) or a decay an epoch."""
+    """The learning rate of each step, as the trainer sets it: its one-cycle (designs.one_cycle) or
+    a decay an epoch of `steps` steps."""
     import keras
 
+    from competition.model import designs
+
     if s["schedule"] == "onecycle":
-        total = s["epochs"] * steps
-        rise = int(round(total * s["warmup"]))
-        return keras.optimizers.schedules.CosineDecay(s["learning_rate"] / 25, decay_steps=max(total - rise, 1),
-                                                      warmup_target=s["learning_rate"], warmup_steps=rise)
+        return designs.one_cycle(s["learning_rate"], s["epochs"] * steps, s["warmup"])
     return keras.optimizers.schedules.ExponentialDecay(s["learning_rate"], steps, s["lr_decay"], staircase=True)
 
 

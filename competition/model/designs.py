@@ -189,6 +189,14 @@ def precision(name: str) -> Iterator[None]:
         keras.config.set_dtype_policy(before)
 
 
+def one_cycle(peak: float, steps: int, warmup: float) -> keras.optimizers.schedules.LearningRateSchedule:
+    """--schedule onecycle's rate at each of `steps` steps: a rise from peak / 25 to `peak` over
+    `warmup` of them, then a cosine to zero (Keras' warm-up-then-cosine schedule)."""
+    rise = int(round(steps * warmup))
+    return keras.optimizers.schedules.CosineDecay(peak / 25, decay_steps=max(steps - rise, 1), warmup_target=peak,
+                                                  warmup_steps=rise)
+
+
 def compile_model(model: keras.Model, learning_rate: float, jit_compile: bool | str = "auto",
                   ema: float = 0.0, label_smoothing: float = 0.0) -> keras.Model:
     """The report's compile: Adam, categorical cross-entropy, accuracy, precision, recall, F1.

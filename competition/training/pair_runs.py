@@ -8,8 +8,8 @@ trains cfg.design on them and writes a run folder MODELS_DIR/pair-models/<time>-
 trainer.py writes a digit run's: model.keras (raw 0..255 pixels in; the reader's two outputs as
 one tensor, left then right), config.json, data_fingerprint.json, history.csv, train.log,
 metrics.json (its figures on pieces made of the validation digits, which no training piece is made
-of) and calibration.npy (training pieces that calibrate its int8 export). `find_pair_run` finds a finished one by data and, to reuse it,
-settings: a finished run is reused, never retrained. A run killed mid-training goes on from its
+of) and calibration.npy (training pieces that calibrate its int8 export). `find_pair_run` finds a
+finished one by data and, to reuse it, settings: a finished run is reused, never retrained. A run killed mid-training goes on from its
 last finished epoch when the same command runs again (training/checkpoints.py).
 """
 
@@ -96,8 +96,8 @@ def made(design: str, digits: np.ndarray, labels: np.ndarray, count: int, seed: 
     """`count` pieces of `design` made of `digits` (uint8 (count, H, W, 1), `shapes` of their digits
     wider and of them slanted, `strokes` bolder and grainy: edge/forms/written.py's made_piece) and
     their labels, in CHUNKS parts, each from its own seed (`seed` + its index: the same pieces
-    however many `workers` make them), each a progress line with the time left. Making is Python and Pillow
-    per piece, one core each: workers > 1 make parts in processes of their own."""
+    however many `workers` make them), each a progress line with the time left. Making is Python and
+    Pillow per piece, one core each: workers > 1 make parts in processes of their own."""
     step = -(-count // CHUNKS)
     step += step % 2  # even parts: the finder's pieces alternate one digit, two digits
     sizes = [min(step, count - begin) for begin in range(0, count, step)]

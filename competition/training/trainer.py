@@ -79,9 +79,7 @@ class OneCycle(keras.callbacks.Callback):
 
     def __init__(self, peak: float, steps: int, warmup: float):
         super().__init__()
-        rise = int(round(steps * warmup))
-        self.schedule = keras.optimizers.schedules.CosineDecay(
-            peak / 25, decay_steps=max(steps - rise, 1), warmup_target=peak, warmup_steps=rise)
+        self.schedule = designs.one_cycle(peak, steps, warmup)
 
     def on_train_batch_begin(self, batch, logs=None):
         self.model.optimizer.learning_rate.assign(self.schedule(self.model.optimizer.iterations))
