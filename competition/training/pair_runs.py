@@ -9,8 +9,9 @@ trainer.py writes a digit run's: model.keras (raw 0..255 pixels in; the reader's
 one tensor, left then right), config.json, data_fingerprint.json, history.csv, train.log,
 metrics.json (its figures on pieces made of the validation digits, which no training piece is made
 of) and calibration.npy (training pieces that calibrate its int8 export). `find_pair_run` finds a
-finished one by data and, to reuse it, settings: a finished run is reused, never retrained. A run killed mid-training goes on from its
-last finished epoch when the same command runs again (training/checkpoints.py).
+finished one by data and, to reuse it, settings: a finished run is reused, never retrained. A run
+killed mid-training goes on from its last finished epoch when the same command runs again
+(training/checkpoints.py).
 """
 
 from __future__ import annotations
