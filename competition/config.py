@@ -71,11 +71,12 @@ class _DataAndFit(_Data):
     # Optimisation: Adam 1e-4, batch 32, as the report.
     batch_size: int = setting(32, "images per training step")
     learning_rate: float = setting(1e-4, "Adam's learning rate (the first epoch's, with --lr_decay)")
-    # Augmentation: rotation, shift and zoom, never flips (a flipped 2 is not a 2).
-    augment: bool = setting(False, "warp each training image randomly: rotation, shift, zoom (never flips)")
+    # Augmentation: rotation, shift, zoom and shear, never flips (a flipped 2 is not a 2).
+    augment: bool = setting(False, "warp each training image randomly: rotation, shift, zoom, shear (never flips)")
     rotation_deg: float = setting(10.0, "largest rotation of --augment, in degrees")
     shift_frac: float = setting(0.1, "largest shift of --augment, as a share of the side")
     zoom_frac: float = setting(0.1, "largest zoom in or out of --augment, as a share")
+    shear_deg: float = setting(0.0, "largest shear of --augment, in degrees (0: none)")
 
 
 @dataclasses.dataclass
@@ -102,6 +103,8 @@ class TrainConfig(_DataAndFit):
                                      "cuts on plateaus; onecycle: rise to --learning_rate over --warmup of the steps, "
                                      "then a cosine fall to zero")
     warmup: float = setting(0.2, "with --schedule onecycle: share of the steps that rise to --learning_rate")
+    # Matuzas77's last epoch: the warps' distortions unlearnt at the end, on the digits as they are.
+    plain_epochs: int = setting(0, "with --augment: the last this many epochs train on the digits unwarped")
     label_smoothing: float = setting(0.0, "train towards 1 - this on the true digit and the rest spread evenly (0: off)")
     # 0.999 averages about the last 1,000 steps; metrics.json scores both the average and the last step.
     ema: float = setting(0.0, "keep a moving average of the weights with this momentum and save it (0: off; "
@@ -128,6 +131,9 @@ class TrainConfig(_DataAndFit):
             (self.epochs >= 1 and self.batch_size >= 1 and 0 <= self.val_size < 1,
              "--epochs and --batch_size must be at least 1, --val_size in [0, 1)"),
             (0 <= self.ema < 1, f"--ema {self.ema}: a momentum in [0, 1); 0 is off"),
+            (0 <= self.shear_deg < 90, f"--shear_deg {self.shear_deg}: degrees in [0, 90)"),
+            (self.plain_epochs == 0 or (self.augment and 0 < self.plain_epochs < self.epochs),
+             "--plain_epochs needs --augment and must leave at least one warped epoch (fewer than --epochs)"),
             (self.arch != "report" or (self.width, self.dropout) == (TrainConfig.width, TrainConfig.dropout),
              "--width and --dropout are for every --arch but report (the report's design has its own)"),
             (self.width > 0 and 0 <= self.dropout < 1, "--width must be above 0, --dropout in [0, 1)"),

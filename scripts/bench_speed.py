@@ -35,7 +35,7 @@ from competition.cli import add_data_dir  # noqa: E402
 from competition.config import COMPUTE_PRECISIONS, PRESETS, SHARED_DATA_DIR  # noqa: E402
 from competition.data.digits import load_train  # noqa: E402
 from competition.model import designs  # noqa: E402
-from competition.model.augment import make_dataset  # noqa: E402
+from competition.model.augment import Warps, make_dataset  # noqa: E402
 from competition.training import hardware
 from competition.training.speed import EpochTimer  # noqa: E402
 from competition.training.trainer import onehot  # noqa: E402
@@ -65,7 +65,7 @@ def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"],
                       jit_compile=setting["xla"])
     batch = setting["batch_size"]
-    ds = make_dataset(images, labels, batch, seed=0, augment=setting["pipeline"] != "no augmentation",
+    ds = make_dataset(images, labels, batch, seed=0, warps=None if setting["pipeline"] == "no augmentation" else Warps(),
                       parallel=setting["pipeline"] != "serial")
     steps = max(images_per_epoch // batch, 10)
     timer = EpochTimer()

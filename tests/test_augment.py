@@ -2,6 +2,8 @@ import numpy as np
 import tensorflow as tf
 
 from competition.model.augment import (
+    Warps,
+    affine_params,
     batches_per_epoch,
     make_dataset,
     random_affine,
@@ -23,8 +25,8 @@ def centre_of_mass(image):
     return (rows * ink).sum() / ink.sum(), (cols * ink).sum() / ink.sum()
 
 
-def apply(image, angle=0.0, zoom=1.0, dx=0.0, dy=0.0):
-    params = tf.constant([[angle, zoom, dx, dy]], tf.float32)
+def apply(image, angle=0.0, zoom=1.0, dx=0.0, dy=0.0, shear=0.0):
+    params = tf.constant([[angle, zoom, dx, dy, shear]], tf.float32)
     return warp(tf.constant(image), transforms_from(params)).numpy()
 
 
@@ -50,10 +52,31 @@ def test_rotation_turns_a_bar_and_zoom_scales_it():
     assert (big > 128).sum() > 1.8 * (bar[0, ..., 0] > 128).sum()
 
 
+def test_shear_slants_a_bar_by_its_tangent_and_keeps_its_middle():
+    bar = digit()  # rows 8..19, columns 12..15
+    slanted = apply(bar, shear=np.radians(20))[0]
+    top, bottom = slanted[8:11], slanted[17:20]
+    _, top_x = centre_of_mass(top)
+    _, bottom_x = centre_of_mass(bottom)
+    # x += tan(shear) * (y - centre): 9 rows apart, the bottom's ink sits tan(20°) * 9 px further right
+    assert abs((bottom_x - top_x) - np.tan(np.radians(20)) * 9) < 0.3
+    np.testing.assert_allclose(centre_of_mass(slanted), centre_of_mass(bar[0]), atol=0.3)
+    # the old four-number form (no shear) is the same warp as a shear of 0
+    np.testing.assert_allclose(warp(tf.constant(bar), transforms_from(tf.constant([[0.3, 1.1, 1.0, -2.0]]))).numpy(),
+                               apply(bar, angle=0.3, zoom=1.1, dx=1.0, dy=-2.0), atol=1e-4)
+
+
+def test_random_shears_stay_in_their_range():
+    params = affine_params(2000, 0.0, 0.0, 0.0, shear_deg=10).numpy()
+    shears = np.degrees(params[:, 4])
+    assert shears.min() >= -10 and shears.max() <= 10 and shears.std() > 4  # uniform over [-10, 10]
+    assert np.all(affine_params(50, 0.0, 0.0, 0.0).numpy()[:, 4] == 0)
+
+
 def test_augmented_batches_stay_in_range_and_differ_from_the_originals():
     images = np.repeat(digit().astype(np.uint8), 64, axis=0)
     labels = np.eye(10, dtype=np.float32)[np.zeros(64, int)]
-    x, y = next(iter(make_dataset(images, labels, 64, seed=1, augment=True)))
+    x, y = next(iter(make_dataset(images, labels, 64, seed=1, warps=Warps())))
     x = x.numpy()
     assert x.shape == (64, 28, 28, 1) and x.dtype == np.float32
     assert x.min() >= 0 and x.max() <= 255.001
@@ -70,7 +93,7 @@ def test_augmented_batches_stay_in_range_and_differ_from_the_originals():
 def test_no_augmentation_passes_pixels_through():
     images = np.random.default_rng(0).integers(0, 256, (10, 28, 28, 1)).astype(np.uint8)
     labels = np.eye(10, dtype=np.float32)
-    x, _ = next(iter(make_dataset(images, labels, 10, seed=0, augment=False)))
+    x, _ = next(iter(make_dataset(images, labels, 10, seed=0, warps=None)))
     assert sorted(x.numpy().sum(axis=(1, 2, 3))) == sorted(images.astype(np.float32).sum(axis=(1, 2, 3)))
 
 
@@ -81,7 +104,7 @@ def test_one_iterator_serves_every_epoch_each_pass_a_fresh_shuffle():
     labels = np.eye(10, dtype=np.float32)
     steps = batches_per_epoch(len(images), 4)
     assert steps == 3
-    batches = iter(make_dataset(images, labels, 4, seed=0, augment=False))
+    batches = iter(make_dataset(images, labels, 4, seed=0, warps=None))
     passes = []
     for _ in range(3):
         pass_batches = [next(batches) for _ in range(steps)]
@@ -92,3 +115,14 @@ def test_one_iterator_serves_every_epoch_each_pass_a_fresh_shuffle():
         assert sorted(order) == list(range(10))
         passes.append(order.tolist())
     assert len({tuple(p) for p in passes}) == 3
+
+
+def test_batches_from_plain_from_on_are_the_digits_as_they_are():
+    """The last epochs of --plain_epochs: every batch before plain_from is warped, every one after is not."""
+    images = np.repeat(digit().astype(np.uint8), 8, axis=0)
+    labels = np.eye(10, dtype=np.float32)[np.zeros(8, int)]
+    batches = iter(make_dataset(images, labels, 4, seed=0, warps=Warps(shear_deg=10), plain_from=4))
+    for step in range(8):
+        x, _ = next(batches)
+        as_they_are = np.allclose(x.numpy(), images[:4], atol=1e-3)
+        assert as_they_are == (step >= 4), step

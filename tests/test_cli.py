@@ -146,6 +146,9 @@ def test_a_cv_with_a_bad_flag_writes_nothing_and_the_corrected_command_runs(flag
     (dict(arch="report", width=0.5), "--width and --dropout are for every --arch but report"),
     (dict(arch="vit"), "--arch 'vit': choose from report"),
     (dict(epochs=0), "--epochs and --batch_size must be at least 1"),
+    (dict(shear_deg=90), "--shear_deg 90: degrees in [0, 90)"),
+    (dict(plain_epochs=1, epochs=5), "--plain_epochs needs --augment"),
+    (dict(plain_epochs=5, epochs=5, augment=True), "must leave at least one warped epoch"),
 ])
 def test_a_train_config_checks_its_own_settings_however_it_is_made(settings, message):
     with pytest.raises(ConfigError, match=re.escape(message)):

@@ -152,6 +152,34 @@ def test_one_cycle_rises_to_its_peak_then_falls_to_zero_with_smoothed_labels(dem
     assert json.loads((folder / "config.json").read_text())["schedule"] == "onecycle"
 
 
+@pytest.mark.parametrize("epochs, plain, resumed, first", [
+    (20, 0, 0, None),  # no --plain_epochs: every batch warped
+    (20, 1, 0, 19 * 7),  # the 20th epoch's first batch
+    (20, 2, 5, 13 * 7),  # resumed after 5 epochs: the batches count from epoch 6
+    (20, 2, 19, 0),  # resumed inside the plain epochs: plain from the start
+])
+def test_the_plain_epochs_start_where_the_run_goes_on_from(epochs, plain, resumed, first):
+    cfg = TrainConfig(augment=True, epochs=epochs, plain_epochs=plain)
+    assert trainer.first_plain_batch(cfg, resumed, steps=7) == first
+
+
+def test_a_run_with_plain_epochs_warps_all_but_its_last(demo_dir, tmp_path, monkeypatch):
+    made = []
+
+    def recording(*args, **kwargs):
+        made.append((args, kwargs))
+        return trainer_make_dataset(*args, **kwargs)
+
+    trainer_make_dataset = trainer.make_dataset
+    monkeypatch.setattr(trainer, "make_dataset", recording)
+    cfg = TrainConfig(name="plain", arch="strong", width=0.25, data_dir=str(demo_dir), models_dir=str(tmp_path),
+                      epochs=2, batch_size=128, augment=True, shear_deg=10, plain_epochs=1, val_size=0.0)
+    folder = trainer.train_model(cfg)
+    (args, kwargs), = made
+    assert args[4].shear_deg == 10 and kwargs["plain_from"] == 12  # 1,438 digits: 12 batches of 128 an epoch
+    assert json.loads((folder / "config.json").read_text())["plain_epochs"] == 1
+
+
 def right_at_last_epoch(folder, n: int) -> int:
     """Validation digits the run's last epoch got right, by history.csv: counted as digits, so that a
     bound on them cannot fail on a float's last bit."""

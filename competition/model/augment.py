@@ -1,14 +1,16 @@
 """The training input pipeline: tf.data batches, augmented with one random affine warp per image.
 
-Rotation, zoom and shift are folded into a single 3x3 transform and applied to a whole batch in one
-ImageProjectiveTransformV3 op, inside tf.data's parallel map, so it overlaps the training step and
-costs one interpolation rather than three. It is never part of the model, so exported models do not
-carry it. No flips: a mirrored 2 is not a 2. (Elastic distortion on top was measured worse here and
-was removed: docs/experiments.md.)
+Rotation, zoom, shear and shift are folded into a single 3x3 transform and applied to a whole batch
+in one ImageProjectiveTransformV3 op, inside tf.data's parallel map, so it overlaps the training
+step and costs one interpolation rather than four. It is never part of the model, so exported models
+do not carry it. No flips: a mirrored 2 is not a 2. The last epochs of a run may see the digits as
+they are (Matuzas77's last un-augmented epoch). (Elastic distortion on top was measured worse on the
+narrow designs and was removed: docs/experiments.md.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -19,25 +21,49 @@ from competition.config import IMAGE_SIZE, TrainConfig
 CENTRE = (IMAGE_SIZE - 1) / 2
 
 
+@dataclasses.dataclass(frozen=True)
+class Warps:
+    """The ranges of the random warp each training image gets (--augment's settings)."""
+
+    rotation_deg: float = TrainConfig.rotation_deg
+    shift_frac: float = TrainConfig.shift_frac
+    zoom_frac: float = TrainConfig.zoom_frac
+    shear_deg: float = TrainConfig.shear_deg
+
+    @classmethod
+    def of(cls, cfg) -> Warps | None:
+        """The warps a TrainConfig or SearchConfig asks for; None without --augment."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)}) if cfg.augment else None
+
+    def apply(self, images: tf.Tensor) -> tf.Tensor:
+        return random_affine(images, self.rotation_deg, self.shift_frac, self.zoom_frac, self.shear_deg)
+
+
 def affine_params(
-    batch: int, rotation_deg: float, shift_frac: float, zoom_frac: float, seed: tf.Tensor | None = None
+    batch: int, rotation_deg: float, shift_frac: float, zoom_frac: float, shear_deg: float = 0.0,
+    seed: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Per-image (angle in radians, zoom factor, shift x px, shift y px), uniform in their ranges."""
-    lo = tf.constant([-math.radians(rotation_deg), 1 - zoom_frac, -shift_frac * IMAGE_SIZE, -shift_frac * IMAGE_SIZE])
-    hi = tf.constant([math.radians(rotation_deg), 1 + zoom_frac, shift_frac * IMAGE_SIZE, shift_frac * IMAGE_SIZE])
-    u = tf.random.uniform((batch, 4), seed=seed)
+    """Per-image (angle in radians, zoom factor, shift x px, shift y px, shear angle in radians),
+    uniform in their ranges."""
+    shift, rotation, shear = shift_frac * IMAGE_SIZE, math.radians(rotation_deg), math.radians(shear_deg)
+    lo = tf.constant([-rotation, 1 - zoom_frac, -shift, -shift, -shear])
+    hi = tf.constant([rotation, 1 + zoom_frac, shift, shift, shear])
+    u = tf.random.uniform((batch, 5), seed=seed)
     return lo + u * (hi - lo)
 
 
 def transforms_from(params: tf.Tensor) -> tf.Tensor:
-    """(B, 8) projective transforms mapping each output pixel to the input pixel it samples.
+    """(B, 8) projective transforms mapping each output pixel to the input pixel it samples, from
+    affine_params' (B, 5) or, without shear, (B, 4).
 
-    The forward warp is out = c + zoom * R(angle) (in - c) + shift about the centre c, so the
-    inverse the op needs is in = c + R(-angle) (out - c - shift) / zoom.
+    The forward warp is out = c + zoom * R(angle) S(shear) (in - c) + shift about the centre c, where
+    S slides each row sideways by tan(shear) times its height (x += tan(shear) y), so the inverse the
+    op needs is in = c + S(-shear) R(-angle) (out - c - shift) / zoom.
     """
-    angle, zoom, dx, dy = tf.unstack(params, axis=1)
+    angle, zoom, dx, dy, *sheared = tf.unstack(params, axis=1)
     cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
-    a0, a1, b0, b1 = cos, sin, -sin, cos
+    slide = tf.tan(sheared[0]) if sheared else tf.zeros_like(angle)
+    a0, a1, b0, b1 = cos + slide * sin, sin - slide * cos, -sin, cos
     ox, oy = CENTRE + dx, CENTRE + dy
     a2 = CENTRE - a0 * ox - a1 * oy
     b2 = CENTRE - b0 * ox - b1 * oy
@@ -57,8 +83,9 @@ def warp(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
     )
 
 
-def random_affine(images: tf.Tensor, rotation_deg: float, shift_frac: float, zoom_frac: float) -> tf.Tensor:
-    params = affine_params(tf.shape(images)[0], rotation_deg, shift_frac, zoom_frac)
+def random_affine(images: tf.Tensor, rotation_deg: float, shift_frac: float, zoom_frac: float,
+                  shear_deg: float = 0.0) -> tf.Tensor:
+    params = affine_params(tf.shape(images)[0], rotation_deg, shift_frac, zoom_frac, shear_deg)
     return warp(images, transforms_from(params))
 
 
@@ -67,32 +94,35 @@ def make_dataset(
     onehot: np.ndarray,
     batch_size: int,
     seed: int,
-    augment: bool = False,
-    rotation_deg: float = TrainConfig.rotation_deg,
-    shift_frac: float = TrainConfig.shift_frac,
-    zoom_frac: float = TrainConfig.zoom_frac,
+    warps: Warps | None = None,
     parallel: bool = True,
+    plain_from: int | None = None,
 ) -> tf.data.Dataset:
-    """Endless shuffled float32 batches of raw 0..255 images and one-hot labels, augmented if asked.
+    """Endless shuffled float32 batches of raw 0..255 images and one-hot labels, warped if asked.
 
     Each pass over the images (`batches_per_epoch` batches, the last one short) is shuffled anew.
+    With plain_from, the batches from that one on (counted from 0) are not warped: a run's last
+    epochs on the digits as they are.
     The dataset repeats so that one iterator serves a whole fit (give fit steps_per_epoch): with a
     fresh iterator per epoch, Keras waited at about half the epoch boundaries for the old iterator's
     tf.data autotuning thread to exit, seconds each time (docs/speed.md).
     parallel=False (map in series, no prefetch) is only for scripts/bench_speed.py to measure against.
     """
     ds = tf.data.Dataset.from_tensor_slices((images, onehot))
-    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(batch_size).repeat().enumerate()
 
-    def prepare(x, y):
+    def prepare(step, batch):
+        x, y = batch
         x = tf.cast(x, tf.float32)
-        if augment:
-            x = random_affine(x, rotation_deg, shift_frac, zoom_frac)
+        if warps is not None and plain_from is None:
+            x = warps.apply(x)
+        elif warps is not None:
+            x = tf.cond(step < plain_from, lambda: warps.apply(x), lambda: x)
         return x, y
 
     if not parallel:
-        return ds.map(prepare).repeat()
-    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).repeat().prefetch(tf.data.AUTOTUNE)
+        return ds.map(prepare)
+    return ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def batches_per_epoch(n_images: int, batch_size: int) -> int:

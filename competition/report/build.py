@@ -98,7 +98,8 @@ def augment_examples(image: np.ndarray, config: dict, count: int = N_AUGMENTED, 
 
     tf.random.set_seed(seed)
     batch = tf.constant(np.repeat(image[None].astype(np.float32), count, axis=0))
-    warped = random_affine(batch, config["rotation_deg"], config["shift_frac"], config["zoom_frac"])
+    warped = random_affine(batch, config["rotation_deg"], config["shift_frac"], config["zoom_frac"],
+                           config.get("shear_deg", 0.0))  # runs from before shear had none
     return warped.numpy()
 
 

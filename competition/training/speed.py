@@ -21,7 +21,7 @@ import numpy as np
 
 from competition.config import TrainConfig
 from competition.model import designs
-from competition.model.augment import make_dataset
+from competition.model.augment import Warps, make_dataset
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -103,8 +103,7 @@ def training_rate(cfg: TrainConfig, images: np.ndarray, onehot: np.ndarray, step
     with designs.precision(cfg.precision):
         model = designs.compile_model(designs.for_config(cfg), cfg.learning_rate, ema=cfg.ema,
                                      label_smoothing=cfg.label_smoothing)
-    ds = make_dataset(images, onehot, cfg.batch_size, cfg.seed, cfg.augment, cfg.rotation_deg, cfg.shift_frac,
-                      cfg.zoom_frac)
+    ds = make_dataset(images, onehot, cfg.batch_size, cfg.seed, Warps.of(cfg))
     seconds = median_epoch_seconds(lambda n, timer: model.fit(ds, steps_per_epoch=steps, epochs=n, callbacks=[timer],
                                                               shuffle=False, verbose=0), epochs)
     # Free the trial's tf.data pipeline now: left to a later garbage collection (at the end of the

@@ -25,7 +25,7 @@ from competition.data.digits import Digits, load_train
 from competition.data.reading import read_json
 from competition.model import designs
 from competition.model import search_space
-from competition.model.augment import batches_per_epoch, make_dataset
+from competition.model.augment import Warps, batches_per_epoch, make_dataset
 from competition.runs.building import check_room, run_bytes, run_folder
 from competition.runs.console import setup_console_logging
 from competition.runs.layout import (
@@ -177,6 +177,14 @@ def as_float32(cfg: TrainConfig, model: keras.Model, values: dict | None = None)
     return twin
 
 
+def first_plain_batch(cfg: TrainConfig, resumed: int, steps: int) -> int | None:
+    """The first batch of --plain_epochs, counted from the first epoch this process trains (after
+    `resumed` epochs of `steps` batches); None: every batch is warped as --augment says."""
+    if not cfg.plain_epochs:
+        return None
+    return max(0, (cfg.epochs - cfg.plain_epochs - resumed) * steps)
+
+
 def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_val, y_val,
         backup: Path) -> tuple[dict, list | None]:
     """Train model in place (history.csv goes to folder), checkpointed after every epoch in `backup`
@@ -184,9 +192,10 @@ def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_
     the fit and, with --ema, the last step's weights (the model then holds their average).
     Early stopping counts its patience afresh after a resume."""
     validate = len(x_val) > 0
-    train_ds = make_dataset(x_train, onehot(y_train), cfg.batch_size, cfg.seed,
-                            cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
     resumed = checkpoints.resume(backup, folder / HISTORY_FILE, cfg.epochs)
+    steps = batches_per_epoch(len(x_train), cfg.batch_size)
+    train_ds = make_dataset(x_train, onehot(y_train), cfg.batch_size, cfg.seed, Warps.of(cfg),
+                            plain_from=first_plain_batch(cfg, resumed, steps))
     fit_callbacks = callbacks(cfg, folder, len(x_train), validate)
     last_step = LastStepWeights() if cfg.ema else None
     fit_callbacks += [last_step] if last_step else []
@@ -194,7 +203,7 @@ def fit(cfg: TrainConfig, folder: Path, model: keras.Model, x_train, y_train, x_
     start = time.perf_counter()
     history = model.fit(
         train_ds,
-        steps_per_epoch=batches_per_epoch(len(x_train), cfg.batch_size),
+        steps_per_epoch=steps,
         validation_data=(x_val.astype(np.float32), onehot(y_val)) if validate else None,
         epochs=cfg.epochs,
         callbacks=fit_callbacks,

@@ -30,7 +30,7 @@ from competition.data.digits import load_train
 from competition.data.reading import read_json
 from competition.data.splits import split
 from competition.model import search_space
-from competition.model.augment import batches_per_epoch, make_dataset
+from competition.model.augment import Warps, batches_per_epoch, make_dataset
 from competition.runs.building import exclusive
 from competition.runs.resume import check_same_settings
 from competition.training import hardware
@@ -261,8 +261,7 @@ def _search(cfg: SearchConfig, fresh: bool, role: str, worker: bool) -> Path:
     keras.utils.set_random_seed(cfg.seed)
     digits = load_train(cfg.data_dir)
     x_train, x_val, y_train, y_val = split(digits, cfg)
-    train_ds = make_dataset(x_train, onehot(y_train), cfg.batch_size, cfg.seed,
-                            cfg.augment, cfg.rotation_deg, cfg.shift_frac, cfg.zoom_frac)
+    train_ds = make_dataset(x_train, onehot(y_train), cfg.batch_size, cfg.seed, Warps.of(cfg))
     val = (x_val.astype("float32"), onehot(y_val))
 
     tuner = make_tuner(cfg, folder)
