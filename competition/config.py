@@ -205,8 +205,8 @@ PRESETS["strong-fast"] = dict(PRESETS["strong-short"], epochs=15, learning_rate=
 PRESETS["resnet-short-ema"] = dict(PRESETS["resnet-long-ema"], epochs=25, lr_decay=0.0, schedule="onecycle",
                                    learning_rate=3e-3)
 # The wide designs of the accuracy anchors (issue 45), at half their width: the anchors' warps, a
-# one-cycle rate that ends at zero and the weights' average. Screened on folds 1-2 at x0.5 and x0.75
-# (docs/experiments.md): level with the resnet, so starting points, not recipes.
+# one-cycle rate that ends at zero and the weights' average. Screened on folds 1-2 at x0.5, x0.75 and
+# x1 (docs/experiments.md): level with the resnet, so starting points, not recipes.
 PRESETS["vgg-wide"] = dict(PRESETS["resnet-short-ema"], arch="vgg", width=0.5, dropout=0.25, epochs=20,
                            learning_rate=2e-3)
 PRESETS["wresnet-wide"] = dict(PRESETS["vgg-wide"], arch="wresnet")
