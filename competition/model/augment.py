@@ -43,18 +43,19 @@ def affine_params(
     batch: int, rotation_deg: float, shift_frac: float, zoom_frac: float, shear_deg: float = 0.0,
     seed: tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Per-image (angle in radians, zoom factor, shift x px, shift y px, shear angle in radians),
-    uniform in their ranges."""
+    """Per-image (angle in radians, zoom factor, shift x px, shift y px), uniform in their ranges,
+    and with a shear its angle in radians too. Without one, four numbers an image, so that every
+    warp made before shear existed (a recipe's training, TTA) draws what it drew then."""
     shift, rotation, shear = shift_frac * IMAGE_SIZE, math.radians(rotation_deg), math.radians(shear_deg)
-    lo = tf.constant([-rotation, 1 - zoom_frac, -shift, -shift, -shear])
-    hi = tf.constant([rotation, 1 + zoom_frac, shift, shift, shear])
-    u = tf.random.uniform((batch, 5), seed=seed)
-    return lo + u * (hi - lo)
+    lo = [-rotation, 1 - zoom_frac, -shift, -shift] + [-shear] * (shear_deg > 0)
+    hi = [rotation, 1 + zoom_frac, shift, shift] + [shear] * (shear_deg > 0)
+    u = tf.random.uniform((batch, len(lo)), seed=seed)
+    return tf.constant(lo) + u * (tf.constant(hi) - tf.constant(lo))
 
 
 def transforms_from(params: tf.Tensor) -> tf.Tensor:
     """(B, 8) projective transforms mapping each output pixel to the input pixel it samples, from
-    affine_params' (B, 5) or, without shear, (B, 4).
+    affine_params' (B, 4), or (B, 5) with a shear.
 
     The forward warp is out = c + zoom * R(angle) S(shear) (in - c) + shift about the centre c, where
     S slides each row sideways by tan(shear) times its height (x += tan(shear) y), so the inverse the
