@@ -47,10 +47,11 @@ def affine_params(
     and with a shear its angle in radians too. Without one, four numbers an image, so that every
     warp made before shear existed (a recipe's training, TTA) draws what it drew then."""
     shift, rotation, shear = shift_frac * IMAGE_SIZE, math.radians(rotation_deg), math.radians(shear_deg)
-    lo = [-rotation, 1 - zoom_frac, -shift, -shift] + [-shear] * (shear_deg > 0)
-    hi = [rotation, 1 + zoom_frac, shift, shift] + [shear] * (shear_deg > 0)
-    u = tf.random.uniform((batch, len(lo)), seed=seed)
-    return tf.constant(lo) + u * (tf.constant(hi) - tf.constant(lo))
+    ranges = [(-rotation, rotation), (1 - zoom_frac, 1 + zoom_frac), (-shift, shift), (-shift, shift)]
+    ranges += [(-shear, shear)] * (shear_deg > 0)
+    lo, hi = (tf.constant(bounds) for bounds in zip(*ranges))
+    u = tf.random.uniform((batch, len(ranges)), seed=seed)
+    return lo + u * (hi - lo)
 
 
 def transforms_from(params: tf.Tensor) -> tf.Tensor:
@@ -115,11 +116,11 @@ def make_dataset(
     def prepare(step, batch):
         x, y = batch
         x = tf.cast(x, tf.float32)
-        if warps is not None and plain_from is None:
-            x = warps.apply(x)
-        elif warps is not None:
-            x = tf.cond(step < plain_from, lambda: warps.apply(x), lambda: x)
-        return x, y
+        if warps is None:
+            return x, y
+        if plain_from is None:
+            return warps.apply(x), y
+        return tf.cond(step < plain_from, lambda: warps.apply(x), lambda: x), y
 
     if not parallel:
         return ds.map(prepare)
