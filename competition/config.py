@@ -77,6 +77,8 @@ class _DataAndFit(_Data):
     shift_frac: float = setting(0.1, "largest shift of --augment, as a share of the side")
     zoom_frac: float = setting(0.1, "largest zoom in or out of --augment, as a share")
     shear_deg: float = setting(0.0, "largest shear of --augment, in degrees (0: none)")
+    grid_px: float = setting(0.0, "with --augment: bend each image too, moving the inner points of a 4x4 grid up to "
+                                  "this many pixels each way (ttdoucet's Augmentor distortion; 0: none)")
 
 
 @dataclasses.dataclass
@@ -132,6 +134,7 @@ class TrainConfig(_DataAndFit):
              "--epochs and --batch_size must be at least 1, --val_size in [0, 1)"),
             (0 <= self.ema < 1, f"--ema {self.ema}: a momentum in [0, 1); 0 is off"),
             (0 <= self.shear_deg < 90, f"--shear_deg {self.shear_deg}: degrees in [0, 90)"),
+            (0 <= self.grid_px < 4, f"--grid_px {self.grid_px}: pixels in [0, 4) (the grid's cells are 6.75 px)"),
             (self.plain_epochs == 0 or (self.augment and 0 < self.plain_epochs < self.epochs),
              "--plain_epochs needs --augment and must leave at least one warped epoch (fewer than --epochs)"),
             (self.arch != "report" or (self.width, self.dropout) == (TrainConfig.width, TrainConfig.dropout),

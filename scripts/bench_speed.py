@@ -49,7 +49,7 @@ CHOICES = {
     "batch": [{"batch_size": b} for b in (32, 128, 256) if b != BASELINE["batch_size"]],
     "precision": [{"precision": p} for p in COMPUTE_PRECISIONS if p != BASELINE["precision"]],
     "xla": [{"xla": True}],
-    "pipeline": [{"pipeline": "serial"}, {"pipeline": "no augmentation"}],
+    "pipeline": [{"pipeline": "serial"}, {"pipeline": "no augmentation"}, {"pipeline": "grid bend"}],
     "metrics": [{"metrics": "accuracy only"}],
 }
 THREADS = (1, 2)
@@ -65,8 +65,8 @@ def rate(arch: str, images, labels, setting: dict, images_per_epoch: int, epochs
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy", metrics=["accuracy"],
                       jit_compile=setting["xla"])
     batch = setting["batch_size"]
-    ds = make_dataset(images, labels, batch, seed=0, warps=None if setting["pipeline"] == "no augmentation" else Warps(),
-                      parallel=setting["pipeline"] != "serial")
+    warps = {"no augmentation": None, "grid bend": Warps(grid_px=1.0)}.get(setting["pipeline"], Warps())
+    ds = make_dataset(images, labels, batch, seed=0, warps=warps, parallel=setting["pipeline"] != "serial")
     steps = max(images_per_epoch // batch, 10)
     timer = EpochTimer()
     model.fit(ds, steps_per_epoch=steps, epochs=epochs + 1, callbacks=[timer], shuffle=False, verbose=0)

@@ -5,10 +5,13 @@ from competition.model.augment import (
     Warps,
     affine_params,
     batches_per_epoch,
+    grid_field,
+    grid_weights,
     make_dataset,
     random_affine,
     transforms_from,
     warp,
+    warp_bent,
 )
 
 
@@ -126,3 +129,49 @@ def test_batches_from_plain_from_on_are_the_digits_as_they_are():
         x, _ = next(batches)
         as_they_are = np.allclose(x.numpy(), images[:4], atol=1e-3)
         assert as_they_are == (step >= 4), step
+
+
+def test_the_bent_lookup_samples_as_the_affine_op_does():
+    """warp_bent with no bend is warp (TensorFlow's op) for any affine; a field of +2 px in x reads
+    two pixels to the right, so the digit moves two pixels left."""
+    image = digit()
+    images = tf.constant(np.repeat(image, 6, axis=0))
+    transforms = transforms_from(affine_params(6, 15.0, 0.1, 0.2, shear_deg=10))
+    still = tf.zeros((6, 28, 28, 2))
+    np.testing.assert_allclose(warp_bent(images, transforms, still).numpy(), warp(images, transforms).numpy(),
+                               atol=1e-3)
+    identity = transforms_from(tf.constant([[0.0, 1.0, 0.0, 0.0]]))
+    right = tf.concat([tf.fill((1, 28, 28, 1), 2.0), tf.zeros((1, 28, 28, 1))], axis=-1)
+    moved = warp_bent(tf.constant(image), identity, right).numpy()
+    np.testing.assert_allclose(moved[0, 8:20, 10:14, 0], 255, atol=1e-3)
+    assert moved.sum() == image.sum()
+
+
+def test_the_grid_bend_keeps_the_frame_and_stays_within_its_pixels():
+    weights = grid_weights()
+    np.testing.assert_allclose(weights.sum(axis=1), 1, atol=1e-6)  # every pixel follows its grid lines in full
+    field = grid_field(500, 1.0).numpy()
+    assert field.shape == (500, 28, 28, 2)
+    frame = np.concatenate([field[:, 0], field[:, -1], field[:, :, 0], field[:, :, -1]])
+    np.testing.assert_array_equal(frame, 0)  # the frame's points stay where they are
+    assert np.abs(field).max() <= 1.0 and field[:, 14, 14].std(axis=0).min() > 0.3  # x and y each drawn
+    # smooth: neighbours move alike (a point at most 1 px off over a 6.75-px cell)
+    assert np.abs(np.diff(field, axis=1)).max() <= 2 / 6.75 + 1e-6
+
+
+def test_warps_with_a_grid_bend_move_the_ink_a_little_and_keep_it():
+    images = tf.constant(np.repeat(digit(), 32, axis=0))
+    tf.random.set_seed(0)
+    bent = Warps(rotation_deg=0, shift_frac=0, zoom_frac=0, grid_px=1.5).apply(images).numpy()
+    assert not np.allclose(bent, images.numpy(), atol=1)
+    ink = bent.sum(axis=(1, 2, 3)) / images.numpy()[0].sum()
+    assert abs(ink.mean() - 1) < 0.05 and np.all(np.abs(ink - 1) < 0.3)  # a 4-px bar stretched or squeezed locally
+    for image in bent:
+        np.testing.assert_allclose(centre_of_mass(image), centre_of_mass(digit()[0]), atol=1.5)
+
+
+def test_warps_in_words_and_from_a_saved_config():
+    assert Warps().describe() == "rotation ±10°, shift ±10%, zoom ±10%"
+    assert Warps(shear_deg=10, grid_px=1).describe().endswith("zoom ±10%, shear ±10°, grid bend ±1 px")
+    old_run = {"rotation_deg": 12.0, "shift_frac": 0.1, "zoom_frac": 0.15}  # from before shear and the bend
+    assert Warps.recorded(old_run) == Warps(rotation_deg=12.0, zoom_frac=0.15, shear_deg=0.0, grid_px=0.0)

@@ -147,6 +147,7 @@ def test_a_cv_with_a_bad_flag_writes_nothing_and_the_corrected_command_runs(flag
     (dict(arch="vit"), "--arch 'vit': choose from report"),
     (dict(epochs=0), "--epochs and --batch_size must be at least 1"),
     (dict(shear_deg=90), "--shear_deg 90: degrees in [0, 90)"),
+    (dict(grid_px=-1), "--grid_px -1: pixels in [0, 4)"),
     (dict(plain_epochs=1, epochs=5), "--plain_epochs needs --augment"),
     (dict(plain_epochs=5, epochs=5, augment=True), "must leave at least one warped epoch"),
 ])

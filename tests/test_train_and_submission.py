@@ -163,6 +163,16 @@ def test_the_plain_epochs_start_where_the_run_goes_on_from(epochs, plain, resume
     assert trainer.first_plain_batch(cfg, resumed, steps=7) == first
 
 
+def test_settings_added_later_key_the_checkpoints_only_when_on():
+    """A run killed before shear, the last plain epochs and the grid bend existed resumes under the
+    code that has them: at their off values they are left out of its checkpoints' key."""
+    before = trainer.checkpoint_identity(TrainConfig(augment=True))
+    assert not {"shear_deg", "plain_epochs", "grid_px"} & before.keys() and "rotation_deg" in before
+    on = trainer.checkpoint_identity(TrainConfig(augment=True, epochs=5, shear_deg=10, plain_epochs=1, grid_px=1))
+    assert (on["shear_deg"], on["plain_epochs"], on["grid_px"]) == (10, 1, 1)
+    assert {key: on[key] for key in before} == {**before, "epochs": 5}
+
+
 def test_a_run_with_plain_epochs_warps_all_but_its_last(demo_dir, tmp_path, monkeypatch):
     made = []
 

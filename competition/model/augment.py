@@ -4,8 +4,10 @@ Rotation, zoom, shear and shift are folded into a single 3x3 transform and appli
 in one ImageProjectiveTransformV3 op, inside tf.data's parallel map, so it overlaps the training
 step and costs one interpolation rather than four. It is never part of the model, so exported models
 do not carry it. No flips: a mirrored 2 is not a 2. The last epochs of a run may see the digits as
-they are (Matuzas77's last un-augmented epoch). (Elastic distortion on top was measured worse on the
-narrow designs and was removed: docs/experiments.md.)
+they are (Matuzas77's last un-augmented epoch). With --grid_px the affine warp is also bent, as
+ttdoucet's Augmentor distortion bends it: the inner points of a 4x4 grid each moved a little, the image
+following them smoothly, sampled with the affine warp in one bilinear lookup. (Simard's denser
+elastic field was measured worse on the narrow designs and is gone: docs/experiments.md.)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tensorflow as tf
 from competition.config import IMAGE_SIZE, TrainConfig
 
 CENTRE = (IMAGE_SIZE - 1) / 2
+GRID_CELLS = 4  # Augmentor's grid, as ttdoucet's: 3x3 inner points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,14 +32,32 @@ class Warps:
     shift_frac: float = TrainConfig.shift_frac
     zoom_frac: float = TrainConfig.zoom_frac
     shear_deg: float = TrainConfig.shear_deg
+    grid_px: float = TrainConfig.grid_px
 
     @classmethod
     def of(cls, cfg) -> Warps | None:
         """The warps a TrainConfig or SearchConfig asks for; None without --augment."""
         return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)}) if cfg.augment else None
 
+    @classmethod
+    def recorded(cls, config: dict) -> Warps:
+        """The warps a run's saved config.json records; a run from before a setting existed had it off."""
+        return cls(**{f.name: config.get(f.name, f.default) for f in dataclasses.fields(cls)})
+
+    def describe(self) -> str:
+        """The ranges in words, e.g. "rotation ±10°, shift ±10%, zoom ±10%"; shear and bend when on."""
+        words = [f"rotation ±{self.rotation_deg:g}°", f"shift ±{100 * self.shift_frac:g}%",
+                 f"zoom ±{100 * self.zoom_frac:g}%"]
+        words += [f"shear ±{self.shear_deg:g}°"] * bool(self.shear_deg)
+        words += [f"grid bend ±{self.grid_px:g} px"] * bool(self.grid_px)
+        return ", ".join(words)
+
     def apply(self, images: tf.Tensor) -> tf.Tensor:
-        return random_affine(images, self.rotation_deg, self.shift_frac, self.zoom_frac, self.shear_deg)
+        if not self.grid_px:
+            return random_affine(images, self.rotation_deg, self.shift_frac, self.zoom_frac, self.shear_deg)
+        batch = tf.shape(images)[0]
+        params = affine_params(batch, self.rotation_deg, self.shift_frac, self.zoom_frac, self.shear_deg)
+        return warp_bent(images, transforms_from(params), grid_field(batch, self.grid_px))
 
 
 def affine_params(
@@ -83,6 +104,58 @@ def warp(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
         interpolation="BILINEAR",
         fill_mode="CONSTANT",
     )
+
+
+def grid_weights() -> np.ndarray:
+    """(28, GRID_CELLS + 1): how much each grid line pulls each pixel row (or column), linear
+    between the two lines around it: 1 on a line, 0 from the next one on."""
+    lines = np.linspace(0, IMAGE_SIZE - 1, GRID_CELLS + 1)
+    spacing = lines[1] - lines[0]
+    pixels = np.arange(IMAGE_SIZE)[:, None]
+    return np.maximum(0.0, 1 - np.abs(pixels - lines[None]) / spacing).astype(np.float32)
+
+
+def grid_field(batch: tf.Tensor, grid_px: float) -> tf.Tensor:
+    """(B, 28, 28, 2) displacements in pixels (x, y): each inner point of a GRID_CELLS x GRID_CELLS
+    grid over the image moved uniformly up to grid_px each way, the frame's points kept still, and
+    every pixel moved as the points around it, bilinearly (Augmentor's random distortion)."""
+    inner = tf.random.uniform((batch, GRID_CELLS - 1, GRID_CELLS - 1, 2), -grid_px, grid_px)
+    points = tf.pad(inner, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    weights = tf.constant(grid_weights())
+    return tf.einsum("ik,bklc,jl->bijc", weights, points, weights)
+
+
+def sample(images: tf.Tensor, xs: tf.Tensor, ys: tf.Tensor) -> tf.Tensor:
+    """Bilinear lookup of (B, 28, 28, 1) images at (B, 28, 28) input coordinates; 0 outside the frame.
+
+    Written here because TensorFlow has no dense-warp op (tensorflow-addons' dense_image_warp is
+    gone), and keras.ops.image.elastic_transform draws one noise for x and y and loops over the batch.
+    """
+    padded = tf.pad(images[..., 0], [[0, 0], [1, 1], [1, 1]])  # a border of no ink to fall back on
+    size = IMAGE_SIZE + 2
+    flat = tf.reshape(padded, (tf.shape(images)[0], size * size))
+    xs = tf.clip_by_value(xs + 1, 0, size - 1)
+    ys = tf.clip_by_value(ys + 1, 0, size - 1)
+    x0, y0 = tf.floor(xs), tf.floor(ys)
+    wx, wy = xs - x0, ys - y0
+    x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+    x1, y1 = tf.minimum(x0 + 1, size - 1), tf.minimum(y0 + 1, size - 1)
+
+    def at(y, x):
+        return tf.reshape(tf.gather(flat, tf.reshape(y * size + x, (tf.shape(xs)[0], -1)), batch_dims=1),
+                          tf.shape(xs))
+
+    top = at(y0, x0) * (1 - wx) + at(y0, x1) * wx
+    bottom = at(y1, x0) * (1 - wx) + at(y1, x1) * wx
+    return ((1 - wy) * top + wy * bottom)[..., None]
+
+
+def warp_bent(images: tf.Tensor, transforms: tf.Tensor, field: tf.Tensor) -> tf.Tensor:
+    """warp(images, transforms) with each output pixel's input point moved by field: one lookup."""
+    grid = tf.range(IMAGE_SIZE, dtype=tf.float32)
+    x, y = tf.meshgrid(grid, grid)  # x varies along a row
+    a0, a1, a2, b0, b1, b2 = (transforms[:, i, None, None] for i in range(6))
+    return sample(images, a0 * x + a1 * y + a2 + field[..., 0], b0 * x + b1 * y + b2 + field[..., 1])
 
 
 def random_affine(images: tf.Tensor, rotation_deg: float, shift_frac: float, zoom_frac: float,

@@ -35,6 +35,7 @@ from competition.cli import add_data_dir, add_models_dir, add_run_flag
 from competition.config import MODELS_DIR, NUM_CLASSES
 from competition.data.digits import Digits, load_train
 from competition.data.reading import load_model, read_csv, read_json
+from competition.model.augment import Warps
 from competition.report import figures
 from competition.report.optional import edge_section, local_path, tuning_section
 from competition.report.page import Section, render, table
@@ -94,13 +95,9 @@ def layer_outputs(model: keras.Model, image: np.ndarray) -> list[tuple[keras.lay
 def augment_examples(image: np.ndarray, config: dict, count: int = N_AUGMENTED, seed: int = 0) -> np.ndarray:
     import tensorflow as tf
 
-    from competition.model.augment import random_affine
-
     tf.random.set_seed(seed)
     batch = tf.constant(np.repeat(image[None].astype(np.float32), count, axis=0))
-    warped = random_affine(batch, config["rotation_deg"], config["shift_frac"], config["zoom_frac"],
-                           config.get("shear_deg", 0.0))  # runs from before shear had none
-    return warped.numpy()
+    return Warps.recorded(config).apply(batch).numpy()
 
 
 @dataclasses.dataclass
@@ -146,8 +143,7 @@ def load(folder: Path, data_dir: str | None) -> RunData:
 def header(run: RunData) -> dict:
     config, metrics, digits, val = run.config, run.metrics, run.digits, run.validation
     n_val = len(run.x_val)
-    augment = (f"on: rotation ±{config['rotation_deg']:g}°, shift ±{100 * config['shift_frac']:g}%, "
-               f"zoom ±{100 * config['zoom_frac']:g}%") if config.get("augment") else "off"
+    augment = f"on: {Warps.recorded(config).describe()}" if config.get("augment") else "off"
     restored = metrics.get("restored_epoch")  # older runs recorded only the lowest-loss epoch
     confused = val.get("most_confused", {})
     scores = {"validation": "none: this run trained on every row (val_size 0)"}
@@ -216,8 +212,7 @@ def analysis_sections(save, run: RunData) -> list[Section]:
     sections.append(Section("feature-maps", "Feature maps", f"The {digit}, through every conv and pooling layer "
                             "(inference mode); each layer on one colour scale.", figures=maps))
 
-    settings = (f"rotation ±{config['rotation_deg']:g}°, shift ±{100 * config['shift_frac']:g}%, "
-                f"zoom ±{100 * config['zoom_frac']:g}%")
+    settings = Warps.recorded(config).describe()
     used = "This run trained on such digits." if config.get("augment") else \
         "This run trained without augmentation; these are the warps --augment would apply with its settings."
     sections.append(Section("augmentation", "Augmentation", used, figures=[

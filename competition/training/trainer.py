@@ -46,6 +46,9 @@ from competition.training.pseudo import pseudo_labelled
 IDENTITY = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("name", "models_dir", "threads"))
 # What a record lacking a setting did: the setting's default then (precision was float32 before "auto").
 RECORDED_DEFAULTS = {**TrainConfig().to_dict(), "precision": "float32"}
+# Settings added since runs began to resume, at the value that leaves training as it was: left out of
+# the checkpoint's key there, so that a run killed before they existed resumes under the new code.
+ADDED_OFF = {"shear_deg": 0.0, "plain_epochs": 0, "grid_px": 0.0}
 
 log = logging.getLogger("competition")
 
@@ -177,6 +180,11 @@ def as_float32(cfg: TrainConfig, model: keras.Model, values: dict | None = None)
     return twin
 
 
+def checkpoint_identity(cfg: TrainConfig) -> dict:
+    """The settings a run's epoch checkpoints are kept under (IDENTITY, less ADDED_OFF's at their off value)."""
+    return {key: getattr(cfg, key) for key in IDENTITY if ADDED_OFF.get(key, object()) != getattr(cfg, key)}
+
+
 def first_plain_batch(cfg: TrainConfig, resumed: int, steps: int) -> int | None:
     """The first batch of --plain_epochs, counted from the first epoch this process trains (after
     `resumed` epochs of `steps` batches); None: every batch is warped as --augment says."""
@@ -276,7 +284,7 @@ def train_model(cfg: TrainConfig, setup: hardware.Setup | None = None, placement
     # A full or read-only models folder found now, from the model's size, rather than after the training.
     check_room(models_dir, run_bytes(model.count_params(), bool(cfg.ema)), "this run")
     run_id = new_run_id(cfg.name)
-    backup = checkpoints.folder_for(models_dir, cfg.name, {key: getattr(cfg, key) for key in IDENTITY}, indices)
+    backup = checkpoints.folder_for(models_dir, cfg.name, checkpoint_identity(cfg), indices)
     with checkpoints.held(backup), run_folder(models_dir, run_id) as folder:
         log.info(f"machine: {hardware.describe_machine(machine)}; precision {cfg.precision} ({why}), "
                  f"{threads} thread{'s' * (threads != 1)}")

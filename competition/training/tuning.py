@@ -43,7 +43,9 @@ TRIAL_LOG_FILE = "trial_log.json"  # per trial: which tuner ran it, seconds
 TUNER_STATE = ("trials/oracle.json", "trials/*.json", "trials/trial_*/trial.json")  # keras-tuner's own files
 # Settings that define a search: a rerun must match them to resume it.
 IDENTITY = ("tuner", "max_epochs", "factor", "iterations", "max_trials", "val_size", "split_seed", "seed",
-            "batch_size", "learning_rate", "augment", "rotation_deg", "shift_frac", "zoom_frac")
+            "batch_size", "learning_rate", "augment", "rotation_deg", "shift_frac", "zoom_frac", "shear_deg", "grid_px")
+# What a record lacking a warp setting did: none of it (the setting came later).
+RECORDED_OFF = {"shear_deg": 0.0, "grid_px": 0.0}
 
 
 def search_dir(cfg: SearchConfig) -> Path:
@@ -251,7 +253,7 @@ def _search(cfg: SearchConfig, fresh: bool, role: str, worker: bool) -> Path:
     folder = search_dir(cfg)
     if fresh and not worker and folder.exists():
         shutil.rmtree(folder)
-    resuming = False if worker else check_same_settings(folder / SEARCH_CONFIG_FILE, cfg.to_dict(), IDENTITY)
+    resuming = False if worker else check_same_settings(folder / SEARCH_CONFIG_FILE, cfg.to_dict(), IDENTITY, RECORDED_OFF)
     folder.mkdir(parents=True, exist_ok=True)
     if not worker:
         write_json(folder / SEARCH_CONFIG_FILE, cfg.to_dict())
