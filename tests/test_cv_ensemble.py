@@ -11,6 +11,7 @@ from competition import predict as submission
 from competition.config import TrainConfig
 from competition.data.digits import DataError, load_train
 from competition.ensemble import agreement
+from competition.scoring.metrics import every_member_wrong, size_curve
 from competition.runs import rows as run_rows
 from competition.scoring.folds import fold_indices
 from competition.scoring.probabilities import stacked_probabilities
@@ -83,7 +84,8 @@ def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, 
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "s"]) == 0
     capsys.readouterr()
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "s", "--seeds", "2"]) == 0  # seeds grow
-    assert capsys.readouterr().out.count("already trained, reusing") == 2
+    out = capsys.readouterr().out
+    assert out.count("already trained, reusing") == 2 and "the average of k members, by k: 1 " in out
     folder = tmp_path / "cv-s"
     summary = json.loads((folder / "cv.json").read_text())
     assert [f["runs"][1].endswith("fold-%d-seed-1" % f["fold"]) for f in summary["folds"]] == [True, True]
@@ -95,6 +97,9 @@ def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, 
     assert summary["single"]["n"] == 4 and summary["ensemble"]["members"] == 2
     assert summary["images_per_second"] > 0 and all(len(f["train_images_per_second"]) == 2 for f in summary["folds"])
     assert all(0 <= f["agreement"]["all_agree"] <= 1 for f in summary["folds"])
+    # the curve's last point is each fold's whole ensemble, its first the members' mean
+    assert summary["ensemble"]["by_size"] == pytest.approx([summary["single"]["mean"], summary["ensemble"]["mean"]])
+    assert 0 <= summary["ensemble"]["every_member_wrong"] <= 1 - summary["ensemble"]["mean"] + 1e-9
     assert len(json.loads((folder / "ensemble.json").read_text())["members"]) == 4
     # --tta scores into a file of its own: cv.json keeps the plain figures
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "2", "--name", "s", "--seeds", "2", "--tta", "2"]) == 0
@@ -151,6 +156,20 @@ def test_agreement_counts_unanimous_digits():
     probs[:, :, 1] = 1  # all say 1 ...
     probs[2, 3] = np.eye(10)[7]  # ... except member 3 on digit 4
     assert agreement(probs) == {"all_agree": 0.75, "mean_pairwise": pytest.approx((1 + 0.75 + 0.75) / 3), "n": 4}
+
+
+def test_the_size_curve_averages_every_subset_and_counts_digits_none_gets_right():
+    labels = np.array([0, 1, 2, 3])
+    right, wrong = np.eye(10)[labels], np.eye(10)[(labels + 1) % 10]
+    probs = np.stack([right, right, wrong * 0.9 + right * 0.1])  # the third is wrong on every digit
+    probs[:2, 3] = 0.6 * np.eye(10)[5] + 0.4 * np.eye(10)[3]  # the first two miss digit 4 too, for a 5
+    # k=1: (3/4 + 3/4 + 0) / 3. k=2 and k=3: right on the first three digits (the good members' 1 outweighs
+    # the third's 0.9), wrong on the fourth (a pair with the third says 4 at 0.45, the rest say 5)
+    assert size_curve(probs, labels) == pytest.approx([0.5, 0.75, 0.75])
+    assert every_member_wrong(probs, labels) == 1
+    # more subsets than `most`: a random draw of them, the same for the same seed
+    many = np.repeat(probs, 4, axis=0)
+    assert size_curve(many, labels, most=5) == size_curve(many, labels, most=5)
 
 
 def test_ensemble_averages_members_and_submits(demo_dir, tmp_path, capsys):

@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from common.writing import write_json
 from competition.data.reading import read_json
 from competition.runs.layout import CV_SCORES_FILE, METRICS_FILE, MODEL_FILE, is_run
-from competition.scoring.metrics import agreement
+from competition.scoring.metrics import agreement, every_member_wrong, size_curve
 from competition.scoring.probabilities import stacked_probabilities
 
 SETTINGS_FILE = "cv_config.json"
@@ -63,6 +63,8 @@ def evaluate_fold(runs: list[Path], images: np.ndarray, labels: np.ndarray, tta:
     if len(runs) > 1:
         result["ensemble_accuracy"] = float((probs.mean(axis=0).argmax(axis=1) == labels).mean())
         result["agreement"] = agreement(probs)
+        result["by_size"] = size_curve(probs, labels)
+        result["every_member_wrong"] = every_member_wrong(probs, labels)
     return result
 
 
@@ -84,6 +86,9 @@ def summarise(folds: list[dict], members: int | str) -> dict:
             "members": members,
             "gain_over_member_mean": ensemble["mean"] - single["mean"],
             "all_agree": float(np.mean([f["agreement"]["all_agree"] for f in folds])),
+            # the curve up to the fewest members a fold has, so every point averages every fold
+            "by_size": np.mean([f["by_size"][:min(len(f["by_size"]) for f in folds)] for f in folds], axis=0).tolist(),
+            "every_member_wrong": float(np.mean([f["every_member_wrong"] / f["n"] for f in folds])),
         }
     return summary
 
@@ -126,6 +131,9 @@ def report(summary: dict, folder: Path) -> None:
         print(f"cv: each fold's ensemble of {e['members']} models: accuracy {e['mean']:.5f} ± {e['std']:.5f} (min {e['min']:.5f}, "
               f"max {e['max']:.5f}), {100 * e['gain_over_member_mean']:+.3f} points over its members' mean; "
               f"all members agree on {e['all_agree']:.4f} of digits")
+        curve = ", ".join(f"{k} {a:.5f}" for k, a in enumerate(e["by_size"], start=1))
+        print(f"cv: the average of k members, by k: {curve}; every member wrong on {100 * e['every_member_wrong']:.3f}% "
+              f"of digits (an average seldom gets those right: about {1 - e['every_member_wrong']:.5f} at best)")
     print(f"cv: {summary['train_minutes']} min of training ({summary['minutes_per_model']} per model, "
           f"{summary['images_per_second']} img/s) -> "
           f"{folder / scores_file(summary['tta'])}; all the CV's models as one ensemble: "
