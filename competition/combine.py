@@ -2,6 +2,7 @@
 
     python -m competition.combine cv-strong cv-strong-bf16 --name strong-all --tta 4
     python -m competition.combine cv-strong-bf16 --also ensemble-strong-full --name final  # + models of every row
+    python -m competition.combine cv-a cv-b --folds 1 2 --name ab        # only the folds both screened
     python -m competition.predict --run cv-strong-all --tta 4
 
 The CV folders (under --models_dir, or paths) must share k and the fold assignment (cv_seed). Each
@@ -57,7 +58,8 @@ def models_of(folder: Path) -> list[Path]:
     return found
 
 
-def combine_cvs(folders: list[Path], out: Path, data_dir: str, tta: int = 0, also: list[Path] = ()) -> dict:
+def combine_cvs(folders: list[Path], out: Path, data_dir: str, tta: int = 0, also: list[Path] = (),
+                folds: list[int] | None = None) -> dict:
     settings = [cv_settings(f) for f in folders]
     extra = [model for folder in also for model in models_of(folder)]
     k, cv_seed = settings[0]["k"], settings[0]["cv_seed"]
@@ -69,6 +71,11 @@ def combine_cvs(folders: list[Path], out: Path, data_dir: str, tta: int = 0, als
     for folder in folders:
         for fold, found in fold_runs(folder).items():
             runs.setdefault(fold, []).extend(found)
+    if folds:
+        missing = sorted(set(folds) - runs.keys())
+        if missing:
+            raise InputError(f"--folds: no models of fold {', '.join(map(str, missing))} in {', '.join(map(str, folders))}")
+        runs = {fold: found for fold, found in runs.items() if fold in folds}
     if not runs:
         raise InputError(f"no trained folds in {', '.join(map(str, folders))}")
 
@@ -91,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     add_data_dir(parser)
     add_models_dir(parser)
     add_tta_flag(parser, "when evaluating")
+    parser.add_argument("--folds", type=int, nargs="+", default=None,
+                        help="only these folds (default: every fold with models), e.g. the screened ones")
     parser.add_argument("--also", nargs="+", default=[],
                         help="runs or ensembles whose models join the submission but not the CV (trained on every row)")
     add_debug_flag(parser)
@@ -107,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work():
         with exclusive(out, "a combination of cross-validations"):
-            return combine_cvs(folders, out, args.data_dir, args.tta, also)
+            return combine_cvs(folders, out, args.data_dir, args.tta, also, args.folds)
 
     return exit_status(work, args.debug)
 

@@ -237,6 +237,14 @@ def test_combine_scores_two_cvs_of_the_same_folds_as_one_ensemble(demo_dir, tmp_
                             "--out", str(out)]) == 0
     assert "ensemble of 5" in capsys.readouterr().out
 
+    # --folds: only the folds both screened, in its CV and its ensemble
+    assert combine.main(["cv-a", "cv-b", "--folds", "2", "--name", "ab2", *args]) == 0
+    assert [f["fold"] for f in json.loads((tmp_path / "cv-ab2" / "cv.json").read_text())["folds"]] == [2]
+    assert json.loads((tmp_path / "cv-ab2" / "ensemble.json").read_text())["members"] == [
+        m for m in json.loads((folder / "ensemble.json").read_text())["members"] if m.endswith("fold-2")]
+    assert combine.main(["cv-a", "cv-b", "--folds", "2", "3", "--name", "ab3", *args]) == 2
+    assert "--folds: no models of fold 3" in capsys.readouterr().err
+
     assert combine.main(["cv-a", "cv-c", "--name", "ac", *args]) == 2  # 2 folds vs 3: other rows held out
     assert "not the same folds" in capsys.readouterr().err
     assert combine.main(["cv-a", "ensemble-x", "--name", "ax", *args]) == 2
