@@ -171,6 +171,11 @@ class SearchConfig(_DataAndFit):
     augment: bool = setting(True, "warp each training image randomly, as training does (the report's model 3 did)")
 
 
+# Settings added after runs and searches began to resume, at the value that leaves training as it
+# was: a record or checkpoint from before one existed did that (training/trainer.py, tuning.py).
+ADDED_OFF = {"shear_deg": 0.0, "plain_epochs": 0, "grid_px": 0.0}
+
+
 # Named starting points for TrainConfig (--preset); explicit flags still override them.
 PRESETS = {
     "report": {},

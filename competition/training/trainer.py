@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from common.writing import write_json
-from competition.config import COMPUTE_PRECISIONS, NUM_CLASSES, TrainConfig
+from competition.config import ADDED_OFF, COMPUTE_PRECISIONS, NUM_CLASSES, TrainConfig
 from competition.data import splits
 from competition.data.digits import Digits, load_train
 from competition.data.reading import read_json
@@ -46,9 +46,6 @@ from competition.training.pseudo import pseudo_labelled
 IDENTITY = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("name", "models_dir", "threads"))
 # What a record lacking a setting did: the setting's default then (precision was float32 before "auto").
 RECORDED_DEFAULTS = {**TrainConfig().to_dict(), "precision": "float32"}
-# Settings added since runs began to resume, at the value that leaves training as it was: left out of
-# the checkpoint's key there, so that a run killed before they existed resumes under the new code.
-ADDED_OFF = {"shear_deg": 0.0, "plain_epochs": 0, "grid_px": 0.0}
 
 log = logging.getLogger("competition")
 
@@ -181,7 +178,8 @@ def as_float32(cfg: TrainConfig, model: keras.Model, values: dict | None = None)
 
 
 def checkpoint_identity(cfg: TrainConfig) -> dict:
-    """The settings a run's epoch checkpoints are kept under (IDENTITY, less ADDED_OFF's at their off value)."""
+    """The settings a run's epoch checkpoints are kept under: IDENTITY, less ADDED_OFF's at their off
+    value, so that a run killed before they existed resumes under the code that has them."""
     return {key: getattr(cfg, key) for key in IDENTITY if ADDED_OFF.get(key, object()) != getattr(cfg, key)}
 
 

@@ -25,7 +25,7 @@ import keras_tuner as kt
 
 from common.errors import FileError
 from common.writing import atomic_path, write_json, write_text
-from competition.config import SearchConfig
+from competition.config import ADDED_OFF, SearchConfig
 from competition.data.digits import load_train
 from competition.data.reading import read_json
 from competition.data.splits import split
@@ -44,8 +44,6 @@ TUNER_STATE = ("trials/oracle.json", "trials/*.json", "trials/trial_*/trial.json
 # Settings that define a search: a rerun must match them to resume it.
 IDENTITY = ("tuner", "max_epochs", "factor", "iterations", "max_trials", "val_size", "split_seed", "seed",
             "batch_size", "learning_rate", "augment", "rotation_deg", "shift_frac", "zoom_frac", "shear_deg", "grid_px")
-# What a record lacking a warp setting did: none of it (the setting came later).
-RECORDED_OFF = {"shear_deg": 0.0, "grid_px": 0.0}
 
 
 def search_dir(cfg: SearchConfig) -> Path:
@@ -253,7 +251,7 @@ def _search(cfg: SearchConfig, fresh: bool, role: str, worker: bool) -> Path:
     folder = search_dir(cfg)
     if fresh and not worker and folder.exists():
         shutil.rmtree(folder)
-    resuming = False if worker else check_same_settings(folder / SEARCH_CONFIG_FILE, cfg.to_dict(), IDENTITY, RECORDED_OFF)
+    resuming = False if worker else check_same_settings(folder / SEARCH_CONFIG_FILE, cfg.to_dict(), IDENTITY, ADDED_OFF)
     folder.mkdir(parents=True, exist_ok=True)
     if not worker:
         write_json(folder / SEARCH_CONFIG_FILE, cfg.to_dict())
