@@ -126,13 +126,14 @@ def test_the_pushed_kernel_is_what_kaggle_expects(fake, kaggle_json, tmp_path, c
 
 
 def test_kernel_script_runs_locally_as_on_kaggle_then_submits(digits, kaggle_json, tmp_path, monkeypatch, capsys):
-    """The generated script of best-ensemble, run for real by the fake in a folder laid out as Kaggle's
-    (its two T4s faked: the CPU trains in their place), one epoch a member: two members at a time, one per
-    GPU; its output fetched whole, then `make submission` and `make submit` take it as any recipe."""
-    models, slug = tmp_path / "models", f"{USERNAME}/digits-kaggle-best-best-ensemble"
+    """The generated script of best-ensemble-v1 (three members: the third waits for a free GPU), run for
+    real by the fake in a folder laid out as Kaggle's (its two T4s faked: the CPU trains in their place),
+    one epoch a member: two members at a time, one per GPU; its output fetched whole, then
+    `make submission` and `make submit` take it as any recipe."""
+    models, slug = tmp_path / "models", f"{USERNAME}/digits-kaggle-best-best-ensemble-v1"
     with FakeKaggle(digits, queued_polls=1) as server:
         monkeypatch.setenv("KAGGLE_LOCALHOST_PORT", str(server.port))
-        assert kaggle_best.main(["--recipe", "best-ensemble", "--models_dir", str(models), *FAST, "--epochs", "1",
+        assert kaggle_best.main(["--recipe", "best-ensemble-v1", "--models_dir", str(models), *FAST, "--epochs", "1",
                                  "--poll_s", "0.5"]) == 0
         ran_in = server.kernels[slug][0]["run"]
         working = ran_in.working
@@ -144,7 +145,7 @@ def test_kernel_script_runs_locally_as_on_kaggle_then_submits(digits, kaggle_jso
         assert ", 2 GPUs: faked GPU 0 (the tests' fake Kaggle: the CPU trains); faked GPU 1" in log
         # The fake mounts the competition where Kaggle does now, and the kernel found it there unaided.
         assert ran_in.input == ran_in.root / "input" / "competitions" / "digit-recognizer"
-        assert (f"kaggle-best: $ python -m competition.best --recipe best-ensemble --data_dir {ran_in.input} "
+        assert (f"kaggle-best: $ python -m competition.best --recipe best-ensemble-v1 --data_dir {ran_in.input} "
                 f"--models_dir {working} --gpus 0,1 --epochs 1") in log
         assert "best: machine: " in log and "best: member-1: resnet-long-ema seed 0, 1 epochs" in log
         assert "2 at a time, one per GPU (GPUs 0, 1, one process each)" in log
@@ -163,16 +164,16 @@ def test_kernel_script_runs_locally_as_on_kaggle_then_submits(digits, kaggle_jso
             [bootstrap.LOG_FILE, bootstrap.RUN_FILE, "ensemble.json", "metrics.json", "recipe_config.json",
              "submission.csv", *members])
 
-        target = models / "recipe-best-ensemble-kaggle"
+        target = models / "recipe-best-ensemble-v1-kaggle"
         assert "kaggle-best: RUNNING" in out and f"files -> {target}" in out
-        assert f"make submit RUN=recipe-best-ensemble-kaggle" in out
+        assert f"make submit RUN=recipe-best-ensemble-v1-kaggle" in out
         assert sorted(p.name for p in models.iterdir()) == [kernel.STATE_FOLDER, target.name]  # nothing half-made
         assert list((models / kernel.STATE_FOLDER).iterdir()) == []  # fetched: nothing to attach to
         [member] = [p for p in target.iterdir() if p.name.endswith("-member-1")]
         assert (member / "model.keras").read_bytes() == next(working.glob("*-member-1/model.keras")).read_bytes()
         assert (target / "submission.csv").read_bytes() == (working / "submission.csv").read_bytes()
         ran = json.loads((target / bootstrap.RUN_FILE).read_text())
-        assert ran["recipe"] == "best-ensemble" and ran["epochs"] == 1 and ran["versions"]["keras"] and ran["gpus"] == 2
+        assert ran["recipe"] == "best-ensemble-v1" and ran["epochs"] == 1 and ran["versions"]["keras"] and ran["gpus"] == 2
 
         data = competition_data(digits, tmp_path)
         assert submission.main(["--data_dir", str(data), "--models_dir", str(models), "--out",
@@ -180,7 +181,7 @@ def test_kernel_script_runs_locally_as_on_kaggle_then_submits(digits, kaggle_jso
         assert pd.read_csv(tmp_path / "again.csv").shape == (len(digits.test_labels), 2)
         assert submit.main(["--data_dir", str(data), "--models_dir", str(models), *QUICK]) == 0
         [sent] = server.submissions
-        assert sent["description"].startswith("recipe-best-ensemble-kaggle") and sent["status"] == "COMPLETE"
+        assert sent["description"].startswith("recipe-best-ensemble-v1-kaggle") and sent["status"] == "COMPLETE"
         assert "submit: public score" in capsys.readouterr().out
 
 
@@ -468,7 +469,7 @@ def test_a_single_model_says_it_uses_one_of_the_two_gpus_and_gpus_are_checked(ca
 
     assert planning.gpu_plan(1, (0, 1)) == "one at a time, on one of the 2 GPUs (GPUs 0, 1: the other idle)"
     assert planning.gpu_plan(2, (0, 1)) == "2 at a time, one per GPU (GPUs 0, 1, one process each)"
-    planned = plan.plan_minutes(RECIPES["best-ensemble"], "NvidiaTeslaT4")
+    planned = plan.plan_minutes(RECIPES["best-ensemble-v1"], "NvidiaTeslaT4")
     assert planned.at_once == 2 and len(planned.member_minutes) == 3
     # Two at a time: the residual network on one GPU, the two strong models after each other on the other.
     first, second, third = planned.member_minutes

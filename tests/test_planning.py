@@ -9,7 +9,7 @@ from competition.training import planning
 from competition.training.hardware import Hardware, Setup
 
 TWO_CORES = Setup(Hardware("AMD EPYC", frozenset({"avx2"}), 2, 2), "float32", "auto: no bfloat16", 2)
-ENSEMBLE = RECIPES["best-ensemble"]  # three members: a residual net, then two seeds of one strong preset
+ENSEMBLE = RECIPES["best-ensemble-v1"]  # three members: a residual net, then two seeds of one strong preset
 
 
 def plan_of(recipe=ENSEMBLE, trained=(), setup=TWO_CORES, precision="float32", rate=1_000.0, overhead=0.5,
@@ -37,6 +37,17 @@ def test_on_two_cores_two_members_train_at_once_with_one_thread_each():
     assert plan.workers == 2 and plan.threads == 1
     assert "2 at a time in float32, each with 1 thread" in plan.lines()[-1]
     assert plan_of(jobs=1).workers == 1 and plan_of(jobs=1).threads == 2
+    assert "one at a time in float32" in plan_of(jobs=1).lines()[-1]
+
+
+def test_side_by_side_the_plan_ends_when_its_last_member_does_at_its_share_of_the_cores():
+    assert planning.makespan([10.0, 30.0, 5.0], 2) == 30.0  # the third starts where the first ended
+    assert planning.makespan([10.0, 30.0, 25.0], 2) == 35.0
+    assert planning.makespan([10.0, 30.0], 1) == 40.0 and planning.makespan([], 2) == 0.0
+    plan = plan_of(trained={"member-1"})  # two equal members left, each at 1 thread of the 2 calibrated
+    assert plan.wall_minutes() == pytest.approx(2 * plan.members[1].minutes)
+    assert f"about {planning.format_minutes(plan.wall_minutes())} until the last ends" in plan.lines()[-1]
+    assert plan_of(jobs=1).wall_minutes() == pytest.approx(plan_of(jobs=1).minutes)
 
 
 def test_members_trained_already_cost_nothing_and_are_said_so():
@@ -70,6 +81,11 @@ def test_a_trial_with_fewer_epochs_plans_fewer_minutes():
     plan = planning.make_plan(RECIPES["fast"], everyone, set(), {"strong-fast": 700.0}, {"strong-fast": 0.0},
                               TWO_CORES, "float32", 1_000)
     assert plan.members[0].minutes == pytest.approx(1_000 / 700 / 60) and plan.workers == 1
+    # best-ensemble's members end on a plain epoch; a 1-epoch trial keeps its one epoch warped
+    assert {m.cfg.plain_epochs for m in planning.members(RECIPES["best-ensemble"], "data", "models")} == {1}
+    for epochs, plain in ((1, 0), (2, 1)):
+        trial = planning.members(RECIPES["best-ensemble"], "data", "models", epochs=epochs)
+        assert [(m.cfg.epochs, m.cfg.plain_epochs) for m in trial] == [(epochs, plain)] * 2
 
 
 def test_on_a_cluster_the_plan_gives_the_minutes_at_a_nodes_measured_speed():

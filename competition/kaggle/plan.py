@@ -42,7 +42,8 @@ class Gpu:
 GPUS = {
     "NvidiaTeslaT4": Gpu("Tesla T4", 2, (7, 5), {"report-aug": 10_000, "strong": 8_000, "strong-long": 8_000,
                                                  "strong-long-ema": 8_000, "strong-short": 8_000, "strong-fast": 8_000,
-                                                 "resnet-long-ema": 4_000, "resnet-short-ema": 4_000}),
+                                                 "resnet-long-ema": 4_000, "resnet-short-ema": 4_000,
+                                                 "resnet-matuzas": 4_000, "vgg-matuzas": 3_000}),
 }
 DEFAULT_GPU = "NvidiaTeslaT4"
 # The pair models (`--pair_models`), after the recipe on one T4: pieces made by Kaggle's 4 CPUs, then

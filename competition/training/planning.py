@@ -27,12 +27,15 @@ class Member:
 
 def members(recipe: Recipe, data_dir: str, models_dir: str, epochs: int | None = None) -> list[Member]:
     """Each model of recipe, configured: its preset, seed 0, 1, ... per preset, the recipe's rows.
-    epochs replaces the presets' (a quick trial; the recipe's estimate then no longer applies)."""
+    epochs replaces the presets' (a quick trial; the recipe's estimate then no longer applies), and caps
+    their plain epochs below it."""
     found = []
     for preset, seeds in recipe.members:
         for seed in range(seeds):
             name = f"member-{len(found) + 1}"
-            settings = {**PRESETS[preset], **({"epochs": epochs} if epochs else {})}
+            settings = dict(PRESETS[preset])
+            if epochs:  # a trial's plain epochs still leave one warped epoch
+                settings.update(epochs=epochs, plain_epochs=min(settings.get("plain_epochs", 0), epochs - 1))
             cfg = TrainConfig(**settings, name=name, data_dir=data_dir, models_dir=models_dir, seed=seed,
                               val_size=recipe.val_size)
             found.append(Member(name, preset, cfg))
@@ -76,6 +79,14 @@ def within_budget(planned: list[float], budget_minutes: float) -> int:
             break
         count += 1
     return count
+
+
+def makespan(each: list[float], slots: int) -> float:
+    """Minutes until the last of `each` ends, `slots` at a time, each started on the first free slot."""
+    free_at = [0.0] * max(1, min(slots, len(each)))
+    for value in each:
+        free_at[free_at.index(min(free_at))] += value
+    return max(free_at)
 
 
 def default_jobs(count: int, machine: hardware.Hardware) -> int:
@@ -169,15 +180,25 @@ class Plan:
             found.append(f"{total} at this machine's speed, shared among the cluster's nodes at {self.cluster}")
         elif self.setup.gpus:
             found.append(f"{total} at the calibration's speed, {gpu_plan(self.workers, self.setup.gpus)}")
+        elif self.workers > 1:
+            found.append(f"{total} at this machine's full speed one at a time; {self.workers} at a time in "
+                         f"{self.precision}, each with {self.threads} thread{'s' * (self.threads != 1)}: about "
+                         f"{format_minutes(self.wall_minutes())} until the last ends (each at its share of the "
+                         "cores, docs/speed.md)")
         else:
-            side_by_side = (f", each with {self.threads} thread{'s' * (self.threads != 1)} (the sum of their times: "
-                            "side by side they may end sooner, docs/speed.md)" if self.workers > 1 else "")
-            found.append(f"{total}, {self.workers} at a time in {self.precision}{side_by_side}")
+            found.append(f"{total}, one at a time in {self.precision}")
         if len(self.members) < self.of:
             found.append(f"--budget_minutes {self.budget_minutes:g} fits {len(self.members)} of the recipe's {self.of} "
                          "models: the ensemble stops there (run again with a larger budget to add the rest)")
         return found
 
+
+    def wall_minutes(self) -> float:
+        """Training minutes until the last member ends, `workers` at a time on this machine's CPU: each
+        member at its share of the cores (calibrated on all of them), so a long member left alone at the
+        end runs on its share, not on the cores the others freed."""
+        slowdown = self.setup.threads / self.threads
+        return makespan([p.minutes * slowdown for p in self.members if not p.trained], self.workers)
 
     def node_minutes(self) -> list[float]:
         """Each member still to train, in minutes on a node like the one calibrated."""
@@ -187,12 +208,10 @@ class Plan:
     def cluster_line(self) -> str:
         """The members' minutes at the calibrated node's speed, `slots` at a time, each on the first free."""
         each = self.node_minutes()
-        free_at = [0.0] * max(1, min(self.node.slots, len(each)))
-        for value in each:
-            free_at[free_at.index(min(free_at))] += value
+        slots = max(1, min(self.node.slots, len(each)))
         return (f"about {format_minutes(max(each, default=0.0))} a member at most at the speed measured on "
-                f"{self.node.node} ({self.node.precision}), {len(free_at)} at a time: about "
-                f"{format_minutes(max(free_at))} of training")
+                f"{self.node.node} ({self.node.precision}), {slots} at a time: about "
+                f"{format_minutes(makespan(each, slots))} of training")
 
 
 def make_plan(recipe: Recipe, everyone: list[Member], trained: set[str], rates: dict[str, float],

@@ -191,8 +191,9 @@ def finish(recipe: Recipe, folder: Path, runs: list[Path], digits, test, split: 
 
 
 def print_recipes() -> None:
+    width = max(map(len, RECIPES))
     for recipe in RECIPES.values():
         estimate = recipe.estimate(sum(seeds for _, seeds in recipe.members))
         models_ = " + ".join(f"{seeds} x {preset}" if seeds > 1 else preset for preset, seeds in recipe.members)
-        print(f"{recipe.name:<14} {estimate.accuracy:.5f}  {recipe_flops(recipe) / 1e12:5.0f} TFLOP  {models_}"
+        print(f"{recipe.name:<{width}} {estimate.accuracy:.5f}  {recipe_flops(recipe) / 1e12:5.0f} TFLOP  {models_}"
               + (f", TTA x{recipe.tta}" if recipe.tta else "") + f": {recipe.summary}")
