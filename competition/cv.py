@@ -5,6 +5,7 @@
     python -m competition.cv --k 5 --preset strong --seeds 2       # 2 models per fold: an ensemble's CV
     python -m competition.cv --k 5 --preset strong --jobs 2        # 2 models at once: more images/s in all
     python -m competition.cv --k 5 --preset strong --cluster HEAD:6379  # the folds on a Ray cluster
+    python -m competition.cv --k 5 --preset strong --train_share 0.5 --name half  # half of each fold's rows
     python -m competition.predict --run cv-strong               # all its models as one ensemble
 
 Folds are stratified over train.csv (--cv_seed). Each model is an ordinary run folder under
@@ -54,18 +55,20 @@ from competition.training import hardware, parallel, trainer
 
 
 def cross_validate(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_seed: int = 0, seeds: int = 1, tta: int = 0,
-        fresh: bool = False, workers: int = 1, cluster: str | None = None, gpus: tuple[int, ...] = ()) -> dict:
+        fresh: bool = False, workers: int = 1, cluster: str | None = None, gpus: tuple[int, ...] = (),
+        train_share: float = 1.0) -> dict:
     folder = Path(cfg.models_dir) / f"cv-{cfg.name}"
     # This machine's, handed to every model trained here.
     setup = dataclasses.replace(hardware.resolve(cfg.precision, cfg.threads), gpus=tuple(gpus))
     precision = hardware.work_precision(cfg.precision, setup, None if fresh else recorded(folder / SETTINGS_FILE, "precision"),
                                         bool(cluster))
-    settings = {**trainer.recorded_settings(cfg, precision), "k": k, "cv_seed": cv_seed, "seeds": seeds}
-    open_resumable(folder, SETTINGS_FILE, settings, (*trainer.IDENTITY, "k", "cv_seed"), fresh,  # seeds may grow
-                   defaults=trainer.RECORDED_DEFAULTS)
+    settings = {**trainer.recorded_settings(cfg, precision), "k": k, "cv_seed": cv_seed, "seeds": seeds,
+                "train_share": train_share}
+    open_resumable(folder, SETTINGS_FILE, settings, (*trainer.IDENTITY, "k", "cv_seed", "train_share"),
+                   fresh, defaults={**trainer.RECORDED_DEFAULTS, "train_share": 1.0})  # seeds may grow
 
     digits = load_train(cfg.data_dir)
-    splits = fold_indices(digits.labels, k, cv_seed)
+    splits = fold_indices(digits.labels, k, cv_seed, train_share)
     chosen = folds or list(range(1, k + 1))
     jobs = {}  # (fold, seed) -> its model; every fold's first model before any second: single-model CV first
     for s in range(seeds):
@@ -81,7 +84,7 @@ def cross_validate(cfg: TrainConfig, k: int, folds: list[int] | None = None, cv_
     write_json(folder / ENSEMBLE_FILE, {"members": members, "config": cfg.to_dict()})
 
     return score_folds(folder, runs, digits, splits, tta, seeds,
-                       {"k": k, "cv_seed": cv_seed, "seeds": seeds, "config": cfg.to_dict()})
+                       {"k": k, "cv_seed": cv_seed, "seeds": seeds, "train_share": train_share, "config": cfg.to_dict()})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cv_seed", type=int, default=0, help="seed of the fold assignment (default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=1,
                         help="models per fold, seeds seed..seed+N-1; > 1 also measures their ensemble (default: 1)")
+    parser.add_argument("--train_share", type=float, default=1.0,
+                        help="train each fold's model on this stratified share of its training rows, the same rows "
+                             "held out: accuracy against rows (default: all)")
     add_tta_flag(parser)
     parser.add_argument("--fresh", action="store_true", help="delete this CV's models and start over")
     add_workers_flag(parser)
@@ -101,14 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     check_cluster_jobs(parser, args, 1)
     if args.k < 2 or any(not 1 <= f <= args.k for f in args.folds or []):
         parser.error("--k must be at least 2 and --folds between 1 and k")
-    if args.seeds < 1 or args.tta < 0 or args.jobs < 1:
-        parser.error("--seeds and --jobs must be at least 1, --tta at least 0")
+    if args.seeds < 1 or args.tta < 0 or args.jobs < 1 or not 0 < args.train_share <= 1:
+        parser.error("--seeds and --jobs must be at least 1, --tta at least 0, --train_share in (0, 1]")
     cfg = named_after_preset(cfg, args.preset)
 
     def work():  # two CVs of one name at once would train the same folds twice and race on cv.json
         with exclusive(Path(cfg.models_dir) / f"cv-{cfg.name}", "a cross-validation"):
             return cross_validate(cfg, args.k, args.folds, args.cv_seed, args.seeds, args.tta, args.fresh, args.jobs,
-                                  args.cluster, args.gpus)
+                                  args.cluster, args.gpus, args.train_share)
 
     return exit_status(work, args.debug, interrupted="finished folds are kept: the same command continues")
 

@@ -34,6 +34,16 @@ def test_fold_indices_cover_every_row_once_stratified():
         assert np.bincount(labels[val_idx], minlength=10).tolist() == [5] * 10
 
 
+def test_a_share_of_the_training_rows_keeps_the_held_out_rows_and_the_strata():
+    labels = np.repeat(np.arange(10), 40)
+    whole, half = fold_indices(labels, 4, seed=0), fold_indices(labels, 4, seed=0, train_share=0.5)
+    for (train, held_out), (some, same) in zip(whole, half):
+        np.testing.assert_array_equal(same, held_out)
+        assert set(some) < set(train) and np.all(np.diff(some) > 0)
+        assert np.bincount(labels[some], minlength=10).tolist() == [15] * 10  # half of each digit's 30
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(half, fold_indices(labels, 4, seed=0, train_share=0.5)))
+
+
 def test_cv_reports_mean_and_spread_and_reuses_folds(demo_dir, tmp_path, capsys):
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--folds", "1", "2", "--name", "t"]) == 0
     summary = json.loads((tmp_path / "cv-t" / "cv.json").read_text())
@@ -78,6 +88,11 @@ def test_cv_reports_mean_and_spread_and_reuses_folds(demo_dir, tmp_path, capsys)
     # ... and the new setting, set otherwise, is a change
     assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t", "--pseudo_min_confidence", "0.95"]) == 2
     assert "pseudo_min_confidence 0.9 -> 0.95" in capsys.readouterr().err
+    # A share of the rows is another CV: it needs its own name (or --fresh); a share must be in (0, 1].
+    assert cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t", "--train_share", "0.5"]) == 2
+    assert "train_share 1.0 -> 0.5" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cv.main([*quick(demo_dir, tmp_path), "--k", "3", "--name", "t", "--train_share", "0"])
 
 
 def test_cv_with_seeds_measures_each_folds_ensemble_and_is_one_itself(demo_dir, tmp_path, capsys):

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from common.writing import write_json
 from competition.data.reading import read_json
@@ -32,8 +32,15 @@ def scores_file(tta: int, stem: str = Path(CV_SCORES_FILE).stem) -> str:
 CV_FILE = scores_file(0)
 
 
-def fold_indices(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+def fold_indices(labels: np.ndarray, k: int, seed: int, train_share: float = 1.0
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each fold's (training rows, held-out rows). train_share < 1: each fold trains on that
+    stratified share of its training rows and holds out the same rows, for accuracy against rows."""
+    folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+    if train_share >= 1:
+        return folds
+    return [(np.sort(train_test_split(train, train_size=train_share, stratify=labels[train], random_state=seed)[0]),
+             held_out) for train, held_out in folds]
 
 
 def model_name(fold: int, seed_index: int, seed: int) -> str:
