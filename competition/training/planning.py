@@ -192,7 +192,6 @@ class Plan:
                          "models: the ensemble stops there (run again with a larger budget to add the rest)")
         return found
 
-
     def wall_minutes(self) -> float:
         """Training minutes until the last member ends, `workers` at a time on this machine's CPU: each
         member at its share of the cores (calibrated on all of them), so a long member left alone at the
