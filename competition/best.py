@@ -11,7 +11,7 @@ configuration trains a few dozen batches to measure this machine's images/s. Mem
 models/recipe-<name>/member-<i>/ (ordinary run folders), several at once where there are cores for
 them, each with its share; a member that exists is reused, so an interrupted recipe continues where
 it was. --budget_minutes caps an ensemble: it trains only the members that fit, by the measured
-estimate, and says so. Then the members' probabilities (with the recipe's test-time augmentation)
+estimate of them as they would run (side by side until the last ends), and says so. Then the members' probabilities (with the recipe's test-time augmentation)
 are averaged into models/recipe-<name>/submission.csv, checked against test.csv, and metrics.json
 records the recipe, its members and what its cross-validation measured, by which `make submit`
 ranks it.

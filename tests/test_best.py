@@ -14,7 +14,6 @@ from competition.config import RECIPES, Estimate
 from competition.runs.choosing import best_model, best_scored, model_by_id, newest, newest_model
 from competition.runs.layout import is_run
 from competition.training import speed
-from competition.training.planning import within_budget
 
 
 def recipe_folder_runs(folder):
@@ -117,13 +116,6 @@ def test_budget_stops_an_ensemble_early_and_says_so(demo_dir, tmp_path, capsys, 
             and "2 at a time, one per GPU" in out and "(a guess: not measured on Kaggle yet)" in out)
     folder = tmp_path / "recipe-best-ensemble"
     assert len(recipe_folder_runs(folder)) == 1 and len(json.loads((folder / "metrics.json").read_text())["members"]) == 1
-
-
-def test_within_budget_keeps_members_in_order_and_always_the_first():
-    assert within_budget([10, 20, 30], 0) == 3
-    assert within_budget([10, 20, 30], 35) == 2
-    assert within_budget([10, 20, 30], 5) == 1
-    assert within_budget([0, 0, 30], 5) == 2  # members trained already cost nothing
 
 
 def test_a_partial_ensemble_is_estimated_by_what_its_members_measured():

@@ -67,6 +67,18 @@ def test_a_budget_keeps_the_members_that_fit_in_order_and_says_so():
         plan_of(budget_minutes=1)
 
 
+def test_a_budget_is_weighed_against_the_plan_as_it_runs_side_by_side():
+    each = plan_of().members[0].minutes  # three members of 35 min each at all cores; 70 at one core of two
+    assert each == pytest.approx(35.0) and plan_of().needed_minutes() == pytest.approx(2 * 2 * each + 3 * 0.5)
+    # 120 min: three one after another would fit (106.5 min), but side by side at one thread each the
+    # third starts at 70 and ends at 140; two side by side end at 70.
+    plan = plan_of(budget_minutes=120)
+    assert len(plan.members) == 2 and plan.needed_minutes() == pytest.approx(2 * each + 2 * 0.5)
+    assert "fits 2 of the recipe's 3 models" in plan.lines()[-1]
+    assert len(plan_of(budget_minutes=120, jobs=1).members) == 3  # one at a time: the sum, 106.5
+    assert len(plan_of(trained={"member-1", "member-2"}, budget_minutes=36).members) == 3  # reused: free
+
+
 def test_on_gpus_one_member_a_gpu_and_on_a_cluster_the_nodes_share_them():
     gpus = Setup(TWO_CORES.machine, "mixed_float16", "auto: T4", 2, gpus=(0, 1))
     plan = plan_of(setup=gpus, precision="mixed_float16")

@@ -67,20 +67,6 @@ def recipe_flops(recipe: Recipe, rows: int = COMPETITION_TRAIN_ROWS) -> float:
     return training_flops([member.cfg for member in members(recipe, "", "")], rows)
 
 
-def within_budget(planned: list[float], budget_minutes: float) -> int:
-    """How many members, in order, fit budget_minutes if trained one after another (0 budget: all).
-    At least one: a recipe always has its first model."""
-    if budget_minutes <= 0:
-        return len(planned)
-    total, count = 0.0, 0
-    for minutes_each in planned:
-        total += minutes_each
-        if total > budget_minutes and count:
-            break
-        count += 1
-    return count
-
-
 def makespan(each: list[float], slots: int) -> float:
     """Minutes until the last of `each` ends, `slots` at a time, each started on the first free slot."""
     free_at = [0.0] * max(1, min(slots, len(each)))
@@ -193,11 +179,19 @@ class Plan:
         return found
 
     def wall_minutes(self) -> float:
-        """Training minutes until the last member ends, `workers` at a time on this machine's CPU: each
-        member at its share of the cores (calibrated on all of them), so a long member left alone at the
-        end runs on its share, not on the cores the others freed."""
-        slowdown = self.setup.threads / self.threads
+        """Training minutes until the last member ends, `workers` at a time, each on the first free slot.
+        On this machine's CPU each member runs at its share of the cores (calibrated on all of them), so
+        a long member left alone at the end keeps its share, not the cores the others freed. On a
+        cluster: the sum at this machine's speed (the nodes' own: cluster_line)."""
+        if self.cluster:
+            return self.minutes
+        slowdown = 1.0 if self.setup.gpus else self.setup.threads / self.threads
         return makespan([p.minutes * slowdown for p in self.members if not p.trained], self.workers)
+
+    def needed_minutes(self) -> float:
+        """What --budget_minutes is weighed against: the training until the last member ends, plus every
+        member's start-up and predictions."""
+        return self.wall_minutes() + self.overhead
 
     def node_minutes(self) -> list[float]:
         """Each member still to train, in minutes on a node like the one calibrated."""
@@ -224,16 +218,24 @@ def make_plan(recipe: Recipe, everyone: list[Member], trained: set[str], rates: 
     everyone = [dataclasses.replace(m, cfg=dataclasses.replace(m.cfg, precision=precision)) for m in everyone]
     planned = [Planned(m, 0.0, 0.0) if m.name in trained
                else Planned(m, minutes(m.cfg, rows, rates[m.preset]), overheads[m.preset]) for m in everyone]
-    keep = within_budget([p.minutes + p.overhead for p in planned], budget_minutes)
     if budget_minutes and planned[0].minutes > budget_minutes:
         raise ConfigError(f"recipe {recipe.name}'s first model needs about {format_minutes(planned[0].minutes)} here, "
                           f"over --budget_minutes {budget_minutes:g}; raise the budget or pick a faster recipe "
                           "(python -m competition.best --list)")
-    to_train = sum(1 for p in planned[:keep] if not p.trained)
-    gpus = setup.gpus
-    workers = jobs or (max(1, min(to_train, len(gpus))) if gpus else default_jobs(to_train, setup.machine))
-    return Plan(recipe, tuple(planned[:keep]), len(everyone), setup, precision, workers, cluster, rows, budget_minutes,
-                node)
+
+    def plan_of(kept: list[Planned]) -> Plan:
+        to_train = sum(1 for p in kept if not p.trained)
+        gpus = setup.gpus
+        workers = jobs or (max(1, min(to_train, len(gpus))) if gpus else default_jobs(to_train, setup.machine))
+        return Plan(recipe, tuple(kept), len(everyone), setup, precision, workers, cluster, rows, budget_minutes, node)
+
+    # Under a budget, members in order while the plan of them, as it would run, still fits; always the first.
+    keep = len(planned)
+    if budget_minutes:
+        keep = 1
+        while keep < len(planned) and plan_of(planned[:keep + 1]).needed_minutes() <= budget_minutes:
+            keep += 1
+    return plan_of(planned[:keep])
 
 
 def format_minutes(value: float) -> str:
