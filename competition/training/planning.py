@@ -158,8 +158,9 @@ class Plan:
         """The plan as the command prints it, one line per member, then the total."""
         found = [f"{p.member.name}: {p.member.preset} seed {p.member.cfg.seed}, {p.member.cfg.epochs} epochs, "
                  + (f"about {format_minutes(p.minutes)}" if p.minutes else "trained already") for p in self.members]
-        total = (f"about {format_minutes(self.minutes)} of training, {self.flops / 1e12:,.1f} TFLOP + "
-                 f"{format_minutes(self.overhead)} of start-up and predictions")
+        training = f"about {format_minutes(self.minutes)} of training"
+        rest = f", {self.flops / 1e12:,.1f} TFLOP + {format_minutes(self.overhead)} of start-up and predictions"
+        total = training + rest
         if self.cluster and self.node:
             found.append(f"{total} at this machine's speed; on the cluster at {self.cluster}: {self.cluster_line()}")
         elif self.cluster:
@@ -167,7 +168,7 @@ class Plan:
         elif self.setup.gpus:
             found.append(f"{total} at the calibration's speed, {gpu_plan(self.workers, self.setup.gpus)}")
         elif self.workers > 1:
-            found.append(f"{total} at this machine's full speed one at a time; {self.workers} at a time in "
+            found.append(f"{training} one after another on all cores{rest}; {self.workers} at a time in "
                          f"{self.precision}, each with {self.threads} thread{'s' * (self.threads != 1)}: about "
                          f"{format_minutes(self.wall_minutes())} until the last ends (each at its share of the "
                          "cores, docs/speed.md)")
