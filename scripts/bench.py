@@ -184,8 +184,9 @@ def main(argv: list[str] | None = None) -> int:
 
     by_name = {row["name"]: row for row in rows}
     recipes_here = recipe_minutes({name: row["images_per_second"] for name, row in by_name.items()})
+    width = max(len(line["recipe"]) for line in recipes_here)
     for line in recipes_here:
-        print(f"recipe {line['recipe']:<16} {line['tflop']:5.0f} TFLOP of training, about {line['minutes']:5.1f} min "
+        print(f"recipe {line['recipe']:<{width}} {line['tflop']:5.0f} TFLOP of training, about {line['minutes']:5.1f} min "
               f"here ({line['models']})", flush=True)
     ratio = by_name["project"]["images_per_second"] / by_name["notebook"]["images_per_second"]
     fast = by_name[fast]
